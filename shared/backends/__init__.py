@@ -1,0 +1,1 @@
+"""Compute and workspace adapters, chosen by settings and imported lazily."""

@@ -1,0 +1,88 @@
+"""Lifecycle rules: which command moves an environment where. Pure functions, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from shared.models import Status
+
+
+class Command(StrEnum):
+    START = "start"
+    STOP = "stop"
+    DELETE = "delete"
+
+
+class Verdict(StrEnum):
+    TRANSITION = "transition"  # accepted: move to `target` and run the command's orchestration
+    NOOP = "noop"  # already there: answer 200 and change nothing
+    REFUSED = "refused"  # 409 INVALID_STATE
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    verdict: Verdict
+    target: Status | None = None
+    reason: str = ""
+
+
+TRANSITIONAL = frozenset({Status.CREATING, Status.STARTING, Status.STOPPING, Status.DELETING})
+# Statuses that hold compute and so count against DEV8_MAX_RUNNING_PER_USER.
+ACTIVE = frozenset({Status.CREATING, Status.STARTING, Status.RUNNING})
+
+# Every edge a record may take (the store refuses any other write).
+EDGES: dict[Status, frozenset[Status]] = {
+    Status.CREATING: frozenset({Status.RUNNING, Status.ERROR}),
+    Status.STARTING: frozenset({Status.RUNNING, Status.ERROR}),
+    Status.RUNNING: frozenset({Status.STOPPING, Status.DELETING}),
+    Status.STOPPING: frozenset({Status.STOPPED, Status.ERROR}),
+    Status.STOPPED: frozenset({Status.STARTING, Status.DELETING}),
+    Status.ERROR: frozenset({Status.STARTING, Status.DELETING}),
+    Status.DELETING: frozenset({Status.DELETED, Status.ERROR}),
+    Status.DELETED: frozenset(),
+}
+
+_ACCEPTS: dict[Command, dict[Status, Status]] = {
+    Command.START: {Status.STOPPED: Status.STARTING, Status.ERROR: Status.STARTING},
+    Command.STOP: {Status.RUNNING: Status.STOPPING},
+    Command.DELETE: {Status.RUNNING: Status.DELETING, Status.STOPPED: Status.DELETING, Status.ERROR: Status.DELETING},
+}
+_ALREADY_THERE: dict[Command, Status] = {Command.START: Status.RUNNING, Command.STOP: Status.STOPPED}
+
+
+def decide(status: Status, command: Command) -> Decision:
+    """What a user command does to an environment in `status`."""
+    target = _ACCEPTS[command].get(status)
+    if target is not None:
+        return Decision(Verdict.TRANSITION, target)
+    if _ALREADY_THERE.get(command) is status:
+        return Decision(Verdict.NOOP, status)
+    if status in TRANSITIONAL:
+        why = f"environment is {status.value}; wait for the current operation to finish"
+    elif status is Status.DELETED:
+        why = "environment is deleted"
+    else:
+        why = f"cannot {command.value} an environment that is {status.value}"
+    return Decision(Verdict.REFUSED, None, why)
+
+
+def can_move(source: Status | None, target: Status) -> bool:
+    """Whether a record may be written from `source` to `target` (None: a new record)."""
+    if source is None:
+        return target is Status.CREATING
+    return source is target or target in EDGES[source]
+
+
+def settle(status: Status, succeeded: bool) -> Status:
+    """Where a transitional status lands when its orchestration ends."""
+    if status not in TRANSITIONAL:
+        raise ValueError(f"{status.value} is not transitional")
+    if not succeeded:
+        return Status.ERROR
+    return {
+        Status.CREATING: Status.RUNNING,
+        Status.STARTING: Status.RUNNING,
+        Status.STOPPING: Status.STOPPED,
+        Status.DELETING: Status.DELETED,
+    }[status]

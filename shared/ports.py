@@ -1,0 +1,186 @@
+"""Ports: the small interfaces between the core and the outside world (one adapter module each)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from shared.models import Actor, AuditEvent, CloudProvider, Environment, Status
+from shared.quota import Limits, Usage
+
+
+# --- Table Storage -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Who moved a record, why and when (becomes the audit event of a status change)."""
+
+    actor: Actor
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """Binds an owner's Idempotency-Key to the request it came with and the environment it made."""
+
+    key: str
+    request_hash: str
+    environment_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """A sweep candidate from the status index. A superset of the truth: confirm with `get`."""
+
+    status: Status
+    owner: str
+    environment_id: str
+    idle_stop_at: datetime | None
+    updated_at: datetime
+
+
+class EnvironmentStore(Protocol):
+    def get(self, owner: str, environment_id: str) -> Environment | None:
+        """Point read (DELETED records included); the result carries its ETag."""
+        ...
+
+    def list(self, owner: str) -> list[Environment]:
+        """Every record of one owner (one partition), DELETED included, oldest first."""
+        ...
+
+    def usage(self, owner: str) -> Usage: ...
+
+    def create(
+        self,
+        environment: Environment,
+        change: Change,
+        limits: Limits,
+        idempotency: IdempotencyRecord | None = None,
+    ) -> Environment:
+        """Insert a new CREATING record, its first audit event, the owner's usage and the
+        idempotency record in one transaction. Raises QuotaExceeded when a limit would break
+        (rechecked on every retry of a usage race) and ConcurrencyConflict when the
+        idempotency key or the id already exists."""
+        ...
+
+    def save(
+        self, previous: Environment, updated: Environment, change: Change, limits: Limits | None = None
+    ) -> Environment:
+        """Replace `previous` (matched by its ETag) with `updated`. A status change must be an
+        edge of the lifecycle; it appends an audit event and adjusts usage (checked against
+        `limits` when given) in the same transaction. Raises ConcurrencyConflict when the
+        record changed since `previous` was read."""
+        ...
+
+    def touch(self, owner: str, environment_id: str, at: datetime) -> None:
+        """Record activity: merge last_accessed_at without an ETag (monotonic, never moves back)."""
+        ...
+
+    def events(self, owner: str, environment_id: str, limit: int = 100) -> list[AuditEvent]:
+        """The audit trail of one environment, newest first."""
+        ...
+
+    def idempotency(self, owner: str, key: str) -> IdempotencyRecord | None: ...
+
+    def candidates(self, status: Status, idle_before: datetime | None = None) -> Iterator[IndexEntry]:
+        """Index entries of one status (for RUNNING, optionally only those idle before a time)."""
+        ...
+
+    def ping(self) -> None:
+        """Raise when Table Storage cannot be reached (readiness)."""
+        ...
+
+
+# --- Compute and workspace backends ---------------------------------------------------------------
+
+
+class ComputeState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    ABSENT = "absent"
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """A persistent workspace: an Azure Files share or a local directory."""
+
+    name: str
+    location: str  # share name or directory path
+    quota_gb: int
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeSpec:
+    name: str
+    environment_id: str
+    owner: str
+    image: str
+    cpu_cores: float
+    memory_gb: float
+    ports: tuple[int, ...]
+    environment_variables: dict[str, str]
+    workspace: Workspace
+    # Secure values (IDE password, user secrets): handed to the backend, never logged or stored.
+    secure_environment: dict[str, str] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeStatus:
+    name: str
+    state: ComputeState
+    vs_code_url: str | None = None
+    ssh_connection_string: str | None = None
+    detail: str | None = None
+    environment_id: str | None = None
+
+
+class ComputeBackend(Protocol):
+    provider: CloudProvider
+    region: str
+
+    def create(self, spec: ComputeSpec) -> ComputeStatus:
+        """Create the compute if absent (an existing one is left as it is); does not wait."""
+        ...
+
+    def status(self, name: str) -> ComputeStatus: ...
+
+    def start(self, spec: ComputeSpec) -> ComputeStatus: ...
+
+    def stop(self, name: str) -> ComputeStatus: ...
+
+    def delete(self, name: str) -> None:
+        """Remove the compute; already gone is done."""
+        ...
+
+    def list(self) -> list[ComputeStatus]:
+        """Every compute resource this backend manages for Dev8 (for reconciliation)."""
+        ...
+
+
+class WorkspaceStorage(Protocol):
+    def ensure(self, name: str, quota_gb: int) -> Workspace:
+        """Create the workspace if absent; an existing one (and its files) is kept."""
+        ...
+
+    def exists(self, name: str) -> bool: ...
+
+    def delete(self, name: str) -> None:
+        """Remove the workspace; already gone is done."""
+        ...
+
+
+def compute_name(environment_id: str) -> str:
+    """Deterministic compute name, so a re-run activity finds what an earlier run made."""
+    return f"dev8-{environment_id.removeprefix('env-')}"
+
+
+def workspace_name(environment_id: str) -> str:
+    return f"ws-{environment_id.removeprefix('env-')}"
