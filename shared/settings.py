@@ -31,7 +31,7 @@ class WorkspaceBackendName(StrEnum):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DEV8_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="DEV8_", extra="ignore", frozen=True, env_ignore_empty=True)
 
     # Auth: HS256 with a shared secret, or RS256/ES256 keys from a JWKS endpoint.
     jwt_secret: SecretStr | None = None
