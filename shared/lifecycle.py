@@ -46,7 +46,11 @@ EDGES: dict[Status, frozenset[Status]] = {
 _ACCEPTS: dict[Command, dict[Status, Status]] = {
     Command.START: {Status.STOPPED: Status.STARTING, Status.ERROR: Status.STARTING},
     Command.STOP: {Status.RUNNING: Status.STOPPING},
-    Command.DELETE: {Status.RUNNING: Status.DELETING, Status.STOPPED: Status.DELETING, Status.ERROR: Status.DELETING},
+    Command.DELETE: {
+        Status.RUNNING: Status.DELETING,
+        Status.STOPPED: Status.DELETING,
+        Status.ERROR: Status.DELETING,
+    },
 }
 _ALREADY_THERE: dict[Command, Status] = {Command.START: Status.RUNNING, Command.STOP: Status.STOPPED}
 

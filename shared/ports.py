@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,7 +11,6 @@ from typing import Protocol
 
 from shared.models import Actor, AuditEvent, CloudProvider, Environment, Status
 from shared.quota import Limits, Usage
-
 
 # --- Table Storage -------------------------------------------------------------------------------
 
@@ -50,7 +50,7 @@ class EnvironmentStore(Protocol):
         """Point read (DELETED records included); the result carries its ETag."""
         ...
 
-    def list(self, owner: str) -> list[Environment]:
+    def list(self, owner: str) -> builtins.list[Environment]:
         """Every record of one owner (one partition), DELETED included, oldest first."""
         ...
 
@@ -82,7 +82,7 @@ class EnvironmentStore(Protocol):
         """Record activity: merge last_accessed_at without an ETag (monotonic, never moves back)."""
         ...
 
-    def events(self, owner: str, environment_id: str, limit: int = 100) -> list[AuditEvent]:
+    def events(self, owner: str, environment_id: str, limit: int = 100) -> builtins.list[AuditEvent]:
         """The audit trail of one environment, newest first."""
         ...
 
@@ -160,7 +160,7 @@ class ComputeBackend(Protocol):
         """Remove the compute; already gone is done."""
         ...
 
-    def list(self) -> list[ComputeStatus]:
+    def list(self) -> builtins.list[ComputeStatus]:
         """Every compute resource this backend manages for Dev8 (for reconciliation)."""
         ...
 

@@ -13,7 +13,7 @@ import secrets
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-PASSWORD_KEY = "PASSWORD"
+PASSWORD_KEY = "PASSWORD"  # noqa: S105 - the name of the sealed value, not a password
 _NONCE_BYTES = 12
 _VERSION = "v1"
 

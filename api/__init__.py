@@ -1,0 +1,1 @@
+"""The HTTP API: thin functions that authenticate, validate and call the core."""

@@ -1,0 +1,197 @@
+"""Environment routes. The owner is always the token's `sub`; another owner's environment is 404."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from api.http import blocking, handle, handle_async, owner_of, parse_body, respond
+from orchestrators import jobs
+from shared import wiring
+from shared.errors import Unavailable, ValidationFailed
+from shared.lifecycle import Command
+from shared.models import (
+    CreateEnvironmentRequest,
+    Environment,
+    Status,
+    UpdateEnvironmentRequest,
+    environment_view,
+    event_view,
+)
+from shared.service import CommandResult
+from shared.settings import get_settings
+
+bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
+log = logging.getLogger("dev8.api")
+
+ENVIRONMENT = "v1/environments/{environment_id}"
+MAX_IDEMPOTENCY_KEY = 128
+
+
+def _one(env: Environment, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return respond(status, {"environment": environment_view(env)}, headers)
+
+
+async def _launch(client: df.DurableOrchestrationClient, orchestration: str, env: Environment) -> Environment:
+    """Start the orchestration that carries out an accepted command. If the Durable backend
+    refuses, the record goes to ERROR (the user can retry) instead of staying transitional."""
+    try:
+        await client.start_new(
+            orchestration, instance_id=env.operation, client_input=jobs.job_for(env, get_settings())
+        )
+    except Exception as exc:
+        log.error("could not start %s for %s (%s)", orchestration, env.id, type(exc).__name__)
+        assert env.operation is not None
+        await blocking(
+            lambda: wiring.environments().settle(
+                env.owner,
+                env.id,
+                env.operation or "",
+                Status.ERROR,
+                "could not start the operation; try again",
+            )
+        )
+        raise Unavailable("the orchestration service is unavailable; try again") from None
+    return env
+
+
+def _idempotency_key(req: func.HttpRequest) -> str | None:
+    key: str | None = req.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise ValidationFailed(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable characters")
+    return key
+
+
+@bp.route(route="v1/environments", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def api_create_environment(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    async def create() -> func.HttpResponse:
+        owner = await blocking(lambda: owner_of(req))
+        request = parse_body(req, CreateEnvironmentRequest)
+        key = _idempotency_key(req)
+        result = await blocking(lambda: wiring.environments().create(owner, request, key))
+        env = result.environment
+        if result.accepted:
+            env = await _launch(client, jobs.PROVISION, env)
+        return _one(env, 201, {"Location": f"/api/{ENVIRONMENT.format(environment_id=env.id)}"})
+
+    return await handle_async(create)
+
+
+@bp.route(route="v1/environments", methods=["GET"])
+def api_list_environments(req: func.HttpRequest) -> func.HttpResponse:
+    def listing() -> func.HttpResponse:
+        owner = owner_of(req)
+        wanted = req.params.get("status")
+        status = None
+        if wanted:
+            try:
+                status = Status(wanted.upper())
+            except ValueError:
+                status = None
+            if status is None or status is Status.DELETED:
+                shown = [s.value for s in Status if s is not Status.DELETED]
+                raise ValidationFailed(
+                    f"unknown status {wanted!r}", [{"field": "status", "message": f"one of {shown}"}]
+                )
+        envs = wiring.environments().list(owner, status)
+        return respond(200, {"environments": [environment_view(env) for env in envs]})
+
+    return handle(listing)
+
+
+@bp.route(route=ENVIRONMENT, methods=["GET"])
+def api_get_environment(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(lambda: _one(wiring.environments().get(owner_of(req), req.route_params["environment_id"])))
+
+
+@bp.route(route=ENVIRONMENT, methods=["PATCH"])
+def api_update_environment(req: func.HttpRequest) -> func.HttpResponse:
+    def update() -> func.HttpResponse:
+        owner = owner_of(req)
+        request = parse_body(req, UpdateEnvironmentRequest)
+        return _one(wiring.environments().update(owner, req.route_params["environment_id"], request))
+
+    return handle(update)
+
+
+async def _command(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient, command: Command
+) -> func.HttpResponse:
+    async def run() -> func.HttpResponse:
+        owner = await blocking(lambda: owner_of(req))
+        environment_id = req.route_params["environment_id"]
+        result: CommandResult = await blocking(
+            lambda: wiring.environments().command(owner, environment_id, command)
+        )
+        if not result.accepted:
+            return _one(result.environment, 200)
+        env = await _launch(client, jobs.ORCHESTRATION_FOR[command], result.environment)
+        return _one(env, 202)
+
+    return await handle_async(run)
+
+
+@bp.route(route=ENVIRONMENT + "/start", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def api_start_environment(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    return await _command(req, client, Command.START)
+
+
+@bp.route(route=ENVIRONMENT + "/stop", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def api_stop_environment(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    return await _command(req, client, Command.STOP)
+
+
+@bp.route(route=ENVIRONMENT, methods=["DELETE"])
+@bp.durable_client_input(client_name="client")
+async def api_delete_environment(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    return await _command(req, client, Command.DELETE)
+
+
+@bp.route(route=ENVIRONMENT + "/activity", methods=["POST"])
+def api_record_activity(req: func.HttpRequest) -> func.HttpResponse:
+    def touch() -> func.HttpResponse:
+        wiring.environments().record_activity(owner_of(req), req.route_params["environment_id"])
+        return respond(200, {"status": "ok"})
+
+    return handle(touch)
+
+
+@bp.route(route=ENVIRONMENT + "/connection", methods=["GET"])
+def api_connection(req: func.HttpRequest) -> func.HttpResponse:
+    def connection() -> func.HttpResponse:
+        details = wiring.environments().connection(owner_of(req), req.route_params["environment_id"])
+        return respond(
+            200,
+            {
+                "vs_code_url": details.vs_code_url,
+                "password": details.password,
+                "ssh_connection_string": details.ssh_connection_string,
+            },
+        )
+
+    return handle(connection)
+
+
+@bp.route(route=ENVIRONMENT + "/events", methods=["GET"])
+def api_events(req: func.HttpRequest) -> func.HttpResponse:
+    def events() -> func.HttpResponse:
+        found = wiring.environments().events(owner_of(req), req.route_params["environment_id"])
+        return respond(200, {"events": [event_view(event) for event in found]})
+
+    return handle(events)

@@ -1,0 +1,72 @@
+"""Anonymous routes: health, liveness, readiness and the catalog."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from api.http import handle, respond
+from shared import wiring
+from shared.catalog import SIZES, TEMPLATES
+
+bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
+log = logging.getLogger("dev8.api")
+
+
+@bp.route(route="v1/health", methods=["GET"])
+def api_health(req: func.HttpRequest) -> func.HttpResponse:
+    return respond(200, {"status": "healthy"})
+
+
+@bp.route(route="v1/live", methods=["GET"])
+def api_live(req: func.HttpRequest) -> func.HttpResponse:
+    return respond(200, {"status": "alive"})
+
+
+@bp.route(route="v1/ready", methods=["GET"])
+def api_ready(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        wiring.store().ping()
+    except Exception as exc:
+        log.warning("not ready: table storage unreachable (%s)", type(exc).__name__)
+        return respond(
+            503,
+            {
+                "status": "unavailable",
+                "code": "UNAVAILABLE",
+                "error": "table storage is unreachable",
+                "details": None,
+            },
+        )
+    return respond(200, {"status": "ready"})
+
+
+@bp.route(route="v1/templates", methods=["GET"])
+def api_templates(req: func.HttpRequest) -> func.HttpResponse:
+    def catalog() -> func.HttpResponse:
+        wiring.verifier().verify(req.headers.get("Authorization"))
+        templates = [
+            {
+                "name": t.name,
+                "display_name": t.display_name,
+                "description": t.description,
+                "image": t.image,
+                "default_size": t.default_size,
+                "ports": list(t.ports),
+            }
+            for t in TEMPLATES.values()
+        ]
+        sizes = [
+            {
+                "name": s.name,
+                "cpu_cores": s.cpu_cores,
+                "memory_gb": s.memory_gb,
+                "storage_gb": s.storage_gb,
+                "estimated_cost_per_hour": s.estimated_cost_per_hour,
+            }
+            for s in SIZES.values()
+        ]
+        return respond(200, {"templates": templates, "sizes": sizes})
+
+    return handle(catalog)

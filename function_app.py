@@ -1,0 +1,15 @@
+"""Dev8 environments backend: the Azure Functions app. A table of contents, nothing more."""
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from api import environments, system
+from orchestrators import bp as lifecycle
+from shared.settings import get_settings
+
+get_settings()  # fail fast at start-up with one line naming a missing or bad setting
+
+app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+app.register_functions(system.bp)  # health, readiness, catalog
+app.register_functions(environments.bp)  # the environment API
+app.register_functions(lifecycle)  # provision / start / stop / delete orchestrations and activities

@@ -1,0 +1,150 @@
+"""Activities: the only code that touches compute and workspace storage, through the ports.
+
+Every activity may run more than once (a host can crash after the work and before the result is
+recorded), so each one is idempotent: deterministic resource names, create-if-absent, and
+delete treating "already gone" as done.
+
+Transient backend errors raise, so `call_activity_with_retry` retries them. Permanent ones come
+back as `{"ok": false, "error": ...}`: retrying cannot help, and the orchestration fails at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from orchestrators.blueprint import bp
+from shared import wiring
+from shared.catalog import TEMPLATES, image_reference
+from shared.errors import PermanentBackendError
+from shared.models import Environment, Status
+from shared.ports import ComputeSpec, ComputeState, ComputeStatus, compute_name, workspace_name
+from shared.settings import get_settings
+
+log = logging.getLogger("dev8.activities")
+Result = dict[str, Any]
+
+
+def _outcome(activity: Callable[[dict[str, Any]], Result]) -> Callable[[dict[str, Any]], Result]:
+    @functools.wraps(activity)
+    def run(job: dict[str, Any]) -> Result:
+        try:
+            return activity(job)
+        except PermanentBackendError as exc:
+            log.warning("%s failed for %s: %s", activity.__name__, job.get("environment_id"), exc)
+            return {"ok": False, "error": str(exc)}
+
+    return run
+
+
+def _environment(job: dict[str, Any]) -> Environment:
+    env = wiring.store().get(job["owner"], job["environment_id"])
+    if env is None:
+        raise PermanentBackendError("the environment record no longer exists")
+    return env
+
+
+def _spec(env: Environment) -> ComputeSpec:
+    settings = get_settings()
+    workspace = wiring.workspaces().ensure(workspace_name(env.id), env.storage_gb)
+    variables = dict(env.environment_variables)
+    variables["DEV8_ENVIRONMENT_ID"] = env.id
+    if env.repository_url:
+        variables["REPOSITORY_URL"] = env.repository_url
+    return ComputeSpec(
+        name=compute_name(env.id),
+        environment_id=env.id,
+        owner=env.owner,
+        image=image_reference(TEMPLATES[env.template], settings.registry, settings.image_tag),
+        cpu_cores=env.cpu_cores,
+        memory_gb=env.memory_gb,
+        ports=tuple(env.ports),
+        environment_variables=variables,
+        workspace=workspace,
+        secure_environment=wiring.environments().secure_environment(env),
+    )
+
+
+def _compute_result(status: ComputeStatus) -> Result:
+    return {
+        "ok": status.state is not ComputeState.FAILED,
+        "state": status.state.value,
+        "vs_code_url": status.vs_code_url,
+        "ssh_connection_string": status.ssh_connection_string,
+        "error": status.detail if status.state is ComputeState.FAILED else None,
+    }
+
+
+@bp.activity_trigger(input_name="job", activity="ensure_workspace")
+@_outcome
+def ensure_workspace(job: dict[str, Any]) -> Result:
+    env = _environment(job)
+    workspace = wiring.workspaces().ensure(workspace_name(env.id), env.storage_gb)
+    return {"ok": True, "workspace": workspace.name}
+
+
+@bp.activity_trigger(input_name="job", activity="create_compute")
+@_outcome
+def create_compute(job: dict[str, Any]) -> Result:
+    return _compute_result(wiring.compute().create(_spec(_environment(job))))
+
+
+@bp.activity_trigger(input_name="job", activity="start_compute")
+@_outcome
+def start_compute(job: dict[str, Any]) -> Result:
+    env = _environment(job)
+    backend = wiring.compute()
+    current = backend.status(compute_name(env.id))
+    spec = _spec(env)
+    # An environment in ERROR may have lost its compute: starting it again means creating it.
+    if current.state is ComputeState.ABSENT:
+        return _compute_result(backend.create(spec))
+    return _compute_result(backend.start(spec))
+
+
+@bp.activity_trigger(input_name="job", activity="compute_status")
+@_outcome
+def compute_status(job: dict[str, Any]) -> Result:
+    return _compute_result(wiring.compute().status(compute_name(job["environment_id"])))
+
+
+@bp.activity_trigger(input_name="job", activity="stop_compute")
+@_outcome
+def stop_compute(job: dict[str, Any]) -> Result:
+    return _compute_result(wiring.compute().stop(compute_name(job["environment_id"])))
+
+
+@bp.activity_trigger(input_name="job", activity="delete_compute")
+@_outcome
+def delete_compute(job: dict[str, Any]) -> Result:
+    wiring.compute().delete(compute_name(job["environment_id"]))
+    return {"ok": True}
+
+
+@bp.activity_trigger(input_name="job", activity="delete_workspace")
+@_outcome
+def delete_workspace(job: dict[str, Any]) -> Result:
+    wiring.workspaces().delete(workspace_name(job["environment_id"]))
+    return {"ok": True}
+
+
+@bp.activity_trigger(input_name="job", activity="settle_environment")
+@_outcome
+def settle_environment(job: dict[str, Any]) -> Result:
+    """Record the outcome of an operation on the environment (no-op when already recorded)."""
+    fields = {
+        key: job[key]
+        for key in ("vs_code_url", "ssh_connection_string")
+        if key in job and job[key] is not None
+    }
+    env = wiring.environments().settle(
+        job["owner"],
+        job["environment_id"],
+        job["operation"],
+        Status(job["status"]),
+        job["reason"],
+        **fields,
+    )
+    return {"ok": True, "status": env.status.value if env else None}

@@ -1,0 +1,138 @@
+"""Lifecycle orchestrations: provision, start, stop and delete one environment.
+
+Orchestrators are replayed from their history, so they stay deterministic: no I/O, no
+`datetime.now()`, no randomness; time comes from `context.current_utc_datetime`. Every failure
+path ends in ERROR with a human reason, after compensation where compute would keep billing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Generator
+from datetime import timedelta
+from typing import Any
+
+import azure.durable_functions as df
+
+from orchestrators import jobs
+from orchestrators.blueprint import bp
+
+# Transient failures (throttling, timeouts, lost responses) are retried; permanent ones come back
+# as {"ok": false} results and are not.
+RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2_000, max_number_of_attempts=4)
+
+Orchestration = Generator[Any, Any, Any]
+
+
+class OperationFailed(Exception):
+    """A step failed for good; the message is the human reason the record will show."""
+
+
+def _step(context: df.DurableOrchestrationContext, activity: str, job: dict[str, Any]) -> Orchestration:
+    try:
+        result = yield context.call_activity_with_retry(activity, RETRY, job)
+    except Exception as exc:  # retries exhausted: the SDK raises the last failure
+        raise OperationFailed(f"{activity.replace('_', ' ')} kept failing: {_short(exc)}") from None
+    if not result.get("ok", False):
+        raise OperationFailed(result.get("error") or f"{activity.replace('_', ' ')} failed")
+    return result
+
+
+def _wait_until_running(context: df.DurableOrchestrationContext, job: dict[str, Any]) -> Orchestration:
+    """Poll the compute with durable timers until it runs, fails or the deadline passes."""
+    deadline = context.current_utc_datetime + timedelta(seconds=job["deadline_seconds"])
+    while True:
+        status = yield from _step(context, "compute_status", job)
+        if status["state"] == "running":
+            return status
+        if status["state"] == "absent":
+            raise OperationFailed("the compute disappeared while starting")
+        if context.current_utc_datetime >= deadline:
+            raise OperationFailed(f"the environment was not running after {job['deadline_seconds']} seconds")
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=job["poll_seconds"]))
+
+
+def _settle(
+    context: df.DurableOrchestrationContext, job: dict[str, Any], status: str, reason: str, **fields: Any
+) -> Orchestration:
+    result = yield context.call_activity_with_retry(
+        "settle_environment", RETRY, {**job, "status": status, "reason": reason, **fields}
+    )
+    return result
+
+
+def _compensate(context: df.DurableOrchestrationContext, activity: str, job: dict[str, Any]) -> Orchestration:
+    """Best effort: a failed clean-up must not hide the original reason."""
+    with contextlib.suppress(Exception):  # the reconciler removes what a failed clean-up leaves
+        yield context.call_activity_with_retry(activity, RETRY, job)
+
+
+def _running(
+    context: df.DurableOrchestrationContext, job: dict[str, Any], first: str, cleanup: str
+) -> Orchestration:
+    try:
+        if first == "create_compute":
+            yield from _step(context, "ensure_workspace", job)
+        yield from _step(context, first, job)
+        ready = yield from _wait_until_running(context, job)
+    except OperationFailed as failure:
+        context.set_custom_status({"phase": "failed", "reason": str(failure)})
+        yield from _compensate(context, cleanup, job)
+        yield from _settle(context, job, "ERROR", str(failure))
+        return {"status": "ERROR", "reason": str(failure)}
+    yield from _settle(
+        context,
+        job,
+        "RUNNING",
+        "running",
+        vs_code_url=ready.get("vs_code_url"),
+        ssh_connection_string=ready.get("ssh_connection_string"),
+    )
+    return {"status": "RUNNING"}
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=jobs.PROVISION)
+def provision_environment(context: df.DurableOrchestrationContext) -> Orchestration:
+    """Workspace (kept on failure) → compute → wait until running → RUNNING, or ERROR with the
+    compute removed."""
+    job = context.get_input()
+    return (yield from _running(context, job, "create_compute", "delete_compute"))
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=jobs.START)
+def start_environment(context: df.DurableOrchestrationContext) -> Orchestration:
+    """Start (or re-create) the compute → wait until running → RUNNING, or ERROR with the compute
+    stopped so it does not bill."""
+    job = context.get_input()
+    return (yield from _running(context, job, "start_compute", "stop_compute"))
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=jobs.STOP)
+def stop_environment(context: df.DurableOrchestrationContext) -> Orchestration:
+    job = context.get_input()
+    try:
+        yield from _step(context, "stop_compute", job)
+    except OperationFailed as failure:
+        yield from _settle(context, job, "ERROR", f"stop failed: {failure}")
+        return {"status": "ERROR", "reason": str(failure)}
+    yield from _settle(context, job, "STOPPED", "stopped")
+    return {"status": "STOPPED"}
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=jobs.DELETE)
+def delete_environment(context: df.DurableOrchestrationContext) -> Orchestration:
+    """Compute first, then the workspace, then the record becomes DELETED (gone from the API)."""
+    job = context.get_input()
+    try:
+        yield from _step(context, "delete_compute", job)
+        yield from _step(context, "delete_workspace", job)
+    except OperationFailed as failure:
+        yield from _settle(context, job, "ERROR", f"delete failed: {failure}")
+        return {"status": "ERROR", "reason": str(failure)}
+    yield from _settle(context, job, "DELETED", "deleted")
+    return {"status": "DELETED"}
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]

@@ -1,0 +1,350 @@
+"""Use cases on environments: what the HTTP API and the activities ask of the core.
+
+Plain Python over the ports: the store, a clock and the settings. Every read-modify-write is
+guarded by the record's ETag and retried from a fresh read when it loses a race, so a stale
+write is never applied.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import hmac
+import json
+import secrets as pysecrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared import lifecycle
+from shared.catalog import DEFAULT_SIZE, SIZES, TEMPLATES, Template, resolve_template
+from shared.errors import ConcurrencyConflict, Conflict, InvalidState, NotFound, ValidationFailed
+from shared.lifecycle import Command, Verdict
+from shared.models import (
+    ENVIRONMENT_ID,
+    Actor,
+    AuditEvent,
+    CloudProvider,
+    CreateEnvironmentRequest,
+    Environment,
+    Status,
+    UpdateEnvironmentRequest,
+)
+from shared.ports import Change, EnvironmentStore, IdempotencyRecord
+from shared.quota import Limits
+from shared.secrets import PASSWORD_KEY, generate_password, seal, unseal
+from shared.settings import Settings
+
+Clock = Callable[[], datetime]
+MAX_WRITE_ATTEMPTS = 8
+ACTIVITY_WRITE_INTERVAL = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where new environments run: the compute backend's provider and region."""
+
+    provider: CloudProvider
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    vs_code_url: str | None
+    password: str
+    ssh_connection_string: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    environment: Environment
+    accepted: bool  # False: already there, nothing to run
+
+
+def new_environment_id() -> str:
+    return f"env-{pysecrets.token_hex(8)}"
+
+
+class EnvironmentService:
+    def __init__(self, store: EnvironmentStore, settings: Settings, clock: Clock, placement: Placement):
+        self._store = store
+        self._settings = settings
+        self._clock = clock
+        self._placement = placement
+        self._limits = Limits(settings.max_environments_per_user, settings.max_running_per_user)
+
+    # --- reads ------------------------------------------------------------------------------------
+
+    def get(self, owner: str, environment_id: str) -> Environment:
+        """The owner's live environment; anything else (unknown, deleted, another owner's) is 404."""
+        if not ENVIRONMENT_ID.match(environment_id):
+            raise NotFound("environment not found")
+        env = self._store.get(owner, environment_id)
+        if env is None or env.status is Status.DELETED:
+            raise NotFound("environment not found")
+        return env
+
+    def list(self, owner: str, status: Status | None = None) -> builtins.list[Environment]:
+        return [
+            env
+            for env in self._store.list(owner)
+            if env.status is not Status.DELETED and (status is None or env.status is status)
+        ]
+
+    def events(self, owner: str, environment_id: str, limit: int = 100) -> builtins.list[AuditEvent]:
+        self.get(owner, environment_id)
+        return self._store.events(owner, environment_id, limit)
+
+    def connection(self, owner: str, environment_id: str) -> Connection:
+        env = self.get(owner, environment_id)
+        if env.status is not Status.RUNNING:
+            raise InvalidState(f"environment is {env.status.value}; start it to connect")
+        values = unseal(self._settings.secrets_key_bytes, env.id, env.sealed_secrets)
+        return Connection(env.vs_code_url, values[PASSWORD_KEY], env.ssh_connection_string)
+
+    def secure_environment(self, env: Environment) -> dict[str, str]:
+        """The values handed to the compute backend as secure environment variables."""
+        return unseal(self._settings.secrets_key_bytes, env.id, env.sealed_secrets)
+
+    # --- create -------------------------------------------------------------------------------------
+
+    def create(
+        self, owner: str, request: CreateEnvironmentRequest, idempotency_key: str | None = None
+    ) -> CommandResult:
+        """Create a CREATING record. With an idempotency key, a repeat returns the first result
+        (accepted=False: its orchestration is already running) and a different body is 409."""
+        request_hash = self._request_hash(request) if idempotency_key else ""
+        if idempotency_key:
+            replay = self._replay(owner, idempotency_key, request_hash)
+            if replay is not None:
+                return CommandResult(replay, accepted=False)
+        env = self._plan(owner, request)
+        now = self._clock()
+        record = IdempotencyRecord(idempotency_key, request_hash, env.id, now) if idempotency_key else None
+        change = Change(Actor.USER, "created", now)
+        try:
+            return CommandResult(self._store.create(env, change, self._limits, record), accepted=True)
+        except ConcurrencyConflict:
+            if idempotency_key is None:
+                raise
+            # Another request with the same key won the race: answer with its environment.
+            replay = self._replay(owner, idempotency_key, request_hash)
+            if replay is None:
+                raise
+            return CommandResult(replay, accepted=False)
+
+    def _replay(self, owner: str, key: str, request_hash: str) -> Environment | None:
+        record = self._store.idempotency(owner, key)
+        if record is None:
+            return None
+        if not hmac.compare_digest(record.request_hash, request_hash):
+            raise Conflict("this Idempotency-Key was used with a different request body")
+        env = self._store.get(owner, record.environment_id)
+        if env is None:
+            raise Conflict("this Idempotency-Key belongs to an environment that no longer exists")
+        return env
+
+    def _request_hash(self, request: CreateEnvironmentRequest) -> str:
+        # Keyed, so the hash of a low-entropy secret in the body cannot be brute-forced offline.
+        canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hmac.new(self._settings.secrets_key_bytes, canonical.encode(), hashlib.sha256).hexdigest()
+
+    def _plan(self, owner: str, request: CreateEnvironmentRequest) -> Environment:
+        template = self._template(request)
+        size_name, cpu, memory, storage = self._resources(request, template)
+        now = self._clock()
+        env_id = new_environment_id()
+        sealed = seal(
+            self._settings.secrets_key_bytes, env_id, {**request.secrets, PASSWORD_KEY: generate_password()}
+        )
+        return Environment(
+            id=env_id,
+            owner=owner,
+            name=request.name,
+            status=Status.CREATING,
+            status_reason="provisioning",
+            template=template.name,
+            size=size_name,
+            cpu_cores=cpu,
+            memory_gb=memory,
+            storage_gb=storage,
+            cloud_provider=self._placement.provider,
+            cloud_region=self._placement.region,
+            ports=list(request.ports if request.ports is not None else template.ports),
+            environment_variables=dict(request.environment_variables),
+            repository_url=request.repository_url,
+            idle_timeout_minutes=request.idle_timeout_minutes or self._settings.idle_timeout_minutes,
+            last_accessed_at=now,
+            created_at=now,
+            updated_at=now,
+            operation=operation_id("create", env_id, 1),
+            sealed_secrets=sealed,
+        )
+
+    @staticmethod
+    def _template(request: CreateEnvironmentRequest) -> Template:
+        name = request.template or request.base_image
+        if not name:
+            raise ValidationFailed(
+                "template is required", [{"field": "template", "message": f"one of {sorted(TEMPLATES)}"}]
+            )
+        template = resolve_template(name)
+        if template is None:
+            raise ValidationFailed(
+                f"unknown template {name!r}",
+                [{"field": "template", "message": f"one of {sorted(TEMPLATES)}"}],
+            )
+        return template
+
+    def _resources(
+        self, request: CreateEnvironmentRequest, template: Template
+    ) -> tuple[str, float, float, int]:
+        explicit = {
+            "cpu_cores": request.cpu_cores,
+            "memory_gb": request.memory_gb,
+            "storage_gb": request.storage_gb,
+        }
+        size_name = (request.size or "").lower() or (DEFAULT_SIZE if not any(explicit.values()) else "")
+        if size_name and size_name not in SIZES:
+            raise ValidationFailed(
+                f"unknown size {request.size!r}", [{"field": "size", "message": f"one of {list(SIZES)}"}]
+            )
+        base = SIZES[size_name or template.default_size]
+        cpu = request.cpu_cores if request.cpu_cores is not None else base.cpu_cores
+        memory = request.memory_gb if request.memory_gb is not None else base.memory_gb
+        storage = request.storage_gb if request.storage_gb is not None else base.storage_gb
+        bounds = {
+            "cpu_cores": (cpu, 0.5, self._settings.max_cpu_cores),
+            "memory_gb": (memory, 1.0, self._settings.max_memory_gb),
+            "storage_gb": (storage, 1, self._settings.max_storage_gb),
+        }
+        problems = [
+            {"field": field, "message": f"must be between {low} and {high}"}
+            for field, (value, low, high) in bounds.items()
+            if not low <= value <= high
+        ]
+        if problems:
+            raise ValidationFailed("requested resources are out of bounds", problems)
+        customized = any(value is not None for value in explicit.values())
+        label = "custom" if customized else base.name
+        return label, cpu, memory, int(storage)
+
+    # --- changes ------------------------------------------------------------------------------------
+
+    def update(self, owner: str, environment_id: str, request: UpdateEnvironmentRequest) -> Environment:
+        changes: dict[str, Any] = request.model_dump(exclude_none=True)
+
+        def rename(env: Environment) -> Environment | None:
+            if all(getattr(env, field) == value for field, value in changes.items()):
+                return None
+            return env.model_copy(update=changes)
+
+        return self._mutate(owner, environment_id, rename, Change(Actor.USER, "updated", self._clock()))
+
+    def command(
+        self, owner: str, environment_id: str, command: Command, actor: Actor = Actor.USER
+    ) -> CommandResult:
+        """Apply a user command. Accepted commands move to a transitional status and name the
+        orchestration that must run (`environment.operation`); the caller starts it."""
+        accepted = False
+
+        def apply(env: Environment) -> Environment | None:
+            nonlocal accepted
+            decision = lifecycle.decide(env.status, command)
+            if decision.verdict is Verdict.REFUSED:
+                raise InvalidState(decision.reason, {"status": env.status.value})
+            if decision.verdict is Verdict.NOOP:
+                accepted = False
+                return None
+            assert decision.target is not None
+            accepted = True
+            return env.model_copy(
+                update={
+                    "status": decision.target,
+                    "status_reason": f"{command.value} requested by {actor.value}",
+                    "operation": operation_id(command.value, env.id, env.version + 1),
+                }
+            )
+
+        change = Change(actor, f"{command.value} requested", self._clock())
+        limits = self._limits if command is Command.START else None
+        env = self._mutate(owner, environment_id, apply, change, limits)
+        return CommandResult(env, accepted)
+
+    def record_activity(self, owner: str, environment_id: str) -> None:
+        """Note that the environment is in use; at most one write a minute per environment."""
+        env = self.get(owner, environment_id)
+        now = self._clock()
+        if now - env.last_accessed_at >= ACTIVITY_WRITE_INTERVAL:
+            self._store.touch(owner, environment_id, now)
+
+    def settle(
+        self,
+        owner: str,
+        environment_id: str,
+        operation: str,
+        status: Status,
+        reason: str,
+        actor: Actor = Actor.SYSTEM,
+        **fields: Any,
+    ) -> Environment | None:
+        """Finish an operation: move the record to `status` if `operation` still owns it.
+
+        Idempotent: settling twice is a no-op, and a stale operation (superseded by a newer one)
+        changes nothing. Returns the record as it stands, or None when it no longer exists.
+        """
+        now = self._clock()
+        extra = dict(fields)
+        if status is Status.STOPPED:
+            extra.setdefault("stopped_at", now)
+        if status is Status.RUNNING:
+            extra.setdefault("started_at", now)
+            extra.setdefault("last_accessed_at", now)
+            extra.setdefault("stopped_at", None)
+
+        def finish(env: Environment) -> Environment | None:
+            if env.operation != operation or env.status is status:
+                return None
+            if not lifecycle.can_move(env.status, status):
+                return None
+            return env.model_copy(update={"status": status, "status_reason": reason, **extra})
+
+        try:
+            return self._mutate(
+                owner, environment_id, finish, Change(actor, reason, now), include_deleted=True
+            )
+        except NotFound:
+            return None
+
+    def _mutate(
+        self,
+        owner: str,
+        environment_id: str,
+        mutation: Callable[[Environment], Environment | None],
+        change: Change,
+        limits: Limits | None = None,
+        *,
+        include_deleted: bool = False,
+    ) -> Environment:
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            if include_deleted:
+                current = self._store.get(owner, environment_id)
+                if current is None:
+                    raise NotFound("environment not found")
+            else:
+                current = self.get(owner, environment_id)
+            updated = mutation(current)
+            if updated is None:
+                return current
+            try:
+                return self._store.save(current, updated, change, limits)
+            except ConcurrencyConflict:
+                continue  # someone else wrote first: decide again on the fresh record
+        raise Conflict("the environment is changing too often; try again")
+
+
+def operation_id(command: str, environment_id: str, version: int) -> str:
+    """The orchestration instance id of one lifecycle operation (deterministic, so a retried
+    start cannot run the same operation twice)."""
+    return f"{environment_id}-{command}-{version}"

@@ -1,0 +1,79 @@
+"""Composition root: builds each adapter once per process, on first use.
+
+The HTTP path needs only the settings, the token verifier and the store; compute and workspace
+backends (and their SDKs) load only when an activity first asks for them.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from shared.settings import ComputeBackendName, Settings, get_settings
+
+if TYPE_CHECKING:
+    from shared.auth import TokenVerifier
+    from shared.ports import ComputeBackend, EnvironmentStore, WorkspaceStorage
+    from shared.service import EnvironmentService, Placement
+
+_lock = threading.Lock()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def placement(settings: Settings) -> Placement:
+    from shared.models import CloudProvider
+    from shared.service import Placement
+
+    if settings.compute_backend is ComputeBackendName.ACI:
+        return Placement(CloudProvider.AZURE, settings.azure_location)
+    return Placement(CloudProvider.LOCAL, f"local-{settings.compute_backend.value}")
+
+
+@lru_cache(maxsize=1)
+def store() -> EnvironmentStore:
+    from shared.store.tables import TableEnvironmentStore
+
+    with _lock:
+        table_store = TableEnvironmentStore.from_settings(get_settings())
+        table_store.ensure_tables()
+    return table_store
+
+
+@lru_cache(maxsize=1)
+def verifier() -> TokenVerifier:
+    from shared.auth import TokenVerifier
+
+    return TokenVerifier.from_settings(get_settings())
+
+
+@lru_cache(maxsize=1)
+def environments() -> EnvironmentService:
+    from shared.service import EnvironmentService
+
+    settings = get_settings()
+    return EnvironmentService(store(), settings, utcnow, placement(settings))
+
+
+@lru_cache(maxsize=1)
+def compute() -> ComputeBackend:
+    from shared.backends.factory import compute_backend
+
+    return compute_backend(get_settings())
+
+
+@lru_cache(maxsize=1)
+def workspaces() -> WorkspaceStorage:
+    from shared.backends.factory import workspace_storage
+
+    return workspace_storage(get_settings())
+
+
+def reset() -> None:
+    """Forget every cached adapter (tests and the local host call this after changing settings)."""
+    for cached in (store, verifier, environments, compute, workspaces, get_settings):
+        cached.cache_clear()
