@@ -1,0 +1,85 @@
+"""Request validation: bounds, names, ports, URLs, and refusing what a caller may not set."""
+
+import pytest
+from pydantic import ValidationError
+
+from shared.catalog import SIZES, TEMPLATES, resolve_template
+from shared.models import CreateEnvironmentRequest, UpdateEnvironmentRequest
+
+
+def create(**fields):
+    return CreateEnvironmentRequest.model_validate({"name": "dev", "template": "node", **fields})
+
+
+def test_minimal_request():
+    request = create()
+    assert request.environment_variables == {} and request.secrets == {} and request.ports is None
+
+
+@pytest.mark.parametrize("unknown", ["user_id", "status", "owner", "password"])
+def test_unknown_fields_are_refused(unknown):
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        create(**{unknown: "x"})
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"name": ""},
+        {"name": "x" * 51},
+        {"name": "bad\nname"},
+        {"idle_timeout_minutes": 4},
+        {"idle_timeout_minutes": 241},
+        {"ports": [80]},
+        {"ports": [8080]},
+        {"ports": [2222]},
+        {"ports": [3000, 3000]},
+        {"ports": list(range(3000, 3011))},
+        {"repository_url": "http://example.com/repo.git"},
+        {"repository_url": "git@example.com:me/repo.git"},
+        {"repository_url": "https://user:token@example.com/repo.git"},
+        {"environment_variables": {"1BAD": "x"}},
+        {"environment_variables": {"DEV8_ANYTHING": "x"}},
+        {"environment_variables": {"PATH": "/tmp"}},
+        {"environment_variables": {"A": "x" * 4097}},
+        {"environment_variables": {f"V{i}": "x" for i in range(51)}},
+        {"secrets": {"PASSWORD": "x"}},
+        {"secrets": {"GITHUB_TOKEN": "t"}, "environment_variables": {"GITHUB_TOKEN": "t"}},
+        {"template": "node", "base_image": "python"},
+        {"cpu_cores": 0},
+    ],
+)
+def test_invalid_requests(fields):
+    with pytest.raises(ValidationError):
+        create(**fields)
+
+
+def test_secrets_are_not_in_the_repr():
+    request = create(secrets={"GITHUB_TOKEN": "ghp_hidden"})
+    assert "ghp_hidden" not in repr(request)
+
+
+def test_update_needs_a_change():
+    with pytest.raises(ValidationError, match="at least one"):
+        UpdateEnvironmentRequest.model_validate({})
+    with pytest.raises(ValidationError):
+        UpdateEnvironmentRequest.model_validate({"status": "RUNNING"})
+    assert UpdateEnvironmentRequest.model_validate({"idle_timeout_minutes": 60}).name is None
+
+
+def test_catalog():
+    assert set(TEMPLATES) == {"node", "python", "go", "fullstack"}
+    assert resolve_template("nodejs") is TEMPLATES["node"]
+    assert resolve_template("GoLang") is TEMPLATES["go"]
+    assert resolve_template("ruby") is None
+    assert {name: (s.cpu_cores, s.memory_gb, s.storage_gb) for name, s in SIZES.items()} == {
+        "small": (1, 2, 20),
+        "medium": (2, 4, 50),
+        "large": (4, 8, 100),
+        "xlarge": (8, 16, 200),
+    }
+    costs = [s.estimated_cost_per_hour for s in SIZES.values()]
+    assert costs == sorted(costs) and costs[0] > 0
+    for template in TEMPLATES.values():
+        assert template.default_size in SIZES
+        assert 8080 not in template.ports and 2222 not in template.ports
