@@ -1,0 +1,41 @@
+# Dev8 backend. `make dev` runs the product on this machine; `make test` runs every check.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: dev test lint unit bench setup clean
+
+setup: $(STAMP) node_modules/.installed
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy shared api orchestrators devhost function_app.py
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit -q
+
+test: setup lint
+	$(PY) -m pytest -q
+
+dev: setup
+	$(PY) -m devhost
+
+bench: setup
+	$(PY) tests/benchmarks/cold_start.py
+
+clean:
+	rm -rf $(VENV) node_modules .dev8 .pytest_cache .mypy_cache .ruff_cache

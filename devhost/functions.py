@@ -1,0 +1,139 @@
+"""Serve a FunctionApp's HTTP triggers over aiohttp, the way the Functions host would.
+
+Routes and methods come from the app's own registered functions (there is no second route
+table), under the route prefix of host.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+from aiohttp import web
+
+log = logging.getLogger("devhost.http")
+_PARAMETER = re.compile(r"\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?(?P<optional>\?)?\}")
+
+
+@dataclass(frozen=True)
+class HttpFunction:
+    name: str
+    pattern: re.Pattern[str]
+    methods: frozenset[str]
+    call: Callable[..., Any]
+    request_parameter: str
+    client_parameter: str | None
+
+
+def route_prefix(host_json: Path) -> str:
+    config = json.loads(host_json.read_text())
+    prefix = config.get("extensions", {}).get("http", {}).get("routePrefix", "api")
+    return str(prefix).strip("/")
+
+
+def _compile(prefix: str, route: str) -> re.Pattern[str]:
+    pattern = ""
+    position = 0
+    template = "/".join(part for part in (prefix, route.strip("/")) if part)
+    for match in _PARAMETER.finditer(template):
+        pattern += re.escape(template[position : match.start()])
+        name = match.group("name")
+        pattern += f"(?P<{name}>[^/]+)" + ("?" if match.group("optional") else "")
+        position = match.end()
+    pattern += re.escape(template[position:])
+    return re.compile(f"^/{pattern}/?$")
+
+
+def http_functions(app: func.FunctionApp, prefix: str) -> list[HttpFunction]:
+    found = []
+    for function in app.get_functions():
+        trigger = function.get_trigger()
+        if trigger is None or trigger.get_binding_name() != "httpTrigger":
+            continue
+        bindings = function.get_bindings()
+        client = next((b.name for b in bindings if b.type == "durableClient"), None)
+        methods = frozenset(str(getattr(m, "value", m)).upper() for m in (trigger.methods or ["GET", "POST"]))
+        found.append(
+            HttpFunction(
+                name=function.get_function_name(),
+                pattern=_compile(prefix, trigger.route or function.get_function_name()),
+                methods=methods,
+                call=function.get_user_function(),
+                request_parameter=trigger.name,
+                client_parameter=client,
+            )
+        )
+    return found
+
+
+class HttpDispatcher:
+    """Matches a request to a function, builds the func.HttpRequest and renders the response."""
+
+    def __init__(self, functions: list[HttpFunction], client_binding: Callable[[], str]):
+        self._functions = functions
+        self._client_binding = client_binding
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        allowed: set[str] = set()
+        for function in self._functions:
+            match = function.pattern.match(request.path)
+            if not match:
+                continue
+            if request.method not in function.methods:
+                allowed |= function.methods
+                continue
+            route_params = {k: v for k, v in match.groupdict().items() if v is not None}
+            return await self._invoke(function, request, route_params)
+        if allowed:
+            return web.json_response(
+                {"error": "method not allowed", "details": None, "code": "METHOD_NOT_ALLOWED"},
+                status=405,
+                headers={"Allow": ", ".join(sorted(allowed))},
+            )
+        return web.json_response({"error": "no such route", "details": None, "code": "NOT_FOUND"}, status=404)
+
+    async def _invoke(
+        self, function: HttpFunction, request: web.Request, route_params: dict[str, str]
+    ) -> web.StreamResponse:
+        body = await request.read()
+        http_request = func.HttpRequest(
+            method=request.method,
+            url=str(request.url),
+            headers=dict(request.headers),
+            params=dict(request.query),
+            route_params=route_params,
+            body=body,
+        )
+        kwargs: dict[str, Any] = {function.request_parameter: http_request}
+        if function.client_parameter:
+            kwargs[function.client_parameter] = self._client_binding()
+        try:
+            if inspect.iscoroutinefunction(function.call):
+                result = await function.call(**kwargs)
+            else:
+                result = await asyncio.to_thread(function.call, **kwargs)
+        except Exception as exc:  # the host answers 500 when a function raises
+            log.error("function %s raised %s", function.name, type(exc).__name__)
+            return web.json_response({"error": "internal error", "details": None, "code": "INTERNAL"}, status=500)
+        return _render(result)
+
+
+def _render(result: Any) -> web.StreamResponse:
+    if not isinstance(result, func.HttpResponse):
+        return web.Response(status=204)
+    headers = {k: v for k, v in result.headers.items() if k.lower() != "content-type"}
+    return web.Response(
+        status=result.status_code,
+        body=result.get_body(),
+        headers=headers,
+        content_type=result.mimetype or "application/octet-stream",
+        charset=result.charset if result.mimetype and result.mimetype.startswith(("text/", "application/json")) else None,
+    )
