@@ -122,7 +122,9 @@ class HttpDispatcher:
                 result = await asyncio.to_thread(function.call, **kwargs)
         except Exception as exc:  # the host answers 500 when a function raises
             log.error("function %s raised %s", function.name, type(exc).__name__)
-            return web.json_response({"error": "internal error", "details": None, "code": "INTERNAL"}, status=500)
+            return web.json_response(
+                {"error": "internal error", "details": None, "code": "INTERNAL"}, status=500
+            )
         return _render(result)
 
 
@@ -135,5 +137,7 @@ def _render(result: Any) -> web.StreamResponse:
         body=result.get_body(),
         headers=headers,
         content_type=result.mimetype or "application/octet-stream",
-        charset=result.charset if result.mimetype and result.mimetype.startswith(("text/", "application/json")) else None,
+        charset=result.charset
+        if result.mimetype and result.mimetype.startswith(("text/", "application/json"))
+        else None,
     )
