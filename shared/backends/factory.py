@@ -1,0 +1,65 @@
+"""Chooses the compute and workspace adapters named by settings, importing only the one in use.
+
+One instance per process and settings: the local host's worker threads must share the same
+in-memory simulated compute, so the cache is guarded by a lock rather than left to lru_cache.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import Any, cast
+
+from shared.ports import ComputeBackend, WorkspaceStorage
+from shared.settings import ComputeBackendName, Settings, SettingsError, WorkspaceBackendName
+
+# name -> (module, class); each class has `from_settings(settings)`. New adapters add a line here.
+_COMPUTE: dict[ComputeBackendName, tuple[str, str]] = {
+    ComputeBackendName.SIMULATED: ("shared.backends.simulated", "SimulatedCompute"),
+}
+_WORKSPACE: dict[WorkspaceBackendName, tuple[str, str]] = {
+    WorkspaceBackendName.LOCAL: ("shared.backends.local_workspace", "LocalWorkspaceStorage"),
+}
+_NOT_YET: dict[str, str] = {
+    ComputeBackendName.ACI: "the Azure Container Instances adapter is not built yet",
+    ComputeBackendName.LOCAL: "the local compute backend arrives with the local host",
+    WorkspaceBackendName.AZUREFILES: "the Azure Files adapter is not built yet",
+}
+
+_lock = threading.Lock()
+_instances: dict[tuple[str, Settings], Any] = {}
+
+
+def compute_backend(settings: Settings) -> ComputeBackend:
+    adapter = _COMPUTE.get(settings.compute_backend)
+    if adapter is None:
+        raise _unavailable("DEV8_COMPUTE_BACKEND", settings.compute_backend)
+    return cast(ComputeBackend, _instance("compute", adapter, settings))
+
+
+def workspace_storage(settings: Settings) -> WorkspaceStorage:
+    adapter = _WORKSPACE.get(settings.workspace_backend)
+    if adapter is None:
+        raise _unavailable("DEV8_WORKSPACE_BACKEND", settings.workspace_backend)
+    return cast(WorkspaceStorage, _instance("workspace", adapter, settings))
+
+
+def clear_cache() -> None:
+    """Forget the built adapters (tests)."""
+    with _lock:
+        _instances.clear()
+
+
+def _instance(kind: str, adapter: tuple[str, str], settings: Settings) -> Any:
+    with _lock:
+        key = (kind, settings)
+        if key not in _instances:
+            module_name, class_name = adapter
+            adapter_class = getattr(importlib.import_module(module_name), class_name)
+            _instances[key] = adapter_class.from_settings(settings)
+        return _instances[key]
+
+
+def _unavailable(setting: str, value: str) -> SettingsError:
+    reason = _NOT_YET.get(value, "unknown backend")
+    return SettingsError(f"setting {setting}={value} cannot be used yet: {reason}")
