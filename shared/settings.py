@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     def _required_together(self) -> Self:
         if self.jwt_secret is None and not self.jwt_jwks_url:
             raise _missing("DEV8_JWT_SECRET or DEV8_JWT_JWKS_URL")
+        if self.jwt_secret is not None and self.jwt_jwks_url:
+            raise _MissingSetting("set only one of DEV8_JWT_SECRET and DEV8_JWT_JWKS_URL")
         if self.tables_connection is None and not self.tables_endpoint:
             raise _missing("DEV8_TABLES_CONNECTION or DEV8_TABLES_ENDPOINT")
         if self.secrets_key is None:

@@ -72,3 +72,9 @@ def test_empty_values_count_as_unset(env):
     env.setenv("DEV8_SIMULATED_SEED", "")
     env.setenv("DEV8_JWT_JWKS_URL", "")
     assert load_settings().simulated_seed is None
+
+
+def test_only_one_jwt_mode(env):
+    env.setenv("DEV8_JWT_JWKS_URL", "https://login.example.com/keys")
+    with pytest.raises(SettingsError, match="only one of DEV8_JWT_SECRET and DEV8_JWT_JWKS_URL"):
+        load_settings()
