@@ -81,4 +81,4 @@ def test_edges():
 
 
 def test_active_statuses_hold_compute():
-    assert ACTIVE == {S.CREATING, S.STARTING, S.RUNNING}
+    assert {S.CREATING, S.STARTING, S.RUNNING} == ACTIVE
