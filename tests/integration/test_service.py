@@ -1,0 +1,230 @@
+"""EnvironmentService over a real Azurite: idempotency, quotas under concurrency, ETag races."""
+
+from __future__ import annotations
+
+import base64
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.errors import Conflict, InvalidState, NotFound, QuotaExceeded, ValidationFailed
+from shared.lifecycle import Command
+from shared.models import Actor, CloudProvider, CreateEnvironmentRequest, Status, UpdateEnvironmentRequest
+from shared.secrets import PASSWORD_KEY
+from shared.service import EnvironmentService, Placement
+from shared.settings import Settings
+
+KEY = base64.b64encode(b"s" * 32).decode()
+T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime = T0):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def make_service(store, clock=None, **limits) -> EnvironmentService:
+    settings = Settings(
+        jwt_secret="j" * 32,
+        tables_connection="UseDevelopmentStorage=true",
+        secrets_key=KEY,
+        **limits,
+    )
+    return EnvironmentService(store, settings, clock or Clock(), Placement(CloudProvider.LOCAL, "local-test"))
+
+
+def request(**fields) -> CreateEnvironmentRequest:
+    return CreateEnvironmentRequest.model_validate({"name": "api", "template": "python", **fields})
+
+
+def run(service: EnvironmentService, owner: str, env_id: str, status: Status) -> None:
+    """Finish whatever operation the record is waiting on, as its orchestration would."""
+    env = service.get(owner, env_id)
+    service.settle(owner, env_id, env.operation, status, status.value.lower())
+
+
+def test_create_defaults_and_placement(store):
+    service = make_service(store)
+    env = service.create("alice", request(size="small")).environment
+    assert env.status is Status.CREATING and env.owner == "alice"
+    assert (env.cpu_cores, env.memory_gb, env.storage_gb, env.size) == (1, 2, 20, "small")
+    assert env.ports == [8000, 8888] and env.idle_timeout_minutes == 30
+    assert env.cloud_provider is CloudProvider.LOCAL and env.cloud_region == "local-test"
+    assert service.get("alice", env.id).id == env.id
+    assert [e.to_status for e in service.events("alice", env.id)] == [Status.CREATING]
+
+
+def test_custom_resources_within_bounds(store):
+    service = make_service(store, max_cpu_cores=4)
+    env = service.create("bob", request(cpu_cores=3, memory_gb=6)).environment
+    assert (env.size, env.cpu_cores, env.memory_gb, env.storage_gb) == ("custom", 3, 6, 50)
+    with pytest.raises(ValidationFailed) as refused:
+        service.create("bob", request(cpu_cores=5))
+    assert refused.value.details == [{"field": "cpu_cores", "message": "must be between 0.5 and 4.0"}]
+    assert service.list("bob") == [service.get("bob", env.id)]  # the refused request changed nothing
+
+
+def test_another_owner_sees_nothing(store):
+    service = make_service(store)
+    env = service.create("alice", request()).environment
+    for call in (
+        lambda: service.get("mallory", env.id),
+        lambda: service.command("mallory", env.id, Command.STOP),
+        lambda: service.update("mallory", env.id, UpdateEnvironmentRequest(name="x")),
+        lambda: service.connection("mallory", env.id),
+        lambda: service.events("mallory", env.id),
+        lambda: service.record_activity("mallory", env.id),
+    ):
+        with pytest.raises(NotFound):
+            call()
+    assert service.list("mallory") == []
+
+
+def test_full_lifecycle_and_audit_trail(store):
+    clock = Clock()
+    service = make_service(store, clock)
+    env = service.create("carol", request()).environment
+    run(service, "carol", env.id, Status.RUNNING)
+    assert service.command("carol", env.id, Command.START).accepted is False  # already running: 200
+    stopping = service.command("carol", env.id, Command.STOP)
+    assert stopping.accepted and stopping.environment.status is Status.STOPPING
+    with pytest.raises(InvalidState):
+        service.command("carol", env.id, Command.DELETE)  # busy
+    clock.now += timedelta(minutes=5)
+    run(service, "carol", env.id, Status.STOPPED)
+    stopped = service.get("carol", env.id)
+    assert stopped.stopped_at == clock.now
+    deleting = service.command("carol", env.id, Command.DELETE)
+    assert deleting.accepted
+    run(service, "carol", env.id, Status.DELETED)
+    with pytest.raises(NotFound):
+        service.get("carol", env.id)
+    assert service.list("carol") == []
+    trail = store.events("carol", env.id)
+    assert [(e.from_status, e.to_status) for e in trail] == [
+        (Status.DELETING, Status.DELETED),
+        (Status.STOPPED, Status.DELETING),
+        (Status.STOPPING, Status.STOPPED),
+        (Status.RUNNING, Status.STOPPING),
+        (Status.CREATING, Status.RUNNING),
+        (None, Status.CREATING),
+    ]
+    assert {e.actor for e in trail} == {Actor.USER, Actor.SYSTEM}
+
+
+def test_settle_is_idempotent_and_ignores_stale_operations(store):
+    service = make_service(store)
+    env = service.create("dave", request()).environment
+    first = service.settle("dave", env.id, env.operation, Status.RUNNING, "running", vs_code_url="http://x")
+    again = service.settle("dave", env.id, env.operation, Status.RUNNING, "running", vs_code_url="http://x")
+    assert first.version == again.version  # the second call wrote nothing
+    stale = service.settle("dave", env.id, "some-older-operation", Status.ERROR, "late failure")
+    assert stale.status is Status.RUNNING
+
+
+def test_connection_returns_the_generated_password_only_when_running(store):
+    service = make_service(store)
+    env = service.create("erin", request(secrets={"GITHUB_TOKEN": "ghp_secret"})).environment
+    with pytest.raises(InvalidState):
+        service.connection("erin", env.id)
+    run(service, "erin", env.id, Status.RUNNING)
+    connection = service.connection("erin", env.id)
+    secure = service.secure_environment(service.get("erin", env.id))
+    assert connection.password == secure[PASSWORD_KEY] and len(connection.password) >= 24
+    assert secure["GITHUB_TOKEN"] == "ghp_secret"
+    assert "ghp_secret" not in env.model_dump_json(exclude={"sealed_secrets"})
+
+
+def test_update(store):
+    service = make_service(store)
+    env = service.create("frank", request()).environment
+    updated = service.update(
+        "frank", env.id, UpdateEnvironmentRequest(name="renamed", idle_timeout_minutes=90)
+    )
+    assert (updated.name, updated.idle_timeout_minutes, updated.status) == ("renamed", 90, Status.CREATING)
+    assert updated.version == env.version + 1
+
+
+def test_same_idempotency_key_same_body_returns_the_same_environment_once(store):
+    service = make_service(store)
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(lambda _: service.create("gina", request(), "key-1"), range(20)))
+    ids = {result.environment.id for result in results}
+    assert len(ids) == 1
+    assert sum(result.accepted for result in results) == 1  # one orchestration would start
+    assert len(service.list("gina")) == 1
+
+
+def test_same_idempotency_key_different_body_is_a_conflict(store):
+    service = make_service(store)
+    service.create("hank", request(), "key-2")
+    with pytest.raises(Conflict):
+        service.create("hank", request(name="other"), "key-2")
+    with pytest.raises(Conflict):
+        service.create("hank", request(secrets={"GITHUB_TOKEN": "different"}), "key-2")
+    assert len(service.list("hank")) == 1
+    assert service.create("ivan", request(), "key-2").accepted  # keys are per owner
+
+
+def test_environment_quota_holds_under_concurrent_creates(store):
+    service = make_service(store, max_environments_per_user=5, max_running_per_user=50)
+
+    def attempt(_: int) -> str:
+        try:
+            service.create("jack", request())
+            return "created"
+        except QuotaExceeded:
+            return "refused"
+
+    with ThreadPoolExecutor(25) as pool:
+        outcomes = list(pool.map(attempt, range(25)))
+    assert outcomes.count("created") == 5 and outcomes.count("refused") == 20
+    assert len(service.list("jack")) == 5
+    assert store.usage("jack").environments == 5
+
+
+def test_running_quota_holds_under_concurrent_starts(store):
+    service = make_service(store, max_environments_per_user=30, max_running_per_user=3)
+    ids = []
+    for _ in range(24):
+        env = service.create("kate", request())
+        ids.append(env.environment.id)
+        run(service, "kate", env.environment.id, Status.RUNNING)
+        service.command("kate", env.environment.id, Command.STOP)
+        run(service, "kate", env.environment.id, Status.STOPPED)
+    assert store.usage("kate").active == 0
+
+    def attempt(env_id: str) -> str:
+        try:
+            return "started" if service.command("kate", env_id, Command.START).accepted else "noop"
+        except QuotaExceeded:
+            return "refused"
+
+    with ThreadPoolExecutor(24) as pool:
+        outcomes = list(pool.map(attempt, ids))
+    assert outcomes.count("started") == 3 and outcomes.count("refused") == 21
+    assert len(service.list("kate", Status.STARTING)) == 3
+    assert store.usage("kate").active == 3
+
+
+def test_racing_commands_on_one_environment_make_one_transition(store):
+    service = make_service(store)
+    env = service.create("liam", request()).environment
+    run(service, "liam", env.id, Status.RUNNING)
+
+    def attempt(command: Command) -> str:
+        try:
+            return "accepted" if service.command("liam", env.id, command).accepted else "noop"
+        except InvalidState:
+            return "refused"
+
+    commands = [Command.STOP, Command.DELETE] * 10
+    with ThreadPoolExecutor(20) as pool:
+        outcomes = list(pool.map(attempt, commands))
+    assert outcomes.count("accepted") == 1 and outcomes.count("refused") == 19
+    transitions = [e for e in store.events("liam", env.id) if e.from_status is Status.RUNNING]
+    assert len(transitions) == 1
