@@ -75,5 +75,8 @@ def workspaces() -> WorkspaceStorage:
 
 def reset() -> None:
     """Forget every cached adapter (tests and the local host call this after changing settings)."""
+    from shared.backends.factory import clear_cache
+
     for cached in (store, verifier, environments, compute, workspaces, get_settings):
         cached.cache_clear()
+    clear_cache()

@@ -30,3 +30,36 @@ def store(azurite: str) -> Iterator[TableEnvironmentStore]:
     for name in (table_store.environments_table, table_store.index_table):
         service.delete_table(name)
     service.close()
+
+
+SECRETS_KEY = "ZGV2OC1sb2NhbC1vbmx5LXNlYWxpbmcta2V5LTMyYiE="
+JWT_SECRET = "tests-only-jwt-secret-0123456789-abcdefghij"
+
+
+@pytest.fixture
+def app_env(azurite: str, tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Settings for running the real app in-process: Azurite tables of this test's own, the
+    simulated compute backend and local workspaces under tmp_path. Adjust with monkeypatch.setenv
+    before the first use of `shared.wiring`."""
+    from shared import wiring
+
+    for name in [n for n in __import__("os").environ if n.startswith("DEV8_")]:
+        monkeypatch.delenv(name)
+    values = {
+        "DEV8_JWT_SECRET": JWT_SECRET,
+        "DEV8_JWT_ISSUER": "dev8-tests",
+        "DEV8_JWT_AUDIENCE": "dev8-api",
+        "DEV8_TABLES_CONNECTION": azurite,
+        "DEV8_TABLE_PREFIX": f"t{uuid.uuid4().hex[:12]}",
+        "DEV8_SECRETS_KEY": SECRETS_KEY,
+        "DEV8_COMPUTE_BACKEND": "simulated",
+        "DEV8_WORKSPACE_BACKEND": "local",
+        "DEV8_LOCAL_DATA_DIR": str(tmp_path / "data"),
+        "DEV8_SIMULATED_BOOT_POLLS": "2",
+        "DEV8_SIMULATED_SEED": "7",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    wiring.reset()
+    yield monkeypatch
+    wiring.reset()
