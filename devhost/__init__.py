@@ -1,0 +1,1 @@
+"""The local host: runs function_app.py on one machine (HTTP triggers, timers, Durable Functions)."""
