@@ -7,9 +7,14 @@ from api import environments, system
 from orchestrators import bp as lifecycle
 from shared.settings import get_settings
 
-get_settings()  # fail fast at start-up with one line naming a missing or bad setting
 
-app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-app.register_functions(system.bp)  # health, readiness, catalog
-app.register_functions(environments.bp)  # the environment API
-app.register_functions(lifecycle)  # provision / start / stop / delete orchestrations and activities
+def create_app() -> df.DFApp:
+    get_settings()  # fail fast at start-up with one line naming a missing or bad setting
+    app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+    app.register_functions(system.bp)  # health, readiness, catalog
+    app.register_functions(environments.bp)  # the environment API
+    app.register_functions(lifecycle)  # provision / start / stop / delete orchestrations and activities
+    return app
+
+
+app = create_app()

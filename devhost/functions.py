@@ -11,13 +11,15 @@ import inspect
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import azure.functions as func
 from aiohttp import web
+from azure.functions.decorators.function_app import Function
+from azure.functions.decorators.http import HttpMethod, HttpTrigger
 
 log = logging.getLogger("devhost.http")
 _PARAMETER = re.compile(r"\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?(?P<optional>\?)?\}")
@@ -52,19 +54,22 @@ def _compile(prefix: str, route: str) -> re.Pattern[str]:
     return re.compile(f"^/{pattern}/?$")
 
 
-def http_functions(app: func.FunctionApp, prefix: str) -> list[HttpFunction]:
+def http_functions(functions: Iterable[Function], prefix: str) -> list[HttpFunction]:
     found = []
-    for function in app.get_functions():
+    for function in functions:
         trigger = function.get_trigger()
-        if trigger is None or trigger.get_binding_name() != "httpTrigger":
+        if not isinstance(trigger, HttpTrigger):
             continue
+        name = function.get_function_name() or trigger.name
         bindings = function.get_bindings()
         client = next((b.name for b in bindings if b.type == "durableClient"), None)
-        methods = frozenset(str(getattr(m, "value", m)).upper() for m in (trigger.methods or ["GET", "POST"]))
+        # No methods declared means any method, as on the Functions host.
+        declared = trigger.methods or list(HttpMethod)
+        methods = frozenset(str(getattr(m, "value", m)).upper() for m in declared)
         found.append(
             HttpFunction(
-                name=function.get_function_name(),
-                pattern=_compile(prefix, trigger.route or function.get_function_name()),
+                name=name,
+                pattern=_compile(prefix, trigger.route or name),
                 methods=methods,
                 call=function.get_user_function(),
                 request_parameter=trigger.name,

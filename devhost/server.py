@@ -1,0 +1,118 @@
+"""The local host: serves a FunctionApp's HTTP triggers and the Durable HTTP API on one port, with
+orchestrations run by the DurableEngine (the same engine the replay tests use)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+from aiohttp import web
+
+from devhost import durable_api
+from devhost.engine import DurableEngine
+from devhost.functions import HttpDispatcher, http_functions, route_prefix
+
+log = logging.getLogger("devhost")
+ROOT = Path(__file__).resolve().parents[1]
+TASK_HUB = "Dev8"
+
+
+class LocalHost:
+    """One FunctionApp served over HTTP; `engine` runs its orchestrations and activities."""
+
+    def __init__(
+        self,
+        app: func.FunctionApp,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 7071,
+        state_dir: Path | None = None,
+        max_workers: int = 8,
+        **engine_options: Any,
+    ):
+        functions = app.get_functions()  # the SDK builds them once per app
+        self.host, self.port = host, port
+        self.engine = DurableEngine(functions, store_dir=state_dir, max_workers=max_workers, **engine_options)
+        self._http = http_functions(functions, route_prefix(ROOT / "host.json"))
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def durable_base_url(self) -> str:
+        return f"{self.url}{durable_api.DEFAULT_PREFIX}"
+
+    def client_binding(self) -> str:
+        """What the Functions host hands a `durable_client_input`: this host's Durable API."""
+        return durable_api.client_binding_json(self.durable_base_url, TASK_HUB)
+
+    def web_app(self) -> web.Application:
+        app = web.Application(client_max_size=1024 * 1024)
+        durable_api.add_routes(app, self.engine, task_hub=TASK_HUB)
+        app.router.add_route("*", "/{tail:.*}", HttpDispatcher(self._http, self.client_binding))
+        return app
+
+    async def start(self) -> None:
+        resumed = self.engine.resume_all()
+        if resumed:
+            log.info("resumed %d orchestration(s) left in flight", len(resumed))
+        self.engine.start_driver()
+        self._runner = web.AppRunner(self.web_app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        if self.port == 0:  # an ephemeral port: read back the one the OS chose
+            server = site._server
+            assert server is not None and isinstance(server, asyncio.base_events.Server)
+            self.port = server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        # The Durable client keeps one process-wide aiohttp session bound to this event loop;
+        # close it with the loop (the SDK has no public shutdown hook).
+        from azure.durable_functions.models.utils import http_utils
+
+        await http_utils._close_session()
+        await asyncio.to_thread(self.engine.stop_driver)
+
+
+@contextmanager
+def serve_in_thread(host: LocalHost) -> Iterator[LocalHost]:
+    """Run the host on an event loop of its own thread (tests, benchmarks); stops on exit."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(host.start())
+        except BaseException as exc:
+            failure.append(exc)
+            started.set()
+            return
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name="devhost", daemon=True)
+    thread.start()
+    started.wait(60)
+    if failure:
+        raise failure[0]
+    try:
+        yield host
+    finally:
+        asyncio.run_coroutine_threadsafe(host.stop(), loop).result(60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        loop.close()
