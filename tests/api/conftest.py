@@ -19,8 +19,8 @@ from tests.conftest import JWT_SECRET
 TRANSITIONAL = {"CREATING", "STARTING", "STOPPING", "DELETING"}
 
 
-def token(sub: str, **claims: Any) -> str:
-    return mint_token(JWT_SECRET, sub, issuer="dev8-tests", audience="dev8-api", **claims)
+def token(sub: str, issuer: str = "dev8-tests", audience: str = "dev8-api") -> str:
+    return mint_token(JWT_SECRET, sub, issuer=issuer, audience=audience)
 
 
 @dataclass
