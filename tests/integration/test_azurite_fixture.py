@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from azure.data.tables import TableServiceClient
 
-from tests.azurite import _answers, azurite_tables, require_azurite
+from devhost.azurite import answers
+from tests.azurite import azurite_tables, require_azurite
 
 
 def test_missing_azurite_skips_locally_and_fails_in_ci(
@@ -31,4 +32,23 @@ def test_azurite_answers_while_open_and_is_gone_after(azurite: str) -> None:
         with TableServiceClient.from_connection_string(connection_string) as service:
             service.create_table("probe")
             assert [table.name for table in service.list_tables()] == ["probe"]
-    assert not _answers(port)
+    assert not answers(port)
+
+
+def test_persistent_azurite_keeps_tables_across_restarts(tmp_path: Path) -> None:
+    from devhost.azurite import free_port, start
+
+    binary = require_azurite()
+    port = free_port()
+    first = start(tmp_path, binary=binary, port=port, persist=True)
+    try:
+        with TableServiceClient.from_connection_string(first.connection_string) as service:
+            service.create_table("kept")
+    finally:
+        first.stop()
+    second = start(tmp_path, binary=binary, port=port, persist=True)
+    try:
+        with TableServiceClient.from_connection_string(second.connection_string) as service:
+            assert [table.name for table in service.list_tables()] == ["kept"]
+    finally:
+        second.stop()
