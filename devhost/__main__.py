@@ -1,0 +1,121 @@
+"""`make dev`: the whole product on one machine.
+
+Loads local.settings.json (or the sample) into the environment without overriding what is already
+set, starts Azurite with its data under DEV8_LOCAL_DATA_DIR (unless one already answers), serves
+function_app.py on http://localhost:7071 and prints a dev token with the curl lines to try it.
+Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+from devhost import azurite
+from devhost.server import ROOT, LocalHost
+
+DEV_USER = "dev-user"
+
+
+def load_local_settings(root: Path = ROOT) -> Path:
+    """Copy the Values of local.settings.json (else the sample) into os.environ; env wins."""
+    path = root / "local.settings.json"
+    if not path.exists():
+        path = root / "local.settings.sample.json"
+    values = json.loads(path.read_text())["Values"]
+    for name, value in values.items():
+        os.environ.setdefault(name, str(value))
+    return path
+
+
+def table_port(connection: str) -> int | None:
+    """The loopback port of a local (Azurite) table endpoint, or None for a remote account."""
+    match = re.search(r"TableEndpoint=http://(?:127\.0\.0\.1|localhost):(\d+)/", connection)
+    return int(match.group(1)) if match else None
+
+
+def banner(host: LocalHost, token: str) -> str:
+    api = f"{host.url}/api/v1"
+    auth = '-H "Authorization: Bearer $DEV8_TOKEN"'
+    return f"""
+Dev8 is running on {host.url}  (Ctrl-C stops it)
+
+  export DEV8_TOKEN={token}
+
+  # create an environment, then watch it come up
+  curl -s {auth} -H "Content-Type: application/json" \\
+       -d '{{"name": "demo", "template": "node", "size": "small"}}' {api}/environments
+  curl -s {auth} {api}/environments
+  # open it: the URL and password of a RUNNING environment
+  curl -s {auth} {api}/environments/<id>/connection
+  # stop, start and delete it
+  curl -s {auth} -X POST {api}/environments/<id>/stop
+  curl -s {auth} -X POST {api}/environments/<id>/start
+  curl -s {auth} -X DELETE {api}/environments/<id>
+"""
+
+
+async def serve(host: LocalHost, token: str) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await host.start()
+    print(banner(host, token), flush=True)
+    await stop.wait()
+    print("stopping…", flush=True)
+    await host.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=7071)
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args(argv)
+
+    settings_file = load_local_settings()
+    print(f"settings from {settings_file.name} (environment variables win)", flush=True)
+    data_dir = Path(os.environ.get("DEV8_LOCAL_DATA_DIR", ".dev8")).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+    started: azurite.Azurite | None = None
+    port = table_port(os.environ.get("DEV8_TABLES_CONNECTION", ""))
+    if port is not None and not azurite.answers(port):
+        (data_dir / "azurite").mkdir(exist_ok=True)
+        started = azurite.start(data_dir / "azurite", port=port, persist=True)
+        print(f"Azurite tables on 127.0.0.1:{port} (data in {data_dir / 'azurite'})", flush=True)
+    try:
+        from shared.settings import SettingsError, get_settings
+
+        try:
+            settings = get_settings()
+        except SettingsError as exc:
+            print(f"dev8: {exc}", file=sys.stderr)
+            return 2
+        import function_app
+        from shared.auth import mint_token
+
+        assert settings.jwt_secret is not None, "the local host signs dev tokens with DEV8_JWT_SECRET"
+        token = mint_token(
+            settings.jwt_secret.get_secret_value(),
+            DEV_USER,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl_seconds=12 * 3600,
+        )
+        host = LocalHost(function_app.app, host=args.host, port=args.port, state_dir=data_dir / "durable")
+        asyncio.run(serve(host, token))
+        return 0
+    finally:
+        if started is not None:
+            started.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
