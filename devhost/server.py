@@ -57,7 +57,12 @@ class LocalHost:
     def web_app(self) -> web.Application:
         app = web.Application(client_max_size=1024 * 1024)
         durable_api.add_routes(app, self.engine, task_hub=TASK_HUB)
-        app.router.add_route("*", "/{tail:.*}", HttpDispatcher(self._http, self.client_binding))
+        dispatcher = HttpDispatcher(self._http, self.client_binding)
+
+        async def functions(request: web.Request) -> web.StreamResponse:
+            return await dispatcher(request)
+
+        app.router.add_route("*", "/{tail:.*}", functions)
         return app
 
     async def start(self) -> None:

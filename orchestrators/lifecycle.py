@@ -95,7 +95,7 @@ def _running(
 def provision_environment(context: df.DurableOrchestrationContext) -> Orchestration:
     """Workspace (kept on failure) → compute → wait until running → RUNNING, or ERROR with the
     compute removed."""
-    job = context.get_input()
+    job = context.get_input(expected_type=dict)
     return (yield from _running(context, job, "create_compute", "delete_compute"))
 
 
@@ -103,13 +103,13 @@ def provision_environment(context: df.DurableOrchestrationContext) -> Orchestrat
 def start_environment(context: df.DurableOrchestrationContext) -> Orchestration:
     """Start (or re-create) the compute → wait until running → RUNNING, or ERROR with the compute
     stopped so it does not bill."""
-    job = context.get_input()
+    job = context.get_input(expected_type=dict)
     return (yield from _running(context, job, "start_compute", "stop_compute"))
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=jobs.STOP)
 def stop_environment(context: df.DurableOrchestrationContext) -> Orchestration:
-    job = context.get_input()
+    job = context.get_input(expected_type=dict)
     try:
         yield from _step(context, "stop_compute", job)
     except OperationFailed as failure:
@@ -122,7 +122,7 @@ def stop_environment(context: df.DurableOrchestrationContext) -> Orchestration:
 @bp.orchestration_trigger(context_name="context", orchestration=jobs.DELETE)
 def delete_environment(context: df.DurableOrchestrationContext) -> Orchestration:
     """Compute first, then the workspace, then the record becomes DELETED (gone from the API)."""
-    job = context.get_input()
+    job = context.get_input(expected_type=dict)
     try:
         yield from _step(context, "delete_compute", job)
         yield from _step(context, "delete_workspace", job)
