@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs Node.js (an official build, checked against the release's SHA-256 list) into /usr/local,
+# then pnpm, yarn and TypeScript. Runs as root during an image build; versions come from the
+# Dockerfile's build arguments.
+set -euo pipefail
+
+: "${NODE_VERSION:?NODE_VERSION is required}"
+: "${PNPM_VERSION:?PNPM_VERSION is required}"
+: "${YARN_VERSION:?YARN_VERSION is required}"
+: "${TYPESCRIPT_VERSION:?TYPESCRIPT_VERSION is required}"
+
+case "$(dpkg --print-architecture)" in
+  amd64) arch=x64 ;;
+  arm64) arch=arm64 ;;
+  *)
+    echo "install-node: unsupported architecture $(dpkg --print-architecture)" >&2
+    exit 1
+    ;;
+esac
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+release="https://nodejs.org/dist/v${NODE_VERSION}"
+tarball="node-v${NODE_VERSION}-linux-${arch}.tar.xz"
+curl -fsSL --retry 3 -o "$work/$tarball" "$release/$tarball"
+curl -fsSL --retry 3 -o "$work/SHASUMS256.txt" "$release/SHASUMS256.txt"
+(cd "$work" && grep -E "  ${tarball//./\\.}\$" SHASUMS256.txt | sha256sum --check --strict -)
+
+tar -xJf "$work/$tarball" -C /usr/local --strip-components=1 --no-same-owner \
+  --exclude='*.md' --exclude='LICENSE'
+
+npm install --global --no-fund --no-audit \
+  "pnpm@${PNPM_VERSION}" "yarn@${YARN_VERSION}" "typescript@${TYPESCRIPT_VERSION}"
+npm cache clean --force
+
+node --version
+npm --version
+pnpm --version
+yarn --version
+tsc --version
