@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint unit bench setup clean
+.PHONY: dev test lint unit bench setup clean code-server
 
 setup: $(STAMP) node_modules/.installed
 
@@ -28,7 +28,12 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q
 
-test: setup lint
+# code-server for the local compute backend and its tests: built once into ~/.cache/dev8 (DEV8_CACHE_DIR),
+# reused by every clone; DEV8_CODE_SERVER_BIN skips it. The script prints the binary's path last.
+code-server:
+	@scripts/install-code-server.sh >/dev/null
+
+test: setup lint code-server
 	$(PY) -m pytest -q
 
 dev: setup
