@@ -16,13 +16,13 @@ from shared.settings import ComputeBackendName, Settings, SettingsError, Workspa
 # name -> (module, class); each class has `from_settings(settings)`. New adapters add a line here.
 _COMPUTE: dict[ComputeBackendName, tuple[str, str]] = {
     ComputeBackendName.SIMULATED: ("shared.backends.simulated", "SimulatedCompute"),
+    ComputeBackendName.LOCAL: ("shared.backends.local_compute", "LocalCompute"),
 }
 _WORKSPACE: dict[WorkspaceBackendName, tuple[str, str]] = {
     WorkspaceBackendName.LOCAL: ("shared.backends.local_workspace", "LocalWorkspaceStorage"),
 }
 _NOT_YET: dict[str, str] = {
     ComputeBackendName.ACI: "the Azure Container Instances adapter is not built yet",
-    ComputeBackendName.LOCAL: "the local compute backend arrives with the local host",
     WorkspaceBackendName.AZUREFILES: "the Azure Files adapter is not built yet",
 }
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from shared.backends import factory
+from shared.backends.local_compute import LocalCompute
 from shared.backends.local_workspace import LocalWorkspaceStorage
 from shared.backends.simulated import SimulatedCompute
 from shared.settings import Settings, SettingsError, load_settings
@@ -77,10 +78,12 @@ def test_aci_compute_is_refused_clearly(env: pytest.MonkeyPatch) -> None:
         factory.compute_backend(settings())
 
 
-def test_local_compute_is_refused_until_the_local_host(env: pytest.MonkeyPatch) -> None:
+def test_local_compute_is_built_once(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     env.setenv("DEV8_COMPUTE_BACKEND", "local")
-    with pytest.raises(SettingsError, match="arrives with the local host"):
-        factory.compute_backend(settings())
+    compute = factory.compute_backend(settings())
+    assert isinstance(compute, LocalCompute)
+    assert compute.root == tmp_path.resolve() / "compute"
+    assert factory.compute_backend(settings()) is compute
 
 
 def test_azurefiles_is_refused_clearly(env: pytest.MonkeyPatch) -> None:
@@ -93,7 +96,8 @@ def test_azurefiles_is_refused_clearly(env: pytest.MonkeyPatch) -> None:
 def test_adapters_are_imported_lazily() -> None:
     probe = (
         "import sys, shared.backends.factory\n"
-        "adapters = ('shared.backends.simulated', 'shared.backends.local_workspace')\n"
+        "adapters = ('shared.backends.simulated', 'shared.backends.local_workspace',"
+        " 'shared.backends.local_compute', 'shared.backends.process_groups')\n"
         "print([name for name in adapters if name in sys.modules])\n"
     )
     result = subprocess.run(

@@ -1,0 +1,500 @@
+"""LocalCompute against the real code-server (installed by scripts/install-code-server.sh), plus bad
+cases driven by small fake binaries: missing binary, death at start, taken port, children that
+ignore SIGTERM or leave the group, and reconciliation after a host restart.
+
+Without code-server the real-server tests skip with a printed reason locally and fail under CI=true.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.backends import local_compute
+from shared.backends.local_compute import NOT_INSTALLED, LocalCompute, find_code_server
+from shared.backends.local_workspace import LocalWorkspaceStorage
+from shared.errors import PermanentBackendError
+from shared.ports import (
+    ComputeBackend,
+    ComputeSpec,
+    ComputeState,
+    ComputeStatus,
+    Workspace,
+    compute_name,
+    workspace_name,
+)
+
+ENV_A = "env-0123456789abcdef"
+ENV_B = "env-fedcba9876543210"
+WAIT_LIMIT = 90.0  # a bound so a broken start cannot hang the run; not a timing assertion
+HOST_SECRET = "host-only-secret-value-3f9a"
+
+# Serves /healthz like code-server; FAKE_MODE (passed through the spec) adds misbehaving children.
+FAKE_SERVER = """\
+import http.server, os, signal, subprocess, sys
+args = sys.argv[1:]
+port = int(args[args.index("--bind-addr") + 1].rsplit(":", 1)[1])
+if os.environ.get("FAKE_MODE") == "children":
+    # One child that ignores SIGTERM, and one in a session of its own like a terminal's shell.
+    subprocess.Popen([sys.executable, "-c",
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
+    subprocess.Popen(["sleep", "600"], start_new_session=True)
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b'{"status":"alive"}')
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", port), Health).serve_forever()
+"""
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def make_spec(workspace_dir: str, environment_id: str = ENV_A, **variables: str) -> ComputeSpec:
+    return ComputeSpec(
+        name=compute_name(environment_id),
+        environment_id=environment_id,
+        owner="alice",
+        image="dev8/python:latest",
+        cpu_cores=1,
+        memory_gb=2,
+        ports=(8000,),
+        environment_variables={"DEV8_ENVIRONMENT_ID": environment_id, **variables},
+        workspace=Workspace(workspace_name(environment_id), workspace_dir, 20),
+        secure_environment={
+            "PASSWORD": f"pw-{secrets.token_urlsafe(12)}",
+            "GITHUB_TOKEN": f"ghp_{secrets.token_hex(8)}",
+        },
+    )
+
+
+def wait_until(
+    backend: LocalCompute, name: str, done: Callable[[ComputeStatus], bool], limit: float = WAIT_LIMIT
+) -> ComputeStatus:
+    deadline = time.monotonic() + limit
+    status = backend.status(name)
+    while not done(status):
+        if time.monotonic() > deadline:
+            pytest.fail(f"{name} did not settle within {limit:.0f}s; last status: {status}")
+        time.sleep(0.2)
+        status = backend.status(name)
+    return status
+
+
+def settled(status: ComputeStatus) -> bool:
+    return status.state is not ComputeState.PENDING
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Live processes in a process group, seen by ps (independently of the code under test)."""
+    out = subprocess.run(["ps", "-eo", "pid=,pgid=,stat="], capture_output=True, text=True, check=True).stdout
+    return [int(pid) for pid, group, stat in (line.split() for line in out.splitlines()) if
+            int(group) == pgid and not stat.startswith("Z")]  # fmt: skip
+
+
+def alive(pid: int) -> bool:
+    out = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()
+    return bool(out) and not out.startswith("Z")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def get(port: int, path: str, cookie: str | None = None) -> http.client.HTTPResponse:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+    response = connection.getresponse()
+    response.read()
+    return response
+
+
+def login(port: int, password: str) -> http.client.HTTPResponse:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    body = urllib.parse.urlencode({"password": password})
+    connection.request("POST", "/login", body, {"Content-Type": "application/x-www-form-urlencoded"})
+    response = connection.getresponse()
+    response.read()
+    return response
+
+
+def port_of(status: ComputeStatus) -> int:
+    assert status.vs_code_url is not None
+    port = urllib.parse.urlsplit(status.vs_code_url).port
+    assert port is not None
+    return port
+
+
+def recorded(backend: LocalCompute, name: str) -> dict[str, Any]:
+    """The state file the backend keeps for a restarted host."""
+    return dict(json.loads((backend.root / name / "state.json").read_text()))
+
+
+def write_script(path: Path, text: str) -> str:
+    path.write_text(text)
+    path.chmod(0o755)
+    return str(path)
+
+
+# --- fixtures --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def code_server() -> str:
+    """The real code-server: DEV8_CODE_SERVER_BIN, the install script's cache, or PATH."""
+    try:
+        return find_code_server(os.environ.get("DEV8_CODE_SERVER_BIN"))
+    except PermanentBackendError as exc:
+        reason = f"{exc} (looked in {local_compute.cache_install_dir()})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}. The local compute tests must not be skipped in CI.", pytrace=False)
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def workspace(data_dir: Path) -> str:
+    return LocalWorkspaceStorage(data_dir).ensure(workspace_name(ENV_A), 20).location
+
+
+@pytest.fixture
+def backends(data_dir: Path) -> Iterator[Callable[..., LocalCompute]]:
+    """Builds LocalCompute instances on the test's data dir; every process they started is ended."""
+    built: list[LocalCompute] = []
+
+    def build(binary: str | None, **options: object) -> LocalCompute:
+        backend = LocalCompute(data_dir, binary, **options)  # type: ignore[arg-type]
+        built.append(backend)
+        return backend
+
+    yield build
+    for backend in built:
+        backend.reconcile_processes([])
+        for status in backend.list():
+            backend.delete(status.name)
+
+
+@pytest.fixture
+def fake_server(tmp_path: Path) -> str:
+    return write_script(tmp_path / "fake-code-server", f"#!{sys.executable}\n{FAKE_SERVER}")
+
+
+@pytest.fixture
+def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """An empty HOME for the workspace processes: code-server must write nothing there."""
+    directory = tmp_path / "home"
+    directory.mkdir()
+    monkeypatch.setenv("HOME", str(directory))
+    return directory
+
+
+@pytest.fixture
+def host_secret(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A secret in the host's own environment, which no workspace process may inherit."""
+    monkeypatch.setenv("DEV8_TEST_HOST_SECRET", HOST_SECRET)
+    return HOST_SECRET
+
+
+# --- the real code-server ----------------------------------------------------------------------------
+
+
+def test_lifecycle_with_real_code_server(
+    code_server: str,
+    backends: Callable[..., LocalCompute],
+    workspace: str,
+    data_dir: Path,
+    host_secret: str,
+    home: Path,
+) -> None:
+    backend = backends(code_server)
+    port_type: ComputeBackend = backend  # satisfies the port
+    spec = make_spec(workspace, EDITOR="vim")
+    password = spec.secure_environment["PASSWORD"]
+    compute_dir = data_dir / "compute" / spec.name
+
+    # create -> RUNNING, answering /healthz
+    first = port_type.create(spec)
+    assert first.state in (ComputeState.PENDING, ComputeState.RUNNING)
+    running = wait_until(backend, spec.name, settled)
+    assert running.state is ComputeState.RUNNING, running.detail
+    assert running.ssh_connection_string is None
+    port = port_of(running)
+    assert get(port, "/healthz").status == 200
+    url = urllib.parse.urlsplit(running.vs_code_url or "")
+    assert urllib.parse.parse_qs(url.query)["folder"] == [workspace]
+
+    # a repeated create is the same process, not a second one
+    state_before = (compute_dir / "state.json").read_text()
+    assert backend.create(spec).state is ComputeState.RUNNING
+    assert backend.start(spec).state is ComputeState.RUNNING
+    assert (compute_dir / "state.json").read_text() == state_before
+    pgid = int(json.loads(state_before)["pgid"])
+
+    # password login: the IDE needs it, a wrong one is refused, the right one gets a session cookie
+    assert get(port, url.path).status == 302
+    wrong = login(port, "not-the-password")
+    assert "code-server-session" not in (wrong.getheader("Set-Cookie") or "")
+    right = login(port, password)
+    assert right.status == 302
+    cookie = (right.getheader("Set-Cookie") or "").split(";", 1)[0]
+    assert cookie.startswith("code-server-session=")
+    workbench = get(port, f"/?{url.query}", cookie)
+    assert workbench.status == 200
+
+    # the password travels only in the environment: not on any command line, nor on disk
+    members = group_pids(pgid)
+    assert members
+    for pid in members:
+        assert password.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    environ = Path(f"/proc/{pgid}/environ").read_bytes().split(b"\0")
+    assert f"PASSWORD={password}".encode() in environ
+    assert b"EDITOR=vim" in environ
+    assert f"GITHUB_TOKEN={spec.secure_environment['GITHUB_TOKEN']}".encode() in environ
+    assert not any(host_secret.encode() in entry for entry in environ)  # the host's secrets stay out
+    for path in [compute_dir / "state.json", compute_dir / "code-server.log", *compute_dir.rglob("*")]:
+        if path.is_file():
+            assert password.encode() not in path.read_bytes(), path
+
+    # stop: the whole group is gone and the port closed; a second stop changes nothing
+    (Path(workspace) / "notes.txt").write_text("kept across stop and start")
+    stopped = backend.stop(spec.name)
+    assert stopped.state is ComputeState.STOPPED
+    assert group_pids(pgid) == []
+    assert not port_open(port)
+    assert backend.stop(spec.name).state is ComputeState.STOPPED
+    assert backend.create(spec).state is ComputeState.STOPPED  # create leaves an existing one as it is
+
+    # start: RUNNING again, the workspace's files still there
+    backend.start(spec)
+    again = wait_until(backend, spec.name, settled)
+    assert again.state is ComputeState.RUNNING, again.detail
+    assert get(port_of(again), "/healthz").status == 200
+    assert (Path(workspace) / "notes.txt").read_text() == "kept across stop and start"
+    new_pgid = int(recorded(backend, spec.name)["pgid"])
+    assert new_pgid != pgid and group_pids(new_pgid)
+
+    # delete: processes and compute dir gone, the workspace kept; a second delete is fine
+    backend.delete(spec.name)
+    assert group_pids(new_pgid) == []
+    assert not compute_dir.exists()
+    assert (Path(workspace) / "notes.txt").exists()
+    assert backend.status(spec.name).state is ComputeState.ABSENT
+    backend.delete(spec.name)
+    assert backend.list() == []
+    # its config, heartbeat and logs stayed in the compute dir, none in the (shared) home directory
+    assert list(home.iterdir()) == []
+
+
+def test_a_taken_port_is_a_clear_failure_and_a_new_start_recovers(
+    code_server: str,
+    backends: Callable[..., LocalCompute],
+    workspace: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backend = backends(code_server)
+    spec = make_spec(workspace)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        monkeypatch.setattr(local_compute, "_free_port", lambda: taken)
+        backend.create(spec)
+        failed = wait_until(backend, spec.name, settled)
+    assert failed.state is ComputeState.FAILED
+    assert f"port {taken} was taken" in (failed.detail or "")
+    monkeypatch.undo()
+
+    backend.start(spec)
+    recovered = wait_until(backend, spec.name, settled)
+    assert recovered.state is ComputeState.RUNNING, recovered.detail
+    assert port_of(recovered) != taken
+
+
+# --- bad cases with fake binaries ------------------------------------------------------------------
+
+
+def test_missing_binary_is_a_permanent_error_that_says_how_to_install(
+    backends: Callable[..., LocalCompute], workspace: str, tmp_path: Path
+) -> None:
+    backend = backends(str(tmp_path / "no-such-code-server"))
+    spec = make_spec(workspace)
+    with pytest.raises(PermanentBackendError, match=NOT_INSTALLED.replace(".", r"\.")):
+        backend.create(spec)
+    with pytest.raises(PermanentBackendError, match="not installed"):
+        backend.start(spec)
+    assert backend.status(spec.name).state is ComputeState.ABSENT
+
+
+def test_without_a_setting_the_cache_then_path_are_searched(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_server: str
+) -> None:
+    empty_cache = tmp_path / "cache"
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    with pytest.raises(PermanentBackendError) as error:
+        find_code_server(None, str(empty_cache))
+    assert str(error.value) == NOT_INSTALLED
+
+    # a half-done install (no marker) does not count; a finished one does
+    install = local_compute.cache_install_dir(str(empty_cache))
+    binary = install / "node_modules" / ".bin" / "code-server"
+    binary.parent.mkdir(parents=True)
+    binary.symlink_to(fake_server)
+    with pytest.raises(PermanentBackendError):
+        find_code_server(None, str(empty_cache))
+    (install / ".dev8-installed").write_text("done")
+    assert find_code_server(None, str(empty_cache)) == str(binary)
+
+
+def test_a_process_that_dies_at_start_is_failed_with_its_log_scrubbed(
+    backends: Callable[..., LocalCompute], workspace: str, tmp_path: Path
+) -> None:
+    dies = write_script(
+        tmp_path / "dies",
+        '#!/bin/sh\necho "fatal: cannot load native module" >&2\necho "password was $PASSWORD"\nexit 3\n',
+    )
+    backend = backends(dies)
+    spec = make_spec(workspace)
+    backend.create(spec)
+    failed = wait_until(backend, spec.name, settled)
+    assert failed.state is ComputeState.FAILED
+    detail = failed.detail or ""
+    assert "exited during start (exit code 3)" in detail
+    assert "fatal: cannot load native module" in detail
+    assert spec.secure_environment["PASSWORD"] not in detail and "[redacted]" in detail
+
+    # a stop settles it; start tries again (and fails the same way); delete cleans up
+    assert backend.stop(spec.name).state is ComputeState.STOPPED
+    backend.start(spec)
+    assert wait_until(backend, spec.name, settled).state is ComputeState.FAILED
+    backend.delete(spec.name)
+    assert backend.status(spec.name).state is ComputeState.ABSENT
+
+
+def test_no_answer_within_the_boot_timeout_is_failed(
+    backends: Callable[..., LocalCompute], workspace: str, tmp_path: Path
+) -> None:
+    silent = write_script(tmp_path / "silent", "#!/bin/sh\necho starting\nexec sleep 600\n")
+    now = [datetime(2026, 11, 21, 12, 0, tzinfo=UTC)]
+    backend = backends(silent, boot_timeout_seconds=60, clock=lambda: now[0])
+    spec = make_spec(workspace)
+    assert backend.create(spec).state is ComputeState.PENDING
+    log = backend.root / spec.name / "code-server.log"
+    deadline = time.monotonic() + WAIT_LIMIT
+    while "starting" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the script has run its first line
+    now[0] += timedelta(seconds=30)
+    assert backend.status(spec.name).state is ComputeState.PENDING
+    now[0] += timedelta(seconds=31)
+    late = backend.status(spec.name)
+    assert late.state is ComputeState.FAILED
+    assert "no answer on port" in (late.detail or "") and "starting" in (late.detail or "")
+
+
+def test_stop_ends_children_that_ignore_sigterm_or_left_the_group(
+    backends: Callable[..., LocalCompute], workspace: str, fake_server: str
+) -> None:
+    backend = backends(fake_server, stop_grace_seconds=0.5)
+    spec = make_spec(workspace, FAKE_MODE="children")
+    backend.create(spec)
+    assert wait_until(backend, spec.name, settled).state is ComputeState.RUNNING
+    state = recorded(backend, spec.name)
+    # the leader's descendants: the SIGTERM-ignoring child (same group) and the escaped one
+    deadline = time.monotonic() + WAIT_LIMIT
+    while len(descendants := _descendants(state["pid"])) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(descendants) >= 2
+    assert any(_pgid(pid) != state["pgid"] for pid in descendants)  # one left the group
+
+    assert backend.stop(spec.name).state is ComputeState.STOPPED
+    assert group_pids(state["pgid"]) == []
+    assert not any(alive(pid) for pid in descendants)
+
+
+def test_a_restarted_host_finds_its_processes_and_reconciles_strays(
+    backends: Callable[..., LocalCompute], data_dir: Path, fake_server: str
+) -> None:
+    storage = LocalWorkspaceStorage(data_dir)
+    first_host = backends(fake_server)
+    known = make_spec(storage.ensure(workspace_name(ENV_A), 1).location, ENV_A)
+    orphan = make_spec(storage.ensure(workspace_name(ENV_B), 1).location, ENV_B)
+    for spec in (known, orphan):
+        first_host.create(spec)
+        assert wait_until(first_host, spec.name, settled).state is ComputeState.RUNNING
+
+    # a new host over the same data dir sees both from their state files, and no second process
+    second_host = backends(fake_server)
+    assert {s.name: s.state for s in second_host.list()} == {
+        known.name: ComputeState.RUNNING,
+        orphan.name: ComputeState.RUNNING,
+    }
+    assert second_host.create(known).state is ComputeState.RUNNING
+    orphan_pgid = recorded(second_host, orphan.name)["pgid"]
+
+    # only the environment the records know keeps running
+    assert second_host.reconcile_processes([known.name]) == [orphan.name]
+    assert group_pids(orphan_pgid) == []
+    assert second_host.status(orphan.name).state is ComputeState.STOPPED
+    assert second_host.status(known.name).state is ComputeState.RUNNING
+    assert second_host.reconcile_processes([known.name]) == []
+
+
+def test_a_process_without_a_state_file_is_found_by_reconcile(
+    backends: Callable[..., LocalCompute], workspace: str, fake_server: str
+) -> None:
+    backend = backends(fake_server)
+    spec = make_spec(workspace)
+    backend.create(spec)
+    assert wait_until(backend, spec.name, settled).state is ComputeState.RUNNING
+    state_file = backend.root / spec.name / "state.json"
+    pgid = recorded(backend, spec.name)["pgid"]
+    state_file.unlink()  # as if the host died between starting the process and recording it
+
+    assert backend.status(spec.name).state is ComputeState.ABSENT
+    assert backend.reconcile_processes([spec.name]) == [spec.name]
+    assert group_pids(pgid) == []
+
+
+def test_bad_names_are_refused(backends: Callable[..., LocalCompute], fake_server: str) -> None:
+    backend = backends(fake_server)
+    for name in ("../escape", "UPPER", "", "a/b"):
+        with pytest.raises(PermanentBackendError, match="invalid compute name"):
+            backend.status(name)
+
+
+def _descendants(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True, check=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in out.splitlines():
+        child, parent = map(int, line.split())
+        children.setdefault(parent, []).append(child)
+    found, pending = [], list(children.get(pid, []))
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        pending.extend(children.get(current, []))
+    return found
+
+
+def _pgid(pid: int) -> int:
+    return int(subprocess.run(["ps", "-o", "pgid=", "-p", str(pid)], capture_output=True, text=True).stdout)
