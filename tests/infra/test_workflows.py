@@ -77,6 +77,8 @@ def test_deploy_uses_oidc_and_no_long_lived_secret(workflows: dict[Path, Any]) -
         assert forbidden not in text
     azd_login = next(r for r in runs(deploy) if "azd auth login" in r)
     assert "--federated-credential-provider github" in azd_login
+    # An `environment:` would change the OIDC subject away from the branch azd federates.
+    assert all("environment" not in job for job in deploy["jobs"].values())
 
 
 def test_deploy_builds_the_images_then_deploys_the_api(workflows: dict[Path, Any]) -> None:
