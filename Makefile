@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint unit bench setup clean code-server
+.PHONY: dev test lint unit bench setup clean code-server infra-tools
 
 setup: $(STAMP) node_modules/.installed
 
@@ -33,14 +33,20 @@ unit: $(STAMP)
 code-server:
 	@scripts/install-code-server.sh >/dev/null
 
-test: setup lint code-server
+# Bicep parsers, checkov, hadolint, shellcheck... in their own venv (.venv-infra): their pins clash with the app's.
+infra-tools:
+	@bash scripts/install-infra-tools.sh
+
+test: setup lint code-server infra-tools
 	$(PY) -m pytest -q
 
+# The local compute backend (the default in local.settings) needs code-server; simulated does not.
 dev: setup
+	@if [ "$${DEV8_COMPUTE_BACKEND:-local}" = local ]; then scripts/install-code-server.sh >/dev/null; fi
 	$(PY) -m devhost
 
 bench: setup
 	$(PY) tests/benchmarks/cold_start.py
 
 clean:
-	rm -rf $(VENV) node_modules .dev8 .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-infra node_modules .dev8 .pytest_cache .mypy_cache .ruff_cache

@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     simulated_boot_polls: int = Field(default=1, ge=0, le=100)
     simulated_seed: int | None = None
 
+    @field_validator("jwt_secret", "secrets_key", "tables_connection")
+    @classmethod
+    def _resolved(cls, value: SecretStr | None) -> SecretStr | None:
+        # App Service passes an unresolvable Key Vault reference through as its literal text.
+        if value is not None and value.get_secret_value().startswith("@Microsoft.KeyVault("):
+            raise ValueError("is an unresolved Key Vault reference (check the app's identity and vault access)")
+        return value
+
     @field_validator("jwt_secret")
     @classmethod
     def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:

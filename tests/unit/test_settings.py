@@ -78,3 +78,9 @@ def test_only_one_jwt_mode(env):
     env.setenv("DEV8_JWT_JWKS_URL", "https://login.example.com/keys")
     with pytest.raises(SettingsError, match="only one of DEV8_JWT_SECRET and DEV8_JWT_JWKS_URL"):
         load_settings()
+
+
+def test_an_unresolved_key_vault_reference_is_refused(env):
+    env.setenv("DEV8_JWT_SECRET", "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/jwt/)")
+    with pytest.raises(SettingsError, match="DEV8_JWT_SECRET is invalid: is an unresolved Key Vault reference"):
+        load_settings()
