@@ -83,7 +83,9 @@ class Settings(BaseSettings):
     def _resolved(cls, value: SecretStr | None) -> SecretStr | None:
         # App Service passes an unresolvable Key Vault reference through as its literal text.
         if value is not None and value.get_secret_value().startswith("@Microsoft.KeyVault("):
-            raise ValueError("is an unresolved Key Vault reference (check the app's identity and vault access)")
+            raise ValueError(
+                "is an unresolved Key Vault reference (check the app's identity and vault access)"
+            )
         return value
 
     @field_validator("jwt_secret")

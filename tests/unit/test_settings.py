@@ -82,5 +82,7 @@ def test_only_one_jwt_mode(env):
 
 def test_an_unresolved_key_vault_reference_is_refused(env):
     env.setenv("DEV8_JWT_SECRET", "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/jwt/)")
-    with pytest.raises(SettingsError, match="DEV8_JWT_SECRET is invalid: is an unresolved Key Vault reference"):
+    with pytest.raises(
+        SettingsError, match="DEV8_JWT_SECRET is invalid: is an unresolved Key Vault reference"
+    ):
         load_settings()
