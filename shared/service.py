@@ -43,10 +43,14 @@ ACTIVITY_WRITE_INTERVAL = timedelta(minutes=1)
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """Where new environments run: the compute backend's provider and region."""
+    """Where new environments run: the compute backend's provider, region and per-environment
+    limits (an ACI container group tops out at 4 CPU / 16 GB in most regions)."""
 
     provider: CloudProvider
     region: str
+    max_cpu_cores: float | None = None
+    max_memory_gb: float | None = None
+    label: str = "this backend"
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,9 +230,34 @@ class EnvironmentService:
         ]
         if problems:
             raise ValidationFailed("requested resources are out of bounds", problems)
+        self._check_placement(cpu, memory)
         customized = any(value is not None for value in explicit.values())
         label = "custom" if customized else base.name
         return label, cpu, memory, int(storage)
+
+    def _check_placement(self, cpu: float, memory: float) -> None:
+        placement = self._placement
+        problems = []
+        if placement.max_cpu_cores is not None and cpu > placement.max_cpu_cores:
+            problems.append(
+                {
+                    "field": "cpu_cores",
+                    "message": f"{placement.label} runs at most {placement.max_cpu_cores:g}",
+                }
+            )
+        if placement.max_memory_gb is not None and memory > placement.max_memory_gb:
+            problems.append(
+                {
+                    "field": "memory_gb",
+                    "message": f"{placement.label} runs at most {placement.max_memory_gb:g} GB",
+                }
+            )
+        if problems:
+            raise ValidationFailed(
+                f"this size cannot run on {placement.label} ({cpu:g} CPU, {memory:g} GB); "
+                "choose a smaller size",
+                problems,
+            )
 
     # --- changes ------------------------------------------------------------------------------------
 

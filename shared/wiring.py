@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from shared.service import EnvironmentService, Placement
 
 _lock = threading.Lock()
+# ACI's per-container-group ceiling for Linux in most regions (the quota check at create is the
+# aci adapter's; this one answers 400 before anything is created).
+ACI_MAX_CPU_CORES = 4.0
+ACI_MAX_MEMORY_GB = 16.0
 
 
 def utcnow() -> datetime:
@@ -30,7 +34,13 @@ def placement(settings: Settings) -> Placement:
     from shared.service import Placement
 
     if settings.compute_backend is ComputeBackendName.ACI:
-        return Placement(CloudProvider.AZURE, settings.azure_location)
+        return Placement(
+            CloudProvider.AZURE,
+            settings.azure_location,
+            max_cpu_cores=ACI_MAX_CPU_CORES,
+            max_memory_gb=ACI_MAX_MEMORY_GB,
+            label="Azure Container Instances",
+        )
     return Placement(CloudProvider.LOCAL, f"local-{settings.compute_backend.value}")
 
 

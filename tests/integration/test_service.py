@@ -228,3 +228,14 @@ def test_racing_commands_on_one_environment_make_one_transition(store):
     assert outcomes.count("accepted") == 1 and outcomes.count("refused") == 19
     transitions = [e for e in store.events("liam", env.id) if e.from_status is Status.RUNNING]
     assert len(transitions) == 1
+
+
+def test_a_size_the_backend_cannot_run_is_refused_at_create(store):
+    settings = Settings(jwt_secret="j" * 32, tables_connection="UseDevelopmentStorage=true", secrets_key=KEY)
+    aci = Placement(CloudProvider.AZURE, "eastus", max_cpu_cores=4, max_memory_gb=16, label="ACI")
+    service = EnvironmentService(store, settings, Clock(), aci)
+    with pytest.raises(ValidationFailed, match="cannot run on ACI") as refused:
+        service.create("olga", request(size="xlarge"))
+    assert refused.value.details == [{"field": "cpu_cores", "message": "ACI runs at most 4"}]
+    assert service.create("olga", request(size="large")).environment.cpu_cores == 4
+    assert len(service.list("olga")) == 1
