@@ -31,7 +31,7 @@ MAX_IDEMPOTENCY_KEY = 128
 
 
 def _one(env: Environment, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return respond(status, {"environment": environment_view(env)}, headers)
+    return respond(status, {"environment": environment_view(env, wiring.policy())}, headers)
 
 
 async def _launch(client: df.DurableOrchestrationClient, orchestration: str, env: Environment) -> Environment:
@@ -102,7 +102,8 @@ def api_list_environments(req: func.HttpRequest) -> func.HttpResponse:
                     f"unknown status {wanted!r}", [{"field": "status", "message": f"one of {shown}"}]
                 )
         envs = wiring.environments().list(owner, status)
-        return respond(200, {"environments": [environment_view(env) for env in envs]})
+        policy = wiring.policy()
+        return respond(200, {"environments": [environment_view(env, policy) for env in envs]})
 
     return handle(listing)
 

@@ -74,6 +74,26 @@ param maxRunningPerUser int = 3
 @maxValue(3650)
 param retentionDays int = 30
 
+@description('Days a retired environment can be restored from its workspace snapshot.')
+@minValue(1)
+@maxValue(365)
+param restoreGraceDays int = 7
+
+@description('Hours after which even an active environment is stopped (like Codespaces).')
+@minValue(1)
+@maxValue(168)
+param maxSessionHours int = 12
+
+@description('Minutes an orphan container group is left alone before the reconciler removes it.')
+@minValue(1)
+@maxValue(1440)
+param orphanGraceMinutes int = 30
+
+@description('NCRONTAB schedules (seconds first) of the idle sweep, retention and reconciler timers.')
+param idleSweepSchedule string = '0 */5 * * * *'
+param retentionSchedule string = '0 30 3 * * *'
+param reconcileSchedule string = '0 */10 * * * *'
+
 @description('Largest CPU count one environment may ask for (a number, e.g. 8 or 3.5).')
 param maxCpuCores string = '8'
 
@@ -322,6 +342,12 @@ var dev8Settings = union(jwtModeSettings, {
   DEV8_MAX_ENVIRONMENTS_PER_USER: string(maxEnvironmentsPerUser)
   DEV8_MAX_RUNNING_PER_USER: string(maxRunningPerUser)
   DEV8_RETENTION_DAYS: string(retentionDays)
+  DEV8_RESTORE_GRACE_DAYS: string(restoreGraceDays)
+  DEV8_MAX_SESSION_HOURS: string(maxSessionHours)
+  DEV8_ORPHAN_GRACE_MINUTES: string(orphanGraceMinutes)
+  DEV8_IDLE_SWEEP_SCHEDULE: idleSweepSchedule
+  DEV8_RETENTION_SCHEDULE: retentionSchedule
+  DEV8_RECONCILE_SCHEDULE: reconcileSchedule
   DEV8_MAX_CPU_CORES: maxCpuCores
   DEV8_MAX_MEMORY_GB: maxMemoryGb
   DEV8_MAX_STORAGE_GB: string(maxStorageGb)

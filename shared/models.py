@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -80,6 +81,10 @@ class Environment(BaseModel):
     started_at: datetime | None = None
     stopped_at: datetime | None = None
     operation: str | None = None
+    keep: bool = False  # exempt from retention
+    agent_token_hash: str | None = Field(default=None, repr=False)
+    snapshot: str | None = None  # the workspace snapshot a retired environment can be restored from
+    restorable_until: datetime | None = None
     sealed_secrets: str = Field(default="", repr=False)
     version: int = 0
     etag: str | None = Field(default=None, repr=False)
@@ -95,6 +100,28 @@ class Environment(BaseModel):
             return None
         return self.last_accessed_at + timedelta(minutes=self.idle_timeout_minutes)
 
+    def session_stop_at(self, policy: Policy) -> datetime | None:
+        """When the session limit stops this environment however active it is (RUNNING only)."""
+        if self.status is not Status.RUNNING or self.started_at is None:
+            return None
+        return self.started_at + timedelta(hours=policy.max_session_hours)
+
+    def delete_at(self, policy: Policy) -> datetime | None:
+        """When retention retires this environment if it stays stopped and untouched."""
+        if self.status is not Status.STOPPED or self.keep:
+            return None
+        return max(self.stopped_at or self.updated_at, self.last_accessed_at) + timedelta(
+            days=policy.retention_days
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The sweeps' limits, from settings: shown on every environment so the frontend can warn."""
+
+    max_session_hours: int = 12
+    retention_days: int = 30
+
 
 class AuditEvent(BaseModel):
     environment_id: str
@@ -109,7 +136,7 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
 
 
-def environment_view(env: Environment) -> dict[str, Any]:
+def environment_view(env: Environment, policy: Policy) -> dict[str, Any]:
     """The API shape of an environment: documented fields only, never secrets."""
     return {
         "id": env.id,
@@ -130,6 +157,9 @@ def environment_view(env: Environment) -> dict[str, Any]:
         "repository_url": env.repository_url,
         "idle_timeout_minutes": env.idle_timeout_minutes,
         "idle_stop_at": _iso(env.idle_stop_at),
+        "session_stop_at": _iso(env.session_stop_at(policy)),
+        "delete_at": _iso(env.delete_at(policy)),
+        "keep": env.keep,
         "last_accessed_at": _iso(env.last_accessed_at),
         "created_at": _iso(env.created_at),
         "updated_at": _iso(env.updated_at),
@@ -247,11 +277,12 @@ class CreateEnvironmentRequest(_Strict):
 class UpdateEnvironmentRequest(_Strict):
     name: str | None = Field(default=None, min_length=1, max_length=50)
     idle_timeout_minutes: int | None = Field(default=None, ge=5, le=240)
+    keep: bool | None = None
 
     @model_validator(mode="after")
     def _something_to_change(self) -> UpdateEnvironmentRequest:
-        if self.name is None and self.idle_timeout_minutes is None:
-            raise ValueError("give at least one of: name, idle_timeout_minutes")
+        if self.name is None and self.idle_timeout_minutes is None and self.keep is None:
+            raise ValueError("give at least one of: name, idle_timeout_minutes, keep")
         if self.name is not None and not self.name.isprintable():
             raise ValueError("name must be printable text")
         return self

@@ -43,6 +43,8 @@ class IndexEntry:
     environment_id: str
     idle_stop_at: datetime | None
     updated_at: datetime
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
 
 
 class EnvironmentStore(Protocol):
@@ -88,8 +90,19 @@ class EnvironmentStore(Protocol):
 
     def idempotency(self, owner: str, key: str) -> IdempotencyRecord | None: ...
 
-    def candidates(self, status: Status, idle_before: datetime | None = None) -> Iterator[IndexEntry]:
-        """Index entries of one status (for RUNNING, optionally only those idle before a time)."""
+    def candidates(
+        self,
+        status: Status,
+        idle_before: datetime | None = None,
+        started_before: datetime | None = None,
+        stopped_before: datetime | None = None,
+    ) -> Iterator[IndexEntry]:
+        """Index entries of one status; with deadlines, only those past any of them (RUNNING:
+        idle or started before; STOPPED: stopped before). One partition, filtered server-side."""
+        ...
+
+    def repair_index(self, entry: IndexEntry) -> None:
+        """Bring one index row in line with its record (sweeps call it for stale candidates)."""
         ...
 
     def ping(self) -> None:

@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     max_environments_per_user: int = Field(default=10, ge=1, le=1000)
     max_running_per_user: int = Field(default=3, ge=1, le=100)
     retention_days: int = Field(default=30, ge=1, le=3650)
+    restore_grace_days: int = Field(default=7, ge=1, le=365)
+    max_session_hours: int = Field(default=12, ge=1, le=168)
+    orphan_grace_minutes: int = Field(default=30, ge=1, le=1440)
+    # NCRONTAB schedules (seconds first) of the timer triggers.
+    idle_sweep_schedule: str = "0 */5 * * * *"
+    retention_schedule: str = "0 30 3 * * *"
+    reconcile_schedule: str = "0 */10 * * * *"
     max_cpu_cores: float = Field(default=8, gt=0, le=64)
     max_memory_gb: float = Field(default=16, gt=0, le=256)
     max_storage_gb: int = Field(default=200, ge=1, le=4096)

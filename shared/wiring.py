@@ -15,6 +15,7 @@ from shared.settings import ComputeBackendName, Settings, get_settings
 
 if TYPE_CHECKING:
     from shared.auth import TokenVerifier
+    from shared.models import Policy
     from shared.ports import ComputeBackend, EnvironmentStore, WorkspaceStorage
     from shared.service import EnvironmentService, Placement
 
@@ -42,6 +43,13 @@ def placement(settings: Settings) -> Placement:
             label="Azure Container Instances",
         )
     return Placement(CloudProvider.LOCAL, f"local-{settings.compute_backend.value}")
+
+
+def policy() -> Policy:
+    from shared.models import Policy
+
+    settings = get_settings()
+    return Policy(max_session_hours=settings.max_session_hours, retention_days=settings.retention_days)
 
 
 @lru_cache(maxsize=1)

@@ -223,6 +223,12 @@ def index_row_for(environment: Environment, version: int, idle_stop_at: datetime
         "updated_at": utc(environment.updated_at),
     }
     _put(row, "idle_stop_at", idle_stop_at)
+    # Sweep deadlines that do not move while the record keeps its status: the session limit
+    # counts from started_at, retention from stopped_at.
+    if environment.status is Status.RUNNING:
+        _put(row, "started_at", environment.started_at)
+    if environment.status is Status.STOPPED:
+        _put(row, "stopped_at", environment.stopped_at)
     return row
 
 
@@ -234,7 +240,13 @@ def index_from(row: Mapping[str, Any]) -> IndexEntry:
         environment_id=str(row["RowKey"]),
         idle_stop_at=utc(idle) if idle is not None else None,
         updated_at=utc(row["updated_at"]),
+        started_at=_optional_time(row.get("started_at")),
+        stopped_at=_optional_time(row.get("stopped_at")),
     )
+
+
+def _optional_time(value: Any) -> datetime | None:
+    return utc(value) if value is not None else None
 
 
 def index_version(row: Mapping[str, Any]) -> int:

@@ -219,15 +219,30 @@ class TableEnvironmentStore:
         row = self._point(self._envs, rows.owner_key(owner), rows.idempotency_row(key))
         return rows.idempotency_from(row) if row is not None else None
 
-    def candidates(self, status: Status, idle_before: datetime | None = None) -> Iterator[IndexEntry]:
+    def candidates(
+        self,
+        status: Status,
+        idle_before: datetime | None = None,
+        started_before: datetime | None = None,
+        stopped_before: datetime | None = None,
+    ) -> Iterator[IndexEntry]:
         """Index entries of one status: one single-partition query, filtered server-side."""
-        query = "PartitionKey eq @status"
         parameters: dict[str, Any] = {"status": status.value}
-        if idle_before is not None:
-            if status is not Status.RUNNING:
-                raise ValueError("idle_before only applies to RUNNING")
-            query += " and idle_stop_at le @before"
-            parameters["before"] = utc(idle_before)
+        due = []
+        for column, before, allowed in (
+            ("idle_stop_at", idle_before, Status.RUNNING),
+            ("started_at", started_before, Status.RUNNING),
+            ("stopped_at", stopped_before, Status.STOPPED),
+        ):
+            if before is None:
+                continue
+            if status is not allowed:
+                raise ValueError(f"{column} deadlines only apply to {allowed.value}")
+            due.append(f"{column} le @{column}")
+            parameters[column] = utc(before)
+        query = "PartitionKey eq @status"
+        if due:
+            query += " and ( " + " or ".join(due) + " )"  # the SDK reads @names up to a space
         return (rows.index_from(row) for row in self._query(self._index, query, parameters))
 
     # --- writes ---------------------------------------------------------------------------------
