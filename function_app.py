@@ -6,6 +6,7 @@ import azure.functions as func
 from api import environments, system
 from orchestrators import bp as lifecycle
 from shared.settings import get_settings
+from timers import bp as timers
 
 
 def create_app() -> df.DFApp:
@@ -14,6 +15,7 @@ def create_app() -> df.DFApp:
     app.register_functions(system.bp)  # health, readiness, catalog
     app.register_functions(environments.bp)  # the environment API
     app.register_functions(lifecycle)  # provision / start / stop / delete orchestrations and activities
+    app.register_functions(timers)  # idle sweep, retention, reconciler
     return app
 
 

@@ -8,7 +8,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from api.http import blocking, handle, handle_async, owner_of, parse_body, respond
-from orchestrators import jobs
+from orchestrators.launch import launch
 from shared import wiring
 from shared.errors import Unavailable, ValidationFailed
 from shared.lifecycle import Command
@@ -21,7 +21,6 @@ from shared.models import (
     event_view,
 )
 from shared.service import CommandResult
-from shared.settings import get_settings
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 log = logging.getLogger("dev8.api")
@@ -34,16 +33,13 @@ def _one(env: Environment, status: int = 200, headers: dict[str, str] | None = N
     return respond(status, {"environment": environment_view(env, wiring.policy())}, headers)
 
 
-async def _launch(client: df.DurableOrchestrationClient, orchestration: str, env: Environment) -> Environment:
+async def _launch(client: df.DurableOrchestrationClient, env: Environment) -> Environment:
     """Start the orchestration that carries out an accepted command. If the Durable backend
     refuses, the record goes to ERROR (the user can retry) instead of staying transitional."""
     try:
-        await client.start_new(
-            orchestration, instance_id=env.operation, client_input=jobs.job_for(env, get_settings())
-        )
+        await launch(client, env)
     except Exception as exc:
-        log.error("could not start %s for %s (%s)", orchestration, env.id, type(exc).__name__)
-        assert env.operation is not None
+        log.error("could not start %s for %s (%s)", env.operation, env.id, type(exc).__name__)
         await blocking(
             lambda: wiring.environments().settle(
                 env.owner,
@@ -79,7 +75,7 @@ async def api_create_environment(
         result = await blocking(lambda: wiring.environments().create(owner, request, key))
         env = result.environment
         if result.accepted:
-            env = await _launch(client, jobs.PROVISION, env)
+            env = await _launch(client, env)
         return _one(env, 201, {"Location": f"/api/{ENVIRONMENT.format(environment_id=env.id)}"})
 
     return await handle_async(create)
@@ -134,7 +130,7 @@ async def _command(
         )
         if not result.accepted:
             return _one(result.environment, 200)
-        env = await _launch(client, jobs.ORCHESTRATION_FOR[command], result.environment)
+        env = await _launch(client, result.environment)
         return _one(env, 202)
 
     return await handle_async(run)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from orchestrators.blueprint import bp
@@ -80,9 +81,31 @@ def _compute_result(status: ComputeStatus) -> Result:
 @bp.activity_trigger(input_name="job", activity="ensure_workspace")
 @_outcome
 def ensure_workspace(job: dict[str, Any]) -> Result:
+    """Create the workspace, or for a restored environment fill it from the retired one's snapshot."""
     env = _environment(job)
-    workspace = wiring.workspaces().ensure(workspace_name(env.id), env.storage_gb)
+    storage = wiring.workspaces()
+    if env.restored_from:
+        source = wiring.store().get(env.owner, env.restored_from)
+        if source is None or not source.snapshot:
+            raise PermanentBackendError("the snapshot to restore from no longer exists")
+        workspace = storage.restore(
+            workspace_name(source.id), source.snapshot, workspace_name(env.id), env.storage_gb
+        )
+    else:
+        workspace = storage.ensure(workspace_name(env.id), env.storage_gb)
     return {"ok": True, "workspace": workspace.name}
+
+
+@bp.activity_trigger(input_name="job", activity="snapshot_workspace")
+@_outcome
+def snapshot_workspace(job: dict[str, Any]) -> Result:
+    """Snapshot before retirement; a snapshot already recorded for this operation is reused."""
+    env = _environment(job)
+    if env.snapshot and env.operation == job["operation"]:
+        return {"ok": True, "snapshot": env.snapshot}
+    snapshot = wiring.workspaces().snapshot(workspace_name(env.id))
+    wiring.environments().remember_snapshot(env.owner, env.id, job["operation"], snapshot)
+    return {"ok": True, "snapshot": snapshot}
 
 
 @bp.activity_trigger(input_name="job", activity="create_compute")
@@ -130,15 +153,24 @@ def delete_workspace(job: dict[str, Any]) -> Result:
     return {"ok": True}
 
 
+@bp.activity_trigger(input_name="job", activity="purge_workspace")
+@_outcome
+def purge_workspace(job: dict[str, Any]) -> Result:
+    """Delete a retired environment's workspace and snapshots once its restore window closed."""
+    wiring.workspaces().delete(workspace_name(job["environment_id"]))
+    wiring.environments().forget_snapshot(job["owner"], job["environment_id"])
+    return {"ok": True}
+
+
 @bp.activity_trigger(input_name="job", activity="settle_environment")
 @_outcome
 def settle_environment(job: dict[str, Any]) -> Result:
     """Record the outcome of an operation on the environment (no-op when already recorded)."""
-    fields = {
-        key: job[key]
-        for key in ("vs_code_url", "ssh_connection_string")
-        if key in job and job[key] is not None
+    fields: dict[str, Any] = {
+        key: job[key] for key in ("vs_code_url", "ssh_connection_string") if job.get(key) is not None
     }
+    if job.get("restorable_until"):
+        fields["restorable_until"] = datetime.fromisoformat(job["restorable_until"])
     env = wiring.environments().settle(
         job["owner"],
         job["environment_id"],

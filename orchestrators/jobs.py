@@ -6,14 +6,32 @@ from typing import Any, TypedDict
 
 from shared.lifecycle import Command
 from shared.models import Environment
+from shared.service import operation_kind
 from shared.settings import Settings
 
 PROVISION = "provision_environment"
 START = "start_environment"
 STOP = "stop_environment"
 DELETE = "delete_environment"
+RETIRE = "retire_environment"
+PURGE = "purge_retired_workspace"
 
 ORCHESTRATION_FOR: dict[Command, str] = {Command.START: START, Command.STOP: STOP, Command.DELETE: DELETE}
+# Which orchestration carries out an operation, by the kind its id names.
+ORCHESTRATION_OF_KIND = {
+    "create": PROVISION,
+    "start": START,
+    "stop": STOP,
+    "delete": DELETE,
+    "retire": RETIRE,
+}
+
+
+def orchestration_for(env: Environment) -> str:
+    assert env.operation is not None
+    return ORCHESTRATION_OF_KIND[operation_kind(env.operation)]
+
+
 # Seconds between compute status polls while waiting for an environment to come up.
 POLL_SECONDS = 3
 
@@ -27,6 +45,7 @@ class Job(TypedDict):
     operation: str
     deadline_seconds: int
     poll_seconds: int
+    restore_grace_days: int
 
 
 def job_for(env: Environment, settings: Settings) -> Job:
@@ -37,6 +56,7 @@ def job_for(env: Environment, settings: Settings) -> Job:
         operation=env.operation,
         deadline_seconds=settings.provision_timeout_seconds,
         poll_seconds=POLL_SECONDS,
+        restore_grace_days=settings.restore_grace_days,
     )
 
 

@@ -133,6 +133,31 @@ def delete_environment(context: df.DurableOrchestrationContext) -> Orchestration
     return {"status": "DELETED"}
 
 
+@bp.orchestration_trigger(context_name="context", orchestration=jobs.RETIRE)
+def retire_environment(context: df.DurableOrchestrationContext) -> Orchestration:
+    """Retention: snapshot the workspace, remove the compute, and record DELETED with a restore
+    window. The workspace stays until the window closes (Azure Files keeps a snapshot only with
+    its share); then `purge_workspace` removes both."""
+    job = context.get_input(expected_type=dict)
+    try:
+        yield from _step(context, "snapshot_workspace", job)
+        yield from _step(context, "delete_compute", job)
+    except OperationFailed as failure:
+        yield from _settle(context, job, "ERROR", f"retirement failed: {failure}")
+        return {"status": "ERROR", "reason": str(failure)}
+    until = context.current_utc_datetime + timedelta(days=job["restore_grace_days"])
+    reason = job.get("reason") or "retired"
+    yield from _settle(context, job, "DELETED", reason, restorable_until=until.isoformat())
+    return {"status": "DELETED"}
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=jobs.PURGE)
+def purge_retired_workspace(context: df.DurableOrchestrationContext) -> Orchestration:
+    job = context.get_input(expected_type=dict)
+    yield from _step(context, "purge_workspace", job)
+    return {"status": "PURGED"}
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:200]

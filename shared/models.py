@@ -81,10 +81,12 @@ class Environment(BaseModel):
     started_at: datetime | None = None
     stopped_at: datetime | None = None
     operation: str | None = None
+    redrives: int = 0  # times the reconciler re-ran the current operation
     keep: bool = False  # exempt from retention
     agent_token_hash: str | None = Field(default=None, repr=False)
     snapshot: str | None = None  # the workspace snapshot a retired environment can be restored from
     restorable_until: datetime | None = None
+    restored_from: str | None = None  # the retired environment whose snapshot seeded this one
     sealed_secrets: str = Field(default="", repr=False)
     version: int = 0
     etag: str | None = Field(default=None, repr=False)

@@ -96,9 +96,15 @@ class EnvironmentStore(Protocol):
         idle_before: datetime | None = None,
         started_before: datetime | None = None,
         stopped_before: datetime | None = None,
+        restorable_before: datetime | None = None,
     ) -> Iterator[IndexEntry]:
         """Index entries of one status; with deadlines, only those past any of them (RUNNING:
-        idle or started before; STOPPED: stopped before). One partition, filtered server-side."""
+        idle or started before; STOPPED: stopped before; DELETED: retired records whose restore
+        window closed before). One partition, filtered server-side."""
+        ...
+
+    def owner_of(self, environment_id: str) -> str | None:
+        """The owner of an environment id (DELETED ones included), or None if never created."""
         ...
 
     def repair_index(self, entry: IndexEntry) -> None:
@@ -186,7 +192,15 @@ class WorkspaceStorage(Protocol):
     def exists(self, name: str) -> bool: ...
 
     def delete(self, name: str) -> None:
-        """Remove the workspace; already gone is done."""
+        """Remove the workspace and its snapshots; already gone is done."""
+        ...
+
+    def snapshot(self, name: str) -> str:
+        """Take a point-in-time snapshot of the workspace; returns the snapshot's id."""
+        ...
+
+    def restore(self, name: str, snapshot: str, target: str, quota_gb: int) -> Workspace:
+        """Make workspace `target` hold the files of `name`'s snapshot (if absent; idempotent)."""
         ...
 
 

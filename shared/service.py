@@ -272,31 +272,47 @@ class EnvironmentService:
         return self._mutate(owner, environment_id, rename, Change(Actor.USER, "updated", self._clock()))
 
     def command(
-        self, owner: str, environment_id: str, command: Command, actor: Actor = Actor.USER
+        self,
+        owner: str,
+        environment_id: str,
+        command: Command,
+        actor: Actor = Actor.USER,
+        *,
+        reason: str | None = None,
+        precondition: Callable[[Environment], bool] | None = None,
+        kind: str | None = None,
     ) -> CommandResult:
-        """Apply a user command. Accepted commands move to a transitional status and name the
-        orchestration that must run (`environment.operation`); the caller starts it."""
+        """Apply a lifecycle command. Accepted commands move to a transitional status and name the
+        orchestration that must run (`environment.operation`); the caller starts it.
+
+        Sweeps pass a `precondition`, checked on the fresh record of every attempt, so a user's
+        activity that lands first wins; `kind` names a variant of the command's orchestration
+        (retention's "retire" is a delete that keeps a snapshot)."""
         accepted = False
+        why = reason or f"{command.value} requested by {actor.value}"
 
         def apply(env: Environment) -> Environment | None:
             nonlocal accepted
+            accepted = False
+            if precondition is not None and not precondition(env):
+                return None
             decision = lifecycle.decide(env.status, command)
             if decision.verdict is Verdict.REFUSED:
                 raise InvalidState(decision.reason, {"status": env.status.value})
             if decision.verdict is Verdict.NOOP:
-                accepted = False
                 return None
             assert decision.target is not None
             accepted = True
             return env.model_copy(
                 update={
                     "status": decision.target,
-                    "status_reason": f"{command.value} requested by {actor.value}",
-                    "operation": operation_id(command.value, env.id, env.version + 1),
+                    "status_reason": why,
+                    "operation": operation_id(kind or command.value, env.id, env.version + 1),
+                    "redrives": 0,
                 }
             )
 
-        change = Change(actor, f"{command.value} requested", self._clock())
+        change = Change(actor, why, self._clock())
         limits = self._limits if command is Command.START else None
         env = self._mutate(owner, environment_id, apply, change, limits)
         return CommandResult(env, accepted)
@@ -346,6 +362,29 @@ class EnvironmentService:
         except NotFound:
             return None
 
+    def remember_snapshot(self, owner: str, environment_id: str, operation: str, snapshot: str) -> None:
+        """Record the retirement snapshot on the record (only for the operation that took it)."""
+
+        def note(env: Environment) -> Environment | None:
+            if env.operation != operation or env.snapshot == snapshot:
+                return None
+            return env.model_copy(update={"snapshot": snapshot})
+
+        self._mutate(
+            owner, environment_id, note, Change(Actor.RETENTION, "workspace snapshot taken", self._clock())
+        )
+
+    def forget_snapshot(self, owner: str, environment_id: str) -> None:
+        """After the purge: the retired record stays for audit, no longer restorable."""
+
+        def forget(env: Environment) -> Environment | None:
+            if env.snapshot is None and env.restorable_until is None:
+                return None
+            return env.model_copy(update={"snapshot": None, "restorable_until": None})
+
+        change = Change(Actor.RETENTION, "workspace purged after the restore window", self._clock())
+        self._mutate(owner, environment_id, forget, change, include_deleted=True)
+
     def _mutate(
         self,
         owner: str,
@@ -373,7 +412,12 @@ class EnvironmentService:
         raise Conflict("the environment is changing too often; try again")
 
 
-def operation_id(command: str, environment_id: str, version: int) -> str:
+def operation_id(kind: str, environment_id: str, version: int) -> str:
     """The orchestration instance id of one lifecycle operation (deterministic, so a retried
     start cannot run the same operation twice)."""
-    return f"{environment_id}-{command}-{version}"
+    return f"{environment_id}-{kind}-{version}"
+
+
+def operation_kind(operation: str) -> str:
+    """The kind ("create", "start", "stop", "delete", "retire") an operation id names."""
+    return operation.rsplit("-", 2)[-2]

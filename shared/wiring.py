@@ -7,7 +7,7 @@ backends (and their SDKs) load only when an activity first asks for them.
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from shared.auth import TokenVerifier
     from shared.models import Policy
     from shared.ports import ComputeBackend, EnvironmentStore, WorkspaceStorage
+    from shared.reconcile import Reconciler
     from shared.service import EnvironmentService, Placement
+    from shared.sweeps import Sweeps
 
 _lock = threading.Lock()
 # ACI's per-container-group ceiling for Linux in most regions (the quota check at create is the
@@ -91,10 +93,34 @@ def workspaces() -> WorkspaceStorage:
     return workspace_storage(get_settings())
 
 
+@lru_cache(maxsize=1)
+def sweeps() -> Sweeps:
+    from shared.sweeps import Sweeps
+
+    return Sweeps(store(), environments(), utcnow, policy())
+
+
+@lru_cache(maxsize=1)
+def reconciler() -> Reconciler:
+    """One per process: it remembers when it first saw each orphan."""
+    from shared.reconcile import Reconciler
+
+    settings = get_settings()
+    return Reconciler(
+        store(),
+        environments(),
+        compute(),
+        utcnow,
+        # Past the provisioning deadline plus room for retries, an operation is stuck.
+        stuck_after=timedelta(seconds=settings.provision_timeout_seconds * 2 + 300),
+        orphan_grace=timedelta(minutes=settings.orphan_grace_minutes),
+    )
+
+
 def reset() -> None:
     """Forget every cached adapter (tests and the local host call this after changing settings)."""
     from shared.backends.factory import clear_cache
 
-    for cached in (store, verifier, environments, compute, workspaces, get_settings):
+    for cached in (store, verifier, environments, compute, workspaces, sweeps, reconciler, get_settings):
         cached.cache_clear()
     clear_cache()

@@ -4,6 +4,8 @@ Names mirror Azure Files share rules, which also rules out path traversal. Delet
 directory out of the way (so the name is gone at once, even if removal is interrupted), then removes
 it without following symlinks; a later delete finishes what an interrupted one left.
 The quota is recorded on the returned `Workspace` but not enforced on a local disk.
+Snapshots are read-only copies under `{DEV8_LOCAL_DATA_DIR}/snapshots/{name}/{id}`, ids being
+UTC timestamps like Azure Files share snapshots; deleting a workspace deletes its snapshots.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 import shutil
 import stat
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from shared.errors import PermanentBackendError, TransientBackendError
@@ -30,6 +33,7 @@ class LocalWorkspaceStorage:
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         # Resolved once, so a later change of working directory cannot move the workspaces.
         self.root = Path(data_dir).resolve() / "workspaces"
+        self.snapshots = self.root.parent / "snapshots"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalWorkspaceStorage:
@@ -66,6 +70,26 @@ class LocalWorkspaceStorage:
         # Also any remains of an earlier, interrupted delete of the same name.
         for leftover in trash.glob(f"{name}.*") if trash.is_dir() else ():
             _remove_tree(leftover, name)
+        _remove_tree(self.snapshots / name, name)
+
+    def snapshot(self, name: str) -> str:
+        path = self._path(name)
+        if not path.is_dir() or path.is_symlink():
+            raise PermanentBackendError(f"workspace {name} does not exist; nothing to snapshot")
+        snapshot_id = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        target = self.snapshots / name / snapshot_id
+        _copy_atomically(path, target, name)
+        return snapshot_id
+
+    def restore(self, name: str, snapshot: str, target: str, quota_gb: int) -> Workspace:
+        destination = self._path(target)
+        self._path(name)
+        source = self.snapshots / name / snapshot
+        if "/" in snapshot or snapshot.startswith(".") or not source.is_dir():
+            raise PermanentBackendError(f"workspace {name} has no snapshot {snapshot!r}")
+        if not destination.exists():  # already restored: keep what is there
+            _copy_atomically(source, destination, target)
+        return self.ensure(target, quota_gb)
 
     def _path(self, name: str) -> Path:
         if not isinstance(name, str) or not _NAME.fullmatch(name):
@@ -76,6 +100,18 @@ class LocalWorkspaceStorage:
         # A symlink in place of a workspace was not made by us and could lead outside the data dir.
         if path.is_symlink() or path.resolve().parent != self.root.resolve():
             raise PermanentBackendError(f"workspace {name} is a link out of the data directory; refusing")
+
+
+def _copy_atomically(source: Path, target: Path, name: str) -> None:
+    """Copy a tree (links copied as links) under a temporary name, then rename it into place."""
+    staging = target.parent / f".{target.name}.{uuid.uuid4().hex}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(source, staging, symlinks=True)
+        staging.rename(target)
+    except OSError as exc:
+        _remove_tree(staging, name)
+        raise TransientBackendError(f"workspace {name} cannot be copied: {exc.strerror}") from None
 
 
 def _remove_tree(path: Path, name: str) -> None:

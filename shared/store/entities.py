@@ -229,7 +229,15 @@ def index_row_for(environment: Environment, version: int, idle_stop_at: datetime
         _put(row, "started_at", environment.started_at)
     if environment.status is Status.STOPPED:
         _put(row, "stopped_at", environment.stopped_at)
+    if environment.status is Status.DELETED:
+        _put(row, "restorable_until", environment.restorable_until)
     return row
+
+
+def indexed(environment: Environment) -> bool:
+    """Whether a record belongs in the status index: every live one, and retired ones that can
+    still be restored from their snapshot."""
+    return environment.status is not Status.DELETED or bool(environment.snapshot)
 
 
 def index_from(row: Mapping[str, Any]) -> IndexEntry:

@@ -136,6 +136,10 @@ def _backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, min(0.2, 0.004 * 2**attempt)))  # noqa: S311
 
 
+# Index-table partition mapping environment ids to owners (statuses never take this name).
+DIRECTORY = "DIRECTORY"
+
+
 class TableEnvironmentStore:
     """EnvironmentStore on Azure Table Storage (or Azurite). Thread-safe; share one per process."""
 
@@ -225,6 +229,7 @@ class TableEnvironmentStore:
         idle_before: datetime | None = None,
         started_before: datetime | None = None,
         stopped_before: datetime | None = None,
+        restorable_before: datetime | None = None,
     ) -> Iterator[IndexEntry]:
         """Index entries of one status: one single-partition query, filtered server-side."""
         parameters: dict[str, Any] = {"status": status.value}
@@ -233,6 +238,7 @@ class TableEnvironmentStore:
             ("idle_stop_at", idle_before, Status.RUNNING),
             ("started_at", started_before, Status.RUNNING),
             ("stopped_at", stopped_before, Status.STOPPED),
+            ("restorable_until", restorable_before, Status.DELETED),
         ):
             if before is None:
                 continue
@@ -275,6 +281,7 @@ class TableEnvironmentStore:
         # Refuse over-quota requests before writing anything, index included.
         usage_row, usage = self._current_usage(partition)
         admit(usage, None, record.status, limits)
+        self._register(record)
         announced = self._announce(record, None)
         try:
             for attempt in range(MAX_ATTEMPTS):
@@ -380,7 +387,7 @@ class TableEnvironmentStore:
         in_flight = rows.index_version(row) > (record.version if record else 0) and not self._stale(row)
         if in_flight:
             return
-        if record is None or record.status is not entry.status:
+        if record is None or record.status is not entry.status or not rows.indexed(record):
             self._delete_index_row(entry.status, entry.environment_id, _etag(row))
             return
         truth, indexed = record.idle_stop_at, row.get("idle_stop_at")
@@ -486,8 +493,8 @@ class TableEnvironmentStore:
 
     def _announce(self, record: Environment, previous: Environment | None) -> _Announcement | None:
         """Write ahead the index row for the record's new status (a superset until the commit)."""
-        if record.status is Status.DELETED:
-            return None
+        if record.status is Status.DELETED and not record.snapshot:
+            return None  # only retired records, restorable from a snapshot, stay indexed
         idle = record.idle_stop_at
         if previous is not None and previous.status is record.status:
             # Same partition: only a lower idle_stop_at (a shorter timeout) must reach the index now.
@@ -558,6 +565,18 @@ class TableEnvironmentStore:
         return written is None or utc(written) <= datetime.now(UTC) - self._pending_grace
 
     # --- requests -------------------------------------------------------------------------------
+
+    def owner_of(self, environment_id: str) -> str | None:
+        """Whose environment an id is (the reconciler starts from compute, which knows only ids)."""
+        row = self._point(self._index, DIRECTORY, rows.check_environment_id(environment_id), ["owner"])
+        return str(row["owner"]) if row is not None else None
+
+    def _register(self, record: Environment) -> None:
+        """Write ahead the id → owner directory row; kept for good (DELETED records included)."""
+        self.stats.add("writes")
+        self._index.upsert_entity(
+            {"PartitionKey": DIRECTORY, "RowKey": record.id, "owner": record.owner}, mode=UpdateMode.REPLACE
+        )
 
     def _point(
         self, table: TableClient, partition: str, row_key: str, select: builtins.list[str] | None = None

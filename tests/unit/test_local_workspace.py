@@ -182,3 +182,33 @@ def test_permission_error_opens_up_directories_and_retries(
     storage.delete(NAME)
     assert seen_modes == [-1, stat.S_IRWXU, stat.S_IRWXU]
     assert not location.exists()
+
+
+def test_snapshot_restore_and_delete_with_snapshots(tmp_path):
+    storage = LocalWorkspaceStorage(tmp_path)
+    workspace = Path(storage.ensure("ws-one", 10).location)
+    (workspace / "src").mkdir()
+    (workspace / "src" / "main.py").write_text("print('v1')")
+    (workspace / "link").symlink_to("/etc/hostname")
+    snapshot = storage.snapshot("ws-one")
+    (workspace / "src" / "main.py").write_text("print('v2')")
+
+    restored = Path(storage.restore("ws-one", snapshot, "ws-two", 10).location)
+    assert (restored / "src" / "main.py").read_text() == "print('v1')"
+    assert (restored / "link").is_symlink()  # copied as a link, never followed
+    (restored / "new.txt").write_text("mine")
+    storage.restore("ws-one", snapshot, "ws-two", 10)  # again: nothing is overwritten
+    assert (restored / "new.txt").read_text() == "mine"
+
+    with pytest.raises(PermanentBackendError, match="no snapshot"):
+        storage.restore("ws-one", "../../etc", "ws-three", 10)
+    storage.delete("ws-one")
+    assert not storage.exists("ws-one") and not (tmp_path / "snapshots" / "ws-one").exists()
+    with pytest.raises(PermanentBackendError, match="no snapshot"):
+        storage.restore("ws-one", snapshot, "ws-four", 10)
+    assert storage.exists("ws-two")
+
+
+def test_snapshot_of_a_missing_workspace_is_permanent(tmp_path):
+    with pytest.raises(PermanentBackendError, match="does not exist"):
+        LocalWorkspaceStorage(tmp_path).snapshot("ws-none")

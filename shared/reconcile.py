@@ -1,0 +1,162 @@
+"""Drift reconciliation between the records and the compute backend.
+
+- Orphan compute (no record, or a DELETED one) is removed once it has stayed orphaned for the
+  grace period (first sightings are remembered in-process, so a restart only delays removal).
+- A RUNNING record whose compute is gone, stopped or failed is stopped through the normal stop
+  orchestration (actor `reconciler`), which ends in STOPPED.
+- A record stuck in a transitional status past `stuck_after` whose orchestration is no longer
+  running is re-driven once (activities are idempotent), then failed to ERROR with a reason.
+- It never touches a workspace. A second pass right after the first changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from shared.errors import ApiError, ConcurrencyConflict
+from shared.lifecycle import TRANSITIONAL, Command
+from shared.models import Actor, Environment, Status
+from shared.ports import Change, ComputeBackend, ComputeState, ComputeStatus, EnvironmentStore
+from shared.service import EnvironmentService
+
+Clock = Callable[[], datetime]
+MAX_REDRIVES = 1
+
+
+def _unchanged_since(operation: str | None) -> Callable[[Environment], bool]:
+    """Still RUNNING under the operation we looked at: nobody acted since."""
+    return lambda fresh: fresh.status is Status.RUNNING and fresh.operation == operation
+
+
+def instance_id(env: Environment) -> str:
+    """The orchestration instance carrying out the record's current operation (a re-drive runs
+    the same operation under a new instance id)."""
+    assert env.operation is not None
+    return env.operation if env.redrives == 0 else f"{env.operation}.r{env.redrives}"
+
+
+@dataclass
+class ReconcileReport:
+    launches: list[Environment] = field(default_factory=list)  # orchestrations the caller starts
+    stopped: list[str] = field(default_factory=list)
+    redriven: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    orphans_removed: list[str] = field(default_factory=list)
+    orphans_waiting: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.launches or self.failed or self.orphans_removed)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: EnvironmentStore,
+        service: EnvironmentService,
+        compute: ComputeBackend,
+        clock: Clock,
+        *,
+        stuck_after: timedelta,
+        orphan_grace: timedelta,
+    ):
+        self._store = store
+        self._service = service
+        self._compute = compute
+        self._clock = clock
+        self._stuck_after = stuck_after
+        self._orphan_grace = orphan_grace
+        self._orphan_since: dict[str, datetime] = {}
+
+    def run(self, operation_alive: Callable[[str], bool]) -> ReconcileReport:
+        """One pass. `operation_alive(instance_id)` says whether an orchestration still runs."""
+        now = self._clock()
+        report = ReconcileReport()
+        computes = {status.environment_id: status for status in self._compute.list() if status.environment_id}
+        self._orphans(computes, now, report)
+        self._running_without_compute(computes, report)
+        self._stuck(now, operation_alive, report)
+        return report
+
+    def _orphans(self, computes: dict[str, ComputeStatus], now: datetime, report: ReconcileReport) -> None:
+        seen = set()
+        for environment_id, status in computes.items():
+            owner = self._store.owner_of(environment_id)
+            record = self._store.get(owner, environment_id) if owner else None
+            if record is not None and record.status is not Status.DELETED:
+                continue
+            seen.add(status.name)
+            since = self._orphan_since.setdefault(status.name, now)
+            if now - since < self._orphan_grace:
+                report.orphans_waiting.append(status.name)
+                continue
+            self._compute.delete(status.name)
+            self._orphan_since.pop(status.name, None)
+            report.orphans_removed.append(status.name)
+        for name in set(self._orphan_since) - seen:  # adopted or gone meanwhile
+            del self._orphan_since[name]
+
+    def _running_without_compute(self, computes: dict[str, ComputeStatus], report: ReconcileReport) -> None:
+        for entry in self._store.candidates(Status.RUNNING):
+            env = self._store.get(entry.owner, entry.environment_id)
+            if env is None or env.status is not Status.RUNNING:
+                self._store.repair_index(entry)
+                continue
+            compute = computes.get(env.id)
+            state = compute.state if compute else ComputeState.ABSENT
+            if state in (ComputeState.RUNNING, ComputeState.PENDING):
+                continue
+            reason = {
+                ComputeState.ABSENT: "its compute was gone",
+                ComputeState.STOPPED: "its compute was stopped outside Dev8",
+                ComputeState.FAILED: f"its compute failed: {compute.detail if compute else ''}".rstrip(": "),
+            }[state]
+            operation = env.operation
+            try:
+                result = self._service.command(
+                    env.owner,
+                    env.id,
+                    Command.STOP,
+                    Actor.RECONCILER,
+                    reason=f"stopped because {reason}",
+                    precondition=_unchanged_since(operation),
+                )
+            except ApiError:
+                continue
+            if result.accepted:
+                report.launches.append(result.environment)
+                report.stopped.append(env.id)
+
+    def _stuck(self, now: datetime, operation_alive: Callable[[str], bool], report: ReconcileReport) -> None:
+        for status in sorted(TRANSITIONAL):
+            for entry in self._store.candidates(status):
+                env = self._store.get(entry.owner, entry.environment_id)
+                if env is None or env.status is not status:
+                    self._store.repair_index(entry)
+                    continue
+                if now - env.updated_at < self._stuck_after or env.operation is None:
+                    continue
+                if operation_alive(instance_id(env)):
+                    continue
+                self._unstick(env, report)
+
+    def _unstick(self, env: Environment, report: ReconcileReport) -> None:
+        try:
+            if env.redrives < MAX_REDRIVES:
+                updated = env.model_copy(update={"redrives": env.redrives + 1})
+                saved = self._store.save(env, updated, self._change("re-driving an interrupted operation"))
+                report.launches.append(saved)
+                report.redriven.append(env.id)
+                return
+            reason = f"{env.status.value.lower()} was interrupted and could not be completed; try again"
+            self._service.settle(
+                env.owner, env.id, env.operation or "", Status.ERROR, reason, Actor.RECONCILER
+            )
+            report.failed.append(env.id)
+        except ConcurrencyConflict:
+            return  # it moved meanwhile: the next pass looks again
+
+    def _change(self, reason: str) -> Change:
+        return Change(Actor.RECONCILER, reason, self._clock())

@@ -1,0 +1,128 @@
+"""The timer sweeps' decisions and passes: idle auto-stop, the session limit, and retention.
+
+Each pass reads only candidates from the status index (one partition, filtered server-side),
+confirms each with a point read, and acts through the same ETag-guarded commands users go
+through, re-checking its reason on the fresh record so a user's activity that lands first wins.
+Passes return the accepted commands; the caller starts their orchestrations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from shared.errors import ApiError
+from shared.lifecycle import Command
+from shared.models import Actor, Environment, Policy, Status
+from shared.ports import EnvironmentStore, IndexEntry
+from shared.service import CommandResult, EnvironmentService
+
+Clock = Callable[[], datetime]
+
+
+def stop_reason(env: Environment, now: datetime, policy: Policy) -> str | None:
+    """Why the idle sweep stops this environment now, or None to leave it running."""
+    if env.status is not Status.RUNNING:
+        return None
+    session_end = env.session_stop_at(policy)
+    if session_end is not None and session_end <= now:
+        return f"session limit of {policy.max_session_hours} hours reached"
+    idle_end = env.idle_stop_at
+    if idle_end is not None and idle_end <= now:
+        return f"idle for {env.idle_timeout_minutes} minutes"
+    return None
+
+
+def retire_reason(env: Environment, now: datetime, policy: Policy) -> str | None:
+    """Why retention retires this environment now, or None to keep it."""
+    delete_at = env.delete_at(policy)
+    if delete_at is None or delete_at > now:
+        return None
+    return f"stopped and untouched for {policy.retention_days} days"
+
+
+@dataclass
+class SweepReport:
+    candidates: int = 0
+    accepted: list[CommandResult] = field(default_factory=list)
+    repaired: int = 0  # stale index rows brought in line
+    skipped: int = 0  # changed under us (a user acted first)
+
+
+class Sweeps:
+    def __init__(self, store: EnvironmentStore, service: EnvironmentService, clock: Clock, policy: Policy):
+        self._store = store
+        self._service = service
+        self._clock = clock
+        self._policy = policy
+
+    def idle(self) -> SweepReport:
+        """Stop RUNNING environments idle past their timeout or past the session limit."""
+        now = self._clock()
+        candidates = self._store.candidates(
+            Status.RUNNING,
+            idle_before=now,
+            started_before=now - timedelta(hours=self._policy.max_session_hours),
+        )
+        return self._pass(candidates, Command.STOP, Actor.IDLE_SWEEP, stop_reason, now)
+
+    def retention(self) -> SweepReport:
+        """Retire STOPPED environments untouched for the retention period (snapshot kept)."""
+        now = self._clock()
+        candidates = self._store.candidates(
+            Status.STOPPED, stopped_before=now - timedelta(days=self._policy.retention_days)
+        )
+        return self._pass(candidates, Command.DELETE, Actor.RETENTION, retire_reason, now, kind="retire")
+
+    def expired_snapshots(self) -> list[tuple[str, str]]:
+        """Retired environments whose restore window has closed: (owner, id) to purge."""
+        now = self._clock()
+        expired = []
+        for entry in self._store.candidates(Status.DELETED, restorable_before=now):
+            env = self._store.get(entry.owner, entry.environment_id)
+            if env is None or not env.snapshot or env.restorable_until is None or env.restorable_until > now:
+                self._store.repair_index(entry)
+                continue
+            expired.append((env.owner, env.id))
+        return expired
+
+    def _pass(
+        self,
+        candidates: Iterable[IndexEntry],
+        command: Command,
+        actor: Actor,
+        decide: Callable[[Environment, datetime, Policy], str | None],
+        now: datetime,
+        kind: str | None = None,
+    ) -> SweepReport:
+        report = SweepReport()
+        for entry in candidates:
+            report.candidates += 1
+            env = self._store.get(entry.owner, entry.environment_id)
+            reason = (
+                decide(env, now, self._policy) if env is not None and env.status is entry.status else None
+            )
+            if reason is None:
+                # A stale candidate: wrong status, or activity moved its deadline. Refresh the row.
+                self._store.repair_index(entry)
+                report.repaired += 1
+                continue
+            try:
+                result = self._service.command(
+                    entry.owner,
+                    entry.environment_id,
+                    command,
+                    actor,
+                    reason=reason,
+                    precondition=lambda fresh: decide(fresh, now, self._policy) is not None,
+                    kind=kind,
+                )
+            except ApiError:  # moved on meanwhile (409/404): nothing to do
+                report.skipped += 1
+                continue
+            if result.accepted:
+                report.accepted.append(result)
+            else:
+                report.skipped += 1
+        return report

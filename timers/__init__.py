@@ -1,0 +1,5 @@
+"""Timer triggers: the idle sweep, retention and the reconciler."""
+
+from timers.sweeps import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,64 @@
+"""The timers that keep costs down and records true. Schedules are app settings (NCRONTAB)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from orchestrators import jobs
+from orchestrators.launch import alive_checker, launch_all
+from shared import wiring
+
+bp = df.Blueprint()
+log = logging.getLogger("dev8.timers")
+
+
+@bp.timer_trigger(schedule="%DEV8_IDLE_SWEEP_SCHEDULE%", arg_name="timer")
+@bp.durable_client_input(client_name="client")
+async def idle_sweep(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    """Stop environments idle past their timeout, or running past the session limit."""
+    report = await asyncio.to_thread(wiring.sweeps().idle)
+    started = await launch_all(client, [result.environment for result in report.accepted])
+    log.info(
+        "idle sweep: %d candidates, %d stopping, %d repaired", report.candidates, started, report.repaired
+    )
+
+
+@bp.timer_trigger(schedule="%DEV8_RETENTION_SCHEDULE%", arg_name="timer")
+@bp.durable_client_input(client_name="client")
+async def retention_sweep(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    """Retire long-stopped environments (snapshot first), purge expired snapshots."""
+    report = await asyncio.to_thread(wiring.sweeps().retention)
+    retiring = [result.environment for result in report.accepted]
+    started = await launch_all(client, retiring)
+    purges = await asyncio.to_thread(wiring.sweeps().expired_snapshots)
+    for owner, environment_id in purges:
+        try:
+            await client.start_new(
+                jobs.PURGE,
+                instance_id=f"{environment_id}-purge",
+                client_input={"owner": owner, "environment_id": environment_id},
+            )
+        except Exception as exc:  # still running from an earlier pass, or Durable is down: next pass
+            log.warning("could not start the purge of %s (%s)", environment_id, type(exc).__name__)
+    log.info("retention: %d retiring, %d purged", started, len(purges))
+
+
+@bp.timer_trigger(schedule="%DEV8_RECONCILE_SCHEDULE%", arg_name="timer")
+@bp.durable_client_input(client_name="client")
+async def reconcile(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    """Repair drift between the records and the compute backend."""
+    alive = alive_checker(client, asyncio.get_running_loop())
+    report = await asyncio.to_thread(wiring.reconciler().run, alive)
+    await launch_all(client, report.launches)
+    log.info(
+        "reconcile: %d stopped, %d re-driven, %d failed, %d orphans removed, %d orphans waiting",
+        len(report.stopped),
+        len(report.redriven),
+        len(report.failed),
+        len(report.orphans_removed),
+        len(report.orphans_waiting),
+    )
