@@ -192,3 +192,43 @@ def api_events(req: func.HttpRequest) -> func.HttpResponse:
         return respond(200, {"events": [event_view(event) for event in found]})
 
     return handle(events)
+
+
+def _retired_view(env: Environment) -> dict[str, object]:
+    return {
+        "id": env.id,
+        "name": env.name,
+        "template": env.template,
+        "size": env.size,
+        "status_reason": env.status_reason,
+        "retired_at": env.updated_at.isoformat().replace("+00:00", "Z"),
+        "restorable_until": env.restorable_until.isoformat().replace("+00:00", "Z")
+        if env.restorable_until
+        else None,
+    }
+
+
+@bp.route(route="v1/retired-environments", methods=["GET"])
+def api_list_retired(req: func.HttpRequest) -> func.HttpResponse:
+    """Environments retention retired that can still be restored from their snapshot."""
+
+    def listing() -> func.HttpResponse:
+        retired = wiring.environments().retired(owner_of(req))
+        return respond(200, {"retired_environments": [_retired_view(env) for env in retired]})
+
+    return handle(listing)
+
+
+@bp.route(route="v1/retired-environments/{environment_id}/restore", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def api_restore_environment(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    async def restore() -> func.HttpResponse:
+        owner = await blocking(lambda: owner_of(req))
+        environment_id = req.route_params["environment_id"]
+        result = await blocking(lambda: wiring.environments().restore(owner, environment_id))
+        env = await _launch(client, result.environment)
+        return _one(env, 201, {"Location": f"/api/{ENVIRONMENT.format(environment_id=env.id)}"})
+
+    return await handle_async(restore)

@@ -62,15 +62,22 @@ Dev8 is running on {host.url}  (Ctrl-C stops it)
 
 
 async def serve(host: LocalHost, token: str) -> None:
+    from devhost import environments
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    await asyncio.to_thread(environments.end_unowned_processes)
     await host.start()
+    if "reconcile" in host.timers.timers:
+        await host.timers.fire("reconcile")  # nothing stays RUNNING without its process
     print(banner(host, token), flush=True)
     await stop.wait()
     print("stopping…", flush=True)
     await host.stop()
+    parked = await asyncio.to_thread(environments.park_all)
+    print(f"stopped {parked} running environment(s); start them again after `make dev`", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
             audience=settings.jwt_audience,
             ttl_seconds=12 * 3600,
         )
-        host = LocalHost(function_app.app, host=args.host, port=args.port, state_dir=data_dir / "durable")
+        host = LocalHost(
+            function_app.app, host=args.host, port=args.port, state_dir=data_dir / "durable", run_timers=True
+        )
         asyncio.run(serve(host, token))
         return 0
     finally:

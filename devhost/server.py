@@ -17,6 +17,7 @@ from aiohttp import web
 from devhost import durable_api
 from devhost.engine import DurableEngine
 from devhost.functions import HttpDispatcher, http_functions, route_prefix
+from devhost.timers import TimerRunner, timer_functions
 
 log = logging.getLogger("devhost")
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,12 +35,15 @@ class LocalHost:
         port: int = 7071,
         state_dir: Path | None = None,
         max_workers: int = 8,
+        run_timers: bool = False,
         **engine_options: Any,
     ):
         functions = app.get_functions()  # the SDK builds them once per app
         self.host, self.port = host, port
         self.engine = DurableEngine(functions, store_dir=state_dir, max_workers=max_workers, **engine_options)
         self._http = http_functions(functions, route_prefix(ROOT / "host.json"))
+        self.timers = TimerRunner(timer_functions(functions), self.client_binding)
+        self._run_timers = run_timers
         self._runner: web.AppRunner | None = None
 
     @property
@@ -78,8 +82,11 @@ class LocalHost:
             server = site._server
             assert server is not None and isinstance(server, asyncio.base_events.Server)
             self.port = server.sockets[0].getsockname()[1]
+        if self._run_timers:
+            self.timers.start()
 
     async def stop(self) -> None:
+        await self.timers.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

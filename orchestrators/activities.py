@@ -169,8 +169,8 @@ def settle_environment(job: dict[str, Any]) -> Result:
     fields: dict[str, Any] = {
         key: job[key] for key in ("vs_code_url", "ssh_connection_string") if job.get(key) is not None
     }
-    if job.get("restorable_until"):
-        fields["restorable_until"] = datetime.fromisoformat(job["restorable_until"])
+    if job.get("restorable_days"):
+        fields["restorable_days"] = int(job["restorable_days"])
     env = wiring.environments().settle(
         job["owner"],
         job["environment_id"],

@@ -145,9 +145,8 @@ def retire_environment(context: df.DurableOrchestrationContext) -> Orchestration
     except OperationFailed as failure:
         yield from _settle(context, job, "ERROR", f"retirement failed: {failure}")
         return {"status": "ERROR", "reason": str(failure)}
-    until = context.current_utc_datetime + timedelta(days=job["restore_grace_days"])
     reason = job.get("reason") or "retired"
-    yield from _settle(context, job, "DELETED", reason, restorable_until=until.isoformat())
+    yield from _settle(context, job, "DELETED", reason, restorable_days=job["restore_grace_days"])
     return {"status": "DELETED"}
 
 

@@ -111,6 +111,57 @@ class EnvironmentService:
         """The values handed to the compute backend as secure environment variables."""
         return unseal(self._settings.secrets_key_bytes, env.id, env.sealed_secrets)
 
+    def retired(self, owner: str) -> builtins.list[Environment]:
+        """The owner's retired environments that can still be restored (newest first)."""
+        now = self._clock()
+        found = [
+            env
+            for env in self._store.list(owner)
+            if env.status is Status.DELETED
+            and env.snapshot
+            and env.restorable_until
+            and env.restorable_until > now
+        ]
+        return sorted(found, key=lambda env: env.updated_at, reverse=True)
+
+    def restore(self, owner: str, environment_id: str) -> CommandResult:
+        """A new environment like the retired one, its workspace filled from the snapshot. Quotas
+        apply as for any create; the retired record stays as it is (its audit trail intact)."""
+        retired = next((env for env in self.retired(owner) if env.id == environment_id), None)
+        if retired is None:
+            raise NotFound("no restorable environment with this id")
+        values = unseal(self._settings.secrets_key_bytes, retired.id, retired.sealed_secrets)
+        values[PASSWORD_KEY] = generate_password()
+        now = self._clock()
+        env_id = new_environment_id()
+        env = retired.model_copy(
+            update={
+                "id": env_id,
+                "status": Status.CREATING,
+                "status_reason": f"restoring from {retired.id}",
+                "vs_code_url": None,
+                "ssh_connection_string": None,
+                "last_accessed_at": now,
+                "created_at": now,
+                "updated_at": now,
+                "started_at": None,
+                "stopped_at": None,
+                "operation": operation_id("create", env_id, 1),
+                "redrives": 0,
+                "keep": False,
+                "snapshot": None,
+                "restorable_until": None,
+                "restored_from": retired.id,
+                "sealed_secrets": seal(self._settings.secrets_key_bytes, env_id, values),
+                "version": 0,
+                "etag": None,
+            }
+        )
+        created = self._store.create(
+            env, Change(Actor.USER, f"restored from {retired.id}", now), self._limits
+        )
+        return CommandResult(created, accepted=True)
+
     # --- create -------------------------------------------------------------------------------------
 
     def create(
@@ -332,6 +383,7 @@ class EnvironmentService:
         status: Status,
         reason: str,
         actor: Actor = Actor.SYSTEM,
+        restorable_days: int | None = None,
         **fields: Any,
     ) -> Environment | None:
         """Finish an operation: move the record to `status` if `operation` still owns it.
@@ -343,6 +395,8 @@ class EnvironmentService:
         extra = dict(fields)
         if status is Status.STOPPED:
             extra.setdefault("stopped_at", now)
+        if restorable_days is not None:
+            extra["restorable_until"] = now + timedelta(days=restorable_days)
         if status is Status.RUNNING:
             extra.setdefault("started_at", now)
             extra.setdefault("last_accessed_at", now)

@@ -1,0 +1,324 @@
+"""The timer sweeps with a fixed clock: idle auto-stop, the session limit, retention with
+snapshots and restore, the reconciler; orchestrations replayed by the real SDK on the simulated
+compute backend, local workspaces and Azurite."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import azure.durable_functions as df
+import pytest
+
+import orchestrators
+from devhost.durable.clock import ManualClock
+from devhost.engine import DurableEngine
+from orchestrators import jobs
+from shared import wiring
+from shared.errors import ApiError
+from shared.lifecycle import Command
+from shared.models import Actor, CreateEnvironmentRequest, Status, UpdateEnvironmentRequest
+from shared.ports import Change, ComputeSpec, Workspace, compute_name, workspace_name
+from shared.reconcile import Reconciler, instance_id
+from shared.settings import get_settings
+from shared.sweeps import Sweeps
+
+T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+OWNER = "sweep-user"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+class World:
+    """The app's adapters with one fixed clock for the service, the sweeps and the reconciler."""
+
+    def __init__(self, clock: Clock):
+        self.clock = clock
+        self.store = wiring.store()
+        self.compute = wiring.compute()
+        self.service = wiring.environments()
+        self.sweeps = Sweeps(self.store, self.service, clock, wiring.policy())
+        self.reconciler = Reconciler(
+            self.store,
+            self.service,
+            self.compute,
+            clock,
+            stuck_after=timedelta(minutes=30),
+            orphan_grace=timedelta(minutes=30),
+        )
+        app = df.DFApp()
+        app.register_functions(orchestrators.bp)
+        self.engine = DurableEngine.from_app(app, clock=ManualClock(T0))
+
+    def run(self, env, **extra) -> None:
+        job = {**jobs.job_for(env, get_settings()), **extra}
+        instance = self.engine.start(jobs.orchestration_for(env), job, instance_id=instance_id(env))
+        for _ in range(100):
+            self.engine.run_until_idle()
+            if self.engine.status(instance).runtime_status.is_terminal:
+                return
+            self.engine.clock.advance_to_next_timer()
+        raise AssertionError("orchestration did not finish")
+
+    def running(self, name: str = "swept"):
+        env = self.service.create(OWNER, CreateEnvironmentRequest(name=name, template="go")).environment
+        self.run(env)
+        env = self.service.get(OWNER, env.id)
+        assert env.status is Status.RUNNING
+        return env
+
+    def stopped(self, name: str = "parked"):
+        env = self.running(name)
+        result = self.service.command(OWNER, env.id, Command.STOP)
+        self.run(result.environment)
+        return self.service.get(OWNER, env.id)
+
+    def idle_pass(self):
+        report = self.sweeps.idle()
+        for result in report.accepted:
+            self.run(result.environment)
+        return report
+
+    def alive(self, instance: str) -> bool:
+        status = self.engine.status(instance)
+        return status is not None and not status.runtime_status.is_terminal
+
+    def reconcile(self):
+        report = self.reconciler.run(self.alive)
+        for env in report.launches:
+            self.run(env)
+        return report
+
+    def last_event(self, env_id: str):
+        return self.store.events(OWNER, env_id, 1)[0]
+
+
+@pytest.fixture
+def world(app_env) -> World:
+    app_env.setenv("DEV8_SIMULATED_BOOT_POLLS", "0")
+    clock = Clock()
+    app_env.setattr(wiring, "utcnow", clock)  # activities settle records on the same clock
+    wiring.reset()
+    return World(clock)
+
+
+def test_idle_environments_stop_and_active_ones_do_not(world: World):
+    idle = world.running("idle")
+    busy = world.running("busy")
+    world.clock.advance(minutes=20)
+    world.service.record_activity(OWNER, busy.id)  # the index still says T0+30 for busy
+    world.clock.advance(minutes=11)
+
+    report = world.idle_pass()
+    assert report.candidates == 2  # busy is a stale candidate, confirmed and repaired
+    assert [r.environment.id for r in report.accepted] == [idle.id]
+    assert world.service.get(OWNER, idle.id).status is Status.STOPPED
+    assert world.service.get(OWNER, busy.id).status is Status.RUNNING
+    stop = next(e for e in world.store.events(OWNER, idle.id) if e.to_status is Status.STOPPING)
+    assert (stop.actor, stop.reason) == (Actor.IDLE_SWEEP, "idle for 30 minutes")
+
+    # The repaired index no longer offers busy until its new deadline.
+    again = world.idle_pass()
+    assert (again.candidates, again.accepted) == (0, [])
+    world.clock.advance(minutes=20)
+    assert [r.environment.id for r in world.idle_pass().accepted] == [busy.id]
+
+
+def test_idle_stop_at_is_exposed_and_follows_activity(world: World):
+    env = world.running()
+    assert env.idle_stop_at == env.last_accessed_at + timedelta(minutes=30)
+    world.clock.advance(minutes=10)
+    world.service.record_activity(OWNER, env.id)
+    assert world.service.get(OWNER, env.id).idle_stop_at == T0 + timedelta(minutes=40)
+
+
+def test_activity_is_written_at_most_once_a_minute(world: World):
+    env = world.running()
+    world.clock.advance(minutes=2)
+    before = world.store.stats.snapshot()
+    for _ in range(50):
+        world.service.record_activity(OWNER, env.id)
+        world.clock.advance(seconds=1)
+    writes = world.store.stats.snapshot()["writes"] - before["writes"]
+    assert writes == 1
+
+
+def test_the_session_limit_stops_even_an_active_environment(world: World):
+    env = world.running()
+    for _ in range(12 * 4):  # active every 15 minutes for 12 hours
+        world.clock.advance(minutes=15)
+        world.service.record_activity(OWNER, env.id)
+        assert world.idle_pass().accepted == [] or world.service.get(OWNER, env.id).status is Status.STOPPED
+    world.clock.advance(minutes=1)
+    world.idle_pass()
+    record = world.service.get(OWNER, env.id)
+    assert record.status is Status.STOPPED
+    stop = next(e for e in world.store.events(OWNER, env.id) if e.to_status is Status.STOPPING)
+    assert stop.reason == "session limit of 12 hours reached"
+
+
+def test_retention_snapshots_retires_and_restores(world: World):
+    env = world.stopped()
+    kept = world.stopped("kept")
+    world.service.update(OWNER, kept.id, UpdateEnvironmentRequest(keep=True))
+    workspace = Path(get_settings().local_data_dir, "workspaces", workspace_name(env.id))
+    (workspace / "thesis.tex").write_text("chapter 1")
+    assert world.service.get(OWNER, env.id).delete_at(wiring.policy()) == env.stopped_at + timedelta(days=30)
+
+    world.clock.advance(days=29)
+    assert world.sweeps.retention().accepted == []
+    world.clock.advance(days=2)
+    report = world.sweeps.retention()
+    assert [r.environment.id for r in report.accepted] == [env.id], report  # not the kept one
+    world.run(report.accepted[0].environment)
+
+    retired = world.store.get(OWNER, env.id)
+    assert retired.status is Status.DELETED and retired.snapshot
+    assert world.last_event(env.id).actor is Actor.SYSTEM
+    assert [e.actor for e in world.store.events(OWNER, env.id)][:3].count(Actor.RETENTION) >= 1
+    assert world.service.list(OWNER) == [world.service.get(OWNER, kept.id)]
+    assert [e.id for e in world.service.retired(OWNER)] == [env.id]
+
+    restored = world.service.restore(OWNER, env.id).environment
+    world.run(restored)
+    assert world.service.get(OWNER, restored.id).status is Status.RUNNING
+    restored_dir = Path(get_settings().local_data_dir, "workspaces", workspace_name(restored.id))
+    assert (restored_dir / "thesis.tex").read_text() == "chapter 1"
+
+    # After the restore window the retired workspace and its snapshot are purged.
+    assert world.sweeps.expired_snapshots() == []
+    world.clock.now = retired.restorable_until + timedelta(minutes=1)
+    purges = world.sweeps.expired_snapshots()
+    assert purges == [(OWNER, env.id)]
+    world.engine.start(jobs.PURGE, {"owner": OWNER, "environment_id": env.id}, instance_id="purge")
+    world.engine.run_until_idle()
+    assert not workspace.exists()
+    assert world.store.get(OWNER, env.id).snapshot is None
+    assert world.sweeps.expired_snapshots() == []
+    assert world.service.retired(OWNER) == []
+    assert (restored_dir / "thesis.tex").exists()  # the restored environment is untouched
+
+
+def test_reconciler_stops_running_records_whose_compute_is_gone(world: World):
+    env = world.running()
+    healthy = world.running("healthy")
+    world.compute.delete(compute_name(env.id))  # removed behind Dev8's back
+    report = world.reconcile()
+    assert report.stopped == [env.id]
+    record = world.service.get(OWNER, env.id)
+    assert record.status is Status.STOPPED
+    stop = next(e for e in world.store.events(OWNER, env.id) if e.to_status is Status.STOPPING)
+    assert (stop.actor, stop.reason) == (Actor.RECONCILER, "stopped because its compute was gone")
+    assert world.service.get(OWNER, healthy.id).status is Status.RUNNING
+    assert not world.reconcile().changed  # a second pass changes nothing
+
+
+def test_reconciler_removes_orphan_compute_after_the_grace_period(world: World):
+    deleted = world.running("deleted")
+    result = world.service.command(OWNER, deleted.id, Command.DELETE)
+    world.run(result.environment)
+    stray = "env-00000000000000aa"
+    spec = ComputeSpec(
+        name=compute_name(stray),
+        environment_id=stray,
+        owner="nobody",
+        image="dev8-go",
+        cpu_cores=1,
+        memory_gb=2,
+        ports=(),
+        environment_variables={},
+        workspace=Workspace("ws", "/tmp/none", 1),
+        secure_environment={},
+    )
+    world.compute.create(spec)  # compute with no record at all
+    # Compute left behind by a DELETED record.
+    world.compute.create(replace(spec, name=compute_name(deleted.id), environment_id=deleted.id))
+    keeper = world.running("keeper")
+
+    first = world.reconcile()
+    assert sorted(first.orphans_waiting) == sorted([compute_name(stray), compute_name(deleted.id)])
+    assert first.orphans_removed == []
+    world.clock.advance(minutes=31)
+    second = world.reconcile()
+    assert sorted(second.orphans_removed) == sorted([compute_name(stray), compute_name(deleted.id)])
+    names = {status.name for status in world.compute.list()}
+    assert names == {compute_name(keeper.id)}
+    assert not world.reconcile().changed
+    assert world.store.owner_of(keeper.id) == OWNER
+    # Workspaces are never touched by the reconciler.
+    assert wiring.workspaces().exists(workspace_name(keeper.id))
+
+
+def test_reconciler_redrives_a_stuck_operation_once_then_fails_it(world: World):
+    env = world.running()
+    stuck = world.service.command(OWNER, env.id, Command.STOP).environment  # orchestration never started
+    world.clock.advance(minutes=10)
+    assert world.reconcile().redriven == []  # not stuck yet
+    world.clock.advance(minutes=30)
+    report = world.reconcile()
+    assert report.redriven == [env.id]
+    assert world.service.get(OWNER, env.id).status is Status.STOPPED  # the re-drive finished it
+
+    again = world.running("again")
+    stuck = world.service.command(OWNER, again.id, Command.STOP).environment
+    redriven = stuck.model_copy(update={"redrives": 1})
+    world.store.save(
+        world.store.get(OWNER, again.id),
+        redriven,
+        Change(Actor.RECONCILER, "re-driving", world.clock()),
+    )
+    world.clock.advance(minutes=40)
+    report = world.reconciler.run(lambda instance: False)
+    assert report.failed == [again.id]
+    record = world.service.get(OWNER, again.id)
+    assert record.status is Status.ERROR and "interrupted" in record.status_reason
+    assert not world.reconciler.run(lambda instance: False).changed
+
+
+def test_racing_stop_sweep_and_delete_make_one_transition(world: World):
+    for attempt in range(5):
+        env = world.running(f"race{attempt}")
+        world.clock.advance(minutes=31)
+
+        def user_stop(env_id: str = env.id):
+            return world.service.command(OWNER, env_id, Command.STOP)
+
+        def user_delete(env_id: str = env.id):
+            return world.service.command(OWNER, env_id, Command.DELETE)
+
+        def sweep():
+            return world.sweeps.idle()
+
+        outcomes = []
+        with ThreadPoolExecutor(3) as pool:
+            futures = [pool.submit(call) for call in (user_stop, sweep, user_delete)]
+            for future in futures:
+                try:
+                    outcomes.append(future.result())
+                except ApiError as error:
+                    outcomes.append(error.code)
+        record = world.store.get(OWNER, env.id)
+        assert record.status in (Status.STOPPING, Status.DELETING)
+        left = [e for e in world.store.events(OWNER, env.id) if e.from_status is Status.RUNNING]
+        assert len(left) == 1  # exactly one transition out of RUNNING
+        if record.status is Status.DELETING:
+            world.run(record)
+            assert world.store.get(OWNER, env.id).status is Status.DELETED
+            # Nothing brings a DELETED environment back.
+            world.clock.advance(minutes=60)
+            world.idle_pass()
+            world.reconcile()
+            assert world.store.get(OWNER, env.id).status is Status.DELETED
+        else:
+            world.run(record)
