@@ -24,7 +24,7 @@ from shared.ports import Change, IdempotencyRecord, IndexEntry
 from shared.quota import Limits, Usage
 from shared.settings import Settings
 from shared.store.entities import USAGE_ROW, owner_key
-from shared.store.tables import TableEnvironmentStore
+from shared.store.tables import DIRECTORY, TableEnvironmentStore
 
 T0 = datetime(2025, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
 ROOMY = Limits(max_environments=50, max_active=50)
@@ -68,7 +68,8 @@ def index_statuses(azurite: str, store: TableEnvironmentStore, environment_id: s
     """Every status under which the index lists an environment (a cross-partition scan: tests only)."""
     with TableClient.from_connection_string(azurite, store.index_table) as table:
         found = table.query_entities("RowKey eq @id", parameters={"id": environment_id})
-        return sorted(str(row["PartitionKey"]) for row in found)
+        # The id → owner directory row is not a status.
+        return sorted(str(row["PartitionKey"]) for row in found if row["PartitionKey"] != DIRECTORY)
 
 
 def real_usage(store: TableEnvironmentStore, owner: str) -> Usage:
@@ -567,3 +568,13 @@ def test_module_import_does_not_load_azure_identity() -> None:
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == "False"
+
+
+def test_the_directory_maps_ids_to_owners_for_good(store: TableEnvironmentStore) -> None:
+    env = store.create(make_env("o/wner#1"), change(T0), ROOMY)
+    assert store.owner_of(env.id) == "o/wner#1"
+    running = move(store, env, Status.RUNNING)
+    deleting = move(store, running, Status.DELETING)
+    move(store, deleting, Status.DELETED)
+    assert store.owner_of(env.id) == "o/wner#1"  # the reconciler still finds DELETED records
+    assert store.owner_of("env-ffffffffffffffff") is None
