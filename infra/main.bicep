@@ -338,6 +338,7 @@ var dev8Settings = union(jwtModeSettings, {
   DEV8_REGISTRY: registry.outputs.loginServer
   DEV8_IMAGE_TAG: imageTag
   DEV8_MANAGED_IDENTITY_CLIENT_ID: identity.outputs.apiClientId
+  DEV8_REGISTRY_IDENTITY_ID: identity.outputs.pullIdentityId
   DEV8_IDLE_TIMEOUT_MINUTES: string(idleTimeoutMinutes)
   DEV8_MAX_ENVIRONMENTS_PER_USER: string(maxEnvironmentsPerUser)
   DEV8_MAX_RUNNING_PER_USER: string(maxRunningPerUser)

@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     registry: str = "dev8.azurecr.io"
     image_tag: str = "latest"
     managed_identity_client_id: str | None = None
+    # Resource id of the user-assigned identity (AcrPull only) that workspace container groups pull
+    # their images with; unset: images are pulled without credentials (a public registry).
+    registry_identity_id: str | None = Field(
+        default=None,
+        pattern=r"(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/"
+        r"Microsoft\.ManagedIdentity/userAssignedIdentities/[^/]+$",
+    )
 
     idle_timeout_minutes: int = Field(default=30, ge=5, le=240)
     max_environments_per_user: int = Field(default=10, ge=1, le=1000)

@@ -17,13 +17,11 @@ from shared.settings import ComputeBackendName, Settings, SettingsError, Workspa
 _COMPUTE: dict[ComputeBackendName, tuple[str, str]] = {
     ComputeBackendName.SIMULATED: ("shared.backends.simulated", "SimulatedCompute"),
     ComputeBackendName.LOCAL: ("shared.backends.local_compute", "LocalCompute"),
+    ComputeBackendName.ACI: ("shared.backends.aci", "AciCompute"),
 }
 _WORKSPACE: dict[WorkspaceBackendName, tuple[str, str]] = {
     WorkspaceBackendName.LOCAL: ("shared.backends.local_workspace", "LocalWorkspaceStorage"),
-}
-_NOT_YET: dict[str, str] = {
-    ComputeBackendName.ACI: "the Azure Container Instances adapter is not built yet",
-    WorkspaceBackendName.AZUREFILES: "the Azure Files adapter is not built yet",
+    WorkspaceBackendName.AZUREFILES: ("shared.backends.azurefiles", "AzureFilesWorkspaces"),
 }
 
 _lock = threading.Lock()
@@ -61,5 +59,4 @@ def _instance(kind: str, adapter: tuple[str, str], settings: Settings) -> Any:
 
 
 def _unavailable(setting: str, value: str) -> SettingsError:
-    reason = _NOT_YET.get(value, "unknown backend")
-    return SettingsError(f"setting {setting}={value} cannot be used yet: {reason}")
+    return SettingsError(f"setting {setting}={value} cannot be used: unknown backend")

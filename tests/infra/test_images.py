@@ -273,11 +273,13 @@ def test_sshd_rejects_a_broken_configuration() -> None:
 # --- TLS sidecar -------------------------------------------------------------------------------------
 
 
-def caddy_adapt(fqdn: str | None) -> tuple[int, dict[str, Any] | None, str]:
+def caddy_adapt(label: str | None, region: str | None = "eastus") -> tuple[int, dict[str, Any] | None, str]:
     caddy, env = unpacked("usr/bin/caddy")
-    env = {k: v for k, v in env.items() if k not in ("DEV8_FQDN", "CADDY_STORAGE_DIR")}
-    if fqdn is not None:
-        env["DEV8_FQDN"] = fqdn
+    env = {k: v for k, v in env.items() if k not in ("DEV8_DNS_LABEL", "DEV8_REGION", "CADDY_STORAGE_DIR")}
+    if label is not None:
+        env["DEV8_DNS_LABEL"] = label
+    if region is not None:
+        env["DEV8_REGION"] = region
     result = run(
         [caddy, "adapt", "--config", DOCKER / "tls" / "Caddyfile", "--adapter", "caddyfile", "--validate"],
         env=env,
@@ -286,9 +288,8 @@ def caddy_adapt(fqdn: str | None) -> tuple[int, dict[str, Any] | None, str]:
     return result.returncode, config, result.stderr
 
 
-def test_caddyfile_proxies_https_for_the_fqdn_to_code_server() -> None:
-    fqdn = "dev8-1a2b3c4d.eastus.azurecontainer.io"
-    code, config, errors = caddy_adapt(fqdn)
+def test_caddyfile_proxies_https_to_code_server_with_on_demand_certificates() -> None:
+    code, config, errors = caddy_adapt("dev8-1a2b3c4d-0f1e2d")
     assert code == 0 and config is not None, errors
     assert config["admin"] == {"disabled": True}
     assert config["storage"] == {"module": "file_system", "root": "/data/caddy"}
@@ -296,14 +297,44 @@ def test_caddyfile_proxies_https_for_the_fqdn_to_code_server() -> None:
     https = [s for s in servers.values() if s["listen"] == [":443"]]
     assert len(https) == 1
     text = json.dumps(https[0])
-    assert json.dumps([fqdn]) in text
     assert '"dial": "127.0.0.1:8080"' in text
     assert "Strict-Transport-Security" in text
     # No TLS is disabled and nothing else is proxied.
     assert "auto_https" not in json.dumps(config)
     assert json.dumps(config).count('"handler": "reverse_proxy"') == 1
+    # The FQDN carries a hash ACI picks (DNS name reuse policy), so certificates are on demand,
+    # gated by Caddy's own local endpoint.
+    tls = config["apps"]["tls"]["automation"]
+    assert tls["policies"] == [{"on_demand": True}]
+    assert tls["on_demand"]["ask"] == "http://127.0.0.1/dev8-allowed-host"
 
 
-def test_caddyfile_needs_the_fqdn() -> None:
-    code, _, _ = caddy_adapt(None)
-    assert code != 0
+def allowed_host_pattern(config: dict[str, Any]) -> re.Pattern[str]:
+    text = json.dumps(config["apps"]["http"]["servers"])
+    found = re.search(r'query\.domain\}\.matches\(\\"(.+?)\\"\)', text)
+    assert found, text
+    return re.compile(found.group(1))
+
+
+def test_certificates_are_only_asked_for_this_groups_names() -> None:
+    code, config, errors = caddy_adapt("dev8-1a2b3c4d-0f1e2d", "westeurope")
+    assert code == 0 and config is not None, errors
+    pattern = allowed_host_pattern(config)
+    assert pattern.match("dev8-1a2b3c4d-0f1e2d.a1b2c3d4.westeurope.azurecontainer.io")
+    assert pattern.match("dev8-1a2b3c4d-0f1e2d.westeurope.azurecontainer.io")  # no reuse hash
+    for other in (
+        "dev8-99999999-0f1e2d.a1b2c3d4.westeurope.azurecontainer.io",  # another group
+        "dev8-1a2b3c4d-0f1e2d.a1b2c3d4.eastus.azurecontainer.io",  # another region
+        "dev8-1a2b3c4d-0f1e2d.x.y.westeurope.azurecontainer.io",
+        "dev8-1a2b3c4d-0f1e2d.a1b2c3d4.westeurope.azurecontainer.io.evil.example",
+        "evil.example",
+    ):
+        assert not pattern.match(other), other
+
+
+def test_caddyfile_without_its_label_allows_no_certificate() -> None:
+    code, config, errors = caddy_adapt(None, None)
+    assert code == 0 and config is not None, errors  # fails closed rather than open
+    pattern = allowed_host_pattern(config)
+    assert not pattern.match("dev8-1a2b3c4d-0f1e2d.a1b2c3d4.eastus.azurecontainer.io")
+    assert not pattern.match(".eastus.azurecontainer.io")

@@ -47,6 +47,8 @@ RUNTIME_STAND_INS = {
     "DEV8_WORKSPACE_STORAGE_ACCOUNT": "stwsexample",
     "DEV8_REGISTRY": "acrexample.azurecr.io",
     "DEV8_MANAGED_IDENTITY_CLIENT_ID": "11111111-1111-1111-1111-111111111111",
+    "DEV8_REGISTRY_IDENTITY_ID": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
+    "rg-example/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-ws-pull-example",
     "DEV8_PUBLIC_BASE_URL": "https://func-dev8-example.azurewebsites.net",
 }
 
@@ -189,3 +191,9 @@ def test_the_bicep_values_pass_the_apps_own_validation(
     assert settings.compute_backend == "aci"
     assert settings.workspace_backend == "azurefiles"
     assert settings.tables_endpoint and settings.workspace_storage_account and settings.azure_resource_group
+
+
+def test_workspace_groups_pull_images_with_the_pull_identity(bicep_settings: dict[str, Any]) -> None:
+    # Never the API identity: code inside a workspace can get tokens for the group's identity.
+    wired = json.dumps(bicep_settings["DEV8_REGISTRY_IDENTITY_ID"])
+    assert "pullIdentityId" in wired and "api" not in wired.lower()

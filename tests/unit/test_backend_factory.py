@@ -16,7 +16,7 @@ from shared.backends import factory
 from shared.backends.local_compute import LocalCompute
 from shared.backends.local_workspace import LocalWorkspaceStorage
 from shared.backends.simulated import SimulatedCompute
-from shared.settings import Settings, SettingsError, load_settings
+from shared.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -70,12 +70,17 @@ def test_concurrent_first_calls_share_one_instance(env: pytest.MonkeyPatch) -> N
     assert len({id(instance) for instance in built}) == 1
 
 
-def test_aci_compute_is_refused_clearly(env: pytest.MonkeyPatch) -> None:
+def test_aci_compute_is_built_without_touching_azure(env: pytest.MonkeyPatch) -> None:
     env.setenv("DEV8_COMPUTE_BACKEND", "aci")
     env.setenv("DEV8_AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000")
     env.setenv("DEV8_AZURE_RESOURCE_GROUP", "rg-dev8")
-    with pytest.raises(SettingsError, match="DEV8_COMPUTE_BACKEND=aci"):
-        factory.compute_backend(settings())
+    env.setenv("DEV8_WORKSPACE_STORAGE_ACCOUNT", "dev8files")
+    from shared.backends.aci import AciCompute
+
+    compute = factory.compute_backend(settings())
+    assert isinstance(compute, AciCompute)  # credentials are lazy: no token is asked for yet
+    assert compute.region == "eastus"
+    assert factory.compute_backend(settings()) is compute
 
 
 def test_local_compute_is_built_once(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -86,18 +91,24 @@ def test_local_compute_is_built_once(env: pytest.MonkeyPatch, tmp_path: Path) ->
     assert factory.compute_backend(settings()) is compute
 
 
-def test_azurefiles_is_refused_clearly(env: pytest.MonkeyPatch) -> None:
+def test_azurefiles_is_built_without_touching_azure(env: pytest.MonkeyPatch) -> None:
     env.setenv("DEV8_WORKSPACE_BACKEND", "azurefiles")
     env.setenv("DEV8_WORKSPACE_STORAGE_ACCOUNT", "dev8files")
-    with pytest.raises(SettingsError, match="DEV8_WORKSPACE_BACKEND=azurefiles"):
-        factory.workspace_storage(settings())
+    env.setenv("DEV8_AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000")
+    env.setenv("DEV8_AZURE_RESOURCE_GROUP", "rg-dev8")
+    from shared.backends.azurefiles import AzureFilesWorkspaces
+
+    storage = factory.workspace_storage(settings())
+    assert isinstance(storage, AzureFilesWorkspaces)
+    assert storage.account_url == "https://dev8files.file.core.windows.net"
 
 
 def test_adapters_are_imported_lazily() -> None:
     probe = (
         "import sys, shared.backends.factory\n"
         "adapters = ('shared.backends.simulated', 'shared.backends.local_workspace',"
-        " 'shared.backends.local_compute', 'shared.backends.process_groups')\n"
+        " 'shared.backends.local_compute', 'shared.backends.process_groups', 'shared.backends.aci',"
+        " 'shared.backends.azurefiles', 'shared.backends.azure_common')\n"
         "print([name for name in adapters if name in sys.modules])\n"
     )
     result = subprocess.run(

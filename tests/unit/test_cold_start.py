@@ -7,7 +7,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ["azure.mgmt.containerinstance", "azure.storage.fileshare", "azure.identity"]
+HEAVY = [
+    "azure.mgmt.containerinstance",
+    "azure.mgmt.storage",
+    "azure.storage.fileshare",
+    "azure.identity",
+    "argon2",
+]
 PROBE = """
 import json, sys
 import function_app

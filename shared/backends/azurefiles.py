@@ -1,0 +1,240 @@
+"""`azurefiles` workspaces: one Azure Files share per environment in the workspace storage account.
+
+Beyond the WorkspaceStorage port (ensure, exists, delete), the retention sweep uses:
+- `snapshot(name) -> str`: a share snapshot; returns its id (the x-ms-snapshot timestamp);
+- `restore(name, snapshot, target=None) -> int`: copies every file of that snapshot into `target`
+  (default: the share itself) server-side, creating directories as needed. Files present in both
+  are overwritten; files that exist only in the target are kept (a restore never deletes work).
+  Returns the number of files copied, once every copy has finished.
+
+Authentication: the account key, listed through ARM with the app's managed identity (Storage
+Account Key Operator on this account only, see infra/). Share-level operations (create with a
+quota, snapshot, delete with snapshots) are not offered over the Files data plane with Entra
+tokens, and ACI needs that same key to mount the share, so one credential serves both. The key is
+kept in memory only; when the service refuses it (keys rotated), it is forgotten and the activity
+retried with a freshly listed one.
+
+Retries are the Files client's ExponentialRetry (azure_common.FILES_RETRY), sleeping through its
+transport; what still fails becomes Transient/PermanentBackendError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from shared.backends.azure_common import (
+    FILES_RETRY,
+    StorageAccountKey,
+    azure_errors,
+    error_code,
+    is_not_found,
+    status_of,
+)
+from shared.backends.azure_common import credential as default_credential
+from shared.errors import PermanentBackendError, TransientBackendError
+from shared.ports import Workspace
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.core.pipeline.transport import HttpTransport
+
+# How long restore() waits for server-side copies still pending after they were started.
+COPY_WAIT_SECONDS = 600.0
+COPY_POLL_SECONDS = 2.0
+
+
+class AzureFilesWorkspaces:
+    """A `WorkspaceStorage` of Azure Files shares named by `workspace_name()`; share = location."""
+
+    def __init__(
+        self,
+        key: StorageAccountKey,
+        *,
+        endpoint_suffix: str = "core.windows.net",
+        transport: HttpTransport[Any, Any] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.account = key.account
+        self.account_url = f"https://{key.account}.file.{endpoint_suffix}"
+        self._key = key
+        self._transport = transport
+        self._sleep = sleep
+        self._service_client: Any = None
+        self._service_key: str | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        credential: TokenCredential | None = None,
+        arm_transport: HttpTransport[Any, Any] | None = None,
+        transport: HttpTransport[Any, Any] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> AzureFilesWorkspaces:
+        """The production wiring; `credential` and the transports (ARM for the key, Files for the
+        shares) replace the identity and the network in tests."""
+        assert settings.workspace_storage_account  # settings validate it for this backend
+        if not (settings.azure_subscription_id and settings.azure_resource_group):
+            raise PermanentBackendError(
+                "DEV8_AZURE_SUBSCRIPTION_ID and DEV8_AZURE_RESOURCE_GROUP must be set for azurefiles "
+                "(the workspace storage account's key is listed through ARM)"
+            )
+        key = StorageAccountKey(
+            credential or default_credential(settings.managed_identity_client_id),
+            settings.azure_subscription_id,
+            settings.azure_resource_group,
+            settings.workspace_storage_account,
+            transport=arm_transport,
+        )
+        return cls(key, transport=transport, sleep=sleep)
+
+    # --- WorkspaceStorage -------------------------------------------------------------------------
+
+    def ensure(self, name: str, quota_gb: int) -> Workspace:
+        from azure.core.exceptions import ResourceExistsError
+
+        with self._calls(f"creating file share {name}"):
+            try:
+                self._share(name).create_share(quota=quota_gb)
+            except ResourceExistsError as error:
+                if error_code(error) != "ShareAlreadyExists":
+                    raise  # e.g. ShareBeingDeleted: transient, the activity is retried
+        return Workspace(name=name, location=name, quota_gb=quota_gb)
+
+    def exists(self, name: str) -> bool:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with self._calls(f"reading file share {name}"):
+            try:
+                self._share(name).get_share_properties()
+            except ResourceNotFoundError:
+                return False
+        return True
+
+    def delete(self, name: str) -> None:
+        """Delete the share and its snapshots (with share soft delete on, the account keeps both
+        for its retention days: docs/runbook.md). Already gone is done."""
+        from azure.core.exceptions import HttpResponseError
+
+        with self._calls(f"deleting file share {name}"):
+            try:
+                self._share(name).delete_share(delete_snapshots="include")
+            except HttpResponseError as error:
+                if not is_not_found(error):
+                    raise
+
+    # --- snapshots (retention) --------------------------------------------------------------------
+
+    def snapshot(self, name: str, metadata: dict[str, str] | None = None) -> str:
+        with self._calls(f"snapshotting file share {name}"):
+            result = self._share(name).create_snapshot(metadata=metadata or {"created-by": "dev8"})
+        return str(result["snapshot"])
+
+    def restore(self, name: str, snapshot: str, target: str | None = None) -> int:
+        destination = target or name
+        with self._calls(f"restoring file share {destination} from {name}@{snapshot}"):
+            source = self._share(name, snapshot=snapshot)
+            into = self._share(destination)
+            pending: list[Any] = []
+            copied = 0
+            for path, is_directory in _walk(source, ""):
+                if is_directory:
+                    _create_directory(into, path)
+                    continue
+                file_client = into.get_file_client(path)
+                result = file_client.start_copy_from_url(source.get_file_client(path).url)
+                copied += 1
+                if result.get("copy_status") == "pending":
+                    pending.append(file_client)
+            self._wait_for_copies(pending)
+        return copied
+
+    # --- internals --------------------------------------------------------------------------------
+
+    def _wait_for_copies(self, pending: list[Any]) -> None:
+        waited = 0.0
+        while pending:
+            if waited >= COPY_WAIT_SECONDS:
+                raise TransientBackendError(f"{len(pending)} file copies still pending after the restore")
+            self._sleep(COPY_POLL_SECONDS)
+            waited += COPY_POLL_SECONDS
+            still = []
+            for file_client in pending:
+                status = file_client.get_file_properties().copy.status
+                if status == "pending":
+                    still.append(file_client)
+                elif status != "success":
+                    raise PermanentBackendError(f"copying {file_client.file_path} ended {status}")
+            pending = still
+
+    def _share(self, name: str, snapshot: str | None = None) -> Any:
+        return self._service().get_share_client(name, snapshot=snapshot)
+
+    def _service(self) -> Any:
+        key = self._key.get()
+        if self._service_client is None or self._service_key != key:
+            from azure.storage.fileshare import ShareServiceClient
+
+            options: dict[str, Any] = {"retry_policy": _retry_policy(self._sleep)}
+            if self._transport is not None:
+                options["transport"] = self._transport
+            self._service_client = ShareServiceClient(
+                self.account_url,
+                credential={"account_name": self.account, "account_key": key},
+                **options,
+            )
+            self._service_key = key
+        return self._service_client
+
+    @contextmanager
+    def _calls(self, action: str) -> Iterator[None]:
+        from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+
+        with azure_errors(action):
+            try:
+                yield
+            except (ClientAuthenticationError, HttpResponseError) as error:
+                if status_of(error) == 403 and error_code(error) == "AuthenticationFailed":
+                    # The key was rotated: list it again on the next try.
+                    self._key.forget()
+                    raise TransientBackendError(f"{action}: the storage account key changed") from error
+                raise
+
+
+def _retry_policy(sleep: Callable[[float], None]) -> Any:
+    """The Files SDK's ExponentialRetry, sleeping through `sleep`: its child clients (share,
+    directory, file) wrap the transport in a way that sleeps with time.sleep, whatever the
+    transport says, so the sleep is injected here instead (tests wait virtually)."""
+    from azure.storage.fileshare import ExponentialRetry
+
+    class _Retry(ExponentialRetry):
+        def sleep(self, settings: Any, transport: Any) -> None:
+            backoff = self.get_backoff_time(settings)
+            if backoff and backoff > 0:
+                sleep(backoff)
+
+    return _Retry(**FILES_RETRY)
+
+
+def _walk(share: Any, directory: str) -> Iterator[tuple[str, bool]]:
+    """Every (path, is_directory) under `directory`, parents before their children."""
+    for item in share.get_directory_client(directory).list_directories_and_files():
+        path = f"{directory}/{item['name']}" if directory else str(item["name"])
+        if item["is_directory"]:
+            yield path, True
+            yield from _walk(share, path)
+        else:
+            yield path, False
+
+
+def _create_directory(share: Any, path: str) -> None:
+    from azure.core.exceptions import ResourceExistsError
+
+    with contextlib.suppress(ResourceExistsError):  # already there: restoring into a share that has it
+        share.get_directory_client(path).create_directory()

@@ -1,0 +1,217 @@
+"""The Azure Files data plane, as far as Dev8 uses it, behind an azure-core transport.
+
+Shares: create (201, x-ms-share-quota honoured; 409 ShareAlreadyExists), properties (200 / 404
+ShareNotFound), snapshot (201 with x-ms-snapshot), delete (202; 404 ShareNotFound; 409
+ShareHasSnapshots unless x-ms-delete-snapshots: include). Directories: create (201 / 409
+ResourceAlreadyExists) and list (the EnumerationResults XML, of a share or of a snapshot). Files:
+server-side copy (x-ms-copy-source, from a snapshot of the same account; `copy_status` says
+whether the copy reports success at once or stays pending for `pending_polls` property reads).
+
+Errors carry x-ms-error-code and the XML error body, which the storage SDK turns into
+ResourceExistsError / ResourceNotFoundError / ClientAuthenticationError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+from xml.sax.saxutils import escape
+
+from tests.azure.sim_base import Recorded, Reply, SimTransport
+
+ETAG = '"0x8DCSIMULATED"'
+LAST_MODIFIED = "Sat, 21 Nov 2026 09:00:00 GMT"
+
+
+@dataclass
+class Tree:
+    files: dict[str, bytes] = field(default_factory=dict)
+    dirs: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Share:
+    quota: int
+    tree: Tree = field(default_factory=Tree)
+    snapshots: dict[str, Tree] = field(default_factory=dict)
+
+
+class FilesSimulator(SimTransport):
+    def __init__(self, account: str, *, seed: int = 0, clock: Any = None) -> None:
+        super().__init__(seed=seed, clock=clock)
+        self.account = account
+        self.shares: dict[str, Share] = {}
+        self.deleted: list[str] = []
+        self.copy_status = "success"
+        self.pending_polls = 1
+        self._pending: dict[tuple[str, str], int] = {}
+        self._snapshots_made = 0
+
+    # --- routing ----------------------------------------------------------------------------------
+
+    def handle(self, request: Recorded) -> Reply:
+        segments = [unquote(p) for p in request.path.split("/") if p]
+        if not segments:
+            return _error(400, "InvalidUri", "no share")
+        share_name, path = segments[0], "/".join(segments[1:])
+        restype = request.query.get("restype")
+        comp = request.query.get("comp")
+        snapshot = request.query.get("sharesnapshot")
+        if restype == "share":
+            return self._share_op(request, share_name, comp, snapshot)
+        share = self.shares.get(share_name)
+        if share is None:
+            return _error(404, "ShareNotFound", "The specified share does not exist.")
+        tree = share.tree if snapshot is None else share.snapshots.get(snapshot)
+        if tree is None:
+            return _error(404, "ShareSnapshotNotFound", "The specified share snapshot does not exist.")
+        if restype == "directory":
+            if comp == "list" and request.method == "GET":
+                return self._list(share_name, tree, path, snapshot)
+            if request.method == "PUT" and comp is None:
+                if path in tree.dirs:
+                    return _error(409, "ResourceAlreadyExists", "The specified resource already exists.")
+                tree.dirs.add(path)
+                return Reply(201, None, _props())
+        elif request.method == "PUT" and "x-ms-copy-source" in _lower(request.headers):
+            return self._copy(tree, path, _lower(request.headers)["x-ms-copy-source"])
+        elif request.method in ("HEAD", "GET") and comp is None:
+            return self._file_properties(share_name, tree, path)
+        return _error(400, "UnsupportedBySimulator", f"{request.method} {request.path}")
+
+    def _share_op(self, request: Recorded, name: str, comp: str | None, snapshot: str | None) -> Reply:
+        share = self.shares.get(name)
+        headers = _lower(request.headers)
+        if request.method == "PUT" and comp is None:
+            if share is not None:
+                return _error(409, "ShareAlreadyExists", "The specified share already exists.")
+            self.shares[name] = Share(quota=int(headers.get("x-ms-share-quota", "5120")))
+            return Reply(201, None, _props())
+        if share is None:
+            return _error(404, "ShareNotFound", "The specified share does not exist.")
+        if request.method == "PUT" and comp == "snapshot":
+            self._snapshots_made += 1
+            snapshot_id = f"2026-11-21T09:00:{self._snapshots_made:02d}.0000000Z"
+            share.snapshots[snapshot_id] = Tree(dict(share.tree.files), set(share.tree.dirs))
+            return Reply(201, None, {**_props(), "x-ms-snapshot": snapshot_id})
+        if request.method in ("GET", "HEAD") and comp is None:
+            if snapshot is not None and snapshot not in share.snapshots:
+                return _error(404, "ShareSnapshotNotFound", "The specified share snapshot does not exist.")
+            return Reply(200, None, {**_props(), "x-ms-share-quota": str(share.quota)})
+        if request.method == "DELETE":
+            if snapshot is not None:
+                share.snapshots.pop(snapshot, None)
+                return Reply(202)
+            if share.snapshots and headers.get("x-ms-delete-snapshots") not in ("include", "include-leased"):
+                return _error(
+                    409,
+                    "ShareHasSnapshots",
+                    "The share has snapshots and the operation requires no snapshots.",
+                )
+            del self.shares[name]
+            self.deleted.append(name)
+            return Reply(202)
+        return _error(400, "UnsupportedBySimulator", f"{request.method} share comp={comp}")
+
+    # --- directories and files --------------------------------------------------------------------
+
+    def _list(self, share: str, tree: Tree, path: str, snapshot: str | None) -> Reply:
+        prefix = f"{path}/" if path else ""
+        if path and path not in tree.dirs:
+            return _error(404, "ParentNotFound", "The specified parent path does not exist.")
+        dirs = sorted(
+            {d[len(prefix) :] for d in tree.dirs if d.startswith(prefix) and "/" not in d[len(prefix) :]}
+        )
+        files = sorted(
+            (f[len(prefix) :], len(data))
+            for f, data in tree.files.items()
+            if f.startswith(prefix) and "/" not in f[len(prefix) :]
+        )
+        entries = "".join(f"<Directory><Name>{escape(d)}</Name><Properties /></Directory>" for d in dirs)
+        entries += "".join(
+            f"<File><Name>{escape(f)}</Name><Properties><Content-Length>{size}</Content-Length></Properties></File>"
+            for f, size in files
+        )
+        snapshot_attr = f' ShareSnapshot="{snapshot}"' if snapshot else ""
+        xml = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            f'<EnumerationResults ServiceEndpoint="https://{self.account}.file.core.windows.net/" '
+            f'ShareName="{escape(share)}"{snapshot_attr} DirectoryPath="{escape(path)}">'
+            f"<Entries>{entries}</Entries><NextMarker /></EnumerationResults>"
+        )
+        return Reply(200, xml, {"Content-Type": "application/xml"})
+
+    def _copy(self, tree: Tree, path: str, source_url: str) -> Reply:
+        source = urlsplit(source_url)
+        segments = [unquote(p) for p in source.path.split("/") if p]
+        query = {k: v[-1] for k, v in parse_qs(source.query).items()}
+        share = self.shares.get(segments[0])
+        if share is None:
+            return _error(404, "CannotVerifyCopySource", "The copy source share does not exist.")
+        source_tree = (
+            share.tree if "sharesnapshot" not in query else share.snapshots.get(query["sharesnapshot"])
+        )
+        source_path = "/".join(segments[1:])
+        if source_tree is None or source_path not in source_tree.files:
+            return _error(404, "CannotVerifyCopySource", "The copy source does not exist.")
+        parent = path.rsplit("/", 1)[0] if "/" in path else ""
+        if parent and parent not in tree.dirs:
+            return _error(404, "ParentNotFound", "The specified parent path does not exist.")
+        tree.files[path] = source_tree.files[source_path]
+        if self.copy_status == "pending":
+            self._pending[(id(tree), path)] = self.pending_polls
+        return Reply(
+            202, None, {**_props(), "x-ms-copy-id": "sim-copy", "x-ms-copy-status": self.copy_status}
+        )
+
+    def _file_properties(self, share: str, tree: Tree, path: str) -> Reply:
+        if path not in tree.files:
+            return _error(404, "ResourceNotFound", "The specified resource does not exist.")
+        status = "success"
+        key = (id(tree), path)
+        if key in self._pending:
+            if self._pending[key] > 0:
+                self._pending[key] -= 1
+                status = "pending"
+            else:
+                del self._pending[key]
+        headers = {
+            **_props(),
+            "x-ms-type": "File",
+            "Content-Length": str(len(tree.files[path])),
+            "x-ms-copy-id": "sim-copy",
+            "x-ms-copy-status": status,
+        }
+        return Reply(200, None, headers)
+
+    def error_reply(self, status: int, code: str, message: str) -> Reply:
+        if status == 503:
+            code = "ServerBusy"  # how Azure Storage throttles
+        return _error(status, code, message)
+
+    # --- test helpers -----------------------------------------------------------------------------
+
+    def write(self, share: str, path: str, data: bytes) -> None:
+        """Put a file in a share (as if the workspace container wrote it), parents included."""
+        tree = self.shares[share].tree
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            tree.dirs.add("/".join(parts[:depth]))
+        tree.files[path] = data
+
+
+def _props() -> dict[str, str]:
+    return {"ETag": ETAG, "Last-Modified": LAST_MODIFIED, "x-ms-version": "2025-11-05"}
+
+
+def _lower(headers: dict[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
+def _error(status: int, code: str, message: str) -> Reply:
+    xml = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        f"<Error><Code>{code}</Code><Message>{escape(message)}</Message></Error>"
+    )
+    return Reply(status, xml, {"x-ms-error-code": code, "Content-Type": "application/xml"})

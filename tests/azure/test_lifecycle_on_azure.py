@@ -1,0 +1,186 @@
+"""The real lifecycle orchestrations (provision, stop, start, delete) through devhost's Durable
+engine, with settings naming the production backends (DEV8_COMPUTE_BACKEND=aci,
+DEV8_WORKSPACE_BACKEND=azurefiles) and those adapters built from those settings with the ARM and
+Azure Files simulators as their transports. The simulators' clock is the engine's manual clock
+plus the time the SDKs slept, so durable timers and SDK waits both count as time passing."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import pytest
+from argon2 import PasswordHasher
+from azure.durable_functions.models.history.HistoryEventType import HistoryEventType
+
+from devhost.durable.clock import ManualClock
+from devhost.engine import DurableEngine, RuntimeStatus
+from orchestrators import jobs
+from shared import wiring
+from shared.backends.aci import AciCompute
+from shared.backends.azurefiles import AzureFilesWorkspaces
+from shared.lifecycle import Command
+from shared.models import Status
+from shared.ports import compute_name, workspace_name
+from shared.settings import get_settings
+from tests.azure.conftest import (
+    ACCOUNT,
+    PULL_IDENTITY,
+    REGISTRY,
+    RESOURCE_GROUP,
+    SUBSCRIPTION,
+    FakeCredential,
+)
+from tests.azure.sim_arm import ArmSimulator
+from tests.azure.sim_files import FilesSimulator
+from tests.replay.test_lifecycle_orchestrations import OWNER, T0, command, create, engine_for, launch, run
+
+GITHUB_TOKEN = "token-from-the-user-secrets-0042"
+
+
+class Azure:
+    def __init__(self, clock: ManualClock) -> None:
+        now = lambda: clock.now().timestamp()  # noqa: E731
+        self.arm = ArmSimulator(SUBSCRIPTION, RESOURCE_GROUP, seed=11, clock=now)
+        self.files = FilesSimulator(ACCOUNT, seed=11, clock=now)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def azure(app_env: pytest.MonkeyPatch, clock: ManualClock) -> Azure:
+    for name, value in {
+        "DEV8_COMPUTE_BACKEND": "aci",
+        "DEV8_WORKSPACE_BACKEND": "azurefiles",
+        "DEV8_AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
+        "DEV8_AZURE_RESOURCE_GROUP": RESOURCE_GROUP,
+        "DEV8_AZURE_LOCATION": "eastus",
+        "DEV8_WORKSPACE_STORAGE_ACCOUNT": ACCOUNT,
+        "DEV8_REGISTRY": REGISTRY,
+        "DEV8_IMAGE_TAG": "v42",
+        "DEV8_REGISTRY_IDENTITY_ID": PULL_IDENTITY,
+    }.items():
+        app_env.setenv(name, value)
+    wiring.reset()
+    sims = Azure(clock)
+    settings = get_settings()
+    credential = FakeCredential()
+    compute = AciCompute.from_settings(settings, credential=credential, transport=sims.arm)
+    shares = AzureFilesWorkspaces.from_settings(
+        settings, credential=credential, arm_transport=sims.arm, transport=sims.files, sleep=sims.files.sleep
+    )
+    # The composition root's caches, pointed at these adapters (wiring.reset() still works on them).
+    app_env.setattr(wiring, "compute", functools.lru_cache(maxsize=1)(lambda: compute))
+    app_env.setattr(wiring, "workspaces", functools.lru_cache(maxsize=1)(lambda: shares))
+    return sims
+
+
+@pytest.fixture
+def engine(azure: Azure, clock: ManualClock) -> DurableEngine:
+    return engine_for(clock)
+
+
+def provision(engine: DurableEngine, clock: ManualClock, **fields):
+    env = create(**fields)
+    status = run(engine, clock, launch(engine, jobs.PROVISION, env))
+    assert status.runtime_status is RuntimeStatus.COMPLETED
+    return env, status
+
+
+def test_provision_stop_start_delete_over_aci_and_azure_files(engine, clock, azure: Azure) -> None:
+    env, status = provision(engine, clock, secrets={"GITHUB_TOKEN": GITHUB_TOKEN})
+    assert status.output == {"status": "RUNNING"}
+    name = compute_name(env.id)
+    fqdn = azure.arm.fqdn(name)
+    record = wiring.environments().get(OWNER, env.id)
+    assert record.status is Status.RUNNING
+    assert record.vs_code_url == f"https://{fqdn}/"
+    assert record.ssh_connection_string == f"ssh -p 2222 dev8@{fqdn}"
+    assert azure.arm.created == [name]
+    share = azure.files.shares[workspace_name(env.id)]
+    assert share.quota == env.storage_gb
+    # The group mounts exactly that share; the secrets went as secure values, the password hashed.
+    body = azure.arm.stored(name)
+    assert body["properties"]["volumes"][0]["azureFile"]["shareName"] == workspace_name(env.id)
+    variables = {
+        v["name"]: v for v in body["properties"]["containers"][0]["properties"]["environmentVariables"]
+    }
+    assert variables["GITHUB_TOKEN"] == {"name": "GITHUB_TOKEN", "secureValue": GITHUB_TOKEN}
+    password = wiring.environments().secure_environment(record)["PASSWORD"]
+    assert PasswordHasher().verify(variables["HASHED_PASSWORD"]["secureValue"], password)
+    for request in azure.arm.requests + azure.files.requests:
+        assert password not in request.raw.decode() + request.url
+    assert GITHUB_TOKEN not in json.dumps(engine.status(env.operation).history)
+
+    command(engine, clock, env.id, Command.STOP)
+    assert wiring.environments().get(OWNER, env.id).status is Status.STOPPED
+    assert azure.arm.groups[name].phase == "stopped"
+
+    azure.files.write(workspace_name(env.id), "notes.txt", b"keep me")
+    command(engine, clock, env.id, Command.START)
+    started = wiring.environments().get(OWNER, env.id)
+    assert started.status is Status.RUNNING and started.vs_code_url == f"https://{fqdn}/"
+    assert len(azure.arm.of("POST", "/start")) == 1 and azure.arm.created == [name]  # started, not re-created
+    assert azure.files.shares[workspace_name(env.id)].tree.files["notes.txt"] == b"keep me"
+
+    command(engine, clock, env.id, Command.DELETE)
+    assert wiring.store().get(OWNER, env.id).status is Status.DELETED
+    assert name not in azure.arm.groups
+    assert workspace_name(env.id) not in azure.files.shares
+    assert wiring.environments().list(OWNER) == []
+
+
+def test_a_429_storm_still_completes_and_never_retries_early(engine, clock, azure: Azure) -> None:
+    azure.arm.throttle_rate, azure.arm.retry_after = 0.35, 7
+    # Azure Storage throttles with 503 ServerBusy (no Retry-After): the Files client backs off.
+    azure.files.failure_rate = 0.5
+    env, status = provision(engine, clock)
+    assert status.output == {"status": "RUNNING"}
+    for what in (Command.STOP, Command.START, Command.DELETE):
+        command(engine, clock, env.id, what)
+    assert wiring.store().get(OWNER, env.id).status is Status.DELETED
+    arm_waits = azure.arm.waits_after_throttling()
+    assert len(arm_waits) >= 5, "the storm should have hit ARM several times"
+    assert all(passed >= asked for asked, passed in arm_waits), arm_waits
+    assert 503 in [r.status for r in azure.files.requests] and azure.files.sleeps
+    assert azure.arm.violations == [] and azure.files.violations == []
+    assert azure.arm.created == [compute_name(env.id)]
+
+
+def test_a_lost_put_response_then_a_retried_activity_makes_one_group(engine, clock, azure: Azure) -> None:
+    azure.arm.lose_next("PUT", "/containerGroups/", times=10)  # more than the SDK's own retries
+    env, status = provision(engine, clock)
+    assert status.output == {"status": "RUNNING"}
+    assert azure.arm.created == [compute_name(env.id)] and len(azure.arm.groups) == 1
+    history = engine.status(env.operation).history
+    scheduled = [
+        e
+        for e in history
+        if e.get("Name") == "create_compute" and e["EventType"] == HistoryEventType.TASK_SCHEDULED
+    ]
+    assert len(scheduled) == 2  # the activity failed (transient) and was run again
+
+
+def test_quota_exhausted_ends_in_error_with_a_clear_reason(engine, clock, azure: Azure) -> None:
+    azure.arm.extra_usage["ContainerGroups"] = 100
+    env, status = provision(engine, clock)
+    assert status.output["status"] == "ERROR"
+    reason = wiring.environments().get(OWNER, env.id).status_reason
+    assert reason.startswith("Azure Container Instances quota reached in eastus: 100 of 100 container groups")
+    assert azure.arm.of("PUT") == []
+    assert workspace_name(env.id) in azure.files.shares  # the workspace is kept
+
+
+def test_provisioning_failed_is_deleted_and_reported(engine, clock, azure: Azure) -> None:
+    env = create()
+    azure.arm.fail_provisioning[compute_name(env.id)] = "Failed to mount Azure File Volume"
+    status = run(engine, clock, launch(engine, jobs.PROVISION, env))
+    assert status.output["status"] == "ERROR"
+    record = wiring.environments().get(OWNER, env.id)
+    assert record.status is Status.ERROR
+    assert "Failed to mount Azure File Volume" in record.status_reason
+    assert compute_name(env.id) not in azure.arm.groups
+    assert len(azure.arm.of("DELETE", compute_name(env.id))) >= 1
