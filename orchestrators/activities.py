@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from orchestrators.blueprint import bp
