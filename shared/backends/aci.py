@@ -124,9 +124,10 @@ class AciCompute:
         body, digest = build_group(spec, self._group, self._storage_key.get(), self._hash_password)
         existing = self._get(spec.name)
         if existing is not None:
-            if (existing.tags or {}).get(SPEC_HASH_TAG) == digest:
+            same = (existing.tags or {}).get(SPEC_HASH_TAG) == digest
+            if same and _state(existing) is not ComputeState.FAILED:
                 return self._view(existing)  # a re-run: never a second group, never a restart
-            log.info("container group %s has another spec hash: replacing it", spec.name)
+            log.info("container group %s is failed or has another spec: replacing it", spec.name)
             self.delete(spec.name)
         self._check_quota(spec)
         with azure_errors(f"creating container group {spec.name}"):

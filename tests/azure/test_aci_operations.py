@@ -186,3 +186,11 @@ def test_list_finds_only_dev8_groups(aci: AciCompute, arm: ArmSimulator) -> None
 def test_quota_check_skipped_when_usage_cannot_be_read(aci: AciCompute, arm: ArmSimulator) -> None:
     arm.fail_next("GET", "/usages", 403, "AuthorizationFailed", "no usage reader role")
     assert aci.create(make_spec()).state is ComputeState.PENDING  # ARM would refuse a full region
+
+
+def test_start_of_a_failed_group_replaces_it(aci: AciCompute, arm: ArmSimulator) -> None:
+    aci.create(make_spec())
+    arm.groups[NAME].phase = "failed"  # failed after it was created (seen before status() deleted it)
+    arm.fail_provisioning[NAME] = "OOM killed"
+    assert aci.start(make_spec()).state is ComputeState.PENDING
+    assert arm.created == [NAME, NAME] and arm.groups[NAME].phase == "creating"
