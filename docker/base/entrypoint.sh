@@ -11,13 +11,16 @@
 #   GITHUB_TOKEN       token for git over https (github.com) and the GitHub CLI.
 #   GIT_AUTHOR_NAME, GIT_AUTHOR_EMAIL   git identity (defaults below).
 #   REPOSITORY_URL     https repository cloned into the workspace when the workspace is empty.
+#   DEV8_ACTIVITY_URL, DEV8_AGENT_TOKEN   where and with what the activity agent reports; the
+#                      token reaches the agent only, not sshd or code-server.
 # Paths, overridable for tests: HOME, WORKSPACE_DIR, SSHD_BIN, SSHD_CONFIG, ACTIVITY_AGENT_BIN,
 #   GIT_CREDENTIAL_HELPER, CODE_SERVER_BIN.
 #
 # The activity agent (ACTIVITY_AGENT_BIN, default /usr/local/bin/dev8-activity-agent) is optional.
-# It is started in the background with CODE_SERVER_USER_DATA_DIR (code-server touches
-# <that dir>/heartbeat on user activity) and the container's environment minus the IDE password
-# and the GitHub token.
+# It is started in the background with CODE_SERVER_USER_DATA_DIR and the container's environment
+# minus the IDE password and the GitHub token (it keeps DEV8_ACTIVITY_URL and DEV8_AGENT_TOKEN).
+# code-server writes its heartbeat into its data dir, ~/.local/share/code-server/heartbeat (not the
+# user-data dir): the agent finds it through the same HOME.
 #
 # No secret is ever printed: log lines name what was done, never a value.
 set -euo pipefail
@@ -193,7 +196,7 @@ start_sshd() {
     log "SSH: could not prepare host keys; SSH is off"
     return 0
   fi
-  without_secrets "$SSHD_BIN" -D -e -f "$SSHD_CONFIG" \
+  without_secrets env -u DEV8_AGENT_TOKEN "$SSHD_BIN" -D -e -f "$SSHD_CONFIG" \
     -h "$RUNTIME_DIR/ssh/ssh_host_ed25519_key" -h "$RUNTIME_DIR/ssh/ssh_host_rsa_key" &
   log "SSH: sshd started on port 2222 (pid $!)"
 }
@@ -205,6 +208,12 @@ start_activity_agent() {
   fi
   CODE_SERVER_USER_DATA_DIR="$USER_DATA_DIR" without_secrets "$ACTIVITY_AGENT_BIN" &
   log "activity agent: started (pid $!)"
+}
+
+# The agent's token is for the agent alone: not in code-server's environment, so not in the IDE's
+# terminals and extensions either (sshd is started without it).
+forget_agent_token() {
+  unset DEV8_AGENT_TOKEN
 }
 
 require_password() {
@@ -239,6 +248,7 @@ main() {
   mkdir -p "$STATE_DIR"
   start_sshd
   start_activity_agent
+  forget_agent_token
   start_code_server
 }
 

@@ -26,7 +26,8 @@ HASH = "$argon2id$v=19$m=65536,t=3,p=4$ZGV2OHNhbHRzYWx0$Zm9vYmFyYmF6cXV4ZGV2OGhh
 PLAIN_PASSWORD = "plain-Passw0rd-for-local-docker-run"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEhzZXJ2ZXJrZXlmb3J0ZXN0c29ubHkwMTIzNDU2Nzg5 alice@laptop"
 RSA_KEY = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDdev8testkeyonly== bob@desk"
-SECRETS = (TOKEN, HASH, PLAIN_PASSWORD)
+AGENT_TOKEN = "d8a.YWxpY2U.env-0123456789abcdef.agentSecretPart0123456789abcdefghijklmnopq"
+SECRETS = (TOKEN, HASH, PLAIN_PASSWORD, AGENT_TOKEN)
 
 # Fake programs: each records its arguments (one per line) and environment, then does the least
 # the entrypoint needs from it. RECORD is exported by the test.
@@ -145,6 +146,8 @@ def sandbox(tmp_path: Path) -> Sandbox:
         "SSH_PUBLIC_KEY": KEY,
         "GIT_AUTHOR_NAME": "Alice Example",
         "GIT_AUTHOR_EMAIL": "alice@example.com",
+        "DEV8_AGENT_TOKEN": AGENT_TOKEN,
+        "DEV8_ACTIVITY_URL": "https://api.dev8.example/api/v1/environments/env-0123456789abcdef/activity",
     }
     return Sandbox(tmp_path, home, workspace, bin_dir, record, bin_dir / "dev8-activity-agent", env)
 
@@ -205,6 +208,7 @@ def test_full_start(sandbox: Sandbox) -> None:
     assert env["HASHED_PASSWORD"] == HASH
     assert "PASSWORD" not in env
     assert env["GH_TOKEN"] == TOKEN  # gh in the IDE's terminals
+    assert "DEV8_AGENT_TOKEN" not in env  # the agent's alone
 
     # sshd: foreground, logs to stderr, our config and per-environment host keys; no secrets.
     ((args, env),) = sandbox.calls("sshd")
@@ -214,12 +218,15 @@ def test_full_start(sandbox: Sandbox) -> None:
     for key in keys:
         assert key.is_relative_to(sandbox.home) and mode(key) == 0o600
         assert (sandbox.workspace / ".dev8" / "ssh-host-keys" / key.name).read_text() == key.read_text()
-    for name in ("HASHED_PASSWORD", "PASSWORD", "GITHUB_TOKEN", "GH_TOKEN"):
+    for name in ("HASHED_PASSWORD", "PASSWORD", "GITHUB_TOKEN", "GH_TOKEN", "DEV8_AGENT_TOKEN"):
         assert name not in env
 
-    # The activity agent: started, told where the heartbeat is, given no secret.
+    # The activity agent: started, told where the heartbeat is, given its token and no other secret.
     ((args, env),) = sandbox.calls("dev8-activity-agent")
     assert env["CODE_SERVER_USER_DATA_DIR"] == str(user_data)
+    assert env["HOME"] == str(sandbox.home)  # code-server's heartbeat is under HOME/.local/share
+    assert env["DEV8_AGENT_TOKEN"] == AGENT_TOKEN
+    assert env["DEV8_ACTIVITY_URL"] == sandbox.env["DEV8_ACTIVITY_URL"]
     for name in ("HASHED_PASSWORD", "PASSWORD", "GITHUB_TOKEN", "GH_TOKEN"):
         assert name not in env
 

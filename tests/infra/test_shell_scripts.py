@@ -25,6 +25,7 @@ EXPECTED = {
     "infra/hooks/postprovision.sh",
     "docker/base/entrypoint.sh",
     "docker/base/git-credential-dev8",
+    "docker/base/dev8-activity-agent",
     "docker/base/profile.sh",
     "docker/build.sh",
     "docker/lib/install-node.sh",
