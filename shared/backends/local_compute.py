@@ -12,6 +12,13 @@ host's own DEV8_* secrets must not be readable from the workspace's terminal.
 Each code-server leads its own process group (start_new_session) and is stopped by ending the whole
 group and its descendants: killing only the parent leaves the extension host, file watchers and
 terminal shells running.
+
+When the spec carries an agent token (secure DEV8_AGENT_TOKEN) and DEV8_ACTIVITY_URL, the workspace
+images' activity agent (docker/base/dev8-activity-agent) runs beside code-server, in the same process
+group, so that it stops with it: the local path reports activity the way production does. A process
+cannot join a group of another session, so a small `sh -c` launcher leads the group: it starts the
+agent, then execs code-server (same pid). The token is in the agent's environment only, never on a
+command line and never in code-server's environment (so not in the IDE's terminals).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from shared.agent_tokens import ACTIVITY_URL_VARIABLE, AGENT_TOKEN_VARIABLE
 from shared.backends import process_groups
 from shared.errors import PermanentBackendError, TransientBackendError
 from shared.models import CloudProvider
@@ -59,6 +67,29 @@ _FLAGS = (
     "--disable-workspace-trust",  # the workspace is the user's own
     "--disable-getting-started-override",
 )  # fmt: skip
+# The activity agent the workspace images ship; repository-relative, like the rest of the local run.
+ACTIVITY_AGENT = Path(__file__).resolve().parents[2] / "docker" / "base" / "dev8-activity-agent"
+_SHELL = "/bin/sh"
+_SHELL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# $1 the agent script, $2 code-server's user-data dir, the rest code-server's argv. The agent gets the
+# environment minus the names in DEV8_AGENT_UNSET (the IDE password, the user's secrets); its
+# `--user-data-dir` argument lets a restarted host find it by its command line like code-server.
+# Local environments have no sshd of their own, so connections to the host's port 2222 are not theirs.
+# code-server then replaces this shell (same pid, start time and group) without the agent's token.
+_LAUNCH_WITH_AGENT = """\
+agent=$1 user_data=$2
+shift 2
+(
+  # shellcheck disable=SC2086 # split on purpose: a list of variable names
+  unset $DEV8_AGENT_UNSET DEV8_AGENT_UNSET
+  CODE_SERVER_USER_DATA_DIR=$user_data
+  DEV8_AGENT_SSH_PORT=0
+  export CODE_SERVER_USER_DATA_DIR DEV8_AGENT_SSH_PORT
+  exec /bin/sh "$agent" --user-data-dir "$user_data"
+) </dev/null &
+unset DEV8_AGENT_TOKEN DEV8_AGENT_UNSET
+exec "$@"
+"""
 # Written once into a new user-data dir: VS Code's own calls home off, and the terminal does not
 # show the IDE password to whatever runs in it.
 _USER_SETTINGS = {
@@ -127,6 +158,7 @@ class LocalCompute:
         stop_grace_seconds: float = 10.0,
         probe_timeout_seconds: float = 1.0,
         clock: Callable[[], datetime] | None = None,
+        activity_agent: str | os.PathLike[str] | None = None,
     ) -> None:
         # Resolved once, so a later change of working directory cannot move the compute dirs.
         self.root = Path(data_dir).resolve() / "compute"
@@ -136,6 +168,7 @@ class LocalCompute:
         self._stop_grace = stop_grace_seconds
         self._probe_timeout = probe_timeout_seconds
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._activity_agent = Path(activity_agent) if activity_agent is not None else ACTIVITY_AGENT
         # Direct connections only: a proxy from the environment must not sit between us and 127.0.0.1.
         self._http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         self._guard = threading.Lock()
@@ -306,6 +339,7 @@ class LocalCompute:
             raise PermanentBackendError(f"workspace directory {workspace} does not exist")
         if not process_groups.PROC.joinpath("self", "stat").exists():
             raise PermanentBackendError("the local compute backend needs Linux (/proc)")
+        agent_token = self._agent_token(spec)
         directory = self._prepare(spec.name)
         port = _free_port()
         log_path = directory / _LOG
@@ -320,12 +354,19 @@ class LocalCompute:
             *_FLAGS,
             str(workspace),
         ]  # fmt: skip
+        environment = _process_environment(spec, password, directory)
+        if agent_token is not None:
+            command = [_SHELL, "-c", _LAUNCH_WITH_AGENT, "dev8-launch",
+                       str(self._activity_agent), str(directory / "user-data"), *command]  # fmt: skip
+            environment[AGENT_TOKEN_VARIABLE] = agent_token
+            hidden = {"PASSWORD", *spec.secure_environment} - {AGENT_TOKEN_VARIABLE}
+            environment["DEV8_AGENT_UNSET"] = " ".join(sorted(n for n in hidden if _SHELL_NAME.fullmatch(n)))
         self._forget(spec.name)
         try:
             with log_path.open("wb") as log:
                 child = subprocess.Popen(  # noqa: S603  # a fixed argv, no shell
                     command,
-                    env=_process_environment(spec, password, directory),
+                    env=environment,
                     cwd=workspace,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
@@ -352,6 +393,22 @@ class LocalCompute:
         )
         self._save(state)
         return self._status(state)
+
+    def _agent_token(self, spec: ComputeSpec) -> str | None:
+        """The agent's token when this environment reports activity (else None), once the agent
+        can run here: without it an environment in use would be stopped as idle."""
+        token = spec.secure_environment.get(AGENT_TOKEN_VARIABLE)
+        url = spec.environment_variables.get(ACTIVITY_URL_VARIABLE) or spec.secure_environment.get(
+            ACTIVITY_URL_VARIABLE
+        )
+        if not token or not url:
+            return None
+        if not self._activity_agent.is_file():
+            raise PermanentBackendError(f"the activity agent {self._activity_agent} is missing")
+        # The agent's PATH is the host's: PATH is inherited, and users may not set it.
+        if not os.access(_SHELL, os.X_OK) or shutil.which("curl", path=os.environ.get("PATH")) is None:
+            raise PermanentBackendError("the activity agent needs /bin/sh and curl on PATH")
+        return token
 
     def _prepare(self, name: str) -> Path:
         directory = self._dir(name)
@@ -462,6 +519,7 @@ def _process_environment(spec: ComputeSpec, password: str, directory: Path) -> d
     environment = {name: os.environ[name] for name in _INHERITED if name in os.environ}
     for values in (spec.environment_variables, spec.secure_environment):
         environment.update((name, value) for name, value in values.items() if name not in _CONTROLLED)
+    environment.pop(AGENT_TOKEN_VARIABLE, None)  # the agent's alone: _launch hands it to the agent
     environment["PASSWORD"] = password
     # code-server keeps its heartbeat and wrapper logs in $XDG_DATA_HOME, VS Code a device id in
     # $XDG_CACHE_HOME: per environment, not mixed in the host's home.

@@ -137,14 +137,18 @@ def terminate_group(
     zombie. Returns True when nothing of the group is left."""
     targets: dict[int, int] = {}
     for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 5.0)):
-        # Collected again before SIGKILL: a member may have forked while it was shutting down.
-        targets = _survivors(targets) | _with_descendants(members(pgid, leader_identity), snapshot())
-        _signal_each(targets, sig)
+        signalled: set[tuple[int, int]] = set()
         deadline = time.monotonic() + wait
         while True:
             if reap is not None:
                 reap()
-            targets = _survivors(targets)
+            # Collected again on every round, not once: a member may fork between the snapshot and
+            # the signal (a shell's command substitution, a process shutting down), and that child,
+            # never signalled, would outlive the stop. Each process gets each signal once.
+            targets = _survivors(targets) | _with_descendants(members(pgid, leader_identity), snapshot())
+            fresh = {pid: ticks for pid, ticks in targets.items() if (pid, ticks) not in signalled}
+            _signal_each(fresh, sig)
+            signalled.update(fresh.items())
             if not targets:
                 return True
             if time.monotonic() >= deadline:

@@ -7,10 +7,12 @@ Without code-server the real-server tests skip with a printed reason locally and
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from shared import agent_tokens
 from shared.backends import local_compute
 from shared.backends.local_compute import NOT_INSTALLED, LocalCompute, find_code_server
 from shared.backends.local_workspace import LocalWorkspaceStorage
@@ -36,6 +39,7 @@ from shared.ports import (
     compute_name,
     workspace_name,
 )
+from tests.recording_server import Recorder, recording_server
 
 ENV_A = "env-0123456789abcdef"
 ENV_B = "env-fedcba9876543210"
@@ -52,6 +56,12 @@ if os.environ.get("FAKE_MODE") == "children":
     subprocess.Popen([sys.executable, "-c",
         "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
     subprocess.Popen(["sleep", "600"], start_new_session=True)
+if os.environ.get("FAKE_MODE") == "fork-on-term":
+    # Forks a child into the group when told to stop, then exits: a late fork the stop must catch.
+    def forks(*_):
+        subprocess.Popen(["sleep", "600"])
+        os._exit(0)
+    signal.signal(signal.SIGTERM, forks)
 class Health(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200); self.end_headers(); self.wfile.write(b'{"status":"alive"}')
@@ -431,6 +441,19 @@ def test_stop_ends_children_that_ignore_sigterm_or_left_the_group(
     assert not any(alive(pid) for pid in descendants)
 
 
+def test_stop_ends_a_child_forked_after_the_signals_went_out(
+    backends: Callable[..., LocalCompute], workspace: str, fake_server: str
+) -> None:
+    backend = backends(fake_server, stop_grace_seconds=5)
+    spec = make_spec(workspace, FAKE_MODE="fork-on-term")
+    backend.create(spec)
+    assert wait_until(backend, spec.name, settled).state is ComputeState.RUNNING
+    pgid = recorded(backend, spec.name)["pgid"]
+    assert group_pids(pgid) == [pgid]  # only the leader when the stop begins
+    assert backend.stop(spec.name).state is ComputeState.STOPPED
+    assert group_pids(pgid) == []  # the sleep it forked on SIGTERM went too
+
+
 def test_a_restarted_host_finds_its_processes_and_reconciles_strays(
     backends: Callable[..., LocalCompute], data_dir: Path, fake_server: str
 ) -> None:
@@ -496,5 +519,218 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
 def _pgid(pid: int) -> int:
     return int(subprocess.run(["ps", "-o", "pgid=", "-p", str(pid)], capture_output=True, text=True).stdout)
+
+
+# --- the activity agent ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    with recording_server() as server:
+        yield server
+
+
+def with_agent(spec: ComputeSpec, recorder: Recorder, interval: str = "0.2") -> ComputeSpec:
+    """The spec as the service makes it for an environment that reports activity."""
+    token = agent_tokens.mint(spec.owner, spec.environment_id)
+    return dataclasses.replace(
+        spec,
+        environment_variables={
+            **spec.environment_variables,
+            agent_tokens.ACTIVITY_URL_VARIABLE: recorder.url(spec.environment_id),
+            "DEV8_AGENT_INTERVAL": interval,
+        },
+        secure_environment={**spec.secure_environment, agent_tokens.AGENT_TOKEN_VARIABLE: token},
+    )
+
+
+def cmdline(pid: int) -> list[str]:
+    """A process's argv; empty once it has gone (the agent's short `sleep`s come and go)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [arg.decode() for arg in raw.split(b"\0") if arg]
+
+
+def environ(pid: int) -> dict[str, str]:
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(entry.decode().split("=", 1) for entry in entries if b"=" in entry)
+
+
+def agent_pids(pgid: int) -> list[int]:
+    """The agent: the child of the leader (code-server) that runs the script. Not the launcher's fork
+    before its exec, whose arguments also name the script, nor the agent's own short-lived forks
+    (command substitutions), which are its children."""
+    agent = ["/bin/sh", str(local_compute.ACTIVITY_AGENT)]
+    return [pid for pid in group_pids(pgid) if cmdline(pid)[:2] == agent and _parent(pid) == pgid]
+
+
+def wait_for_log(backend: LocalCompute, name: str, text: str) -> str:
+    log = backend.root / name / "code-server.log"
+    deadline = time.monotonic() + WAIT_LIMIT
+    while text not in (content := log.read_text()):
+        assert time.monotonic() < deadline, f"{text!r} never logged: {content}"
+        time.sleep(0.05)
+    return content
+
+
+def assert_agent_beside(backend: LocalCompute, spec: ComputeSpec, pgid: int) -> int:
+    """The agent runs in code-server's group with the token in its environment only."""
+    token = spec.secure_environment[agent_tokens.AGENT_TOKEN_VARIABLE]
+    deadline = time.monotonic() + WAIT_LIMIT
+    while not (agents := agent_pids(pgid)):
+        assert time.monotonic() < deadline, f"no activity agent in group {pgid}: {group_pids(pgid)}"
+        time.sleep(0.05)
+    (agent,) = agents
+    compute_dir = backend.root / spec.name
+    agent_env = environ(agent)
+    assert agent_env[agent_tokens.AGENT_TOKEN_VARIABLE] == token
+    assert agent_env["CODE_SERVER_USER_DATA_DIR"] == str(compute_dir / "user-data")
+    assert agent_env["XDG_DATA_HOME"] == str(compute_dir / "data")  # where code-server's heartbeat is
+    assert agent_env["DEV8_AGENT_SSH_PORT"] == "0"  # the host's port 2222 is not this environment's
+    for name in ("PASSWORD", "GITHUB_TOKEN", "DEV8_AGENT_UNSET"):
+        assert name not in agent_env, name
+    leader_env = environ(pgid)
+    assert agent_tokens.AGENT_TOKEN_VARIABLE not in leader_env and "DEV8_AGENT_UNSET" not in leader_env
+    assert leader_env["PASSWORD"] == spec.secure_environment["PASSWORD"]
+    assert "--user-data-dir" in cmdline(pgid)  # the leader is code-server itself (the launcher exec'd)
+    for pid in group_pids(pgid):
+        assert token not in " ".join(cmdline(pid)), cmdline(pid)
+    return agent
+
+
+def test_the_agent_runs_beside_the_real_code_server_and_reports_its_heartbeat(
+    code_server: str,
+    backends: Callable[..., LocalCompute],
+    workspace: str,
+    home: Path,
+    recorder: Recorder,
+) -> None:
+    backend = backends(code_server)
+    spec = with_agent(make_spec(workspace), recorder)
+    token = spec.secure_environment[agent_tokens.AGENT_TOKEN_VARIABLE]
+    backend.create(spec)
+    running = wait_until(backend, spec.name, settled)
+    assert running.state is ComputeState.RUNNING, running.detail
+    pgid = int(recorded(backend, spec.name)["pgid"])
+    agent = assert_agent_beside(backend, spec, pgid)
+
+    # Health probes (the backend's own included) are not use: no heartbeat, idle, nothing reported.
+    heartbeat = backend.root / spec.name / "data" / "code-server" / "heartbeat"
+    wait_for_log(backend, spec.name, "activity: idle")
+    assert get(port_of(running), "/healthz").status == 200
+    assert not heartbeat.exists()
+    assert recorder.requests == []
+
+    # A request to the IDE makes code-server write its heartbeat; the agent reports it with the token.
+    assert get(port_of(running), "/login").status == 200
+    (request, *_) = recorder.wait_for(1)
+    assert heartbeat.is_file()
+    assert request.path == f"/api/v1/environments/{spec.environment_id}/activity"
+    assert request.authorization == f"Bearer {token}"
+    log = wait_for_log(backend, spec.name, "report accepted")
+    assert token not in log
+
+    # stop ends the agent with code-server: the whole group is gone.
+    assert backend.stop(spec.name).state is ComputeState.STOPPED
+    assert group_pids(pgid) == [] and not alive(agent)
+
+
+def test_the_agent_stops_and_starts_with_its_environment(
+    backends: Callable[..., LocalCompute], workspace: str, fake_server: str, recorder: Recorder
+) -> None:
+    backend = backends(fake_server)
+    spec = with_agent(make_spec(workspace), recorder, interval="0.1")
+    backend.create(spec)
+    assert wait_until(backend, spec.name, settled).state is ComputeState.RUNNING
+    pgid = int(recorded(backend, spec.name)["pgid"])
+    agent = assert_agent_beside(backend, spec, pgid)
+    wait_for_log(backend, spec.name, "activity: idle")
+    assert recorder.requests == []
+
+    # The heartbeat file where code-server writes it (its XDG data dir) is what the agent reads.
+    heartbeat = backend.root / spec.name / "data" / "code-server" / "heartbeat"
+    heartbeat.parent.mkdir(parents=True, exist_ok=True)
+    heartbeat.touch()
+    (request, *_) = recorder.wait_for(1)
+    assert request.authorization == f"Bearer {spec.secure_environment[agent_tokens.AGENT_TOKEN_VARIABLE]}"
+
+    assert backend.stop(spec.name).state is ComputeState.STOPPED
+    assert group_pids(pgid) == [] and not alive(agent)
+    backend.start(spec)
+    assert wait_until(backend, spec.name, settled).state is ComputeState.RUNNING
+    new_pgid = int(recorded(backend, spec.name)["pgid"])
+    assert_agent_beside(backend, spec, new_pgid)
+    backend.delete(spec.name)
+    assert group_pids(new_pgid) == []
+
+
+def test_an_agent_left_alone_is_found_by_reconcile(
+    backends: Callable[..., LocalCompute], workspace: str, fake_server: str, recorder: Recorder
+) -> None:
+    backend = backends(fake_server)
+    spec = with_agent(make_spec(workspace), recorder)
+    backend.create(spec)
+    assert wait_until(backend, spec.name, settled).state is ComputeState.RUNNING
+    pgid = int(recorded(backend, spec.name)["pgid"])
+    agent = assert_agent_beside(backend, spec, pgid)
+    # code-server dies and the host forgets it: only the agent is left, found by its command line.
+    os.kill(pgid, 9)
+    deadline = time.monotonic() + WAIT_LIMIT
+    while alive(pgid) and time.monotonic() < deadline:
+        backend.status(spec.name)  # reaps the leader
+        time.sleep(0.05)
+    (backend.root / spec.name / "state.json").unlink()
+    assert alive(agent)
+    assert backend.reconcile_processes([spec.name]) == [spec.name]
+    assert not alive(agent)
+
+
+def test_without_an_activity_url_no_agent_runs_and_code_server_never_sees_the_token(
+    backends: Callable[..., LocalCompute], workspace: str, fake_server: str, recorder: Recorder
+) -> None:
+    backend = backends(fake_server)
+    spec = with_agent(make_spec(workspace), recorder)
+    variables = dict(spec.environment_variables)
+    del variables[agent_tokens.ACTIVITY_URL_VARIABLE]
+    spec = dataclasses.replace(spec, environment_variables=variables)
+    backend.create(spec)
+    assert wait_until(backend, spec.name, settled).state is ComputeState.RUNNING
+    pgid = int(recorded(backend, spec.name)["pgid"])
+    assert agent_pids(pgid) == []
+    assert agent_tokens.AGENT_TOKEN_VARIABLE not in environ(pgid)
+
+
+def test_a_missing_agent_script_is_a_permanent_error(
+    backends: Callable[..., LocalCompute],
+    workspace: str,
+    fake_server: str,
+    recorder: Recorder,
+    tmp_path: Path,
+) -> None:
+    backend = backends(fake_server, activity_agent=tmp_path / "no-such-agent")
+    spec = with_agent(make_spec(workspace), recorder)
+    with pytest.raises(PermanentBackendError, match="activity agent"):
+        backend.create(spec)
+    assert backend.status(spec.name).state is ComputeState.ABSENT
+
+
+def test_the_launcher_is_clean_posix_sh(tmp_path: Path) -> None:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed")
+    script = tmp_path / "launch.sh"
+    script.write_text("#!/bin/sh\n" + local_compute._LAUNCH_WITH_AGENT)
+    result = subprocess.run([shellcheck, "--severity=style", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
