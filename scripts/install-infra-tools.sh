@@ -103,7 +103,10 @@ install_config_checkers() {
     log "unpacking openssh-server"
     unpack openssh-server
     # sshd links libwrap on Debian and Ubuntu; unpack it too when the system lacks it.
-    if ldd "$debs/usr/sbin/sshd" 2>/dev/null | grep -q 'libwrap.*not found'; then
+    # (ldd's output is captured first: under pipefail, grep -q closing the pipe early fails it.)
+    local libraries
+    libraries="$(ldd "$debs/usr/sbin/sshd" 2>/dev/null || true)"
+    if [[ "$libraries" == *"libwrap"*"not found"* ]]; then
       unpack libwrap0
     fi
   fi
