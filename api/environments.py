@@ -7,9 +7,10 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from api.http import blocking, handle, handle_async, owner_of, parse_body, respond
+from api.http import bearer_token, blocking, handle, handle_async, owner_of, parse_body, respond
 from orchestrators.launch import launch
 from shared import wiring
+from shared.agent_tokens import PREFIX as AGENT_PREFIX
 from shared.errors import Unavailable, ValidationFailed
 from shared.lifecycle import Command
 from shared.models import (
@@ -27,6 +28,7 @@ log = logging.getLogger("dev8.api")
 
 ENVIRONMENT = "v1/environments/{environment_id}"
 MAX_IDEMPOTENCY_KEY = 128
+AGENT_TOKEN_PREFIX = AGENT_PREFIX + "."
 
 
 def _one(env: Environment, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -162,8 +164,15 @@ async def api_delete_environment(
 
 @bp.route(route=ENVIRONMENT + "/activity", methods=["POST"])
 def api_record_activity(req: func.HttpRequest) -> func.HttpResponse:
+    """The owner's token, or the environment's own agent token (valid on this route only)."""
+
     def touch() -> func.HttpResponse:
-        wiring.environments().record_activity(owner_of(req), req.route_params["environment_id"])
+        environment_id = req.route_params["environment_id"]
+        token = bearer_token(req)
+        if token is not None and token.startswith(AGENT_TOKEN_PREFIX):
+            wiring.environments().record_agent_activity(token, environment_id)
+        else:
+            wiring.environments().record_activity(owner_of(req), environment_id)
         return respond(200, {"status": "ok"})
 
     return handle(touch)

@@ -39,6 +39,12 @@ def owner_of(req: func.HttpRequest) -> str:
     return wiring.verifier().verify(req.headers.get("Authorization")).subject
 
 
+def bearer_token(req: func.HttpRequest) -> str | None:
+    """The raw bearer credential, for the one route that also takes an agent token."""
+    scheme, _, token = (req.headers.get("Authorization") or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
 def parse_body(req: func.HttpRequest, model: type[Model]) -> Model:
     raw = req.get_body() or b""
     if len(raw) > MAX_BODY_BYTES:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrators.blueprint import bp
-from shared import wiring
+from shared import agent_tokens, wiring
 from shared.catalog import TEMPLATES, image_reference
 from shared.errors import PermanentBackendError
 from shared.models import Environment, Status
@@ -51,6 +51,9 @@ def _spec(env: Environment) -> ComputeSpec:
     workspace = wiring.workspaces().ensure(workspace_name(env.id), env.storage_gb)
     variables = dict(env.environment_variables)
     variables["DEV8_ENVIRONMENT_ID"] = env.id
+    variables[agent_tokens.ACTIVITY_URL_VARIABLE] = agent_tokens.activity_url(
+        settings.public_base_url, env.id
+    )
     if env.repository_url:
         variables["REPOSITORY_URL"] = env.repository_url
     return ComputeSpec(

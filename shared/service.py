@@ -17,9 +17,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared import lifecycle
+from shared import agent_tokens, lifecycle
 from shared.catalog import DEFAULT_SIZE, SIZES, TEMPLATES, Template, resolve_template
-from shared.errors import ConcurrencyConflict, Conflict, InvalidState, NotFound, ValidationFailed
+from shared.errors import (
+    ConcurrencyConflict,
+    Conflict,
+    InvalidState,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+)
 from shared.lifecycle import Command, Verdict
 from shared.models import (
     ENVIRONMENT_ID,
@@ -134,6 +141,8 @@ class EnvironmentService:
         values[PASSWORD_KEY] = generate_password()
         now = self._clock()
         env_id = new_environment_id()
+        agent_token = agent_tokens.mint(owner, env_id)
+        values[agent_tokens.AGENT_TOKEN_VARIABLE] = agent_token
         env = retired.model_copy(
             update={
                 "id": env_id,
@@ -152,6 +161,7 @@ class EnvironmentService:
                 "snapshot": None,
                 "restorable_until": None,
                 "restored_from": retired.id,
+                "agent_token_hash": agent_tokens.digest(agent_token),
                 "sealed_secrets": seal(self._settings.secrets_key_bytes, env_id, values),
                 "version": 0,
                 "etag": None,
@@ -210,8 +220,15 @@ class EnvironmentService:
         size_name, cpu, memory, storage = self._resources(request, template)
         now = self._clock()
         env_id = new_environment_id()
+        agent_token = agent_tokens.mint(owner, env_id)
         sealed = seal(
-            self._settings.secrets_key_bytes, env_id, {**request.secrets, PASSWORD_KEY: generate_password()}
+            self._settings.secrets_key_bytes,
+            env_id,
+            {
+                **request.secrets,
+                PASSWORD_KEY: generate_password(),
+                agent_tokens.AGENT_TOKEN_VARIABLE: agent_token,
+            },
         )
         return Environment(
             id=env_id,
@@ -234,6 +251,7 @@ class EnvironmentService:
             created_at=now,
             updated_at=now,
             operation=operation_id("create", env_id, 1),
+            agent_token_hash=agent_tokens.digest(agent_token),
             sealed_secrets=sealed,
         )
 
@@ -368,9 +386,27 @@ class EnvironmentService:
         env = self._mutate(owner, environment_id, apply, change, limits)
         return CommandResult(env, accepted)
 
+    def record_agent_activity(self, token: str, environment_id: str) -> None:
+        """Activity reported by the environment's own agent: its token names the owner (one point
+        read) and is valid for this environment's activity only."""
+        claim = agent_tokens.parse(token)
+        if claim is None or claim.environment_id != environment_id:
+            raise Unauthorized("this agent token is not valid for this environment")
+        env = self._store.get(claim.owner, environment_id)
+        if (
+            env is None
+            or env.status is Status.DELETED
+            or not agent_tokens.matches(token, env.agent_token_hash)
+        ):
+            raise Unauthorized("this agent token is not valid for this environment")
+        self._touch(env)
+
     def record_activity(self, owner: str, environment_id: str) -> None:
         """Note that the environment is in use; at most one write a minute per environment."""
-        env = self.get(owner, environment_id)
+        self._touch(self.get(owner, environment_id))
+
+    def _touch(self, env: Environment) -> None:
+        owner, environment_id = env.owner, env.id
         now = self._clock()
         if now - env.last_accessed_at >= ACTIVITY_WRITE_INTERVAL:
             self._store.touch(owner, environment_id, now)

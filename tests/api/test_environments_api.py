@@ -348,3 +348,35 @@ def test_quotas_hold_under_concurrent_creates_and_starts(api: Api, app_env):
 def test_tokens_of_other_issuers_do_not_work(api: Api):
     headers = {"Authorization": f"Bearer {token('alice', issuer='someone-else')}"}
     error_of(api.call("GET", "/environments", None, headers=headers), 401, "UNAUTHORIZED")
+
+
+def test_the_agent_token_reports_activity_for_its_own_environment_only(api: Api):
+    first = api.create()
+    second = api.create(name="other")
+    api.settled(first["id"])
+    api.settled(second["id"])
+    spec = wiring.compute().spec_of(f"dev8-{first['id'].removeprefix('env-')}")
+    agent = spec.secure_environment["DEV8_AGENT_TOKEN"]
+    assert spec.environment_variables["DEV8_ACTIVITY_URL"].endswith(
+        f"/api/v1/environments/{first['id']}/activity"
+    )
+    assert agent not in api.call("GET", f"/environments/{first['id']}").text
+
+    ok = api.call(
+        "POST", f"/environments/{first['id']}/activity", None, headers={"Authorization": f"Bearer {agent}"}
+    )
+    assert ok.status_code == 200 and ok.json() == {"status": "ok"}
+    as_agent = {"Authorization": f"Bearer {agent}"}
+    error_of(
+        api.call("POST", f"/environments/{second['id']}/activity", None, headers=as_agent),
+        401,
+        "UNAUTHORIZED",
+    )
+    error_of(api.call("GET", f"/environments/{first['id']}", None, headers=as_agent), 401, "UNAUTHORIZED")
+    error_of(
+        api.call("POST", f"/environments/{first['id']}/stop", None, headers=as_agent), 401, "UNAUTHORIZED"
+    )
+    tampered = {"Authorization": f"Bearer {agent[:-4]}AAAA"}
+    error_of(
+        api.call("POST", f"/environments/{first['id']}/activity", None, headers=tampered), 401, "UNAUTHORIZED"
+    )

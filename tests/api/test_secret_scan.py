@@ -7,6 +7,8 @@ import logging
 
 from azure.data.tables import TableServiceClient
 
+from shared import wiring
+from shared.ports import compute_name
 from shared.settings import get_settings
 from tests.api.conftest import Api
 
@@ -34,6 +36,7 @@ def test_no_secret_outside_connection(api: Api, caplog):
     ).json()["environment"]
     api.settled(env["id"])
     password = api.call("GET", f"/environments/{env['id']}/connection").json()["password"]
+    agent_token = wiring.compute().spec_of(compute_name(env["id"])).secure_environment["DEV8_AGENT_TOKEN"]
     for method, path in [
         ("GET", f"/environments/{env['id']}"),
         ("GET", "/environments"),
@@ -48,7 +51,12 @@ def test_no_secret_outside_connection(api: Api, caplog):
     call("DELETE", f"/environments/{env['id']}")
     api.settled(env["id"])
 
-    secrets = {"password": password, "GITHUB_TOKEN": GITHUB_TOKEN, "SSH_PUBLIC_KEY": SSH_KEY}
+    secrets = {
+        "password": password,
+        "GITHUB_TOKEN": GITHUB_TOKEN,
+        "SSH_PUBLIC_KEY": SSH_KEY,
+        "agent token": agent_token,
+    }
 
     # Every table row this app wrote, every column.
     settings = get_settings()
