@@ -86,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
 
+    explicit_base_url = "DEV8_PUBLIC_BASE_URL" in os.environ
     settings_file = load_local_settings()
+    if not explicit_base_url:
+        # Workspaces' activity agents report to this host, on whatever port it serves.
+        os.environ["DEV8_PUBLIC_BASE_URL"] = f"http://{args.host}:{args.port}"
     print(f"settings from {settings_file.name} (environment variables win)", flush=True)
     data_dir = Path(os.environ.get("DEV8_LOCAL_DATA_DIR", ".dev8")).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
