@@ -105,6 +105,9 @@ class Reconciler:
                 self._store.repair_index(entry)
                 continue
             compute = computes.get(env.id)
+            if compute is not None and compute.state is ComputeState.PENDING:
+                # A listing may not carry live state (ARM's list has no instance view): ask.
+                compute = self._compute.status(compute.name)
             state = compute.state if compute else ComputeState.ABSENT
             if state in (ComputeState.RUNNING, ComputeState.PENDING):
                 continue
