@@ -1,11 +1,11 @@
 """`azurefiles` workspaces: one Azure Files share per environment in the workspace storage account.
 
-Beyond the WorkspaceStorage port (ensure, exists, delete), the retention sweep uses:
+The WorkspaceStorage port (ensure, exists, delete with snapshots, snapshot, restore), where:
 - `snapshot(name) -> str`: a share snapshot; returns its id (the x-ms-snapshot timestamp);
-- `restore(name, snapshot, target=None) -> int`: copies every file of that snapshot into `target`
-  (default: the share itself) server-side, creating directories as needed. Files present in both
-  are overwritten; files that exist only in the target are kept (a restore never deletes work).
-  Returns the number of files copied, once every copy has finished.
+- `restore(name, snapshot, target, quota_gb)`: creates share `target` if absent and fills it from
+  the snapshot with `copy_snapshot`, which copies every file server-side, creating directories as
+  needed. Files present in both are overwritten; files that exist only in the target are kept (a
+  restore never deletes work). It returns once every copy has finished.
 
 Authentication: the account key, listed through ARM with the app's managed identity (Storage
 Account Key Operator on this account only, see infra/). Share-level operations (create with a
@@ -136,7 +136,15 @@ class AzureFilesWorkspaces:
             result = self._share(name).create_snapshot(metadata=metadata or {"created-by": "dev8"})
         return str(result["snapshot"])
 
-    def restore(self, name: str, snapshot: str, target: str | None = None) -> int:
+    def restore(self, name: str, snapshot: str, target: str, quota_gb: int) -> Workspace:
+        """The WorkspaceStorage port: share `target` (created if absent) filled from the snapshot."""
+        workspace = self.ensure(target, quota_gb)
+        self.copy_snapshot(name, snapshot, target)
+        return workspace
+
+    def copy_snapshot(self, name: str, snapshot: str, target: str | None = None) -> int:
+        """Copy a snapshot's files server-side into `target` (default: the share itself); files
+        added since are kept. Returns how many files were copied."""
         destination = target or name
         with self._calls(f"restoring file share {destination} from {name}@{snapshot}"):
             source = self._share(name, snapshot=snapshot)

@@ -70,7 +70,7 @@ def test_snapshot_and_restore_in_place(workspaces: AzureFilesWorkspaces, files: 
     assert snapshot in files.shares["ws-a"].snapshots
     files.write("ws-a", "project/src/main.py", b"print('broken')")
     files.write("ws-a", "scratch.txt", b"newer work")
-    assert workspaces.restore("ws-a", snapshot) == 2
+    assert workspaces.copy_snapshot("ws-a", snapshot) == 2
     tree = files.shares["ws-a"].tree
     assert tree.files["project/src/main.py"] == b"print('v1')"
     assert tree.files["scratch.txt"] == b"newer work"  # a restore never deletes work
@@ -82,8 +82,8 @@ def test_restore_into_another_share_creates_directories(
     workspaces.ensure("ws-old", 10)
     files.write("ws-old", "a/b/c/deep.txt", b"deep")
     snapshot = workspaces.snapshot("ws-old")
-    workspaces.ensure("ws-new", 10)
-    assert workspaces.restore("ws-old", snapshot, target="ws-new") == 1
+    restored = workspaces.restore("ws-old", snapshot, "ws-new", 10)  # the port: creates ws-new
+    assert (restored.name, restored.quota_gb) == ("ws-new", 10)
     assert files.shares["ws-new"].tree.files == {"a/b/c/deep.txt": b"deep"}
     assert {"a", "a/b", "a/b/c"} <= files.shares["ws-new"].tree.dirs
     copy = files.of("PUT", "/ws-new/a/b/c/deep.txt")[0]
@@ -96,7 +96,7 @@ def test_restore_waits_for_pending_copies(workspaces: AzureFilesWorkspaces, file
     files.write("ws-a", "big.bin", b"x" * 100)
     snapshot = workspaces.snapshot("ws-a")
     files.copy_status, files.pending_polls = "pending", 2
-    assert workspaces.restore("ws-a", snapshot) == 1
+    assert workspaces.copy_snapshot("ws-a", snapshot) == 1
     assert len([r for r in files.requests if r.method == "HEAD" and r.path.endswith("big.bin")]) == 3
     assert files.sleeps.count(2.0) >= 2  # waited (virtually) between property reads
 
@@ -104,7 +104,7 @@ def test_restore_waits_for_pending_copies(workspaces: AzureFilesWorkspaces, file
 def test_restore_of_an_unknown_snapshot_is_permanent(workspaces: AzureFilesWorkspaces) -> None:
     workspaces.ensure("ws-a", 10)
     with pytest.raises(PermanentBackendError):
-        workspaces.restore("ws-a", "2020-01-01T00:00:00.0000000Z")
+        workspaces.copy_snapshot("ws-a", "2020-01-01T00:00:00.0000000Z")
 
 
 def test_a_rotated_key_is_listed_again(
