@@ -107,47 +107,56 @@ def start_environment(context: df.DurableOrchestrationContext) -> Orchestration:
     return (yield from _running(context, job, "start_compute", "stop_compute"))
 
 
+def _steps_then(
+    context: df.DurableOrchestrationContext,
+    job: dict[str, Any],
+    steps: tuple[str, ...],
+    done: str,
+    failed: str,
+    **settled: Any,
+) -> Orchestration:
+    """Run `steps` in order, then record `done`; if one fails for good, ERROR with the reason."""
+    try:
+        for activity in steps:
+            yield from _step(context, activity, job)
+    except OperationFailed as failure:
+        yield from _settle(context, job, "ERROR", f"{failed}: {failure}")
+        return {"status": "ERROR", "reason": str(failure)}
+    yield from _settle(context, job, done, settled.pop("reason", done.lower()), **settled)
+    return {"status": done}
+
+
 @bp.orchestration_trigger(context_name="context", orchestration=jobs.STOP)
 def stop_environment(context: df.DurableOrchestrationContext) -> Orchestration:
     job = context.get_input(expected_type=dict)
-    try:
-        yield from _step(context, "stop_compute", job)
-    except OperationFailed as failure:
-        yield from _settle(context, job, "ERROR", f"stop failed: {failure}")
-        return {"status": "ERROR", "reason": str(failure)}
-    yield from _settle(context, job, "STOPPED", "stopped")
-    return {"status": "STOPPED"}
+    return (yield from _steps_then(context, job, ("stop_compute",), "STOPPED", "stop failed"))
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=jobs.DELETE)
 def delete_environment(context: df.DurableOrchestrationContext) -> Orchestration:
     """Compute first, then the workspace, then the record becomes DELETED (gone from the API)."""
     job = context.get_input(expected_type=dict)
-    try:
-        yield from _step(context, "delete_compute", job)
-        yield from _step(context, "delete_workspace", job)
-    except OperationFailed as failure:
-        yield from _settle(context, job, "ERROR", f"delete failed: {failure}")
-        return {"status": "ERROR", "reason": str(failure)}
-    yield from _settle(context, job, "DELETED", "deleted")
-    return {"status": "DELETED"}
+    steps = ("delete_compute", "delete_workspace")
+    return (yield from _steps_then(context, job, steps, "DELETED", "delete failed"))
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=jobs.RETIRE)
 def retire_environment(context: df.DurableOrchestrationContext) -> Orchestration:
     """Retention: snapshot the workspace, remove the compute, and record DELETED with a restore
     window. The workspace stays until the window closes (Azure Files keeps a snapshot only with
-    its share); then `purge_workspace` removes both."""
+    its share); then `purge_retired_workspace` removes both."""
     job = context.get_input(expected_type=dict)
-    try:
-        yield from _step(context, "snapshot_workspace", job)
-        yield from _step(context, "delete_compute", job)
-    except OperationFailed as failure:
-        yield from _settle(context, job, "ERROR", f"retirement failed: {failure}")
-        return {"status": "ERROR", "reason": str(failure)}
-    reason = job.get("reason") or "retired"
-    yield from _settle(context, job, "DELETED", reason, restorable_days=job["restore_grace_days"])
-    return {"status": "DELETED"}
+    return (
+        yield from _steps_then(
+            context,
+            job,
+            ("snapshot_workspace", "delete_compute"),
+            "DELETED",
+            "retirement failed",
+            reason=job.get("reason") or "retired",
+            restorable_days=job["restore_grace_days"],
+        )
+    )
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=jobs.PURGE)
