@@ -1,0 +1,210 @@
+"""GET and list latency at 50 concurrent clients against the local host, beside a raw Azurite point
+read measured in the same run at the same concurrency.
+
+The host is a real `python -m devhost` (simulated compute, its own Azurite), seeded with environments
+of several users. Three kinds of request are measured in alternating phases, so drift in the machine's
+load hits all of them alike:
+  raw   the Table Storage point read a GET does underneath, as plain HTTP with a SAS token (no
+        per-request signing, the same HTTP client as the API calls): the floor the API is held to
+  sdk   the same point read through azure-data-tables' async client (what the app's SDK adds)
+  get   GET /api/v1/environments/{id} with the owner's token
+  list  GET /api/v1/environments (each user owns --per-user environments)
+Each client sends its next request as soon as the last one answered (a closed loop). The goal is a
+p99 of GET no more than 1.5x the raw read's. Beside the latencies: the CPU the host process and
+Azurite spent per request (from /proc), which shows where the time goes.
+
+Run: `make bench-api`, or `.venv/bin/python tests/benchmarks/api_latency.py [--clients 50] ...`.
+Only 127.0.0.1 is loaded; every phase is bounded in requests and seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import aiohttp
+from azure.core.credentials import AzureNamedKeyCredential
+from azure.data.tables import TableSasPermissions, generate_table_sas
+from azure.data.tables.aio import TableClient
+from benchlib import closed_loop, cpu_seconds, summary_ms  # also puts the repository on sys.path
+from yarl import URL
+
+from devhost.azurite import ACCOUNT, ACCOUNT_KEY
+from shared.store.entities import env_row, owner_key
+from tests.e2e.harness import DevHost, kill_all, pids_mentioning
+
+GOAL_RATIO = 1.5
+TABLE = "e2eEnvironments"  # DEV8_TABLE_PREFIX=e2e (tests.e2e.harness) + "Environments"
+
+
+@dataclass(frozen=True)
+class Target:
+    user: str
+    token: str
+    environment_id: str
+
+
+def seed(host: DevHost, users: int, per_user: int) -> list[Target]:
+    targets = []
+    for number in range(users):
+        user = f"bench-user-{number:02d}"
+        api = host.api(user)
+        ids = [api.create(f"seeded-{index}", size="small")["id"] for index in range(per_user)]
+        for environment_id in ids:
+            api.wait_for(environment_id, "RUNNING", timeout=120)
+            targets.append(Target(user, api.token, environment_id))
+        api.close()
+    return targets
+
+
+async def measure(host: DevHost, targets: list[Target], args: argparse.Namespace) -> dict[str, list[float]]:
+    shuffled = random.Random(7).sample(targets, len(targets))
+    users = sorted({(t.user, t.token) for t in targets})
+    errors: dict[str, int] = {"raw": 0, "sdk": 0, "get": 0, "list": 0}
+    table = TableClient.from_connection_string(host.tables_connection, table_name=TABLE)
+    endpoint = host.tables_connection.split("TableEndpoint=", 1)[1].rstrip(";").rstrip("/")
+    sas = generate_table_sas(
+        AzureNamedKeyCredential(ACCOUNT, ACCOUNT_KEY),
+        TABLE,
+        permission=TableSasPermissions(read=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )
+    raw_urls = [
+        URL(
+            f"{endpoint}/{TABLE}(PartitionKey='{quote(owner_key(t.user), safe='')}',"
+            f"RowKey='{quote(env_row(t.environment_id), safe='')}')?{sas}",
+            encoded=True,
+        )
+        for t in shuffled
+    ]
+    raw_headers = {"Accept": "application/json;odata=nometadata", "x-ms-version": "2019-02-02"}
+    async with (
+        aiohttp.ClientSession(host.url, connector=aiohttp.TCPConnector(limit=args.clients)) as http,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.clients)) as storage,
+        table,
+    ):
+
+        async def raw(index: int) -> None:
+            async with storage.get(raw_urls[index % len(raw_urls)], headers=raw_headers) as answer:
+                await answer.read()
+                errors["raw"] += answer.status != 200
+
+        async def sdk(index: int) -> None:
+            target = shuffled[index % len(shuffled)]
+            entity = await table.get_entity(owner_key(target.user), env_row(target.environment_id))
+            errors["sdk"] += entity is None
+
+        async def get(index: int) -> None:
+            target = shuffled[index % len(shuffled)]
+            headers = {"Authorization": f"Bearer {target.token}"}
+            async with http.get(f"/api/v1/environments/{target.environment_id}", headers=headers) as answer:
+                await answer.read()
+                errors["get"] += answer.status != 200
+
+        async def listing(index: int) -> None:
+            _, token = users[index % len(users)]
+            async with http.get(
+                "/api/v1/environments", headers={"Authorization": f"Bearer {token}"}
+            ) as answer:
+                await answer.read()
+                errors["list"] += answer.status != 200
+
+        calls = {"raw": raw, "sdk": sdk, "get": get, "list": listing}
+        for call in calls.values():  # warm-up: connections, caches, the host's thread pool
+            await closed_loop(call, clients=args.clients, requests=args.clients * 4, time_limit=30)
+        errors.update(dict.fromkeys(errors, 0))
+        samples: dict[str, list[float]] = {name: [] for name in calls}
+        walls: dict[str, float] = dict.fromkeys(calls, 0.0)
+        # CPU the host and Azurite spend per request tells which of them is the bottleneck.
+        servers = {"host": [host.process.pid], "azurite": pids_mentioning(str(host.data_dir / "azurite"))}
+        cpu: dict[str, float] = {f"{name}:{server}": 0.0 for name in calls for server in servers}
+        for _ in range(args.rounds):
+            for name, call in calls.items():
+                before = {server: cpu_seconds(pids) for server, pids in servers.items()}
+                latencies, wall = await closed_loop(
+                    call, clients=args.clients, requests=args.requests, time_limit=args.phase_seconds
+                )
+                for server, pids in servers.items():
+                    cpu[f"{name}:{server}"] += cpu_seconds(pids) - before[server]
+                samples[name] += latencies
+                walls[name] += wall
+    if any(errors.values()):
+        print(f"errors (non-200 answers or missing rows): {errors}")
+    for name in calls:
+        rate = len(samples[name]) / walls[name] if walls[name] else 0.0
+        samples[f"{name}:rate"] = [rate]
+        for server in servers:  # CPU milliseconds per request
+            samples[f"{name}:{server}"] = [cpu[f"{name}:{server}"] * 1000 / max(1, len(samples[name]))]
+    return samples
+
+
+def report(samples: dict[str, list[float]], args: argparse.Namespace, seeded: int) -> None:
+    print(
+        f"\n{args.clients} concurrent clients, {seeded} seeded environments of {args.users} users, "
+        f"{args.rounds} rounds of {args.requests} requests per kind"
+    )
+    print(
+        f"{'request':<34}{'n':>6}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'max ms':>9}{'req/s':>8}"
+        f"{'host CPU':>10}{'Azurite CPU':>13}"
+    )
+    labels = {
+        "raw": "raw Azurite point read (HTTP)",
+        "sdk": "Azurite point read via the SDK",
+        "get": "GET /environments/{id}",
+        "list": f"GET /environments ({args.per_user} each)",
+    }
+    figures = {}
+    for name, label in labels.items():
+        figures[name] = summary_ms(samples[name])
+        f = figures[name]
+        rate = samples[f"{name}:rate"][0]
+        print(
+            f"{label:<34}{len(samples[name]):>6}{f['p50']:>9.1f}{f['p99']:>9.1f}"
+            f"{f['mean']:>9.1f}{f['max']:>9.1f}{rate:>8.0f}"
+            f"{samples[name + ':host'][0]:>8.2f}ms{samples[name + ':azurite'][0]:>11.2f}ms"
+        )
+    for name in ("sdk", "get", "list"):
+        ratio = figures[name]["p99"] / figures["raw"]["p99"]
+        p50_ratio = figures[name]["p50"] / figures["raw"]["p50"]
+        verdict = "meets" if ratio <= GOAL_RATIO else "misses"
+        print(
+            f"{labels[name]}: p99 {ratio:.2f}x the raw read's (p50 {p50_ratio:.2f}x); "
+            f"{verdict} the goal of <= {GOAL_RATIO}x"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--requests", type=int, default=1000, help="per kind and round")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--per-user", type=int, default=5)
+    parser.add_argument("--phase-seconds", type=float, default=60, help="upper bound of one phase")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="dev8-bench-api-") as workdir:
+        host = DevHost.start(
+            Path(workdir),
+            compute_backend="simulated",
+            settings={"DEV8_SIMULATED_BOOT_POLLS": "0", "DEV8_MAX_RUNNING_PER_USER": str(args.per_user)},
+        )
+        try:
+            targets = seed(host, args.users, args.per_user)
+            samples = asyncio.run(measure(host, targets, args))
+        finally:
+            host.stop()
+            kill_all(host.leftovers())
+    report(samples, args, len(targets))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Small helpers shared by the benchmark scripts (figures, a local host to measure, load loops)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script: `python tests/benchmarks/NAME.py`
+    sys.path.insert(0, str(ROOT))
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (all their threads), from /proc."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            raw = Path(f"/proc/{pid}/stat").read_text()
+            fields = raw[raw.rindex(")") + 2 :].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    """Nearest-rank percentile (no interpolation: p99 of 1000 samples is the 990th smallest)."""
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summary_ms(samples: list[float]) -> dict[str, float]:
+    """p50/p99/mean/max in milliseconds of samples in seconds."""
+    return {
+        "p50": percentile(samples, 50) * 1000,
+        "p99": percentile(samples, 99) * 1000,
+        "mean": statistics.fmean(samples) * 1000,
+        "max": max(samples) * 1000,
+    }
+
+
+async def closed_loop(
+    call: Callable[[int], Awaitable[None]], *, clients: int, requests: int, time_limit: float
+) -> tuple[list[float], float]:
+    """`clients` workers each send their next request as soon as the last one answered, until
+    `requests` were sent in all or `time_limit` seconds passed. Returns the latencies (seconds) and
+    the wall time of the whole phase."""
+    latencies: list[float] = []
+    next_index = 0
+    deadline = time.monotonic() + time_limit
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < requests and time.monotonic() < deadline:
+            index = next_index
+            next_index += 1
+            started = time.perf_counter()
+            await call(index)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return latencies, time.perf_counter() - started
