@@ -23,7 +23,7 @@ node_modules/.installed: package.json package-lock.json
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared api orchestrators devhost function_app.py
+	$(VENV)/bin/mypy shared api orchestrators timers devhost function_app.py
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q
