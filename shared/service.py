@@ -429,6 +429,10 @@ class EnvironmentService:
         """
         now = self._clock()
         extra = dict(fields)
+        if status in (Status.STOPPED, Status.ERROR, Status.DELETED):
+            # No URL to offer until it runs again (ACI may even hand out a new address on start).
+            extra.setdefault("vs_code_url", None)
+            extra.setdefault("ssh_connection_string", None)
         if status is Status.STOPPED:
             extra.setdefault("stopped_at", now)
         if restorable_days is not None:

@@ -158,6 +158,7 @@ def test_lifecycle_over_http(api: Api):
     assert stopping.status_code == 202 and stopping.json()["environment"]["status"] == "STOPPING"
     stopped = api.settled(env["id"])
     assert stopped["status"] == "STOPPED" and stopped["stopped_at"]
+    assert stopped["vs_code_url"] is None and stopped["ssh_connection_string"] is None
     assert api.call("POST", f"/environments/{env['id']}/stop").status_code == 200
     error_of(api.call("GET", f"/environments/{env['id']}/connection"), 409, "INVALID_STATE")
 
