@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import os
 import random
 import threading
 import time
@@ -136,6 +137,23 @@ def _backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, min(0.2, 0.004 * 2**attempt)))  # noqa: S311
 
 
+def _transport_options() -> dict[str, Any]:
+    """Read the environment's HTTP settings once instead of on every table call: `requests`
+    re-scans os.environ for proxies per request (measured: about a tenth of a point read's CPU).
+    With a proxy or netrc configured, keep its per-request handling (NO_PROXY needs it)."""
+    if any("PROXY" in name.upper() or name.upper() == "NETRC" for name in os.environ):
+        return {}
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+
+    session = requests.Session()
+    session.trust_env = False
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    return {"transport": RequestsTransport(session=session, session_owner=False)}
+
+
 # Index-table partition mapping environment ids to owners (statuses never take this name).
 DIRECTORY = "DIRECTORY"
 
@@ -162,8 +180,11 @@ class TableEnvironmentStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TableEnvironmentStore:
+        options = _transport_options()
         if settings.tables_connection is not None:
-            service = TableServiceClient.from_connection_string(settings.tables_connection.get_secret_value())
+            service = TableServiceClient.from_connection_string(
+                settings.tables_connection.get_secret_value(), **options
+            )
         elif settings.tables_endpoint:
             # Lazy: azure.identity is heavy and only needed with managed identity.
             from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
@@ -173,7 +194,7 @@ class TableEnvironmentStore:
                 if settings.managed_identity_client_id
                 else DefaultAzureCredential()
             )
-            service = TableServiceClient(endpoint=settings.tables_endpoint, credential=credential)
+            service = TableServiceClient(endpoint=settings.tables_endpoint, credential=credential, **options)
         else:
             raise ValueError("DEV8_TABLES_CONNECTION or DEV8_TABLES_ENDPOINT must be set")
         return cls(service, settings.table_prefix)
