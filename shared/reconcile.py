@@ -11,11 +11,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from shared.errors import ApiError, ConcurrencyConflict
+from shared.errors import ApiError, BackendError, ConcurrencyConflict
 from shared.lifecycle import TRANSITIONAL, Command
 from shared.models import Actor, Environment, Status
 from shared.ports import Change, ComputeBackend, ComputeState, ComputeStatus, EnvironmentStore
@@ -23,6 +24,7 @@ from shared.service import EnvironmentService
 
 Clock = Callable[[], datetime]
 MAX_REDRIVES = 1
+log = logging.getLogger(__name__)
 
 
 def _unchanged_since(operation: str | None) -> Callable[[Environment], bool]:
@@ -92,7 +94,12 @@ class Reconciler:
             if now - since < self._orphan_grace:
                 report.orphans_waiting.append(status.name)
                 continue
-            self._compute.delete(status.name)
+            try:
+                self._compute.delete(status.name)
+            except BackendError as error:  # one failing delete must not end the pass: next pass
+                log.warning("could not remove orphan compute %s (%s)", status.name, type(error).__name__)
+                report.orphans_waiting.append(status.name)
+                continue
             self._orphan_since.pop(status.name, None)
             report.orphans_removed.append(status.name)
         for name in set(self._orphan_since) - seen:  # adopted or gone meanwhile
@@ -107,7 +114,11 @@ class Reconciler:
             compute = computes.get(env.id)
             if compute is not None and compute.state is ComputeState.PENDING:
                 # A listing may not carry live state (ARM's list has no instance view): ask.
-                compute = self._compute.status(compute.name)
+                try:
+                    compute = self._compute.status(compute.name)
+                except BackendError as error:  # unknown for now: look again next pass
+                    log.warning("could not read the state of %s (%s)", compute.name, type(error).__name__)
+                    continue
             state = compute.state if compute else ComputeState.ABSENT
             if state in (ComputeState.RUNNING, ComputeState.PENDING):
                 continue
