@@ -62,5 +62,10 @@ bench-api: setup
 bench-e2e: setup code-server browser
 	$(PY) tests/benchmarks/workbench_ready.py
 
+# Idle sweep and retention over 100,000 records on Azurite (BENCH_SWEEPS_ARGS=--reconcile adds a reconcile pass).
+.PHONY: bench-sweeps
+bench-sweeps: setup
+	$(PY) tests/benchmarks/sweep_scale.py $(BENCH_SWEEPS_ARGS)
+
 clean:
 	rm -rf $(VENV) .venv-infra node_modules .dev8 .pytest_cache .mypy_cache .ruff_cache
