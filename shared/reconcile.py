@@ -47,10 +47,11 @@ class ReconcileReport:
     failed: list[str] = field(default_factory=list)
     orphans_removed: list[str] = field(default_factory=list)
     orphans_waiting: list[str] = field(default_factory=list)
+    error_compute_stopped: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.launches or self.failed or self.orphans_removed)
+        return bool(self.launches or self.failed or self.orphans_removed or self.error_compute_stopped)
 
 
 class Reconciler:
@@ -80,6 +81,7 @@ class Reconciler:
         self._orphans(computes, now, report)
         self._running_without_compute(computes, report)
         self._stuck(now, operation_alive, report)
+        self._error_compute(computes, now, report)
         return report
 
     def _orphans(self, computes: dict[str, ComputeStatus], now: datetime, report: ReconcileReport) -> None:
@@ -155,6 +157,28 @@ class Reconciler:
                 if operation_alive(instance_id(env)):
                     continue
                 self._unstick(env, report)
+
+    def _error_compute(
+        self, computes: dict[str, ComputeStatus], now: datetime, report: ReconcileReport
+    ) -> None:
+        """Stop (never delete) compute still billing under an ERROR record, e.g. after a stop whose
+        retries ran out. The record keeps its status and reason; a user's start brings it back."""
+        for entry in self._store.candidates(Status.ERROR):
+            compute = computes.get(entry.environment_id)
+            if compute is None or compute.state not in (ComputeState.RUNNING, ComputeState.PENDING):
+                continue
+            env = self._store.get(entry.owner, entry.environment_id)
+            # Settled a while ago and still ERROR (re-read just before acting: a start wins).
+            if env is None or env.status is not Status.ERROR or now - env.updated_at < self._orphan_grace:
+                continue
+            try:
+                self._compute.stop(compute.name)
+            except BackendError as error:
+                log.warning(
+                    "could not stop compute %s of an ERROR record (%s)", compute.name, type(error).__name__
+                )
+                continue
+            report.error_compute_stopped.append(env.id)
 
     def _unstick(self, env: Environment, report: ReconcileReport) -> None:
         try:

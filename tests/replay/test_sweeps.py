@@ -322,3 +322,24 @@ def test_racing_stop_sweep_and_delete_make_one_transition(world: World):
             assert world.store.get(OWNER, env.id).status is Status.DELETED
         else:
             world.run(record)
+
+
+def test_reconciler_stops_compute_left_billing_under_an_error_record(world: World):
+    env = world.running()
+    world.compute.fail_next("stop", permanent=True, message="stop refused", times=1)
+    result = world.service.command(OWNER, env.id, Command.STOP)
+    world.run(result.environment)
+    record = world.service.get(OWNER, env.id)
+    assert record.status is Status.ERROR and "stop refused" in record.status_reason
+    assert world.compute.status(compute_name(env.id)).state.value == "running"  # still billing
+
+    assert world.reconcile().error_compute_stopped == []  # not before the grace period
+    world.clock.advance(minutes=31)
+    assert world.reconcile().error_compute_stopped == [env.id]
+    assert world.compute.status(compute_name(env.id)).state.value == "stopped"
+    assert world.service.get(OWNER, env.id).status is Status.ERROR  # the record says what happened
+    assert wiring.workspaces().exists(workspace_name(env.id))
+    assert not world.reconcile().changed
+    result = world.service.command(OWNER, env.id, Command.START)  # the user's retry still works
+    world.run(result.environment)
+    assert world.service.get(OWNER, env.id).status is Status.RUNNING
