@@ -6,8 +6,6 @@ table), under the route prefix of host.json.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
 import logging
 import re
@@ -20,6 +18,8 @@ import azure.functions as func
 from aiohttp import web
 from azure.functions.decorators.function_app import Function
 from azure.functions.decorators.http import HttpMethod, HttpTrigger
+
+from devhost.invoke import durable_client_parameter, invoke
 
 log = logging.getLogger("devhost.http")
 _PARAMETER = re.compile(r"\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?(?P<optional>\?)?\}")
@@ -61,8 +61,7 @@ def http_functions(functions: Iterable[Function], prefix: str) -> list[HttpFunct
         if not isinstance(trigger, HttpTrigger):
             continue
         name = function.get_function_name() or trigger.name
-        bindings = function.get_bindings()
-        client = next((b.name for b in bindings if b.type == "durableClient"), None)
+        client = durable_client_parameter(function)
         # No methods declared means any method, as on the Functions host.
         declared = trigger.methods or list(HttpMethod)
         methods = frozenset(str(getattr(m, "value", m)).upper() for m in declared)
@@ -117,14 +116,9 @@ class HttpDispatcher:
             route_params=route_params,
             body=body,
         )
-        kwargs: dict[str, Any] = {function.request_parameter: http_request}
-        if function.client_parameter:
-            kwargs[function.client_parameter] = self._client_binding()
+        arguments: dict[str, Any] = {function.request_parameter: http_request}
         try:
-            if inspect.iscoroutinefunction(function.call):
-                result = await function.call(**kwargs)
-            else:
-                result = await asyncio.to_thread(function.call, **kwargs)
+            result = await invoke(function.call, arguments, function.client_parameter, self._client_binding)
         except Exception as exc:  # the host answers 500 when a function raises
             log.error("function %s raised %s", function.name, type(exc).__name__)
             return web.json_response(

@@ -7,7 +7,6 @@ NCRONTAB puts seconds first; croniter reads that form with `second_at_beginning`
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 import re
@@ -20,6 +19,8 @@ from azure.functions.decorators.function_app import Function
 from azure.functions.decorators.timer import TimerTrigger
 from azure.functions.timer import TimerRequest
 from croniter import croniter
+
+from devhost.invoke import durable_client_parameter, invoke
 
 log = logging.getLogger("devhost.timers")
 _SETTING = re.compile(r"^%([A-Za-z0-9_]+)%$")
@@ -66,7 +67,7 @@ def timer_functions(functions: Iterable[Function]) -> list[TimerFunction]:
         schedule = resolve_schedule(trigger.schedule)
         if not croniter.is_valid(schedule, second_at_beginning=True):
             raise ValueError(f"timer {function.get_function_name()} has an invalid schedule {schedule!r}")
-        client = next((b.name for b in function.get_bindings() if b.type == "durableClient"), None)
+        client = durable_client_parameter(function)
         found.append(
             TimerFunction(
                 name=function.get_function_name() or trigger.name,
@@ -92,14 +93,9 @@ class TimerRunner:
     async def fire(self, name: str, past_due: bool = False) -> None:
         """Run one timer function now (the host's start-up reconciliation uses this)."""
         timer = self.timers[name]
-        kwargs: dict[str, Any] = {timer.timer_parameter: TimerRequest(past_due=past_due)}
-        if timer.client_parameter:
-            kwargs[timer.client_parameter] = self._client_binding()
+        arguments = {timer.timer_parameter: TimerRequest(past_due=past_due)}
         try:
-            if inspect.iscoroutinefunction(timer.call):
-                await timer.call(**kwargs)
-            else:
-                await asyncio.to_thread(timer.call, **kwargs)
+            await invoke(timer.call, arguments, timer.client_parameter, self._client_binding)
         except Exception as exc:  # a failed run is logged; the schedule goes on
             log.error("timer %s failed: %s: %s", name, type(exc).__name__, exc)
         finally:
