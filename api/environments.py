@@ -20,6 +20,7 @@ from shared.models import (
     UpdateEnvironmentRequest,
     environment_view,
     event_view,
+    retired_view,
 )
 from shared.service import CommandResult
 
@@ -203,27 +204,13 @@ def api_events(req: func.HttpRequest) -> func.HttpResponse:
     return handle(events)
 
 
-def _retired_view(env: Environment) -> dict[str, object]:
-    return {
-        "id": env.id,
-        "name": env.name,
-        "template": env.template,
-        "size": env.size,
-        "status_reason": env.status_reason,
-        "retired_at": env.updated_at.isoformat().replace("+00:00", "Z"),
-        "restorable_until": env.restorable_until.isoformat().replace("+00:00", "Z")
-        if env.restorable_until
-        else None,
-    }
-
-
 @bp.route(route="v1/retired-environments", methods=["GET"])
 def api_list_retired(req: func.HttpRequest) -> func.HttpResponse:
     """Environments retention retired that can still be restored from their snapshot."""
 
     def listing() -> func.HttpResponse:
         retired = wiring.environments().retired(owner_of(req))
-        return respond(200, {"retired_environments": [_retired_view(env) for env in retired]})
+        return respond(200, {"retired_environments": [retired_view(env) for env in retired]})
 
     return handle(listing)
 

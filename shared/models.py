@@ -170,6 +170,19 @@ def environment_view(env: Environment, policy: Policy) -> dict[str, Any]:
     }
 
 
+def retired_view(env: Environment) -> dict[str, Any]:
+    """The API shape of an environment retention retired, while it can still be restored."""
+    return {
+        "id": env.id,
+        "name": env.name,
+        "template": env.template,
+        "size": env.size,
+        "status_reason": env.status_reason,
+        "retired_at": _iso(env.updated_at),
+        "restorable_until": _iso(env.restorable_until),
+    }
+
+
 def event_view(event: AuditEvent) -> dict[str, Any]:
     return {
         "from_status": event.from_status.value if event.from_status else None,

@@ -381,3 +381,9 @@ def test_the_agent_token_reports_activity_for_its_own_environment_only(api: Api)
     error_of(
         api.call("POST", f"/environments/{first['id']}/activity", None, headers=tampered), 401, "UNAUTHORIZED"
     )
+
+
+def test_retired_environment_routes(api: Api):
+    assert api.call("GET", "/retired-environments").json() == {"retired_environments": []}
+    error_of(api.call("POST", f"/retired-environments/{ENV_ID}/restore"), 404, "NOT_FOUND")
+    error_of(api.call("GET", "/retired-environments", None), 401, "UNAUTHORIZED")

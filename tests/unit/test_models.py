@@ -83,3 +83,20 @@ def test_catalog():
     for template in TEMPLATES.values():
         assert template.default_size in SIZES
         assert 8080 not in template.ports and 2222 not in template.ports
+
+
+def test_retired_view_shows_when_the_restore_window_closes():
+    from datetime import UTC, datetime
+
+    from shared.models import CloudProvider, Environment, Status, retired_view
+
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    env = Environment(
+        id="env-0123456789abcdef", owner="o", name="n", status=Status.DELETED, template="go", size="small",
+        cpu_cores=1, memory_gb=2, storage_gb=20, cloud_provider=CloudProvider.LOCAL, cloud_region="r",
+        idle_timeout_minutes=30, last_accessed_at=at, created_at=at, updated_at=at,
+        snapshot="s1", restorable_until=at, sealed_secrets="v1.secret",
+    )  # fmt: skip
+    view = retired_view(env)
+    assert view["retired_at"] == view["restorable_until"] == "2026-01-02T03:04:05Z"
+    assert "sealed_secrets" not in view and "snapshot" not in view and "owner" not in view
