@@ -14,7 +14,7 @@ import logging
 from shared import wiring
 from shared.lifecycle import Command
 from shared.models import Actor, Status
-from shared.ports import compute_name
+from shared.ports import ComputeState, compute_name
 
 log = logging.getLogger("devhost")
 SHUTDOWN_REASON = "stopped because the local host was shut down"
@@ -64,6 +64,6 @@ def park_all() -> int:
         service.settle(env.owner, env.id, env.operation or "", Status.STOPPED, SHUTDOWN_REASON)
         parked += 1
     for status in compute.list():
-        if status.state.value in ("running", "pending"):
+        if status.state in (ComputeState.RUNNING, ComputeState.PENDING):
             compute.stop(status.name)
     return parked
