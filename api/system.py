@@ -8,7 +8,9 @@ import azure.functions as func
 
 from api.http import handle, respond
 from shared import wiring
-from shared.catalog import SIZES, TEMPLATES
+from shared.catalog import TEMPLATES
+from shared.service import offered_sizes
+from shared.settings import get_settings
 
 bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 log = logging.getLogger("dev8.api")
@@ -65,7 +67,8 @@ def api_templates(req: func.HttpRequest) -> func.HttpResponse:
                 "storage_gb": s.storage_gb,
                 "estimated_cost_per_hour": s.estimated_cost_per_hour,
             }
-            for s in SIZES.values()
+            # Only what the configured compute backend can run (no xlarge on ACI).
+            for s in offered_sizes(wiring.placement(get_settings()))
         ]
         return respond(200, {"templates": templates, "sizes": sizes})
 

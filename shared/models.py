@@ -138,6 +138,17 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
 
 
+def forwarded_ports(vs_code_url: str | None, ports: list[int]) -> list[dict[str, Any]]:
+    """Preview URLs of the environment's dev-server ports: code-server's own proxy (`/proxy/<port>/`
+    strips the prefix, `/absproxy/<port>/` keeps it) on the IDE's origin, so they need the IDE login
+    and ride the IDE's TLS. No port is ever published on its own (ACI allows 5 per IP)."""
+    if not vs_code_url:
+        return []
+    parts = urlsplit(vs_code_url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return [{"port": port, "url": f"{origin}/proxy/{port}/"} for port in ports]
+
+
 def environment_view(env: Environment, policy: Policy) -> dict[str, Any]:
     """The API shape of an environment: documented fields only, never secrets."""
     return {
@@ -155,6 +166,7 @@ def environment_view(env: Environment, policy: Policy) -> dict[str, Any]:
         "vs_code_url": env.vs_code_url,
         "ssh_connection_string": env.ssh_connection_string,
         "ports": list(env.ports),
+        "forwarded_ports": forwarded_ports(env.vs_code_url, env.ports),
         "environment_variables": dict(env.environment_variables),
         "repository_url": env.repository_url,
         "idle_timeout_minutes": env.idle_timeout_minutes,

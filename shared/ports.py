@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -114,6 +114,17 @@ class EnvironmentStore(Protocol):
     def ping(self) -> None:
         """Raise when Table Storage cannot be reached (readiness)."""
         ...
+
+
+class OrphanLedger(Protocol):
+    """Durable first sightings of orphaned compute (the reconciler's grace period must survive a
+    recycled instance)."""
+
+    def orphan_sightings(self, names: Collection[str], now: datetime) -> dict[str, datetime]:
+        """First-seen time of each name (`now` when new); names not given are forgotten."""
+        ...
+
+    def forget_orphan(self, name: str) -> None: ...
 
 
 # --- Compute and workspace backends ---------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Drift reconciliation between the records and the compute backend.
 
 - Orphan compute (no record, or a DELETED one) is removed once it has stayed orphaned for the
-  grace period (first sightings are remembered in-process, so a restart only delays removal).
+  grace period. First sightings are kept in Table Storage (the OrphanLedger port), so the grace
+  period ends even when every pass runs on a fresh instance (Flex Consumption scales to zero).
 - A RUNNING record whose compute is gone, stopped or failed is stopped through the normal stop
   orchestration (actor `reconciler`), which ends in STOPPED.
 - A record stuck in a transitional status past `stuck_after` whose orchestration is no longer
@@ -19,7 +20,14 @@ from datetime import datetime, timedelta
 from shared.errors import ApiError, BackendError, ConcurrencyConflict
 from shared.lifecycle import TRANSITIONAL, Command
 from shared.models import Actor, Environment, Status
-from shared.ports import Change, ComputeBackend, ComputeState, ComputeStatus, EnvironmentStore
+from shared.ports import (
+    Change,
+    ComputeBackend,
+    ComputeState,
+    ComputeStatus,
+    EnvironmentStore,
+    OrphanLedger,
+)
 from shared.service import EnvironmentService
 
 Clock = Callable[[], datetime]
@@ -64,14 +72,15 @@ class Reconciler:
         *,
         stuck_after: timedelta,
         orphan_grace: timedelta,
+        orphans: OrphanLedger,
     ):
         self._store = store
+        self._orphans_seen = orphans
         self._service = service
         self._compute = compute
         self._clock = clock
         self._stuck_after = stuck_after
         self._orphan_grace = orphan_grace
-        self._orphan_since: dict[str, datetime] = {}
 
     def run(self, operation_alive: Callable[[str], bool]) -> ReconcileReport:
         """One pass. `operation_alive(instance_id)` says whether an orchestration still runs."""
@@ -85,27 +94,26 @@ class Reconciler:
         return report
 
     def _orphans(self, computes: dict[str, ComputeStatus], now: datetime, report: ReconcileReport) -> None:
-        seen = set()
+        orphaned = []
         for environment_id, status in computes.items():
             owner = self._store.owner_of(environment_id)
             record = self._store.get(owner, environment_id) if owner else None
-            if record is not None and record.status is not Status.DELETED:
-                continue
-            seen.add(status.name)
-            since = self._orphan_since.setdefault(status.name, now)
-            if now - since < self._orphan_grace:
-                report.orphans_waiting.append(status.name)
+            if record is None or record.status is Status.DELETED:
+                orphaned.append(status.name)
+        # Adopted or gone meanwhile: forgotten by the ledger, so a later orphaning starts afresh.
+        first_seen = self._orphans_seen.orphan_sightings(orphaned, now)
+        for name in orphaned:
+            if now - first_seen.get(name, now) < self._orphan_grace:
+                report.orphans_waiting.append(name)
                 continue
             try:
-                self._compute.delete(status.name)
+                self._compute.delete(name)
             except BackendError as error:  # one failing delete must not end the pass: next pass
-                log.warning("could not remove orphan compute %s (%s)", status.name, type(error).__name__)
-                report.orphans_waiting.append(status.name)
+                log.warning("could not remove orphan compute %s (%s)", name, type(error).__name__)
+                report.orphans_waiting.append(name)
                 continue
-            self._orphan_since.pop(status.name, None)
-            report.orphans_removed.append(status.name)
-        for name in set(self._orphan_since) - seen:  # adopted or gone meanwhile
-            del self._orphan_since[name]
+            self._orphans_seen.forget_orphan(name)
+            report.orphans_removed.append(name)
 
     def _running_without_compute(self, computes: dict[str, ComputeStatus], report: ReconcileReport) -> None:
         for entry in self._store.candidates(Status.RUNNING):

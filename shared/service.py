@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared import agent_tokens, lifecycle
-from shared.catalog import DEFAULT_SIZE, SIZES, TEMPLATES, Template, resolve_template
+from shared.catalog import DEFAULT_SIZE, SIZES, TEMPLATES, Size, Template, resolve_template
 from shared.errors import (
     ConcurrencyConflict,
     Conflict,
@@ -50,14 +50,40 @@ ACTIVITY_WRITE_INTERVAL = timedelta(minutes=1)
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """Where new environments run: the compute backend's provider, region and per-environment
-    limits (an ACI container group tops out at 4 CPU / 16 GB in most regions)."""
+    """Where new environments run: the compute backend's provider, region and what one environment
+    may ask of it (an ACI container group: 1 to 4 CPU, 1 to 16 GB, in steps of 0.1)."""
 
     provider: CloudProvider
     region: str
     max_cpu_cores: float | None = None
     max_memory_gb: float | None = None
+    min_cpu_cores: float | None = None
+    min_memory_gb: float | None = None
+    step: float | None = None  # CPU and memory are multiples of it
     label: str = "this backend"
+
+    def runs(self, cpu: float, memory: float) -> bool:
+        return not self.problems(cpu, memory)
+
+    def problems(self, cpu: float, memory: float) -> list[dict[str, str]]:
+        """What keeps an environment of this size off this backend, per field (empty: it runs)."""
+        found = []
+        for field, value, low, high, unit in (
+            ("cpu_cores", cpu, self.min_cpu_cores, self.max_cpu_cores, ""),
+            ("memory_gb", memory, self.min_memory_gb, self.max_memory_gb, " GB"),
+        ):
+            if high is not None and value > high:
+                found.append({"field": field, "message": f"{self.label} runs at most {high:g}{unit}"})
+            elif low is not None and value < low:
+                found.append({"field": field, "message": f"{self.label} needs at least {low:g}{unit}"})
+            elif self.step is not None and abs(value / self.step - round(value / self.step)) > 1e-9:
+                found.append({"field": field, "message": f"{self.label} takes multiples of {self.step:g}"})
+        return found
+
+
+def offered_sizes(placement: Placement) -> list[Size]:
+    """The size presets this backend can run, in catalog order (no xlarge on ACI)."""
+    return [size for size in SIZES.values() if placement.runs(size.cpu_cores, size.memory_gb)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,9 +305,15 @@ class EnvironmentService:
             "storage_gb": request.storage_gb,
         }
         size_name = (request.size or "").lower() or (DEFAULT_SIZE if not any(explicit.values()) else "")
+        offered = [size.name for size in offered_sizes(self._placement)]
         if size_name and size_name not in SIZES:
             raise ValidationFailed(
-                f"unknown size {request.size!r}", [{"field": "size", "message": f"one of {list(SIZES)}"}]
+                f"unknown size {request.size!r}", [{"field": "size", "message": f"one of {offered}"}]
+            )
+        if size_name and size_name not in offered and not any(explicit.values()):
+            raise ValidationFailed(
+                f"size {size_name!r} is not offered on {self._placement.label}",
+                [{"field": "size", "message": f"one of {offered}"}],
             )
         base = SIZES[size_name or template.default_size]
         cpu = request.cpu_cores if request.cpu_cores is not None else base.cpu_cores
@@ -305,26 +337,11 @@ class EnvironmentService:
         return label, cpu, memory, int(storage)
 
     def _check_placement(self, cpu: float, memory: float) -> None:
-        placement = self._placement
-        problems = []
-        if placement.max_cpu_cores is not None and cpu > placement.max_cpu_cores:
-            problems.append(
-                {
-                    "field": "cpu_cores",
-                    "message": f"{placement.label} runs at most {placement.max_cpu_cores:g}",
-                }
-            )
-        if placement.max_memory_gb is not None and memory > placement.max_memory_gb:
-            problems.append(
-                {
-                    "field": "memory_gb",
-                    "message": f"{placement.label} runs at most {placement.max_memory_gb:g} GB",
-                }
-            )
+        problems = self._placement.problems(cpu, memory)
         if problems:
             raise ValidationFailed(
-                f"this size cannot run on {placement.label} ({cpu:g} CPU, {memory:g} GB); "
-                "choose a smaller size",
+                f"this size cannot run on {self._placement.label} ({cpu:g} CPU, {memory:g} GB); "
+                "choose another size",
                 problems,
             )
 

@@ -16,16 +16,38 @@ from shared.settings import ComputeBackendName, Settings, get_settings
 if TYPE_CHECKING:
     from shared.auth import TokenVerifier
     from shared.models import Policy
-    from shared.ports import ComputeBackend, EnvironmentStore, WorkspaceStorage
+    from shared.ports import ComputeBackend, WorkspaceStorage
     from shared.reconcile import Reconciler
     from shared.service import EnvironmentService, Placement
+    from shared.store.tables import TableEnvironmentStore
     from shared.sweeps import Sweeps
 
 _lock = threading.Lock()
-# ACI's per-container-group ceiling for Linux in most regions (the quota check at create is the
-# aci adapter's; this one answers 400 before anything is created).
-ACI_MAX_CPU_CORES = 4.0
-ACI_MAX_MEMORY_GB = 16.0
+
+
+def aci_placement(region: str = "") -> Placement:
+    """What one ACI container group can be, answered with a 400 before anything is created (the
+    region's quota is the aci adapter's check at create):
+    - at most 4 CPU / 16 GB for a Linux group of the standard SKU (container-instances-resource-and-
+      quota-limits, "Standard Container Resources"; larger "big container groups" need capacity on
+      demand and are not offered);
+    - at least 1 CPU / 1 GB per group (container-instances-container-groups, "Minimum and maximum
+      allocation");
+    - CPU and memory to one decimal place (`az container create --cpu/--memory`).
+    """
+    from shared.models import CloudProvider
+    from shared.service import Placement
+
+    return Placement(
+        CloudProvider.AZURE,
+        region,
+        max_cpu_cores=4.0,
+        max_memory_gb=16.0,
+        min_cpu_cores=1.0,
+        min_memory_gb=1.0,
+        step=0.1,
+        label="Azure Container Instances",
+    )
 
 
 def utcnow() -> datetime:
@@ -37,13 +59,7 @@ def placement(settings: Settings) -> Placement:
     from shared.service import Placement
 
     if settings.compute_backend is ComputeBackendName.ACI:
-        return Placement(
-            CloudProvider.AZURE,
-            settings.azure_location,
-            max_cpu_cores=ACI_MAX_CPU_CORES,
-            max_memory_gb=ACI_MAX_MEMORY_GB,
-            label="Azure Container Instances",
-        )
+        return aci_placement(settings.azure_location)
     return Placement(CloudProvider.LOCAL, f"local-{settings.compute_backend.value}")
 
 
@@ -55,7 +71,7 @@ def policy() -> Policy:
 
 
 @lru_cache(maxsize=1)
-def store() -> EnvironmentStore:
+def store() -> TableEnvironmentStore:
     from shared.store.tables import TableEnvironmentStore
 
     with _lock:
@@ -102,7 +118,6 @@ def sweeps() -> Sweeps:
 
 @lru_cache(maxsize=1)
 def reconciler() -> Reconciler:
-    """One per process: it remembers when it first saw each orphan."""
     from shared.reconcile import Reconciler
 
     settings = get_settings()
@@ -114,6 +129,7 @@ def reconciler() -> Reconciler:
         # Past the provisioning deadline plus room for retries, an operation is stuck.
         stuck_after=timedelta(seconds=settings.provision_timeout_seconds * 2 + 300),
         orphan_grace=timedelta(minutes=settings.orphan_grace_minutes),
+        orphans=store(),  # the table store is also the orphan ledger
     )
 
 

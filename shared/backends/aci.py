@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.backends.azure_common import (
     StorageAccountKey,
+    account_key,
     azure_errors,
     client_options,
     is_not_found,
@@ -107,7 +108,7 @@ class AciCompute:
             registry_identity_id=settings.registry_identity_id,
             owner_tag_key=owner_tag_key(settings.secrets_key_bytes),
         )
-        key = StorageAccountKey(
+        key = account_key(
             identity,
             settings.azure_subscription_id,
             settings.azure_resource_group,
@@ -146,6 +147,9 @@ class AciCompute:
             return ComputeStatus(name=name, state=ComputeState.ABSENT)
         if group.provisioning_state in _FAILED_PROVISIONING:
             reason = _failure_reason(group)
+            if "mount" in reason.lower():
+                # Most often a rotated account key: list it again for the next attempt.
+                self._storage_key.forget()
             log.warning("container group %s failed to provision (%s): deleting it", name, reason)
             self.delete(name)  # a failed group still holds quota (and may bill): remove it
             return ComputeStatus(
@@ -287,16 +291,21 @@ def _container_running(container: Any) -> bool:
 
 
 def _failure_reason(group: Any) -> str:
-    """The most telling event ARM recorded (an image pull error, a mount failure...)."""
+    """The most telling event ARM recorded (an image pull error, a mount failure...). Any type
+    counts: ACI reports a failed mount as a `Normal` event named FailedMount (REST API example
+    ContainerGroupsGet_Failed), so the last event named Failed* wins, then the last Warning."""
     events: builtins.list[Any] = []
     for container in group.containers or []:
         if container.instance_view is not None:
             events.extend(container.instance_view.events or [])
     if group.instance_view is not None:
         events.extend(group.instance_view.events or [])
-    warnings = [event for event in events if event.type == "Warning" and event.message]
-    if warnings:
-        return f"the container group failed to start: {warnings[-1].message}"[:300]
+    telling = [e for e in events if e.message and str(e.name or "").startswith("Failed")]
+    telling = telling or [e for e in events if e.message and e.type == "Warning"]
+    if telling:
+        last = telling[-1]
+        name = f"{last.name}: " if last.name and not str(last.message).startswith(str(last.name)) else ""
+        return f"the container group failed to start: {name}{last.message}"[:300]
     return "the container group failed to provision"
 
 

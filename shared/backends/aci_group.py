@@ -1,9 +1,13 @@
 """The ACI container group of one environment: what the `aci` compute backend PUTs to ARM.
 
 Two containers share the group's network namespace and the workspace share:
-- `workspace`: the template's image (code-server on 8080, sshd on 2222, the user's ports);
+- `workspace`: the template's image (code-server on 8080, sshd on 2222);
 - `tls`: the dev8-tls sidecar (Caddy), which obtains a certificate for the group's FQDN and
   proxies HTTPS on 443 to 127.0.0.1:8080. ACI serves no TLS itself, so 8080 is never public.
+
+The public IP carries 443, 80 (ACME HTTP-01 and the redirect to https) and 2222 (SSH) only. ACI
+allows 5 ports per IP, so a user's dev-server ports are never published: they are preview URLs
+through code-server's own authenticated proxy (`/proxy/<port>/`) behind the sidecar's TLS.
 
 Secrets are secure environment variables (ARM never returns them). The IDE password reaches the
 group only as an argon2 hash (HASHED_PASSWORD, which code-server reads); the plain value stays in
@@ -44,6 +48,11 @@ HASHED_PASSWORD_VARIABLE = "HASHED_PASSWORD"  # noqa: S105
 # while no other tenant, subscription or group can take the name over once it is released.
 DNS_LABEL_SCOPE = "ResourceGroupReuse"
 _SECURE_MARK = "<secure>"
+# "Ports per IP: 5", an unchangeable limit (learn.microsoft.com/azure/container-instances/
+# container-instances-resource-and-quota-limits, "Unchangeable (Hard) Limits").
+MAX_PUBLIC_PORTS = 5
+# HTTPS (the IDE and its preview URLs), HTTP (ACME HTTP-01 and the redirect), SSH.
+PUBLIC_PORTS = (443, 80, SSH_PORT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +92,9 @@ def build_group(
     workspace = m.Container(
         name=WORKSPACE_CONTAINER,
         image=spec.image,
-        ports=[m.ContainerPort(port=port, protocol="TCP") for port in (IDE_PORT, SSH_PORT, *spec.ports)],
+        # 8080 is reached by the sidecar over localhost only; the user's ports are reached through
+        # code-server's proxy, so none of them needs to be declared here.
+        ports=[m.ContainerPort(port=port, protocol="TCP") for port in (IDE_PORT, SSH_PORT)],
         environment_variables=_variables(spec, hash_password),
         resources=_resources(spec.cpu_cores - SIDECAR_CPU, spec.memory_gb - SIDECAR_MEMORY_GB, spec),
         volume_mounts=[m.VolumeMount(name="workspace", mount_path=WORKSPACE_MOUNT)],
@@ -108,7 +119,6 @@ def build_group(
         volume_mounts=[m.VolumeMount(name="workspace", mount_path=WORKSPACE_MOUNT)],
         liveness_probe=_probe("wget -q -O /dev/null http://127.0.0.1/healthz", 20, 30, 3),
     )
-    public_ports = (443, 80, SSH_PORT, *spec.ports)  # 80: ACME HTTP-01 and redirects to https
     body = m.ContainerGroup(
         location=group.location,
         os_type="Linux",
@@ -117,7 +127,7 @@ def build_group(
         containers=[workspace, sidecar],
         ip_address=m.IpAddress(
             type="Public",
-            ports=[m.Port(port=port, protocol="TCP") for port in public_ports],
+            ports=[m.Port(port=port, protocol="TCP") for port in PUBLIC_PORTS],
             dns_name_label=label,
             auto_generated_domain_name_label_scope=DNS_LABEL_SCOPE,
         ),
@@ -151,8 +161,10 @@ def build_group(
 
 
 def spec_hash(body: m.ContainerGroup) -> str:
-    """A hash of what the group is, without secrets: secure values and the storage key are
-    replaced by a mark (their names still count), and the tags are left out."""
+    """A hash of what the group is, without secrets: secure values are replaced by a mark (their
+    names still count), the storage key by a short digest of it, and the tags are left out. The
+    key counts because a group keeps the key it was created with: after a rotation, a stopped
+    group would fail to mount on start, so a new key must replace the group."""
     document = _redacted(body.serialize())
     document.pop("tags", None)
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
@@ -161,13 +173,18 @@ def spec_hash(body: m.ContainerGroup) -> str:
 
 def _redacted(node: Any) -> Any:
     if isinstance(node, dict):
-        return {
-            key: _SECURE_MARK if key in ("secureValue", "storageAccountKey") else _redacted(value)
-            for key, value in node.items()
-        }
+        return {key: _redact(key, value) for key, value in node.items()}
     if isinstance(node, list):
         return [_redacted(item) for item in node]
     return node
+
+
+def _redact(key: str, value: Any) -> Any:
+    if key == "secureValue":
+        return _SECURE_MARK
+    if key == "storageAccountKey":
+        return f"{_SECURE_MARK}{hashlib.sha256(str(value).encode()).hexdigest()[:12]}"
+    return _redacted(value)
 
 
 def _variables(spec: ComputeSpec, hash_password: Any) -> list[m.EnvironmentVariable]:
@@ -187,7 +204,8 @@ def _variables(spec: ComputeSpec, hash_password: Any) -> list[m.EnvironmentVaria
 
 def _resources(cpu: float, memory_gb: float, spec: ComputeSpec) -> m.ResourceRequirements:
     return m.ResourceRequirements(
-        requests=m.ResourceRequests(cpu=round(max(cpu, 0.1), 2), memory_in_gb=round(max(memory_gb, 0.1), 1)),
+        # One decimal place, as ACI takes them (`az container create --cpu/--memory`).
+        requests=m.ResourceRequests(cpu=round(max(cpu, 0.1), 1), memory_in_gb=round(max(memory_gb, 0.1), 1)),
         limits=m.ResourceLimits(cpu=spec.cpu_cores, memory_in_gb=spec.memory_gb),
     )
 

@@ -45,6 +45,16 @@ FILES_RETRY: dict[str, Any] = {"retry_total": 4}
 # Status codes worth retrying once the SDK's own retries are spent (the orchestration retries the
 # activity later). 409 is ARM's "another operation is in progress on this resource".
 TRANSIENT_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+# Error codes that no retry can fix, whatever their status (409 included).
+PERMANENT_CODES = frozenset(
+    {
+        # Azure Files: at most 200 snapshots per share (storage-files-scale-targets).
+        "ShareSnapshotCountExceeded",
+    }
+)
+# The subscription has not registered the resource provider: an operator must (ARM answers 409;
+# learn.microsoft.com/azure/azure-resource-manager/troubleshooting/error-register-resource-provider).
+UNREGISTERED = "MissingSubscriptionRegistration"
 
 
 def credential(managed_identity_client_id: str | None) -> TokenCredential:
@@ -81,6 +91,11 @@ def error_code(error: BaseException) -> str | None:
     return str(inner_code) if inner_code else None
 
 
+def _message(error: BaseException) -> str:
+    inner = getattr(error, "error", None)
+    return str(getattr(inner, "message", None) or getattr(error, "message", None) or error)
+
+
 def describe(error: BaseException) -> str:
     """One short line for a status_reason or a log: the code and the first line of the message."""
     from azure.core.exceptions import HttpResponseError
@@ -113,8 +128,23 @@ def translate(error: BaseException, action: str) -> Exception:
         return TransientBackendError(reason)  # connection failures and timeouts
     if isinstance(error, HttpResponseError):
         status = status_of(error)
-        if "quota" in (error_code(error) or "").lower():
-            return PermanentBackendError(reason)  # e.g. ContainerGroupQuotaReached: waiting won't help
+        code = error_code(error) or ""
+        if code == UNREGISTERED:
+            return PermanentBackendError(
+                f"{action}: the subscription has not registered the Microsoft.ContainerInstance resource "
+                "provider; run `az provider register --namespace Microsoft.ContainerInstance --wait` "
+                "(docs/runbook.md)"
+            )
+        if code in PERMANENT_CODES:
+            return PermanentBackendError(reason)
+        if "quota" in code.lower() or "quota" in _message(error).lower():
+            # e.g. ContainerGroupQuotaReached, or 409 ServiceUnavailable "container group quota
+            # 'ContainerGroups' exceeded" (SupportArticles: service-unavailable-container-group-
+            # quota-exceeded): waiting won't help. A 409 about capacity stays transient.
+            return PermanentBackendError(
+                f"{reason} (an Azure Container Instances quota is full: stop or delete environments, "
+                "or raise the quota; docs/runbook.md)"
+            )
         if status is None or status in TRANSIENT_STATUS:
             return TransientBackendError(reason)
         return PermanentBackendError(reason)  # 400, 403, 404 where something must exist...
@@ -189,3 +219,32 @@ class StorageAccountKey:
 
 
 KeySource = Callable[[], str]
+
+_keys_lock = threading.Lock()
+_keys: dict[tuple[str, str, str, object], StorageAccountKey] = {}
+
+
+def account_key(
+    credential: TokenCredential,
+    subscription_id: str,
+    resource_group: str,
+    account: str,
+    *,
+    transport: HttpTransport[Any, Any] | None = None,
+) -> StorageAccountKey:
+    """The one key cache of a storage account in this process, shared by the `aci` adapter (which
+    mounts the share with it) and the `azurefiles` adapter (which signs with it): when either finds
+    the key stale (a 403 from Files, a FailedMount from ACI) and forgets it, both list it again."""
+    with _keys_lock:
+        slot = (subscription_id, resource_group, account, transport)
+        if slot not in _keys:
+            _keys[slot] = StorageAccountKey(
+                credential, subscription_id, resource_group, account, transport=transport
+            )
+        return _keys[slot]
+
+
+def forget_account_keys() -> None:
+    """Drop every cached key source (tests, and the composition root's reset)."""
+    with _keys_lock:
+        _keys.clear()

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from shared.backends.azure_common import (
     FILES_RETRY,
     StorageAccountKey,
+    account_key,
     azure_errors,
     error_code,
     is_not_found,
@@ -85,7 +86,7 @@ class AzureFilesWorkspaces:
                 "DEV8_AZURE_SUBSCRIPTION_ID and DEV8_AZURE_RESOURCE_GROUP must be set for azurefiles "
                 "(the workspace storage account's key is listed through ARM)"
             )
-        key = StorageAccountKey(
+        key = account_key(
             credential or default_credential(settings.managed_identity_client_id),
             settings.azure_subscription_id,
             settings.azure_resource_group,

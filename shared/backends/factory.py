@@ -43,9 +43,12 @@ def workspace_storage(settings: Settings) -> WorkspaceStorage:
 
 
 def clear_cache() -> None:
-    """Forget the built adapters (tests)."""
+    """Forget the built adapters (tests), and the storage key the Azure ones share."""
     with _lock:
         _instances.clear()
+    from shared.backends.azure_common import forget_account_keys
+
+    forget_account_keys()
 
 
 def _instance(kind: str, adapter: tuple[str, str], settings: Settings) -> Any:

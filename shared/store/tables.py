@@ -15,12 +15,13 @@ Tables:
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -156,6 +157,11 @@ def _transport_options() -> dict[str, Any]:
 
 # Index-table partition mapping environment ids to owners (statuses never take this name).
 DIRECTORY = "DIRECTORY"
+# Index-table partition of orphaned compute: RowKey = compute name, `first_seen` = when the
+# reconciler first saw it without a live record. Kept in the table, not in memory, because Flex
+# Consumption may recycle the timer's instance between two passes (flex-consumption-plan,
+# "Per-function scaling"), and a grace period counted in memory would then never end.
+ORPHANS = "ORPHANS"
 
 
 class TableEnvironmentStore:
@@ -591,6 +597,32 @@ class TableEnvironmentStore:
         """Whose environment an id is (the reconciler starts from compute, which knows only ids)."""
         row = self._point(self._index, DIRECTORY, rows.check_environment_id(environment_id), ["owner"])
         return str(row["owner"]) if row is not None else None
+
+    # --- orphaned compute (the OrphanLedger port) -------------------------------------------------
+
+    def orphan_sightings(self, names: Collection[str], now: datetime) -> dict[str, datetime]:
+        """When each of `names` was first seen orphaned (`now` for a new one); rows of compute no
+        longer orphaned are removed. One query plus a write per change."""
+        seen: dict[str, datetime] = {}
+        for row in self._query(self._index, "PartitionKey eq @pk", {"pk": ORPHANS}):
+            if row["RowKey"] in names:
+                seen[str(row["RowKey"])] = utc(row["first_seen"])
+            else:
+                self.forget_orphan(str(row["RowKey"]))
+        for name in set(names) - set(seen):
+            self.stats.add("writes")
+            try:
+                self._index.create_entity({"PartitionKey": ORPHANS, "RowKey": name, "first_seen": now})
+                seen[name] = now
+            except ResourceExistsError:  # another pass recorded it first: its time stands
+                recorded = self._point(self._index, ORPHANS, name)
+                seen[name] = utc(recorded["first_seen"]) if recorded is not None else now
+        return seen
+
+    def forget_orphan(self, name: str) -> None:
+        self.stats.add("writes")
+        with contextlib.suppress(ResourceNotFoundError):
+            self._index.delete_entity(ORPHANS, name)
 
     def _register(self, record: Environment) -> None:
         """Write ahead the id → owner directory row; kept for good (DELETED records included)."""

@@ -40,6 +40,7 @@ DOCUMENTED_FIELDS = {
     "vs_code_url",
     "ssh_connection_string",
     "ports",
+    "forwarded_ports",
     "idle_timeout_minutes",
     "last_accessed_at",
     "created_at",

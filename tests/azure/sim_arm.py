@@ -3,10 +3,14 @@ Microsoft.ContainerInstance container groups (PUT, GET, list, POST start/stop, D
 operations), location usages, and Microsoft.Storage listKeys.
 
 Container groups behave like ACI's:
-- PUT answers 201 with provisioningState Creating and an Azure-AsyncOperation header (200 when
-  the group existed: an update). Secure values and the storage key are accepted and never
-  returned. The group reaches Succeeded/Running after `boot_polls` GETs (or Failed, with a
-  Warning event, when its image contains "broken" or its name is in `fail_provisioning`).
+- PUT first applies Azure's documented limits (tests/azure/azure_rules.py: ports per IP, CPU and
+  memory, names, variables, volumes...) and refuses a body that breaks one with ARM's error
+  shape. Otherwise it answers 201 with provisioningState Creating and an Azure-AsyncOperation
+  header (200 when the group existed: an update). Secure values and the storage key are accepted
+  and never returned. The group reaches Succeeded/Running after `boot_polls` GETs, or Failed when
+  its image contains "broken" (a Warning event) or its name is in `fail_provisioning`, or when
+  the share's storage key is not the account's current key (a FailedMount event of type Normal,
+  as ACI reports it).
 - POST stop answers 204 (instance view Stopped); POST start answers 202 with an
   Azure-AsyncOperation and the instance view goes Pending, then Running after `boot_polls` GETs.
 - DELETE answers per `delete_mode`: "async" 202 + Azure-AsyncOperation (the group is Deleting
@@ -25,6 +29,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from tests.azure.azure_rules import arm_violation
 from tests.azure.sim_base import Recorded, Reply, SimTransport, _error_body
 
 ARM = "https://management.azure.com"
@@ -36,6 +41,7 @@ class _Group:
     body: dict[str, Any]  # as PUT, secure values included (kept to let tests inspect them)
     polls_left: int
     phase: str  # creating | starting | running | stopped | failed | deleting
+    failure: str | None = None  # why it failed, while phase is "failed"
 
 
 @dataclass
@@ -71,6 +77,7 @@ class ArmSimulator(SimTransport):
         self.extra_usage = {"ContainerGroups": 0, "StandardCores": 0}
         self.created: list[str] = []  # names, once per group brought into existence
         self.storage_key = STORAGE_KEY
+        self.refused: list[tuple[str, str]] = []  # (rule, group) of every PUT refused by a limit
 
     # --- routing ----------------------------------------------------------------------------------
 
@@ -106,6 +113,11 @@ class ArmSimulator(SimTransport):
 
     def _put(self, name: str, request: Recorded) -> Reply:
         body = copy.deepcopy(request.body)
+        violation = arm_violation(name, body)
+        if violation is not None:
+            rule, message = violation
+            self.refused.append((rule.name, name))
+            return Reply(rule.status, _error_body(rule.code, message))
         existing = self.groups.get(name)
         if existing is not None and existing.phase == "deleting":
             return Reply(409, _error_body("ContainerGroupTransitioning", "the group is being deleted"))
@@ -203,10 +215,25 @@ class ArmSimulator(SimTransport):
     # --- views ------------------------------------------------------------------------------------
 
     def _fails(self, name: str, group: _Group) -> bool:
+        """Decide, as the group boots, whether it fails and why (kept on the group)."""
         images = [c["properties"]["image"] for c in group.body["properties"]["containers"]]
         if any("broken" in image for image in images) and name not in self.fail_provisioning:
             self.fail_provisioning[name] = f"Failed to pull image {images[0]!r}: manifest unknown"
-        return name in self.fail_provisioning
+        keys = [
+            (volume.get("azureFile") or {}).get("storageAccountKey")
+            for volume in group.body["properties"].get("volumes", [])
+        ]
+        group.failure = self.fail_provisioning.get(name)
+        if group.failure is None and any(key is not None and key != self.storage_key for key in keys):
+            # Mounted at every boot with the key the group holds: re-checked each time.
+            group.failure = (
+                "FailedMount: Failed to mount Azure File Volume: mount error(13): Permission denied"
+            )
+        return group.failure is not None
+
+    def rotate_key(self, new_key: str) -> None:
+        """Regenerate the account key: listKeys answers the new one and mounts with the old fail."""
+        self.storage_key = new_key
 
     def fqdn(self, name: str) -> str | None:
         group = self.groups.get(name)
@@ -255,7 +282,12 @@ class ArmSimulator(SimTransport):
         if instance_view:
             events = []
             if group.phase == "failed":
-                events = [{"type": "Warning", "name": "Failed", "message": self.fail_provisioning[name]}]
+                reason = group.failure or "failed"
+                # ACI reports a failed mount as a Normal event (swagger example ContainerGroupsGet_Failed).
+                kind, event = (
+                    ("Normal", "FailedMount") if reason.startswith("FailedMount") else ("Warning", "Failed")
+                )
+                events = [{"type": kind, "name": event, "message": reason}]
             properties["instanceView"] = {"state": state, "events": events}
             for container in properties.get("containers", []):
                 container["properties"]["instanceView"] = {

@@ -136,7 +136,7 @@ class SimTransport(HttpTransport):  # type: ignore[type-arg]
     def send(self, request: Any, **kwargs: Any) -> Any:
         with self.lock:
             record = self._record(request)
-            reply = self._faults(record)
+            reply = self.authorize(request) or self._faults(record)
             lost = False
             if reply is None:
                 lost = self._take_loss(record)
@@ -150,6 +150,10 @@ class SimTransport(HttpTransport):  # type: ignore[type-arg]
 
     def handle(self, request: Recorded) -> Reply:
         raise NotImplementedError
+
+    def authorize(self, request: Any) -> Reply | None:
+        """An error reply when the service would refuse the request's credentials (default: none)."""
+        return None
 
     # --- test controls ----------------------------------------------------------------------------
 

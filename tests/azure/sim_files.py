@@ -7,6 +7,11 @@ ResourceAlreadyExists) and list (the EnumerationResults XML, of a share or of a 
 server-side copy (x-ms-copy-source, from a snapshot of the same account; `copy_status` says
 whether the copy reports success at once or stays pending for `pending_polls` property reads).
 
+Every request must be signed (SharedKey) with the account's current key, checked the way the
+service does it, by signing the request again: after `rotate_key` the old key gets 403
+AuthenticationFailed. Share names, quotas and the number of snapshots per share follow Azure's
+documented limits (tests/azure/azure_rules.py).
+
 Errors carry x-ms-error-code and the XML error body, which the storage SDK turns into
 ResourceExistsError / ResourceNotFoundError / ClientAuthenticationError.
 """
@@ -14,10 +19,13 @@ ResourceExistsError / ResourceNotFoundError / ClientAuthenticationError.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import escape
 
+from tests.azure.azure_rules import SHARE_NAME_RULE, SHARE_QUOTA_RULE, SNAPSHOT_RULE, Rule
+from tests.azure.sim_arm import STORAGE_KEY
 from tests.azure.sim_base import Recorded, Reply, SimTransport
 
 ETAG = '"0x8DCSIMULATED"'
@@ -38,15 +46,43 @@ class Share:
 
 
 class FilesSimulator(SimTransport):
-    def __init__(self, account: str, *, seed: int = 0, clock: Any = None) -> None:
+    def __init__(self, account: str, *, seed: int = 0, clock: Any = None, key: str = STORAGE_KEY) -> None:
         super().__init__(seed=seed, clock=clock)
         self.account = account
+        self.key = key
+        self.refused: list[tuple[str, str]] = []  # (rule, share) of every request refused by a limit
         self.shares: dict[str, Share] = {}
         self.deleted: list[str] = []
         self.copy_status = "success"
         self.pending_polls = 1
         self._pending: dict[tuple[str, str], int] = {}
         self._snapshots_made = 0
+
+    def rotate_key(self, new_key: str) -> None:
+        self.key = new_key
+
+    def authorize(self, request: Any) -> Reply | None:
+        from azure.storage.fileshare._shared.authentication import SharedKeyCredentialPolicy
+
+        sent = request.headers.get("Authorization", "")
+        copy = SimpleNamespace(
+            method=request.method, url=request.url, query=request.query, headers=dict(request.headers)
+        )
+        SharedKeyCredentialPolicy(self.account, self.key).on_request(
+            SimpleNamespace(http_request=copy, context=SimpleNamespace(transport=None))
+        )
+        if sent != copy.headers["Authorization"]:
+            return _error(
+                403,
+                "AuthenticationFailed",
+                "Server failed to authenticate the request. Make sure the value of Authorization "
+                "header is formed correctly including the signature.",
+            )
+        return None
+
+    def _refuse(self, rule: Rule, share: str, message: str) -> Reply:
+        self.refused.append((rule.name, share))
+        return _error(rule.status, rule.code, message)
 
     # --- routing ----------------------------------------------------------------------------------
 
@@ -84,15 +120,24 @@ class FilesSimulator(SimTransport):
         share = self.shares.get(name)
         headers = _lower(request.headers)
         if request.method == "PUT" and comp is None:
+            quota = int(headers.get("x-ms-share-quota", "5120"))
+            for rule in (SHARE_NAME_RULE, SHARE_QUOTA_RULE):
+                message = rule.check(name, quota)
+                if message is not None:
+                    return self._refuse(rule, name, message)
             if share is not None:
                 return _error(409, "ShareAlreadyExists", "The specified share already exists.")
-            self.shares[name] = Share(quota=int(headers.get("x-ms-share-quota", "5120")))
+            self.shares[name] = Share(quota=quota)
             return Reply(201, None, _props())
         if share is None:
             return _error(404, "ShareNotFound", "The specified share does not exist.")
         if request.method == "PUT" and comp == "snapshot":
+            message = SNAPSHOT_RULE.check(len(share.snapshots))
+            if message is not None:
+                return self._refuse(SNAPSHOT_RULE, name, message)
             self._snapshots_made += 1
-            snapshot_id = f"2026-11-21T09:00:{self._snapshots_made:02d}.0000000Z"
+            n = self._snapshots_made
+            snapshot_id = f"2026-11-21T{9 + n // 3600:02d}:{n // 60 % 60:02d}:{n % 60:02d}.0000000Z"
             share.snapshots[snapshot_id] = Tree(dict(share.tree.files), set(share.tree.dirs))
             return Reply(201, None, {**_props(), "x-ms-snapshot": snapshot_id})
         if request.method in ("GET", "HEAD") and comp is None:

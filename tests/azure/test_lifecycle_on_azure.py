@@ -184,3 +184,52 @@ def test_provisioning_failed_is_deleted_and_reported(engine, clock, azure: Azure
     assert "Failed to mount Azure File Volume" in record.status_reason
     assert compute_name(env.id) not in azure.arm.groups
     assert len(azure.arm.of("DELETE", compute_name(env.id))) >= 1
+
+
+NEW_KEY = "cm90YXRlZC1zdG9yYWdlLWFjY291bnQta2V5LWZvci10ZXN0cw=="
+
+
+def test_a_rotated_storage_key_still_mounts_new_and_restarted_groups(engine, clock, azure: Azure) -> None:
+    """One key cache serves both adapters: after a rotation, the Files data plane refuses the old
+    key, the cache is dropped, and both the next create and the next start mount with the new one
+    (a stopped group keeps the key it was created with, so the start replaces it)."""
+    first, _ = provision(engine, clock)
+    command(engine, clock, first.id, Command.STOP)
+    azure.arm.rotate_key(NEW_KEY)
+    azure.files.rotate_key(NEW_KEY)
+    lists_before = len(azure.arm.of("POST", "/listKeys"))
+
+    second, status = provision(engine, clock)
+    assert status.output == {"status": "RUNNING"}
+    assert 403 in [r.status for r in azure.files.requests]  # the old key was refused once
+    assert len(azure.arm.of("POST", "/listKeys")) == lists_before + 1  # listed again, once, for both
+    command(engine, clock, first.id, Command.START)
+    assert wiring.environments().get(OWNER, first.id).status is Status.RUNNING
+    for env in (first, second):
+        volume = azure.arm.stored(compute_name(env.id))["properties"]["volumes"][0]["azureFile"]
+        assert volume["storageAccountKey"] == NEW_KEY
+        assert azure.arm.groups[compute_name(env.id)].phase == "running"
+
+
+def test_a_failed_mount_reported_as_a_normal_event_reaches_the_user(engine, clock, azure: Azure) -> None:
+    """ACI reports FailedMount with type Normal: the reason still names it, and the key is dropped
+    so the next attempt lists it again."""
+    env, _ = provision(engine, clock)
+    command(engine, clock, env.id, Command.STOP)
+    azure.arm.rotate_key(NEW_KEY)  # ARM has the new key, but this process still holds the old one
+    lists_before = len(azure.arm.of("POST", "/listKeys"))
+    azure.arm.groups[compute_name(env.id)].body["properties"]["volumes"][0]["azureFile"][
+        "storageAccountKey"
+    ] = "c3RhbGU="
+    azure.arm.groups[compute_name(env.id)].body["tags"]["dev8-spec-hash"] = "stale-so-start-reuses-nothing"
+    wiring.compute()._storage_key._key = "c3RhbGU="  # the cache still holds the rotated-out key
+    azure.files.rotate_key("c3RhbGU=")  # and Files has not noticed yet either
+    command(engine, clock, env.id, Command.START)
+    record = wiring.environments().get(OWNER, env.id)
+    assert record.status is Status.ERROR
+    assert "FailedMount" in record.status_reason
+    assert wiring.compute()._storage_key._key is None  # forgotten: the next attempt lists it again
+    azure.files.rotate_key(NEW_KEY)
+    command(engine, clock, env.id, Command.START)
+    assert wiring.environments().get(OWNER, env.id).status is Status.RUNNING
+    assert len(azure.arm.of("POST", "/listKeys")) == lists_before + 1

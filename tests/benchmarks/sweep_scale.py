@@ -456,6 +456,7 @@ def run(args: argparse.Namespace) -> list[str]:
                 clock,
                 stuck_after=timedelta(minutes=30),
                 orphan_grace=timedelta(0),
+                orphans=store,
             )
             computes = len(compute.list())
             outcome, seconds, stats = measure(store, lambda: reconciler.run(lambda instance: True))

@@ -326,6 +326,19 @@ def kill_all(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def start_dev_server(directory: Path, port: int) -> subprocess.Popen[bytes]:
+    """A stand-in for a user's dev server (what `npm run dev` would be): serves `directory` on
+    127.0.0.1:`port`, in a process group of its own, stopped with `stop_process`."""
+    return subprocess.Popen(  # a fixed argv
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=directory,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 def port_open(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.settimeout(2)

@@ -149,3 +149,44 @@ def test_another_user_cannot_see_open_or_stop_it(
     assert env["name"] == "e2e-bystander"
     assert healthy(compute_state(devhost, env_id)["port"])
     assert Path(devhost.workspace_dir(env_id)).is_dir()
+
+
+def test_a_dev_server_is_reached_through_its_preview_url_after_login_only(
+    alice: Api, devhost: DevHost, browser: Browser
+) -> None:
+    """A port of the environment is a preview URL through code-server's own proxy: the IDE's login
+    guards it (never anonymous), and nothing is published on a port of its own."""
+    port = harness.free_port()
+    env = alice.create("e2e-preview", size="small", ports=[port])
+    running = alice.wait_for(env["id"], "RUNNING")
+    origin = running["vs_code_url"].split("/?", 1)[0].rstrip("/")
+    url = f"{origin}/proxy/{port}/"
+    assert running["forwarded_ports"] == [{"port": port, "url": url}]
+
+    # A dev server started in the workspace (as from the IDE's terminal), on loopback only.
+    workspace = devhost.workspace_dir(env["id"])
+    marker = f"preview {uuid.uuid4().hex}"
+    (workspace / "index.html").write_text(f"<html><body><h1>{marker}</h1></body></html>\n")
+    server = harness.start_dev_server(workspace, port)
+    try:
+        assert wait_until(lambda: port_open(port), 30), "the dev server did not listen"
+
+        # Without the IDE's login: refused, whether by a script or a browser.
+        anonymous = httpx.get(url, timeout=10, trust_env=False, follow_redirects=False)
+        assert anonymous.status_code in (302, 401), anonymous.status_code
+        assert marker not in anonymous.text
+        page = browser.new_page()
+        page.goto(url)
+        assert "/login" in page.url and marker not in page.content()
+        browser.close_pages()
+
+        # After logging in to the IDE, the same browser reaches the dev server.
+        page = open_ide(browser, alice, devhost, env["id"])
+        page.goto(url)
+        page.get_by_text(marker).wait_for(state="visible")
+        browser.screenshot(page, "preview-url")
+        browser.close_pages()
+    finally:
+        harness.stop_process(server, grace=10)
+    assert alice.command(env["id"], "delete").status_code == 202
+    alice.wait_gone(env["id"])

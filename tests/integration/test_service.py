@@ -231,11 +231,26 @@ def test_racing_commands_on_one_environment_make_one_transition(store):
 
 
 def test_a_size_the_backend_cannot_run_is_refused_at_create(store):
+    from shared.wiring import aci_placement
+
     settings = Settings(jwt_secret="j" * 32, tables_connection="UseDevelopmentStorage=true", secrets_key=KEY)
-    aci = Placement(CloudProvider.AZURE, "eastus", max_cpu_cores=4, max_memory_gb=16, label="ACI")
-    service = EnvironmentService(store, settings, Clock(), aci)
-    with pytest.raises(ValidationFailed, match="cannot run on ACI") as refused:
+    service = EnvironmentService(store, settings, Clock(), aci_placement("eastus"))
+    with pytest.raises(
+        ValidationFailed, match="'xlarge' is not offered on Azure Container Instances"
+    ) as refused:
         service.create("olga", request(size="xlarge"))
-    assert refused.value.details == [{"field": "cpu_cores", "message": "ACI runs at most 4"}]
+    assert refused.value.details == [{"field": "size", "message": "one of ['small', 'medium', 'large']"}]
+    for explicit, detail in [
+        ({"cpu_cores": 8}, {"field": "cpu_cores", "message": "Azure Container Instances runs at most 4"}),
+        ({"cpu_cores": 0.5}, {"field": "cpu_cores", "message": "Azure Container Instances needs at least 1"}),
+        (
+            {"memory_gb": 2.25},
+            {"field": "memory_gb", "message": "Azure Container Instances takes multiples of 0.1"},
+        ),
+    ]:
+        with pytest.raises(ValidationFailed, match="cannot run on Azure Container Instances") as refused:
+            service.create("olga", request(**explicit))
+        assert refused.value.details == [detail]
     assert service.create("olga", request(size="large")).environment.cpu_cores == 4
-    assert len(service.list("olga")) == 1
+    assert service.create("olga", request(cpu_cores=1.5, memory_gb=3.2)).environment.size == "custom"
+    assert len(service.list("olga")) == 2

@@ -314,6 +314,7 @@ def test_faults_over_500_operations_leave_no_lost_record_duplicate_or_orphan(cha
         chaos.clock.now,
         stuck_after=STUCK_AFTER,
         orphan_grace=timedelta(0),
+        orphans=chaos.store,
     )
     report = chaos.reconcile(reconciler)
     assert set(report.orphans_removed) == strays
@@ -429,6 +430,7 @@ def test_a_failing_compute_call_does_not_end_the_reconcile_pass(chaos: Chaos) ->
         chaos.clock.now,
         stuck_after=STUCK_AFTER,
         orphan_grace=timedelta(0),
+        orphans=chaos.store,
     )
 
     chaos.compute.fail_next("delete", permanent=True, message="the group is locked")

@@ -56,6 +56,7 @@ class World:
             clock,
             stuck_after=timedelta(minutes=30),
             orphan_grace=timedelta(minutes=30),
+            orphans=self.store,
         )
         app = df.DFApp()
         app.register_functions(orchestrators.bp)
@@ -94,8 +95,8 @@ class World:
         status = self.engine.status(instance)
         return status is not None and not status.runtime_status.is_terminal
 
-    def reconcile(self):
-        report = self.reconciler.run(self.alive)
+    def reconcile(self, reconciler: Reconciler | None = None):
+        report = (reconciler or self.reconciler).run(self.alive)
         for env in report.launches:
             self.run(env)
         return report
@@ -343,3 +344,46 @@ def test_reconciler_stops_compute_left_billing_under_an_error_record(world: Worl
     result = world.service.command(OWNER, env.id, Command.START)  # the user's retry still works
     world.run(result.environment)
     assert world.service.get(OWNER, env.id).status is Status.RUNNING
+
+
+def test_the_orphan_grace_period_survives_fresh_instances(world: World):
+    """On Flex Consumption each timer run may land on a new instance: the first sighting is kept
+    in Table Storage, so three passes on three fresh reconcilers still remove the orphan."""
+    from shared.store.tables import TableEnvironmentStore
+
+    stray = "env-00000000000000bb"
+    world.compute.create(
+        ComputeSpec(
+            name=compute_name(stray),
+            environment_id=stray,
+            owner="nobody",
+            image="dev8-go",
+            cpu_cores=1,
+            memory_gb=2,
+            ports=(),
+            environment_variables={},
+            workspace=Workspace("ws", "/tmp/none", 1),
+            secure_environment={},
+        )
+    )
+
+    def fresh_pass():
+        store = TableEnvironmentStore.from_settings(get_settings())  # a new instance's own clients
+        reconciler = Reconciler(
+            store,
+            world.service,
+            world.compute,
+            world.clock,
+            stuck_after=timedelta(minutes=30),
+            orphan_grace=timedelta(minutes=30),
+            orphans=store,
+        )
+        return world.reconcile(reconciler)
+
+    assert fresh_pass().orphans_waiting == [compute_name(stray)]
+    world.clock.advance(minutes=20)
+    assert fresh_pass().orphans_waiting == [compute_name(stray)]  # 20 of 30 minutes: still waiting
+    world.clock.advance(minutes=11)
+    assert fresh_pass().orphans_removed == [compute_name(stray)]  # 31 minutes after the first sighting
+    assert compute_name(stray) not in {status.name for status in world.compute.list()}
+    assert fresh_pass().orphans_waiting == []  # and the ledger forgot it
