@@ -6,6 +6,8 @@ delete treating "already gone" as done.
 
 Transient backend errors raise, so `call_activity_with_retry` retries them. Permanent ones come
 back as `{"ok": false, "error": ...}`: retrying cannot help, and the orchestration fails at once.
+An identity Azure refused comes back with `"authorization": true`: the orchestration waits and
+tries again for a bounded time (role assignments propagating after a deploy) before it fails.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from orchestrators.blueprint import bp
 from shared import agent_tokens, wiring
 from shared.catalog import TEMPLATES, image_reference
-from shared.errors import PermanentBackendError
+from shared.errors import AuthorizationRefused, PermanentBackendError
 from shared.models import Environment, Status
 from shared.ports import ComputeSpec, ComputeState, ComputeStatus, compute_name, workspace_name
 from shared.settings import get_settings
@@ -32,6 +34,9 @@ def _outcome(activity: Callable[[dict[str, Any]], Result]) -> Callable[[dict[str
     def run(job: dict[str, Any]) -> Result:
         try:
             return activity(job)
+        except AuthorizationRefused as exc:
+            log.warning("%s refused for %s: %s", activity.__name__, job.get("environment_id"), exc)
+            return {"ok": False, "error": str(exc), "authorization": True}
         except PermanentBackendError as exc:
             log.warning("%s failed for %s: %s", activity.__name__, job.get("environment_id"), exc)
             return {"ok": False, "error": str(exc)}

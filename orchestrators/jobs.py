@@ -32,8 +32,15 @@ def orchestration_for(env: Environment) -> str:
     return ORCHESTRATION_OF_KIND[operation_kind(env.operation)]
 
 
-# Seconds between compute status polls while waiting for an environment to come up.
+# Seconds between compute status polls while waiting for an environment to come up: the first
+# wait, doubled after each poll up to the last. Each poll is a GET on ARM, an activity and a timer
+# in the history (replayed in full), and ARM throttles reads per subscription and region.
 POLL_SECONDS = 3
+POLL_MAX_SECONDS = 30
+# How long a step Azure refused for the app's identity is tried again: role assignments can take
+# up to 10 minutes to apply (learn.microsoft.com/azure/role-based-access-control/troubleshooting,
+# "Role assignment changes are not being detected").
+AUTHORIZATION_GRACE_SECONDS = 600
 
 
 class Job(TypedDict):
@@ -45,6 +52,8 @@ class Job(TypedDict):
     operation: str
     deadline_seconds: int
     poll_seconds: int
+    poll_max_seconds: int
+    authorization_grace_seconds: int
     restore_grace_days: int
 
 
@@ -56,6 +65,8 @@ def job_for(env: Environment, settings: Settings) -> Job:
         operation=env.operation,
         deadline_seconds=settings.provision_timeout_seconds,
         poll_seconds=POLL_SECONDS,
+        poll_max_seconds=POLL_MAX_SECONDS,
+        authorization_grace_seconds=AUTHORIZATION_GRACE_SECONDS,
         restore_grace_days=settings.restore_grace_days,
     )
 

@@ -29,18 +29,36 @@ class OperationFailed(Exception):
 
 
 def _step(context: df.DurableOrchestrationContext, activity: str, job: dict[str, Any]) -> Orchestration:
-    try:
-        result = yield context.call_activity_with_retry(activity, RETRY, job)
-    except Exception as exc:  # retries exhausted: the SDK raises the last failure
-        raise OperationFailed(f"{activity.replace('_', ' ')} kept failing: {_short(exc)}") from None
-    if not result.get("ok", False):
-        raise OperationFailed(result.get("error") or f"{activity.replace('_', ' ')} failed")
-    return result
+    # Inputs of orchestrations started before a field existed lack it: their defaults here.
+    grace = timedelta(seconds=job.get("authorization_grace_seconds", 0))
+    give_up_at = context.current_utc_datetime + grace
+    wait = 15
+    while True:
+        try:
+            result = yield context.call_activity_with_retry(activity, RETRY, job)
+        except Exception as exc:  # retries exhausted: the SDK raises the last failure
+            raise OperationFailed(f"{activity.replace('_', ' ')} kept failing: {_short(exc)}") from None
+        if result.get("ok", False):
+            return result
+        reason = result.get("error") or f"{activity.replace('_', ' ')} failed"
+        if not result.get("authorization"):
+            raise OperationFailed(reason)
+        if context.current_utc_datetime >= give_up_at:
+            minutes = round(grace.total_seconds() / 60)
+            raise OperationFailed(
+                f"{reason}; still refused after {minutes} minutes: check the app identity's role "
+                "assignments (docs/runbook.md)"
+            )
+        # Role assignments propagating after a deploy: wait, then try the same step again.
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
+        wait = min(wait * 2, 120)
 
 
 def _wait_until_running(context: df.DurableOrchestrationContext, job: dict[str, Any]) -> Orchestration:
-    """Poll the compute with durable timers until it runs, fails or the deadline passes."""
+    """Poll the compute with durable timers until it runs, fails or the deadline passes; the wait
+    between polls doubles from poll_seconds up to poll_max_seconds."""
     deadline = context.current_utc_datetime + timedelta(seconds=job["deadline_seconds"])
+    wait = job["poll_seconds"]
     while True:
         status = yield from _step(context, "compute_status", job)
         if status["state"] == "running":
@@ -49,7 +67,10 @@ def _wait_until_running(context: df.DurableOrchestrationContext, job: dict[str, 
             raise OperationFailed("the compute disappeared while starting")
         if context.current_utc_datetime >= deadline:
             raise OperationFailed(f"the environment was not running after {job['deadline_seconds']} seconds")
-        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=job["poll_seconds"]))
+        # Never sleep past the deadline: the last poll lands on it.
+        wake = min(context.current_utc_datetime + timedelta(seconds=wait), deadline)
+        yield context.create_timer(wake)
+        wait = min(wait * 2, job.get("poll_max_seconds", wait))
 
 
 def _settle(

@@ -80,3 +80,9 @@ class TransientBackendError(BackendError):
 class PermanentBackendError(BackendError):
     def __init__(self, message: str):
         super().__init__(message, transient=False)
+
+
+class AuthorizationRefused(PermanentBackendError):
+    """Azure refused the app's identity (no token, or 403 AuthorizationFailed). Right after a
+    deployment role assignments may still be propagating, so the orchestration waits and tries
+    again for a bounded time before it gives up with this reason."""

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import PermanentBackendError, TransientBackendError
+from shared.errors import AuthorizationRefused, PermanentBackendError, TransientBackendError
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -50,6 +50,16 @@ PERMANENT_CODES = frozenset(
     {
         # Azure Files: at most 200 snapshots per share (storage-files-scale-targets).
         "ShareSnapshotCountExceeded",
+    }
+)
+# ARM's answers to an identity without the role the call needs (Files answers
+# AuthorizationPermissionMismatch / AuthorizationFailure).
+AUTHORIZATION_CODES = frozenset(
+    {
+        "AuthorizationFailed",
+        "LinkedAuthorizationFailed",
+        "AuthorizationPermissionMismatch",
+        "AuthorizationFailure",
     }
 )
 # The subscription has not registered the resource provider: an operator must (ARM answers 409;
@@ -122,8 +132,9 @@ def translate(error: BaseException, action: str) -> Exception:
 
     reason = f"{action}: {describe(error)}"
     if isinstance(error, ClientAuthenticationError):
-        # A refused or unobtainable token: retrying with the same identity does not help.
-        return PermanentBackendError(f"{action}: Azure refused the app's credentials ({describe(error)})")
+        # A refused or unobtainable token (e.g. IMDS not ready on a cold start): the orchestration
+        # tries again for a bounded time, then fails with this reason.
+        return AuthorizationRefused(f"{action}: Azure refused the app's credentials ({describe(error)})")
     if isinstance(error, (ServiceRequestError, ServiceResponseError)):
         return TransientBackendError(reason)  # connection failures and timeouts
     if isinstance(error, HttpResponseError):
@@ -137,6 +148,9 @@ def translate(error: BaseException, action: str) -> Exception:
             )
         if code in PERMANENT_CODES:
             return PermanentBackendError(reason)
+        if status == 403 and code in AUTHORIZATION_CODES:
+            # Often a role assignment still propagating after a deploy: retried for a while.
+            return AuthorizationRefused(f"{reason} (the app's identity lacks a role assignment)")
         if "quota" in code.lower() or "quota" in _message(error).lower():
             # e.g. ContainerGroupQuotaReached, or 409 ServiceUnavailable "container group quota
             # 'ContainerGroups' exceeded" (SupportArticles: service-unavailable-container-group-

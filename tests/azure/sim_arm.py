@@ -7,10 +7,10 @@ Container groups behave like ACI's:
   memory, names, variables, volumes...) and refuses a body that breaks one with ARM's error
   shape. Otherwise it answers 201 with provisioningState Creating and an Azure-AsyncOperation
   header (200 when the group existed: an update). Secure values and the storage key are accepted
-  and never returned. The group reaches Succeeded/Running after `boot_polls` GETs, or Failed when
-  its image contains "broken" (a Warning event) or its name is in `fail_provisioning`, or when
-  the share's storage key is not the account's current key (a FailedMount event of type Normal,
-  as ACI reports it).
+  and never returned. The group reaches Succeeded/Running after `boot_polls` GETs (or
+  `boot_seconds` of virtual time), or Failed when its image contains "broken" (a Warning event)
+  or its name is in `fail_provisioning`, or when the share's storage key is not the account's
+  current key (a FailedMount event of type Normal, as ACI reports it).
 - POST stop answers 204 (instance view Stopped); POST start answers 202 with an
   Azure-AsyncOperation and the instance view goes Pending, then Running after `boot_polls` GETs.
 - DELETE answers per `delete_mode`: "async" 202 + Azure-AsyncOperation (the group is Deleting
@@ -42,6 +42,7 @@ class _Group:
     polls_left: int
     phase: str  # creating | starting | running | stopped | failed | deleting
     failure: str | None = None  # why it failed, while phase is "failed"
+    since: float = 0.0  # (virtual) time the current phase began
 
 
 @dataclass
@@ -67,6 +68,7 @@ class ArmSimulator(SimTransport):
         self.subscription_id = subscription_id
         self.resource_group = resource_group
         self.boot_polls = boot_polls
+        self.boot_seconds: float | None = None  # when set, groups boot after this much (virtual) time
         self.operation_polls = operation_polls
         self.delete_mode = delete_mode
         self.missing_delete_status = missing_delete_status
@@ -121,7 +123,7 @@ class ArmSimulator(SimTransport):
         existing = self.groups.get(name)
         if existing is not None and existing.phase == "deleting":
             return Reply(409, _error_body("ContainerGroupTransitioning", "the group is being deleted"))
-        group = _Group(body=body, polls_left=self.boot_polls, phase="creating")
+        group = _Group(body=body, polls_left=self.boot_polls, phase="creating", since=request.at)
         self.groups[name] = group
         if existing is None:
             self.created.append(name)
@@ -132,9 +134,12 @@ class ArmSimulator(SimTransport):
         if group is None:
             return _not_found(name)
         if group.phase in ("creating", "starting"):
-            if group.polls_left > 0:
-                group.polls_left -= 1
+            if self.boot_seconds is not None:
+                booted = self.now() - group.since >= self.boot_seconds
             else:
+                booted = group.polls_left <= 0
+                group.polls_left -= 1
+            if booted:
                 group.phase = "failed" if self._fails(name, group) else "running"
         return Reply(200, self._view(name))
 
@@ -149,7 +154,7 @@ class ArmSimulator(SimTransport):
         if group.phase in ("creating", "starting", "deleting"):
             return Reply(409, _error_body("ContainerGroupTransitioning", "an operation is in progress"))
         if group.phase != "running":
-            group.phase, group.polls_left = "starting", self.boot_polls
+            group.phase, group.polls_left, group.since = "starting", self.boot_polls, self.now()
         return Reply(202, None, self._async_header(lambda: None))
 
     def _stop(self, name: str) -> Reply:

@@ -7,6 +7,7 @@ plus the time the SDKs slept, so durable timers and SDK waits both count as time
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 
 import pytest
@@ -233,3 +234,73 @@ def test_a_failed_mount_reported_as_a_normal_event_reaches_the_user(engine, cloc
     command(engine, clock, env.id, Command.START)
     assert wiring.environments().get(OWNER, env.id).status is Status.RUNNING
     assert len(azure.arm.of("POST", "/listKeys")) == lists_before + 1
+
+
+def test_a_90_second_provision_polls_arm_at_most_15_times(engine, clock, azure: Azure) -> None:
+    """Status polls back off (3 s doubling to 30 s): each is a GET on ARM, an activity and a timer
+    in the history that every replay walks again."""
+    azure.arm.boot_seconds = 90
+    env, status = provision(engine, clock)
+    assert status.output == {"status": "RUNNING"}
+    reads = azure.arm.of("GET", f"/containerGroups/{compute_name(env.id)}")
+    history = engine.status(env.operation).history
+    timers = [e for e in history if e["EventType"] == HistoryEventType.TIMER_CREATED]
+    print(f"90 s provision: {len(reads)} status reads, {len(timers)} timers, {len(history)} history events")
+    assert len(reads) <= 15
+    polls = reads[1:]  # the first read is create's own look for an existing group
+    assert [round(b.at - a.at) for a, b in itertools.pairwise(polls)][:4] == [3, 6, 12, 24]
+
+
+def test_authorization_refused_right_after_a_deploy_is_tried_again(engine, clock, azure: Azure) -> None:
+    """403 AuthorizationFailed while role assignments propagate: the step is tried again after a
+    durable wait, and the environment comes up."""
+    azure.arm.fail_next("PUT", "/containerGroups/", 403, "AuthorizationFailed", times=3)
+    env, status = provision(engine, clock)
+    assert status.output == {"status": "RUNNING"}
+    assert len(azure.arm.of("PUT", "/containerGroups/")) == 4
+    assert azure.arm.created == [compute_name(env.id)]
+
+
+def test_authorization_still_refused_after_the_grace_period_fails_with_a_reason(
+    engine, clock, azure: Azure
+) -> None:
+    azure.arm.fail_next("PUT", "/containerGroups/", 403, "AuthorizationFailed", times=1000)
+    env, status = provision(engine, clock)
+    assert status.output["status"] == "ERROR"
+    reason = wiring.environments().get(OWNER, env.id).status_reason
+    assert "AuthorizationFailed" in reason and "still refused after 10 minutes" in reason
+    assert "role assignments" in reason
+    puts = azure.arm.of("PUT", "/containerGroups/")
+    assert 5 <= len(puts) <= 12  # a bounded number of tries, spread over ten minutes
+    assert puts[-1].at - puts[0].at >= 600
+
+
+def test_an_unregistered_provider_fails_at_once_with_what_to_run(engine, clock, azure: Azure) -> None:
+    azure.arm.fail_next(
+        "PUT",
+        "/containerGroups/",
+        409,
+        "MissingSubscriptionRegistration",
+        "The subscription is not registered to use namespace 'Microsoft.ContainerInstance'.",
+    )
+    env, status = provision(engine, clock)
+    assert status.output["status"] == "ERROR"
+    reason = wiring.environments().get(OWNER, env.id).status_reason
+    assert "az provider register --namespace Microsoft.ContainerInstance" in reason
+    assert len(azure.arm.of("PUT", "/containerGroups/")) == 1  # not retried: it cannot succeed
+
+
+def test_a_409_about_quota_is_permanent_but_one_about_capacity_is_retried(
+    engine, clock, azure: Azure
+) -> None:
+    quota = "The container group quota 'ContainerGroups' exceeded for region 'eastus'."
+    azure.arm.fail_next("PUT", "/containerGroups/", 409, "ServiceUnavailable", quota)
+    env, status = provision(engine, clock)
+    assert status.output["status"] == "ERROR"
+    assert "quota is full" in wiring.environments().get(OWNER, env.id).status_reason
+    assert len(azure.arm.of("PUT", "/containerGroups/")) == 1
+
+    capacity = "The requested resource is not available in the location 'eastus' at this moment."
+    azure.arm.fail_next("PUT", "/containerGroups/", 409, "ServiceUnavailable", capacity, times=2)
+    _, status = provision(engine, clock)
+    assert status.output == {"status": "RUNNING"}
