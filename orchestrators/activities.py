@@ -82,6 +82,7 @@ def _compute_result(status: ComputeStatus) -> Result:
         "vs_code_url": status.vs_code_url,
         "ssh_connection_string": status.ssh_connection_string,
         "error": status.detail if status.state is ComputeState.FAILED else None,
+        "detail": status.detail,
     }
 
 

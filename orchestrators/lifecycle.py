@@ -66,7 +66,10 @@ def _wait_until_running(context: df.DurableOrchestrationContext, job: dict[str, 
         if status["state"] == "absent":
             raise OperationFailed("the compute disappeared while starting")
         if context.current_utc_datetime >= deadline:
-            raise OperationFailed(f"the environment was not running after {job['deadline_seconds']} seconds")
+            last = f" (last seen: {status['detail']})" if status.get("detail") else ""
+            raise OperationFailed(
+                f"the environment was not running after {job['deadline_seconds']} seconds{last}"
+            )
         # Never sleep past the deadline: the last poll lands on it.
         wake = min(context.current_utc_datetime + timedelta(seconds=wait), deadline)
         yield context.create_timer(wake)

@@ -20,6 +20,7 @@ becomes Transient/PermanentBackendError. Nothing logged here carries a secret.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import hashlib
 import logging
 import math
@@ -70,6 +71,7 @@ class AciCompute:
         *,
         transport: HttpTransport[Any, Any] | None = None,
         hash_password: Callable[[str], str] | None = None,
+        https_probe: Callable[[str], bool] | None = None,
     ) -> None:
         from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 
@@ -78,6 +80,7 @@ class AciCompute:
         self._rg = group.resource_group
         self._storage_key = storage_key
         self._hash_password = hash_password or _argon2_hash
+        self._https_probe = https_probe or https_answers
         self._client = ContainerInstanceManagementClient(
             credential, group.subscription_id, **client_options(transport)
         )
@@ -89,9 +92,10 @@ class AciCompute:
         *,
         credential: TokenCredential | None = None,
         transport: HttpTransport[Any, Any] | None = None,
+        https_probe: Callable[[str], bool] | None = None,
     ) -> AciCompute:
-        """The production wiring; `credential` and `transport` replace the identity and the
-        network (tests plug the HTTP simulators in here)."""
+        """The production wiring; `credential`, `transport` and `https_probe` replace the identity
+        and the network (tests plug the HTTP simulators in here)."""
         from shared.backends.aci_group import GroupSettings
 
         assert settings.azure_subscription_id and settings.azure_resource_group  # settings validate it
@@ -115,7 +119,7 @@ class AciCompute:
             settings.workspace_storage_account,
             transport=transport,
         )
-        return cls(group, identity, key, transport=transport)
+        return cls(group, identity, key, transport=transport, https_probe=https_probe)
 
     # --- ComputeBackend ---------------------------------------------------------------------------
 
@@ -155,7 +159,22 @@ class AciCompute:
             return ComputeStatus(
                 name=name, state=ComputeState.FAILED, detail=reason, environment_id=_env_id(group)
             )
-        return self._view(group)
+        view = self._view(group)
+        if (
+            view.state is ComputeState.RUNNING
+            and view.vs_code_url
+            and not self._https_probe(view.vs_code_url)
+        ):
+            # ARM says Running, but the user's URL is the sidecar's HTTPS: RUNNING only once the
+            # certificate is issued and code-server answers behind it.
+            return dataclasses.replace(
+                view,
+                state=ComputeState.PENDING,
+                vs_code_url=None,
+                ssh_connection_string=None,
+                detail=f"waiting for HTTPS at {view.vs_code_url}healthz",
+            )
+        return view
 
     def start(self, spec: ComputeSpec) -> ComputeStatus:
         from shared.backends.aci_group import SPEC_HASH_TAG, build_group
@@ -319,6 +338,21 @@ def _env_id(group: Any) -> str | None:
 def owner_tag_key(secrets_key: bytes) -> bytes:
     """A key of its own for the owner tag, derived from DEV8_SECRETS_KEY (never the key itself)."""
     return hashlib.sha256(b"dev8-owner-tag\x00" + secrets_key).digest()
+
+
+def https_answers(url: str) -> bool:
+    """Whether `{url}healthz` answers 200 over HTTPS with a certificate this machine trusts: the
+    sidecar got its certificate and code-server answers behind it (its /healthz needs no login)."""
+    import urllib.error
+    import urllib.request
+
+    if not url.startswith("https://"):
+        return False
+    try:
+        with urllib.request.urlopen(f"{url}healthz", timeout=5) as answer:  # noqa: S310  # https only
+            return int(answer.status) == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
 
 
 def _argon2_hash(password: str) -> str:

@@ -95,7 +95,7 @@ def storage_key(arm: ArmSimulator, credential: FakeCredential) -> StorageAccount
 
 @pytest.fixture
 def aci(arm: ArmSimulator, credential: FakeCredential, storage_key: StorageAccountKey) -> AciCompute:
-    return AciCompute(group_settings(), credential, storage_key, transport=arm)
+    return AciCompute(group_settings(), credential, storage_key, transport=arm, https_probe=arm.https_answers)
 
 
 @pytest.fixture

@@ -79,6 +79,8 @@ class ArmSimulator(SimTransport):
         self.extra_usage = {"ContainerGroups": 0, "StandardCores": 0}
         self.created: list[str] = []  # names, once per group brought into existence
         self.storage_key = STORAGE_KEY
+        self.tls_broken: set[str] = set()
+        self.https_probes: list[str] = []
         self.refused: list[tuple[str, str]] = []  # (rule, group) of every PUT refused by a limit
 
     # --- routing ----------------------------------------------------------------------------------
@@ -235,6 +237,15 @@ class ArmSimulator(SimTransport):
                 "FailedMount: Failed to mount Azure File Volume: mount error(13): Permission denied"
             )
         return group.failure is not None
+
+    def https_answers(self, url: str) -> bool:
+        """What `https://<fqdn>/healthz` would answer: the group runs and its TLS sidecar serves
+        (a group named in `tls_broken` never gets HTTPS, like a sidecar that cannot bind 443)."""
+        self.https_probes.append(url)
+        for name, group in self.groups.items():
+            if url == f"https://{self.fqdn(name)}/":
+                return group.phase == "running" and name not in self.tls_broken
+        return False
 
     def rotate_key(self, new_key: str) -> None:
         """Regenerate the account key: listKeys answers the new one and mounts with the old fail."""

@@ -69,7 +69,9 @@ def azure(app_env: pytest.MonkeyPatch, clock: ManualClock) -> Azure:
     sims = Azure(clock)
     settings = get_settings()
     credential = FakeCredential()
-    compute = AciCompute.from_settings(settings, credential=credential, transport=sims.arm)
+    compute = AciCompute.from_settings(
+        settings, credential=credential, transport=sims.arm, https_probe=sims.arm.https_answers
+    )
     shares = AzureFilesWorkspaces.from_settings(
         settings, credential=credential, arm_transport=sims.arm, transport=sims.files, sleep=sims.files.sleep
     )
@@ -304,3 +306,21 @@ def test_a_409_about_quota_is_permanent_but_one_about_capacity_is_retried(
     azure.arm.fail_next("PUT", "/containerGroups/", 409, "ServiceUnavailable", capacity, times=2)
     _, status = provision(engine, clock)
     assert status.output == {"status": "RUNNING"}
+
+
+def test_running_only_once_the_ide_answers_over_https(engine, clock, azure: Azure) -> None:
+    env, status = provision(engine, clock)
+    assert status.output == {"status": "RUNNING"}
+    url = f"https://{azure.arm.fqdn(compute_name(env.id))}/"
+    assert azure.arm.https_probes and set(azure.arm.https_probes) == {url}
+
+
+def test_a_sidecar_that_never_serves_https_ends_in_error_not_running(engine, clock, azure: Azure) -> None:
+    env = create()
+    azure.arm.tls_broken.add(compute_name(env.id))
+    status = run(engine, clock, launch(engine, jobs.PROVISION, env))
+    assert status.output["status"] == "ERROR"
+    record = wiring.environments().get(OWNER, env.id)
+    assert record.status is Status.ERROR and record.vs_code_url is None
+    assert "was not running after" in record.status_reason and "waiting for HTTPS" in record.status_reason
+    assert compute_name(env.id) not in azure.arm.groups  # compensated: it does not keep billing

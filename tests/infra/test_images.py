@@ -71,6 +71,8 @@ def test_base_images_are_pinned(parsed: dict[Path, Any]) -> None:
 
 def test_images_run_as_a_non_root_user(parsed: dict[Path, Any]) -> None:
     for path, dockerfile in parsed.items():
+        if path == DOCKER / "tls" / "Dockerfile":
+            continue  # the TLS sidecar: below
         users = instructions(dockerfile, "USER")
         assert users, f"{path}: no USER"
         final_user = users[-1].split(":")[0]
@@ -111,6 +113,14 @@ def test_healthcheck_and_ports(parsed: dict[Path, Any]) -> None:
         )
     tls = parsed[DOCKER / "tls" / "Dockerfile"]
     assert instructions(tls, "EXPOSE") == ["80 443"]
+
+
+def test_the_tls_sidecar_binds_80_and_443_as_root_without_file_capabilities(parsed: dict[Path, Any]) -> None:
+    """Like the official Caddy image: root inside its own container (no user code or secret there),
+    never a setcap that ACI may not honour."""
+    tls = parsed[DOCKER / "tls" / "Dockerfile"]
+    assert instructions(tls, "USER") in ([], ["root"], ["0"])
+    assert not any("setcap" in run for run in instructions(tls, "RUN"))
 
 
 def test_base_entrypoint_runs_under_tini(parsed: dict[Path, Any]) -> None:
