@@ -177,7 +177,7 @@ def test_deadline_passed_ends_in_error(app_env, clock):
     status = run(engine, clock, launch(engine, jobs.PROVISION, env))
     assert status.output["status"] == "ERROR"
     record = wiring.environments().get(OWNER, env.id)
-    assert record.status_reason == "the environment was not running after 30 seconds"
+    assert record.status_reason.startswith("the environment was not running after 30 seconds (last seen: ")
     assert wiring.compute().status(compute_name(env.id)).state is ComputeState.ABSENT
 
 
