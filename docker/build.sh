@@ -4,7 +4,8 @@
 #
 #   docker/build.sh local [TAG]             docker build on this machine: dev8-*:TAG (default dev)
 #   docker/build.sh acr REGISTRY TAG        ACR Tasks (az acr build) in registry REGISTRY (its name,
-#                                           not its login server): every image tagged TAG and latest
+#                                           not its login server): every image tagged TAG only (never
+#                                           latest: the app pins DEV8_IMAGE_TAG to a commit)
 #
 # The ACR mode needs az signed in with a role that may run ACR Tasks on the registry (for example
 # Contributor on it); no Docker engine is needed.
@@ -29,12 +30,12 @@ build_local() {
   docker build --file "$here/tls/Dockerfile" --tag "dev8-tls:$tag" "$here"
 }
 
-# acr_build IMAGE DOCKERFILE [--build-arg ...]: one ACR Tasks run, tagged with the tag and latest.
+# acr_build IMAGE DOCKERFILE [--build-arg ...]: one ACR Tasks run, tagged with the tag.
 acr_build() {
   local image="$1" dockerfile="$2"
   shift 2
   az acr build --registry "$registry" --platform linux/amd64 \
-    --file "$here/$dockerfile" --image "$image:$tag" --image "$image:latest" \
+    --file "$here/$dockerfile" --image "$image:$tag" \
     "$@" "$here"
 }
 

@@ -17,11 +17,70 @@ targetScope = 'subscription'
 @description('azd environment name; part of every resource name.')
 param environmentName string
 
+// Regions that offer both Flex Consumption (the list of the official Flex quickstarts,
+// learn.microsoft.com/azure/azure-functions/flex-consumption-how-to#view-currently-supported-regions)
+// and zone-redundant storage, which the data and workspace accounts use
+// (learn.microsoft.com/azure/storage/common/storage-redundancy#zone-redundant-storage). Checked
+// December 2026; `az functionapp list-flexconsumption-locations` gives today's Flex list.
 @minLength(1)
-@description('Region of the backend (must offer Flex Consumption).')
+@description('Region of the backend (Flex Consumption and zone-redundant storage).')
+@allowed([
+  'australiaeast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'westeurope'
+  'westus2'
+  'westus3'
+])
 param location string
 
-@description('Region of the workspace container groups and shares (DEV8_AZURE_LOCATION).')
+@description('Region of the workspace container groups and shares (DEV8_AZURE_LOCATION); its storage is zone-redundant too.')
+@allowed([
+  'australiaeast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'westeurope'
+  'westus2'
+  'westus3'
+])
 param workspaceLocation string = location
 
 @description('Object id of the person or pipeline running azd (AZURE_PRINCIPAL_ID): manages the Key Vault secrets. Empty for none.')
@@ -52,8 +111,9 @@ param jwtIssuer string = 'dev8-web'
 @description('Expected JWT audience (DEV8_JWT_AUDIENCE); empty: not checked.')
 param jwtAudience string = 'dev8-api'
 
-@description('Tag of the workspace images the app starts (DEV8_IMAGE_TAG); CI pushes both the commit SHA and latest.')
-param imageTag string = 'latest'
+@minLength(1)
+@description('Tag of the workspace images the app starts (DEV8_IMAGE_TAG): the commit the images workflow built, never latest (ACI pulls the image again on every start, so a moving tag would upgrade users silently). The app refuses latest with the aci backend.')
+param imageTag string
 
 @description('Prefix of the app\'s table names (DEV8_TABLE_PREFIX).')
 param tablePrefix string = 'dev8'
@@ -111,9 +171,14 @@ param provisionTimeoutSeconds int = 600
 @description('Browser origins allowed to call the API (the frontend\'s URL); empty: none.')
 param corsAllowedOrigins array = []
 
-@minValue(1)
+// "The lowest maximum scale is currently 40" and the highest 1000 (flex-consumption-plan,
+// "Instance count").
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 40
+
+@description('Create a custom role that lets the app read ACI usages (a quota check before each create). Creating a role definition needs Owner or User Access Administrator; without it the app skips the check and a full quota is reported when the create fails.')
+param createUsageReaderRole bool = false
 
 @minValue(1)
 @maxValue(365)
@@ -282,10 +347,12 @@ module workspaceAccess 'modules/workspace-access.bicep' = {
 
 // Checking the region's ACI quota before a create reads location usages, which live at the
 // subscription scope: a custom role with only those reads, assigned at the subscription.
-resource aciUsageReader 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+// Role names are unique per tenant: the subscription's hash keeps two subscriptions using the same
+// azd environment name apart.
+resource aciUsageReader 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (createUsageReaderRole) {
   name: guid(subscription().id, environmentName, 'dev8-aci-usage-reader')
   properties: {
-    roleName: 'Dev8 ACI usage reader (${environmentName})'
+    roleName: 'Dev8 ACI usage reader (${environmentName}, ${uniqueString(subscription().id)})'
     description: 'Reads Azure Container Instances location usages and capabilities (quota checks before creating a workspace).'
     type: 'CustomRole'
     assignableScopes: [
@@ -305,7 +372,7 @@ resource aciUsageReader 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   }
 }
 
-resource aciUsageReaderAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+resource aciUsageReaderAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (createUsageReaderRole) {
   name: guid(subscription().id, environmentName, 'dev8-aci-usage-reader', 'api')
   properties: {
     principalId: identity.outputs.apiPrincipalId

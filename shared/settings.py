@@ -135,6 +135,12 @@ class Settings(BaseSettings):
             self.azure_subscription_id and self.azure_resource_group
         ):
             raise _missing("DEV8_AZURE_SUBSCRIPTION_ID and DEV8_AZURE_RESOURCE_GROUP (compute backend aci)")
+        if self.compute_backend is ComputeBackendName.ACI and self.image_tag.strip().lower() in ("", "latest"):
+            # ACI pulls the image again on every start (container-instances-stop-start): a moving
+            # tag would upgrade a user's tools silently. Pin the commit the images were built from.
+            raise _MissingSetting(
+                "DEV8_IMAGE_TAG must name the images' build (the commit), not latest, with the aci backend"
+            )
         if self.workspace_backend is WorkspaceBackendName.AZUREFILES and not self.workspace_storage_account:
             raise _missing("DEV8_WORKSPACE_STORAGE_ACCOUNT (workspace backend azurefiles)")
         return self

@@ -1,5 +1,6 @@
 #!/bin/sh
-# azd postprovision hook: make sure Key Vault holds the secrets the Function App reads through Key
+# azd postprovision hook: register the Microsoft.ContainerInstance resource provider, then make sure
+# Key Vault holds the secrets the Function App reads through Key
 # Vault references (DEV8_JWT_SECRET, DEV8_SECRETS_KEY), generating only the ones that are missing,
 # then restart the app so the references resolve. An existing secret is never replaced: a new
 # sealing key would make every stored environment secret unreadable.
@@ -70,6 +71,22 @@ else
   create_secret "$key_name" 32
   created=1
   log "generated secret $key_name"
+fi
+
+# The app creates container groups at run time, so no deployment registers their resource provider,
+# and the app's identity may not (it has no */register/action). A subscription that never used ACI
+# answers MissingSubscriptionRegistration to the first create (learn.microsoft.com/azure/
+# azure-resource-manager/troubleshooting/error-register-resource-provider). Idempotent.
+provider=Microsoft.ContainerInstance
+state="$(az provider show --namespace "$provider" --query registrationState --output tsv 2>/dev/null || true)"
+if [ "$state" = Registered ]; then
+  log "resource provider $provider registered"
+else
+  log "registering resource provider $provider (was: ${state:-unknown}); this can take a few minutes"
+  if ! az provider register --namespace "$provider" --wait --output none; then
+    log "cannot register $provider: ask an owner of the subscription to run: az provider register --namespace $provider"
+    exit 1
+  fi
 fi
 
 if [ "$created" -eq 1 ]; then

@@ -36,7 +36,8 @@ param applicationInsightsConnectionString string
 @description('Python version of the Flex Consumption runtime.')
 param pythonVersion string = '3.11'
 
-@minValue(1)
+// flex-consumption-plan, "Instance count": the lowest maximum is 40, the highest 1000.
+@minValue(40)
 @maxValue(1000)
 @description('Upper bound of instances Flex Consumption scales out to.')
 param maximumInstanceCount int = 40

@@ -348,3 +348,44 @@ def test_every_checkov_skip_is_justified_and_used(bicep_report: dict[str, Any]) 
         reported.add((Path(check["file_path"]).name, check["check_id"]))
     # A skip comment that suppresses nothing is stale: remove it rather than keep an excuse around.
     assert inline == reported, {"unused": inline - reported, "unexpected": reported - inline}
+
+
+def _param_block(text: str, name: str) -> str:
+    """The decorators and declaration of one parameter of a .bicep file, as text."""
+    lines = text.splitlines()
+    end = next(i for i, line in enumerate(lines) if line.startswith(f"param {name} "))
+    start = end
+    while start > 0 and (lines[start - 1].startswith(("@", "  '", "])")) or lines[start - 1] == "])"):
+        start -= 1
+    return "\n".join(lines[start : end + 1])
+
+
+def test_regions_offer_flex_consumption_and_zone_redundant_storage() -> None:
+    text = (ROOT / "infra" / "main.bicep").read_text()
+    for name in ("location", "workspaceLocation"):
+        block = _param_block(text, name)
+        allowed = set(re.findall(r"^  '([a-z0-9]+)'$", block, re.MULTILINE))
+        assert {"eastus", "westeurope", "swedencentral"} <= allowed, name
+        # Flex Consumption regions without availability zones (no ZRS) are left out.
+        assert not allowed & {"westus", "northcentralus", "ukwest", "westcentralus", "australiasoutheast"}
+
+
+def test_maximum_instance_count_within_flex_bounds() -> None:
+    for path in (ROOT / "infra" / "main.bicep", ROOT / "infra" / "modules" / "functionapp.bicep"):
+        block = _param_block(path.read_text(), "maximumInstanceCount")
+        assert "@minValue(40)" in block and "@maxValue(1000)" in block, path
+
+
+def test_the_custom_role_is_optional_and_named_per_subscription() -> None:
+    text = (ROOT / "infra" / "main.bicep").read_text()
+    assert "param createUsageReaderRole bool = false" in text
+    assert re.search(r"roleDefinitions@[\d-]+' = if \(createUsageReaderRole\)", text)
+    assert re.search(r"roleAssignments@[\d-]+' = if \(createUsageReaderRole\)", text)
+    assert "uniqueString(subscription().id)" in re.search(r"roleName: '([^']+)'", text).group(1)
+
+
+def test_the_image_tag_is_never_defaulted_to_latest() -> None:
+    text = (ROOT / "infra" / "main.bicep").read_text()
+    assert re.search(r"^param imageTag string$", text, re.MULTILINE), "a deployment must name the tag"
+    parameters = (ROOT / "infra" / "main.parameters.json").read_text()
+    assert '"${IMAGE_TAG}"' in parameters and "latest" not in parameters

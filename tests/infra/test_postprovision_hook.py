@@ -41,6 +41,12 @@ case "$1 $2 $3" in
     stat -c '%a' "$file" >"$RECORD/secret.$name.mode"
     ;;
   "functionapp restart "*) ;;
+  "provider show --namespace")
+    echo "${PROVIDER_STATE:-NotRegistered}"
+    ;;
+  "provider register --namespace")
+    [ -z "${REGISTER_FAILS:-}" ] || { echo "(AuthorizationFailed) no register action" >&2; exit 1; }
+    ;;
   *) echo "fake az: unexpected $*" >&2; exit 2 ;;
 esac
 """
@@ -142,3 +148,23 @@ def test_needs_the_azd_outputs(hook: Hook) -> None:
     assert result.returncode != 0
     assert "AZURE_KEY_VAULT_NAME" in result.stderr
     assert hook.az_calls() == []
+
+
+def test_registers_the_container_instance_provider_once(hook: Hook) -> None:
+    result = hook.run(EXISTING_SECRETS="dev8-jwt-secret dev8-secrets-key")
+    assert result.returncode == 0, result.stderr
+    registers = [c for c in hook.az_calls() if c.startswith("provider register")]
+    assert registers == ["provider register --namespace Microsoft.ContainerInstance --wait --output none"]
+
+
+def test_an_already_registered_provider_is_left_alone(hook: Hook) -> None:
+    result = hook.run(EXISTING_SECRETS="dev8-jwt-secret dev8-secrets-key", PROVIDER_STATE="Registered")
+    assert result.returncode == 0, result.stderr
+    assert not [c for c in hook.az_calls() if c.startswith("provider register")]
+    assert "Microsoft.ContainerInstance registered" in result.stderr
+
+
+def test_a_registration_it_may_not_do_says_who_must(hook: Hook) -> None:
+    result = hook.run(EXISTING_SECRETS="dev8-jwt-secret dev8-secrets-key", REGISTER_FAILS="1")
+    assert result.returncode != 0
+    assert "az provider register --namespace Microsoft.ContainerInstance" in result.stderr

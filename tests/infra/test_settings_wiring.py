@@ -50,6 +50,7 @@ RUNTIME_STAND_INS = {
     "DEV8_REGISTRY_IDENTITY_ID": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
     "rg-example/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-ws-pull-example",
     "DEV8_PUBLIC_BASE_URL": "https://func-dev8-example.azurewebsites.net",
+    "DEV8_IMAGE_TAG": "3f2a9c1d0e8b7a6f5e4d3c2b1a0f9e8d7c6b5a49",  # the commit deploy.yml passes
 }
 
 

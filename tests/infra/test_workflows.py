@@ -14,11 +14,13 @@ from tests.infra.tooling import ROOT, checkov, probe
 WORKFLOWS = ROOT / ".github" / "workflows"
 CI = WORKFLOWS / "ci.yml"
 DEPLOY = WORKFLOWS / "deploy.yml"
+IMAGES = WORKFLOWS / "images.yml"
+DEPENDABOT = ROOT / ".github" / "dependabot.yml"
 
 
 @pytest.fixture(scope="module")
 def workflows() -> dict[Path, Any]:
-    return probe("yaml", CI, DEPLOY)
+    return probe("yaml", CI, DEPLOY, IMAGES, DEPENDABOT)
 
 
 def triggers(workflow: dict[str, Any]) -> dict[str, Any]:
@@ -29,7 +31,7 @@ def triggers(workflow: dict[str, Any]) -> dict[str, Any]:
 
 
 def steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
-    return [step for job in workflow["jobs"].values() for step in job["steps"]]
+    return [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
 
 
 def runs(workflow: dict[str, Any]) -> list[str]:
@@ -81,18 +83,59 @@ def test_deploy_uses_oidc_and_no_long_lived_secret(workflows: dict[Path, Any]) -
     assert all("environment" not in job for job in deploy["jobs"].values())
 
 
-def test_deploy_builds_the_images_then_deploys_the_api(workflows: dict[Path, Any]) -> None:
+def test_deploy_ships_the_images_it_built_pinned_to_the_commit(workflows: dict[Path, Any]) -> None:
     deploy = workflows[DEPLOY]
+    images = deploy["jobs"]["images"]
+    assert images["uses"] == "./.github/workflows/images.yml" and images["with"] == {"push": True}
+    job = deploy["jobs"]["deploy"]
+    assert job["needs"] == "images"
+    assert job["env"]["IMAGE_TAG"] == "${{ github.sha }}"  # DEV8_IMAGE_TAG, through main.parameters.json
     login = step_index(deploy, r"azure/login@")
-    build = step_index(deploy, r"docker/build\.sh acr ")
+    provision = step_index(deploy, r"azd provision")
     ship = step_index(deploy, r"azd deploy api")
-    assert login < build < ship
-    build_run = steps(deploy)[build]["run"]
-    assert "AZURE_CONTAINER_REGISTRY_NAME" in build_run and "GITHUB_SHA" in build_run
+    assert login < provision < ship
+    assert "if" not in steps(deploy)[provision], "every deploy provisions: that is what pins the tag"
+    assert not any("env refresh" in r for r in runs(deploy)), "refresh fails before the first provision"
+    assert ":latest" not in DEPLOY.read_text() and "IMAGE_TAG=latest" not in DEPLOY.read_text()
+
+
+def test_images_are_built_scanned_and_pushed_with_the_commit_tag_only(workflows: dict[Path, Any]) -> None:
+    images = workflows[IMAGES]
+    assert "pull_request" in triggers(images) and "workflow_call" in triggers(images)
+    assert images["permissions"]["id-token"] == "write"
+    build = step_index(images, r"docker/build\.sh local")
+    scan = step_index(images, r"--severity HIGH,CRITICAL")
+    push = step_index(images, r"docker push")
+    assert build < scan < push
+    scan_run = steps(images)[scan]["run"]
+    assert "--exit-code 1" in scan_run and re.search(
+        r"aquasec/trivy:\d", images["jobs"]["images"]["env"]["TRIVY_IMAGE"]
+    )
+    for name in ("base", "node", "python", "go", "fullstack", "tls"):
+        assert name in scan_run and name in steps(images)[push]["run"]
+    assert steps(images)[push]["if"] == "${{ inputs.push }}"
+    assert ":latest" not in (WORKFLOWS / "images.yml").read_text()
+    assert "secrets." not in (WORKFLOWS / "images.yml").read_text()
+
+
+def test_dependabot_covers_pip_npm_docker_and_actions(workflows: dict[Path, Any]) -> None:
+    config = workflows[DEPENDABOT]
+    ecosystems = {update["package-ecosystem"]: update for update in config["updates"]}
+    assert set(ecosystems) == {"pip", "npm", "docker", "github-actions"}
+    docker_dirs = set(ecosystems["docker"]["directories"])
+    assert docker_dirs == {f"/docker/{p.parent.name}" for p in (ROOT / "docker").glob("*/Dockerfile")}
+
+
+def test_ci_has_a_security_job(workflows: dict[Path, Any]) -> None:
+    security = workflows[CI]["jobs"]["security"]
+    text = " ".join(step.get("run", "") for step in security["steps"])
+    assert "ruff check --select S" in text and "pip-audit --strict" in text
 
 
 def test_actions_are_pinned_to_a_release(workflows: dict[Path, Any]) -> None:
     for path, workflow in workflows.items():
+        if path == DEPENDABOT:
+            continue
         for step in steps(workflow):
             if "uses" in step:
                 assert re.fullmatch(r"[\w.-]+/[\w.-]+@(v\d+(\.\d+)*|[0-9a-f]{40})", step["uses"]), (

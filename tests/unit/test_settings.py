@@ -86,3 +86,16 @@ def test_an_unresolved_key_vault_reference_is_refused(env):
         SettingsError, match="DEV8_JWT_SECRET is invalid: is an unresolved Key Vault reference"
     ):
         load_settings()
+
+
+@pytest.mark.parametrize("tag", [None, "latest", "LATEST"])
+def test_aci_refuses_a_moving_image_tag(env, tag):
+    env.setenv("DEV8_COMPUTE_BACKEND", "aci")
+    env.setenv("DEV8_AZURE_SUBSCRIPTION_ID", "sub")
+    env.setenv("DEV8_AZURE_RESOURCE_GROUP", "rg")
+    if tag is not None:
+        env.setenv("DEV8_IMAGE_TAG", tag)
+    with pytest.raises(SettingsError, match="DEV8_IMAGE_TAG must name the images' build"):
+        load_settings()
+    env.setenv("DEV8_IMAGE_TAG", "3f2a9c1d0e8b")
+    assert load_settings().image_tag == "3f2a9c1d0e8b"
