@@ -135,7 +135,8 @@ class Settings(BaseSettings):
             self.azure_subscription_id and self.azure_resource_group
         ):
             raise _missing("DEV8_AZURE_SUBSCRIPTION_ID and DEV8_AZURE_RESOURCE_GROUP (compute backend aci)")
-        if self.compute_backend is ComputeBackendName.ACI and self.image_tag.strip().lower() in ("", "latest"):
+        moving_tag = self.image_tag.strip().lower() in ("", "latest")
+        if self.compute_backend is ComputeBackendName.ACI and moving_tag:
             # ACI pulls the image again on every start (container-instances-stop-start): a moving
             # tag would upgrade a user's tools silently. Pin the commit the images were built from.
             raise _MissingSetting(
