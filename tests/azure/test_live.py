@@ -1,4 +1,7 @@
-"""Against a real subscription: create → running → stop → start → delete with the real adapters.
+"""Against a real subscription: create → running → stop → start → delete with the real adapters,
+then every template as a user meets it: HTTPS and the IDE's login page, SSH as the workspace user,
+a symlink, a venv and an `npm install` in /workspace, files kept across stop and start, and a
+preview URL that needs the IDE login. docs/runbook.md says what each failure means.
 
 Run with `pytest -m azure_live tests/azure/test_live.py -s` after `az login` (DefaultAzureCredential)
 with AZURE_SUBSCRIPTION_ID, DEV8_AZURE_RESOURCE_GROUP and DEV8_WORKSPACE_STORAGE_ACCOUNT set, and
@@ -13,8 +16,10 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +33,7 @@ NEEDED = (
     "DEV8_AZURE_RESOURCE_GROUP",
     "DEV8_WORKSPACE_STORAGE_ACCOUNT",
     "DEV8_REGISTRY",
+    "DEV8_IMAGE_TAG",
 )
 DEADLINE_SECONDS = 900
 
@@ -102,3 +108,88 @@ def test_create_run_stop_start_delete_on_azure() -> None:
     assert compute.status(name).state is ComputeState.ABSENT
     compute.delete(name)  # already gone: done
     assert not shares.exists(workspace_name(env_id))
+
+
+def _ssh(fqdn: str, key: Path, command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["ssh", "-p", "2222", "-i", str(key), "-o", "StrictHostKeyChecking=no",
+         "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=20",
+         f"dev8@{fqdn}", command],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+
+
+WORKSPACE_CHECKS = """set -e
+cd /workspace
+echo kept > kept.txt
+ln -sf kept.txt link-to-kept && test -L link-to-kept
+if command -v python3 >/dev/null; then python3 -m venv .venv-live && .venv-live/bin/python -c 'print(1)'; fi
+if command -v npm >/dev/null; then mkdir -p npm-live && cd npm-live && npm init -y >/dev/null \
+  && npm install --no-audit --no-fund is-number@7.0.0 >/dev/null && test -e node_modules/is-number; fi
+"""
+
+
+@pytest.mark.parametrize("template", ["node", "python", "go", "fullstack"])
+def test_every_template_as_a_user_meets_it(template: str, tmp_path: Path) -> None:
+    import httpx
+
+    from shared.backends.aci import AciCompute
+    from shared.backends.azurefiles import AzureFilesWorkspaces
+    from shared.catalog import TEMPLATES, image_reference
+
+    settings = live_settings()
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    compute = AciCompute.from_settings(settings)
+    shares = AzureFilesWorkspaces.from_settings(settings)
+    env_id = f"env-live{uuid.uuid4().hex[:8]}"
+    name, password, port = compute_name(env_id), secrets.token_urlsafe(16), TEMPLATES[template].ports[0]
+    try:
+        workspace = shares.ensure(workspace_name(env_id), 5)
+        spec = ComputeSpec(
+            name=name,
+            environment_id=env_id,
+            owner="azure-live-test",
+            image=image_reference(TEMPLATES[template], settings.registry, settings.image_tag),
+            cpu_cores=2.0,
+            memory_gb=4.0,
+            ports=TEMPLATES[template].ports,
+            environment_variables={"DEV8_ENVIRONMENT_ID": env_id},
+            workspace=workspace,
+            secure_environment={"PASSWORD": password, "SSH_PUBLIC_KEY": key.with_suffix(".pub").read_text()},
+        )
+        started = time.monotonic()
+        compute.create(spec)
+        url = wait_for(compute, name, ComputeState.RUNNING).vs_code_url  # RUNNING means HTTPS answered
+        assert url is not None
+        print(f"  {template}: running at {url} after {time.monotonic() - started:.0f} s (pull and boot)")
+        fqdn = url.removeprefix("https://").rstrip("/")
+        assert httpx.get(f"{url}healthz", timeout=30).status_code == 200
+        login = httpx.get(url, timeout=30, follow_redirects=True)
+        assert login.status_code == 200 and "password" in login.text.lower()
+
+        checks = _ssh(fqdn, key, WORKSPACE_CHECKS)
+        assert checks.returncode == 0, f"in /workspace as the workspace user: {checks.stderr[-2000:]}"
+
+        # A dev server behind the preview URL: refused without the IDE login, served after it.
+        server = (
+            "cd /workspace && echo live-preview > index.html && "
+            f"(nohup python3 -m http.server {port} >/dev/null 2>&1 &)"
+        )
+        assert _ssh(fqdn, key, server).returncode == 0
+        preview = f"{url}proxy/{port}/"
+        assert httpx.get(preview, timeout=30).status_code in (302, 401)
+        with httpx.Client(timeout=30, follow_redirects=True) as browser:
+            browser.post(f"{url}login", data={"password": password})
+            assert "live-preview" in browser.get(preview).text
+
+        assert compute.stop(name).state is ComputeState.STOPPED
+        compute.start(spec)
+        wait_for(compute, name, ComputeState.RUNNING)
+        kept = _ssh(fqdn, key, "cd /workspace && cat kept.txt && test -L link-to-kept")
+        assert kept.returncode == 0 and "kept" in kept.stdout, (
+            "files in /workspace must survive stop and start"
+        )
+    finally:
+        compute.delete(name)
+        shares.delete(workspace_name(env_id))
