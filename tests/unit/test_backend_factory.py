@@ -75,6 +75,7 @@ def test_aci_compute_is_built_without_touching_azure(env: pytest.MonkeyPatch) ->
     env.setenv("DEV8_AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000")
     env.setenv("DEV8_AZURE_RESOURCE_GROUP", "rg-dev8")
     env.setenv("DEV8_WORKSPACE_STORAGE_ACCOUNT", "dev8files")
+    env.setenv("DEV8_IMAGE_TAG", "3f2a9c1d0e8b")
     from shared.backends.aci import AciCompute
 
     compute = factory.compute_backend(settings())
