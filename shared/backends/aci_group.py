@@ -48,10 +48,9 @@ HASHED_PASSWORD_VARIABLE = "HASHED_PASSWORD"  # noqa: S105
 # while no other tenant, subscription or group can take the name over once it is released.
 DNS_LABEL_SCOPE = "ResourceGroupReuse"
 _SECURE_MARK = "<secure>"
+# HTTPS (the IDE and its preview URLs), HTTP (ACME HTTP-01 and the redirect), SSH: within ACI's
 # "Ports per IP: 5", an unchangeable limit (learn.microsoft.com/azure/container-instances/
 # container-instances-resource-and-quota-limits, "Unchangeable (Hard) Limits").
-MAX_PUBLIC_PORTS = 5
-# HTTPS (the IDE and its preview URLs), HTTP (ACME HTTP-01 and the redirect), SSH.
 PUBLIC_PORTS = (443, 80, SSH_PORT)
 
 

@@ -603,13 +603,15 @@ class TableEnvironmentStore:
     def orphan_sightings(self, names: Collection[str], now: datetime) -> dict[str, datetime]:
         """When each of `names` was first seen orphaned (`now` for a new one); rows of compute no
         longer orphaned are removed. One query plus a write per change."""
+        wanted = set(names)
         seen: dict[str, datetime] = {}
         for row in self._query(self._index, "PartitionKey eq @pk", {"pk": ORPHANS}):
-            if row["RowKey"] in names:
-                seen[str(row["RowKey"])] = utc(row["first_seen"])
+            name = str(row["RowKey"])
+            if name in wanted:
+                seen[name] = utc(row["first_seen"])
             else:
-                self.forget_orphan(str(row["RowKey"]))
-        for name in set(names) - set(seen):
+                self.forget_orphan(name)
+        for name in wanted - set(seen):
             self.stats.add("writes")
             try:
                 self._index.create_entity({"PartitionKey": ORPHANS, "RowKey": name, "first_seen": now})

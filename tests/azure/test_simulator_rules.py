@@ -14,7 +14,7 @@ from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.containerinstance import models as m
 
 from shared.backends.aci import AciCompute
-from shared.backends.aci_group import MAX_PUBLIC_PORTS, build_group
+from shared.backends.aci_group import build_group
 from shared.backends.azure_common import client_options, translate
 from shared.backends.azurefiles import AzureFilesWorkspaces
 from shared.catalog import TEMPLATES, image_reference
@@ -105,7 +105,7 @@ VIOLATIONS: list[tuple[str, str, Callable[[Body], None]]] = [
     ("container group name", "x" * 64, lambda body: None),
     ("container names", "dev8-ok", lambda b: b["properties"]["containers"][0].update(name="Workspace")),
     ("containers per group", "dev8-ok", add_containers(azure_rules.MAX_CONTAINERS - 1)),
-    ("ports per IP", "dev8-ok", lambda body: add_ports(body, MAX_PUBLIC_PORTS - 2)),
+    ("ports per IP", "dev8-ok", lambda body: add_ports(body, azure_rules.MAX_PORTS_PER_IP - 2)),
     (
         "IP ports exposed by a container",
         "dev8-ok",
@@ -176,9 +176,10 @@ def test_the_unchanged_body_is_accepted() -> None:
 
 @pytest.mark.parametrize("template", sorted(TEMPLATES))
 @pytest.mark.parametrize("size", [size.name for size in offered_sizes(aci_placement())])
-def test_the_aci_adapter_sends_only_what_azure_accepts(template: str, size: str, arm: ArmSimulator) -> None:
+def test_the_aci_adapter_sends_only_what_azure_accepts(
+    template: str, size: str, aci: AciCompute, arm: ArmSimulator
+) -> None:
     offered = {s.name: s for s in offered_sizes(aci_placement())}[size]
-    aci = AciCompute(group_settings(), FakeCredential(), _key(arm), transport=arm)
     spec = make_spec(
         image=image_reference(TEMPLATES[template], REGISTRY, "v42"),
         cpu_cores=offered.cpu_cores,
@@ -188,7 +189,7 @@ def test_the_aci_adapter_sends_only_what_azure_accepts(template: str, size: str,
     aci.create(spec)
     assert arm.refused == []
     (sent,) = arm.put_bodies()
-    assert len(sent["properties"]["ipAddress"]["ports"]) <= MAX_PUBLIC_PORTS
+    assert len(sent["properties"]["ipAddress"]["ports"]) <= azure_rules.MAX_PORTS_PER_IP
 
 
 def test_names_made_from_any_environment_id_are_valid() -> None:
@@ -235,9 +236,3 @@ def test_files_refuses_a_request_signed_with_another_key(
     with pytest.raises(Exception, match="key changed"):
         workspaces.exists("ws-ok")
     assert files.requests[-1].status == 403
-
-
-def _key(arm: ArmSimulator) -> Any:
-    from shared.backends.azure_common import StorageAccountKey
-
-    return StorageAccountKey(FakeCredential(), SUBSCRIPTION, RESOURCE_GROUP, "stwsdev8sim", transport=arm)

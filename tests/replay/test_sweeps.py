@@ -105,6 +105,22 @@ class World:
         return self.store.events(OWNER, env_id, 1)[0]
 
 
+def stray_spec(environment_id: str) -> ComputeSpec:
+    """Compute that no record of this app owns (what the reconciler must call an orphan)."""
+    return ComputeSpec(
+        name=compute_name(environment_id),
+        environment_id=environment_id,
+        owner="nobody",
+        image="dev8-go",
+        cpu_cores=1,
+        memory_gb=2,
+        ports=(),
+        environment_variables={},
+        workspace=Workspace("ws", "/tmp/none", 1),
+        secure_environment={},
+    )
+
+
 @pytest.fixture
 def world(app_env) -> World:
     app_env.setenv("DEV8_SIMULATED_BOOT_POLLS", "0")
@@ -230,18 +246,7 @@ def test_reconciler_removes_orphan_compute_after_the_grace_period(world: World):
     result = world.service.command(OWNER, deleted.id, Command.DELETE)
     world.run(result.environment)
     stray = "env-00000000000000aa"
-    spec = ComputeSpec(
-        name=compute_name(stray),
-        environment_id=stray,
-        owner="nobody",
-        image="dev8-go",
-        cpu_cores=1,
-        memory_gb=2,
-        ports=(),
-        environment_variables={},
-        workspace=Workspace("ws", "/tmp/none", 1),
-        secure_environment={},
-    )
+    spec = stray_spec(stray)
     world.compute.create(spec)  # compute with no record at all
     # Compute left behind by a DELETED record.
     world.compute.create(replace(spec, name=compute_name(deleted.id), environment_id=deleted.id))
@@ -352,20 +357,7 @@ def test_the_orphan_grace_period_survives_fresh_instances(world: World):
     from shared.store.tables import TableEnvironmentStore
 
     stray = "env-00000000000000bb"
-    world.compute.create(
-        ComputeSpec(
-            name=compute_name(stray),
-            environment_id=stray,
-            owner="nobody",
-            image="dev8-go",
-            cpu_cores=1,
-            memory_gb=2,
-            ports=(),
-            environment_variables={},
-            workspace=Workspace("ws", "/tmp/none", 1),
-            secure_environment={},
-        )
-    )
+    world.compute.create(stray_spec(stray))
 
     def fresh_pass():
         store = TableEnvironmentStore.from_settings(get_settings())  # a new instance's own clients
