@@ -7,7 +7,7 @@ from typing import Any, TypedDict
 from shared.lifecycle import Command
 from shared.models import Environment
 from shared.service import operation_kind
-from shared.settings import Settings
+from shared.settings import ComputeBackendName, Settings
 
 PROVISION = "provision_environment"
 START = "start_environment"
@@ -33,8 +33,10 @@ def orchestration_for(env: Environment) -> str:
 
 
 # Seconds between compute status polls while waiting for an environment to come up: the first
-# wait, doubled after each poll up to the last. Each poll is a GET on ARM, an activity and a timer
-# in the history (replayed in full), and ARM throttles reads per subscription and region.
+# wait, doubled after each poll up to the last on ACI, where each poll is a GET on ARM (which
+# throttles reads per subscription and region), an activity and a timer in the history (replayed
+# in full). Local and simulated polls cost nothing outside this process: they stay at the first
+# wait, so a local environment is seen RUNNING as soon as before.
 POLL_SECONDS = 3
 POLL_MAX_SECONDS = 30
 # How long a step Azure refused for the app's identity is tried again: role assignments can take
@@ -65,7 +67,9 @@ def job_for(env: Environment, settings: Settings) -> Job:
         operation=env.operation,
         deadline_seconds=settings.provision_timeout_seconds,
         poll_seconds=POLL_SECONDS,
-        poll_max_seconds=POLL_MAX_SECONDS,
+        poll_max_seconds=(
+            POLL_MAX_SECONDS if settings.compute_backend is ComputeBackendName.ACI else POLL_SECONDS
+        ),
         authorization_grace_seconds=AUTHORIZATION_GRACE_SECONDS,
         restore_grace_days=settings.restore_grace_days,
     )
