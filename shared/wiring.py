@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 from shared.settings import ComputeBackendName, Settings, get_settings
 
 if TYPE_CHECKING:
+    from shared.adapters.tables.store import TableEnvironmentStore
     from shared.auth import TokenVerifier
     from shared.models import Policy
     from shared.ports import ComputeBackend, WorkspaceStorage
     from shared.reconcile import Reconciler
     from shared.service import EnvironmentService, Placement
-    from shared.store.tables import TableEnvironmentStore
     from shared.sweeps import Sweeps
 
 _lock = threading.Lock()
@@ -72,7 +72,7 @@ def policy() -> Policy:
 
 @lru_cache(maxsize=1)
 def store() -> TableEnvironmentStore:
-    from shared.store.tables import TableEnvironmentStore
+    from shared.adapters.tables.store import TableEnvironmentStore
 
     with _lock:
         table_store = TableEnvironmentStore.from_settings(get_settings())
@@ -97,14 +97,14 @@ def environments() -> EnvironmentService:
 
 @lru_cache(maxsize=1)
 def compute() -> ComputeBackend:
-    from shared.backends.factory import compute_backend
+    from shared.adapters.factory import compute_backend
 
     return compute_backend(get_settings())
 
 
 @lru_cache(maxsize=1)
 def workspaces() -> WorkspaceStorage:
-    from shared.backends.factory import workspace_storage
+    from shared.adapters.factory import workspace_storage
 
     return workspace_storage(get_settings())
 
@@ -135,7 +135,7 @@ def reconciler() -> Reconciler:
 
 def reset() -> None:
     """Forget every cached adapter (tests and the local host call this after changing settings)."""
-    from shared.backends.factory import clear_cache
+    from shared.adapters.factory import clear_cache
 
     for cached in (store, verifier, environments, compute, workspaces, sweeps, reconciler, get_settings):
         cached.cache_clear()

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from azure.core.credentials import AccessToken
 
-from shared.backends.aci import AciCompute
-from shared.backends.aci_group import GroupSettings
-from shared.backends.azure_common import StorageAccountKey
-from shared.backends.azurefiles import AzureFilesWorkspaces
+from shared.adapters.azure_common import StorageAccountKey
+from shared.adapters.compute.aci import AciCompute
+from shared.adapters.compute.aci_group import GroupSettings
+from shared.adapters.workspaces.azurefiles import AzureFilesWorkspaces
 from shared.ports import ComputeSpec, Workspace
 from tests.azure.sim_arm import ArmSimulator
 from tests.azure.sim_files import FilesSimulator

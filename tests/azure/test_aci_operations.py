@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from shared.backends.aci import AciCompute
+from shared.adapters.compute.aci import AciCompute
 from shared.errors import PermanentBackendError, TransientBackendError
 from shared.ports import ComputeState
 from tests.azure.conftest import make_spec

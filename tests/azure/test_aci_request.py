@@ -9,8 +9,8 @@ import logging
 import pytest
 from argon2 import PasswordHasher
 
-from shared.backends.aci import AciCompute, owner_tag_key
-from shared.backends.aci_group import dns_label, owner_tag
+from shared.adapters.compute.aci import AciCompute, owner_tag_key
+from shared.adapters.compute.aci_group import dns_label, owner_tag
 from tests.azure.conftest import (
     ACCOUNT,
     GITHUB_TOKEN,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.backends.azurefiles import AzureFilesWorkspaces
+from shared.adapters.workspaces.azurefiles import AzureFilesWorkspaces
 from shared.errors import PermanentBackendError, TransientBackendError
 from tests.azure.sim_arm import STORAGE_KEY, ArmSimulator
 from tests.azure.sim_files import FilesSimulator

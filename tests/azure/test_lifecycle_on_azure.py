@@ -18,8 +18,8 @@ from devhost.durable.clock import ManualClock
 from devhost.engine import DurableEngine, RuntimeStatus
 from orchestrators import jobs
 from shared import wiring
-from shared.backends.aci import AciCompute
-from shared.backends.azurefiles import AzureFilesWorkspaces
+from shared.adapters.compute.aci import AciCompute
+from shared.adapters.workspaces.azurefiles import AzureFilesWorkspaces
 from shared.lifecycle import Command
 from shared.models import Status
 from shared.ports import compute_name, workspace_name

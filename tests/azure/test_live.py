@@ -70,8 +70,8 @@ def wait_for(compute, name: str, wanted: ComputeState):
 
 
 def test_create_run_stop_start_delete_on_azure() -> None:
-    from shared.backends.aci import AciCompute
-    from shared.backends.azurefiles import AzureFilesWorkspaces
+    from shared.adapters.compute.aci import AciCompute
+    from shared.adapters.workspaces.azurefiles import AzureFilesWorkspaces
 
     settings = live_settings()
     compute = AciCompute.from_settings(settings)
@@ -133,8 +133,8 @@ if command -v npm >/dev/null; then mkdir -p npm-live && cd npm-live && npm init 
 def test_every_template_as_a_user_meets_it(template: str, tmp_path: Path) -> None:
     import httpx
 
-    from shared.backends.aci import AciCompute
-    from shared.backends.azurefiles import AzureFilesWorkspaces
+    from shared.adapters.compute.aci import AciCompute
+    from shared.adapters.workspaces.azurefiles import AzureFilesWorkspaces
     from shared.catalog import TEMPLATES, image_reference
 
     settings = live_settings()

@@ -13,10 +13,10 @@ from azure.core.exceptions import HttpResponseError
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.containerinstance import models as m
 
-from shared.backends.aci import AciCompute
-from shared.backends.aci_group import build_group
-from shared.backends.azure_common import client_options, translate
-from shared.backends.azurefiles import AzureFilesWorkspaces
+from shared.adapters.azure_common import client_options, translate
+from shared.adapters.compute.aci import AciCompute
+from shared.adapters.compute.aci_group import build_group
+from shared.adapters.workspaces.azurefiles import AzureFilesWorkspaces
 from shared.catalog import TEMPLATES, image_reference
 from shared.errors import PermanentBackendError
 from shared.ports import compute_name, workspace_name

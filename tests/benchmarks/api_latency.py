@@ -37,7 +37,7 @@ from benchlib import closed_loop, cpu_seconds, summary_ms  # also puts the repos
 from yarl import URL
 
 from devhost.azurite import ACCOUNT, ACCOUNT_KEY
-from shared.store.entities import env_row, owner_key
+from shared.adapters.tables.rows import env_row, owner_key
 from tests.e2e.harness import DevHost, kill_all, pids_mentioning
 
 GOAL_RATIO = 1.5

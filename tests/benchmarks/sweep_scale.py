@@ -7,7 +7,7 @@ them RUNNING and 1,000 of those idle, 1,000 STOPPED ones past retention (one in 
 the rest STOPPED / ERROR / DELETED: the record and the owner's usage counters in one
 owner-partition transaction, the status index rows and id -> owner directory rows in
 transactions of 100 per partition, all built with the store's own row builders
-(shared/store/entities.py) and inserted from a thread pool. Seeding is setup, timed apart.
+(shared/adapters/tables/rows.py) and inserted from a thread pool. Seeding is setup, timed apart.
 
 Then, with a fixed clock and the store's request counters reset before each phase:
 1. the idle sweep (Sweeps.idle): wall time, table queries (pages), point reads, writes,
@@ -54,7 +54,9 @@ from pydantic import SecretStr
 
 from devhost.azurite import azurite_tables
 from shared import agent_tokens, wiring
-from shared.backends.simulated import SimulatedCompute
+from shared.adapters.compute.simulated import SimulatedCompute
+from shared.adapters.tables import rows
+from shared.adapters.tables.store import DIRECTORY, TableEnvironmentStore
 from shared.catalog import SIZES
 from shared.lifecycle import ACTIVE
 from shared.models import Actor, AuditEvent, CloudProvider, Environment, Policy, Status
@@ -64,8 +66,6 @@ from shared.reconcile import Reconciler
 from shared.secrets import PASSWORD_KEY, generate_password, seal
 from shared.service import EnvironmentService, operation_id
 from shared.settings import Settings
-from shared.store import entities as rows
-from shared.store.tables import DIRECTORY, TableEnvironmentStore
 from shared.sweeps import Sweeps
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 
 from shared import agent_tokens
-from shared.backends import local_compute
-from shared.backends.local_compute import NOT_INSTALLED, LocalCompute, find_code_server
-from shared.backends.local_workspace import LocalWorkspaceStorage
+from shared.adapters.compute import local as local_compute
+from shared.adapters.compute.local import NOT_INSTALLED, LocalCompute, find_code_server
+from shared.adapters.workspaces.local import LocalWorkspaceStorage
 from shared.errors import PermanentBackendError
 from shared.ports import (
     ComputeBackend,

@@ -17,14 +17,14 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError, ServiceResponseError
 from azure.data.tables import TableClient, TableServiceClient
 
+from shared.adapters.tables.rows import USAGE_ROW, owner_key
+from shared.adapters.tables.store import DIRECTORY, TableEnvironmentStore
 from shared.errors import ConcurrencyConflict, QuotaExceeded
 from shared.lifecycle import ACTIVE
 from shared.models import Actor, CloudProvider, Environment, Status
 from shared.ports import Change, IdempotencyRecord, IndexEntry
 from shared.quota import Limits, Usage
 from shared.settings import Settings
-from shared.store.entities import USAGE_ROW, owner_key
-from shared.store.tables import DIRECTORY, TableEnvironmentStore
 
 T0 = datetime(2025, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
 ROOMY = Limits(max_environments=50, max_active=50)
@@ -564,7 +564,7 @@ def test_from_settings_uses_the_connection_string(azurite: str) -> None:
 
 
 def test_module_import_does_not_load_azure_identity() -> None:
-    code = "import sys, shared.store.tables; print('azure.identity' in sys.modules)"
+    code = "import sys, shared.adapters.tables.store; print('azure.identity' in sys.modules)"
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == "False"

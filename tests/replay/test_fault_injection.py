@@ -39,7 +39,8 @@ from devhost.engine import DurableEngine, RuntimeStatus
 from orchestrators import jobs
 from shared import service as service_module
 from shared import wiring
-from shared.backends.simulated import SimulatedCompute
+from shared.adapters.compute.simulated import SimulatedCompute
+from shared.adapters.tables.rows import owner_key
 from shared.errors import ApiError, InvalidState
 from shared.lifecycle import ACTIVE, TRANSITIONAL, Command
 from shared.models import CreateEnvironmentRequest, Environment, Status
@@ -47,7 +48,6 @@ from shared.ports import ComputeSpec, ComputeState, ComputeStatus, Workspace, co
 from shared.quota import Usage
 from shared.reconcile import Reconciler, ReconcileReport, instance_id
 from shared.settings import get_settings
-from shared.store.entities import owner_key
 
 # Deterministic; set CHAOS_SEED to explore other interleavings.
 SEED = int(os.environ.get("CHAOS_SEED", "20261121"))

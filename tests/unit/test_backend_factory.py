@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.backends import factory
-from shared.backends.local_compute import LocalCompute
-from shared.backends.local_workspace import LocalWorkspaceStorage
-from shared.backends.simulated import SimulatedCompute
+from shared.adapters import factory
+from shared.adapters.compute.local import LocalCompute
+from shared.adapters.compute.simulated import SimulatedCompute
+from shared.adapters.workspaces.local import LocalWorkspaceStorage
 from shared.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,7 +76,7 @@ def test_aci_compute_is_built_without_touching_azure(env: pytest.MonkeyPatch) ->
     env.setenv("DEV8_AZURE_RESOURCE_GROUP", "rg-dev8")
     env.setenv("DEV8_WORKSPACE_STORAGE_ACCOUNT", "dev8files")
     env.setenv("DEV8_IMAGE_TAG", "3f2a9c1d0e8b")
-    from shared.backends.aci import AciCompute
+    from shared.adapters.compute.aci import AciCompute
 
     compute = factory.compute_backend(settings())
     assert isinstance(compute, AciCompute)  # credentials are lazy: no token is asked for yet
@@ -97,7 +97,7 @@ def test_azurefiles_is_built_without_touching_azure(env: pytest.MonkeyPatch) -> 
     env.setenv("DEV8_WORKSPACE_STORAGE_ACCOUNT", "dev8files")
     env.setenv("DEV8_AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000")
     env.setenv("DEV8_AZURE_RESOURCE_GROUP", "rg-dev8")
-    from shared.backends.azurefiles import AzureFilesWorkspaces
+    from shared.adapters.workspaces.azurefiles import AzureFilesWorkspaces
 
     storage = factory.workspace_storage(settings())
     assert isinstance(storage, AzureFilesWorkspaces)
@@ -106,10 +106,11 @@ def test_azurefiles_is_built_without_touching_azure(env: pytest.MonkeyPatch) -> 
 
 def test_adapters_are_imported_lazily() -> None:
     probe = (
-        "import sys, shared.backends.factory\n"
-        "adapters = ('shared.backends.simulated', 'shared.backends.local_workspace',"
-        " 'shared.backends.local_compute', 'shared.backends.process_groups', 'shared.backends.aci',"
-        " 'shared.backends.azurefiles', 'shared.backends.azure_common')\n"
+        "import sys, shared.adapters.factory\n"
+        "adapters = ('shared.adapters.compute.simulated', 'shared.adapters.workspaces.local',"
+        " 'shared.adapters.compute.local', 'shared.adapters.compute.process_groups',"
+        " 'shared.adapters.compute.aci', 'shared.adapters.workspaces.azurefiles',"
+        " 'shared.adapters.azure_common')\n"
         "print([name for name in adapters if name in sys.modules])\n"
     )
     result = subprocess.run(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.backends.local_workspace import LocalWorkspaceStorage
+from shared.adapters.workspaces.local import LocalWorkspaceStorage
 from shared.errors import PermanentBackendError
 from shared.ports import WorkspaceStorage, workspace_name
 from shared.settings import load_settings

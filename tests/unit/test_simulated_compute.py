@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from shared.backends.simulated import SimulatedCompute
+from shared.adapters.compute.simulated import SimulatedCompute
 from shared.errors import BackendError, PermanentBackendError, TransientBackendError
 from shared.models import CloudProvider
 from shared.ports import ComputeBackend, ComputeSpec, ComputeState, Workspace, compute_name

@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.store.tables import _transport_options
+from shared.adapters.tables.store import _transport_options
 
 
 @pytest.fixture

@@ -37,13 +37,13 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableEntity, TableServiceClient, TableTransactionError, UpdateMode
 
+from shared.adapters.tables import rows
+from shared.adapters.tables.rows import Row, utc
 from shared.errors import ConcurrencyConflict, QuotaExceeded
 from shared.lifecycle import ACTIVE, can_move
 from shared.models import AuditEvent, Environment, Status
 from shared.ports import Change, IdempotencyRecord, IndexEntry
 from shared.quota import Limits, Usage, admit
-from shared.store import entities as rows
-from shared.store.entities import Row, utc
 
 if TYPE_CHECKING:
     from shared.settings import Settings

@@ -27,14 +27,14 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from shared.backends.azure_common import (
+from shared.adapters.azure_common import (
     StorageAccountKey,
     account_key,
     azure_errors,
     client_options,
     is_not_found,
 )
-from shared.backends.azure_common import (
+from shared.adapters.azure_common import (
     credential as default_credential,
 )
 from shared.catalog import SSH_PORT
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.core.pipeline.transport import HttpTransport
 
-    from shared.backends.aci_group import GroupSettings
+    from shared.adapters.compute.aci_group import GroupSettings
 
 log = logging.getLogger("dev8.aci")
 
@@ -96,7 +96,7 @@ class AciCompute:
     ) -> AciCompute:
         """The production wiring; `credential`, `transport` and `https_probe` replace the identity
         and the network (tests plug the HTTP simulators in here)."""
-        from shared.backends.aci_group import GroupSettings
+        from shared.adapters.compute.aci_group import GroupSettings
 
         assert settings.azure_subscription_id and settings.azure_resource_group  # settings validate it
         if not settings.workspace_storage_account:
@@ -124,7 +124,7 @@ class AciCompute:
     # --- ComputeBackend ---------------------------------------------------------------------------
 
     def create(self, spec: ComputeSpec) -> ComputeStatus:
-        from shared.backends.aci_group import SPEC_HASH_TAG, build_group
+        from shared.adapters.compute.aci_group import SPEC_HASH_TAG, build_group
 
         body, digest = build_group(spec, self._group, self._storage_key.get(), self._hash_password)
         existing = self._get(spec.name)
@@ -177,7 +177,7 @@ class AciCompute:
         return view
 
     def start(self, spec: ComputeSpec) -> ComputeStatus:
-        from shared.backends.aci_group import SPEC_HASH_TAG, build_group
+        from shared.adapters.compute.aci_group import SPEC_HASH_TAG, build_group
 
         existing = self._get(spec.name)
         if existing is None:
@@ -225,7 +225,7 @@ class AciCompute:
         log.info("container group %s deleted", name)
 
     def list(self) -> builtins.list[ComputeStatus]:
-        from shared.backends.aci_group import ENV_ID_TAG
+        from shared.adapters.compute.aci_group import ENV_ID_TAG
 
         with azure_errors("listing container groups"):
             groups = builtins.list(self._client.container_groups.list_by_resource_group(self._rg))
@@ -329,7 +329,7 @@ def _failure_reason(group: Any) -> str:
 
 
 def _env_id(group: Any) -> str | None:
-    from shared.backends.aci_group import ENV_ID_TAG
+    from shared.adapters.compute.aci_group import ENV_ID_TAG
 
     value = (group.tags or {}).get(ENV_ID_TAG)
     return str(value) if value else None

@@ -15,13 +15,13 @@ from shared.settings import ComputeBackendName, Settings, SettingsError, Workspa
 
 # name -> (module, class); each class has `from_settings(settings)`. New adapters add a line here.
 _COMPUTE: dict[ComputeBackendName, tuple[str, str]] = {
-    ComputeBackendName.SIMULATED: ("shared.backends.simulated", "SimulatedCompute"),
-    ComputeBackendName.LOCAL: ("shared.backends.local_compute", "LocalCompute"),
-    ComputeBackendName.ACI: ("shared.backends.aci", "AciCompute"),
+    ComputeBackendName.SIMULATED: ("shared.adapters.compute.simulated", "SimulatedCompute"),
+    ComputeBackendName.LOCAL: ("shared.adapters.compute.local", "LocalCompute"),
+    ComputeBackendName.ACI: ("shared.adapters.compute.aci", "AciCompute"),
 }
 _WORKSPACE: dict[WorkspaceBackendName, tuple[str, str]] = {
-    WorkspaceBackendName.LOCAL: ("shared.backends.local_workspace", "LocalWorkspaceStorage"),
-    WorkspaceBackendName.AZUREFILES: ("shared.backends.azurefiles", "AzureFilesWorkspaces"),
+    WorkspaceBackendName.LOCAL: ("shared.adapters.workspaces.local", "LocalWorkspaceStorage"),
+    WorkspaceBackendName.AZUREFILES: ("shared.adapters.workspaces.azurefiles", "AzureFilesWorkspaces"),
 }
 
 _lock = threading.Lock()
@@ -46,7 +46,7 @@ def clear_cache() -> None:
     """Forget the built adapters (tests), and the storage key the Azure ones share."""
     with _lock:
         _instances.clear()
-    from shared.backends.azure_common import forget_account_keys
+    from shared.adapters.azure_common import forget_account_keys
 
     forget_account_keys()
 

@@ -41,8 +41,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from shared.adapters.compute import process_groups
 from shared.agent_tokens import ACTIVITY_URL_VARIABLE, AGENT_TOKEN_VARIABLE
-from shared.backends import process_groups
 from shared.errors import PermanentBackendError, TransientBackendError
 from shared.models import CloudProvider
 from shared.ports import ComputeSpec, ComputeState, ComputeStatus
@@ -68,7 +68,7 @@ _FLAGS = (
     "--disable-getting-started-override",
 )  # fmt: skip
 # The activity agent the workspace images ship; repository-relative, like the rest of the local run.
-ACTIVITY_AGENT = Path(__file__).resolve().parents[2] / "docker" / "base" / "dev8-activity-agent"
+ACTIVITY_AGENT = Path(__file__).resolve().parents[3] / "docker" / "base" / "dev8-activity-agent"
 _SHELL = "/bin/sh"
 _SHELL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # $1 the agent script, $2 code-server's user-data dir, the rest code-server's argv. The agent gets the

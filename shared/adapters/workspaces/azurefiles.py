@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from shared.backends.azure_common import (
+from shared.adapters.azure_common import (
     FILES_RETRY,
     StorageAccountKey,
     account_key,
@@ -35,7 +35,7 @@ from shared.backends.azure_common import (
     is_not_found,
     status_of,
 )
-from shared.backends.azure_common import credential as default_credential
+from shared.adapters.azure_common import credential as default_credential
 from shared.errors import PermanentBackendError, TransientBackendError
 from shared.ports import Workspace
 from shared.settings import Settings

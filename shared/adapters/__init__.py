@@ -1,0 +1,1 @@
+"""Adapters: the ports on Table Storage, Azure Container Instances, Azure Files, this machine."""

@@ -1,0 +1,1 @@
+"""Compute backends: Azure Container Instances, local code-server processes, and a simulator."""

@@ -1,0 +1,1 @@
+"""Workspace storage: Azure Files shares, or directories on this machine."""

@@ -1,1 +1,0 @@
-"""Compute and workspace adapters, chosen by settings and imported lazily."""
