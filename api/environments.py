@@ -8,20 +8,14 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from api.http import bearer_token, blocking, handle, handle_async, owner_of, parse_body, respond
+from api.views import environment_view, event_view, retired_view
 from orchestrators.launch import launch
 from shared import wiring
 from shared.agent_tokens import PREFIX as AGENT_PREFIX
+from shared.domain.environment import Environment, Status
+from shared.domain.lifecycle import Command
+from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
 from shared.errors import Unavailable, ValidationFailed
-from shared.lifecycle import Command
-from shared.models import (
-    CreateEnvironmentRequest,
-    Environment,
-    Status,
-    UpdateEnvironmentRequest,
-    environment_view,
-    event_view,
-    retired_view,
-)
 from shared.service import CommandResult
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)

@@ -8,7 +8,7 @@ import azure.functions as func
 
 from api.http import handle, respond
 from shared import wiring
-from shared.catalog import TEMPLATES
+from shared.domain.catalog import TEMPLATES
 from shared.service import offered_sizes
 from shared.settings import get_settings
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 
 from shared import wiring
-from shared.lifecycle import Command
-from shared.models import Actor, Status
+from shared.domain.environment import Actor, Status
+from shared.domain.lifecycle import Command
 from shared.ports import ComputeState, compute_name
 
 log = logging.getLogger("devhost")

@@ -19,9 +19,9 @@ from typing import Any
 
 from orchestrators.blueprint import bp
 from shared import agent_tokens, wiring
-from shared.catalog import TEMPLATES, image_reference
+from shared.domain.catalog import TEMPLATES, image_reference
+from shared.domain.environment import Environment, Status
 from shared.errors import AuthorizationRefused, PermanentBackendError
-from shared.models import Environment, Status
 from shared.ports import ComputeSpec, ComputeState, ComputeStatus, compute_name, workspace_name
 from shared.settings import get_settings
 

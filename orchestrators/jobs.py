@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-from shared.lifecycle import Command
-from shared.models import Environment
+from shared.domain.environment import Environment
+from shared.domain.lifecycle import Command
 from shared.service import operation_kind
 from shared.settings import ComputeBackendName, Settings
 

@@ -8,7 +8,7 @@ import logging
 import azure.durable_functions as df
 
 from orchestrators import jobs
-from shared.models import Environment
+from shared.domain.environment import Environment
 from shared.reconcile import instance_id
 from shared.settings import get_settings
 

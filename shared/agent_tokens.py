@@ -27,7 +27,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from shared.models import ENVIRONMENT_ID
+from shared.domain.environment import ENVIRONMENT_ID
 
 # The names of the variables the workspace gets (the token as a secure value; the URL in clear).
 AGENT_TOKEN_VARIABLE = "DEV8_AGENT_TOKEN"  # noqa: S105 - a variable name, not a token

@@ -9,8 +9,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from shared.models import Actor, AuditEvent, CloudProvider, Environment, Status
-from shared.quota import Limits, Usage
+from shared.domain.environment import Actor, AuditEvent, CloudProvider, Environment, Status
+from shared.domain.quota import Limits, Usage
 
 # --- Table Storage -------------------------------------------------------------------------------
 

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from shared.domain.environment import Actor, Environment, Status
+from shared.domain.lifecycle import TRANSITIONAL, Command
 from shared.errors import ApiError, BackendError, ConcurrencyConflict
-from shared.lifecycle import TRANSITIONAL, Command
-from shared.models import Actor, Environment, Status
 from shared.ports import (
     Change,
     ComputeBackend,

@@ -17,8 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared import agent_tokens, lifecycle
-from shared.catalog import DEFAULT_SIZE, SIZES, TEMPLATES, Size, Template, resolve_template
+from shared import agent_tokens
+from shared.domain import lifecycle
+from shared.domain.catalog import DEFAULT_SIZE, SIZES, TEMPLATES, Size, Template, resolve_template
+from shared.domain.environment import ENVIRONMENT_ID, Actor, AuditEvent, CloudProvider, Environment, Status
+from shared.domain.lifecycle import Command, Verdict
+from shared.domain.quota import Limits
+from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
 from shared.errors import (
     ConcurrencyConflict,
     Conflict,
@@ -27,19 +32,7 @@ from shared.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from shared.lifecycle import Command, Verdict
-from shared.models import (
-    ENVIRONMENT_ID,
-    Actor,
-    AuditEvent,
-    CloudProvider,
-    CreateEnvironmentRequest,
-    Environment,
-    Status,
-    UpdateEnvironmentRequest,
-)
 from shared.ports import Change, EnvironmentStore, IdempotencyRecord
-from shared.quota import Limits
 from shared.secrets import PASSWORD_KEY, generate_password, seal, unseal
 from shared.settings import Settings
 

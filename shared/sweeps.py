@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from shared.domain.environment import Actor, Environment, Policy, Status
+from shared.domain.lifecycle import Command
 from shared.errors import ApiError
-from shared.lifecycle import Command
-from shared.models import Actor, Environment, Policy, Status
 from shared.ports import EnvironmentStore, IndexEntry
 from shared.service import CommandResult, EnvironmentService
 

@@ -16,7 +16,7 @@ from shared.settings import ComputeBackendName, Settings, get_settings
 if TYPE_CHECKING:
     from shared.adapters.tables.store import TableEnvironmentStore
     from shared.auth import TokenVerifier
-    from shared.models import Policy
+    from shared.domain.environment import Policy
     from shared.ports import ComputeBackend, WorkspaceStorage
     from shared.reconcile import Reconciler
     from shared.service import EnvironmentService, Placement
@@ -35,7 +35,7 @@ def aci_placement(region: str = "") -> Placement:
       allocation");
     - CPU and memory to one decimal place (`az container create --cpu/--memory`).
     """
-    from shared.models import CloudProvider
+    from shared.domain.environment import CloudProvider
     from shared.service import Placement
 
     return Placement(
@@ -55,7 +55,7 @@ def utcnow() -> datetime:
 
 
 def placement(settings: Settings) -> Placement:
-    from shared.models import CloudProvider
+    from shared.domain.environment import CloudProvider
     from shared.service import Placement
 
     if settings.compute_backend is ComputeBackendName.ACI:
@@ -64,7 +64,7 @@ def placement(settings: Settings) -> Placement:
 
 
 def policy() -> Policy:
-    from shared.models import Policy
+    from shared.domain.environment import Policy
 
     settings = get_settings()
     return Policy(max_session_hours=settings.max_session_hours, retention_days=settings.retention_days)

@@ -20,8 +20,8 @@ from orchestrators import jobs
 from shared import wiring
 from shared.adapters.compute.aci import AciCompute
 from shared.adapters.workspaces.azurefiles import AzureFilesWorkspaces
-from shared.lifecycle import Command
-from shared.models import Status
+from shared.domain.environment import Status
+from shared.domain.lifecycle import Command
 from shared.ports import compute_name, workspace_name
 from shared.settings import get_settings
 from tests.azure.conftest import (

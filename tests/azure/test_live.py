@@ -135,7 +135,7 @@ def test_every_template_as_a_user_meets_it(template: str, tmp_path: Path) -> Non
 
     from shared.adapters.compute.aci import AciCompute
     from shared.adapters.workspaces.azurefiles import AzureFilesWorkspaces
-    from shared.catalog import TEMPLATES, image_reference
+    from shared.domain.catalog import TEMPLATES, image_reference
 
     settings = live_settings()
     key = tmp_path / "id_ed25519"

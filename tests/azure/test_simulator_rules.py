@@ -17,7 +17,7 @@ from shared.adapters.azure_common import client_options, translate
 from shared.adapters.compute.aci import AciCompute
 from shared.adapters.compute.aci_group import build_group
 from shared.adapters.workspaces.azurefiles import AzureFilesWorkspaces
-from shared.catalog import TEMPLATES, image_reference
+from shared.domain.catalog import TEMPLATES, image_reference
 from shared.errors import PermanentBackendError
 from shared.ports import compute_name, workspace_name
 from shared.service import offered_sizes

@@ -57,11 +57,11 @@ from shared import agent_tokens, wiring
 from shared.adapters.compute.simulated import SimulatedCompute
 from shared.adapters.tables import rows
 from shared.adapters.tables.store import DIRECTORY, TableEnvironmentStore
-from shared.catalog import SIZES
-from shared.lifecycle import ACTIVE
-from shared.models import Actor, AuditEvent, CloudProvider, Environment, Policy, Status
+from shared.domain.catalog import SIZES
+from shared.domain.environment import Actor, AuditEvent, CloudProvider, Environment, Policy, Status
+from shared.domain.lifecycle import ACTIVE
+from shared.domain.quota import Usage
 from shared.ports import ComputeSpec, Workspace, compute_name, workspace_name
-from shared.quota import Usage
 from shared.reconcile import Reconciler
 from shared.secrets import PASSWORD_KEY, generate_password, seal
 from shared.service import EnvironmentService, operation_id

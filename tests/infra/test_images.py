@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from shared.catalog import IDE_PORT, SSH_PORT, TEMPLATES
+from shared.domain.catalog import IDE_PORT, SSH_PORT, TEMPLATES
 from tests.infra.tooling import ROOT, checkov, missing, probe, run, unpacked, venv_tool
 
 DOCKER = ROOT / "docker"

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared.domain.environment import Actor, CloudProvider, Status
+from shared.domain.lifecycle import Command
+from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
 from shared.errors import Conflict, InvalidState, NotFound, QuotaExceeded, ValidationFailed
-from shared.lifecycle import Command
-from shared.models import Actor, CloudProvider, CreateEnvironmentRequest, Status, UpdateEnvironmentRequest
 from shared.secrets import PASSWORD_KEY
 from shared.service import EnvironmentService, Placement
 from shared.settings import Settings

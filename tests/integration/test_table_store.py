@@ -19,11 +19,11 @@ from azure.data.tables import TableClient, TableServiceClient
 
 from shared.adapters.tables.rows import USAGE_ROW, owner_key
 from shared.adapters.tables.store import DIRECTORY, TableEnvironmentStore
+from shared.domain.environment import Actor, CloudProvider, Environment, Status
+from shared.domain.lifecycle import ACTIVE
+from shared.domain.quota import Limits, Usage
 from shared.errors import ConcurrencyConflict, QuotaExceeded
-from shared.lifecycle import ACTIVE
-from shared.models import Actor, CloudProvider, Environment, Status
 from shared.ports import Change, IdempotencyRecord, IndexEntry
-from shared.quota import Limits, Usage
 from shared.settings import Settings
 
 T0 = datetime(2025, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)

@@ -41,11 +41,12 @@ from shared import service as service_module
 from shared import wiring
 from shared.adapters.compute.simulated import SimulatedCompute
 from shared.adapters.tables.rows import owner_key
+from shared.domain.environment import Environment, Status
+from shared.domain.lifecycle import ACTIVE, TRANSITIONAL, Command
+from shared.domain.quota import Usage
+from shared.domain.requests import CreateEnvironmentRequest
 from shared.errors import ApiError, InvalidState
-from shared.lifecycle import ACTIVE, TRANSITIONAL, Command
-from shared.models import CreateEnvironmentRequest, Environment, Status
 from shared.ports import ComputeSpec, ComputeState, ComputeStatus, Workspace, compute_name
-from shared.quota import Usage
 from shared.reconcile import Reconciler, ReconcileReport, instance_id
 from shared.settings import get_settings
 

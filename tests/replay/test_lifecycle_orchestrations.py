@@ -15,8 +15,9 @@ from devhost.durable.clock import ManualClock
 from devhost.engine import DurableEngine, RuntimeStatus
 from orchestrators import jobs
 from shared import wiring
-from shared.lifecycle import Command
-from shared.models import CreateEnvironmentRequest, Status
+from shared.domain.environment import Status
+from shared.domain.lifecycle import Command
+from shared.domain.requests import CreateEnvironmentRequest
 from shared.ports import ComputeState, compute_name, workspace_name
 from shared.settings import get_settings
 

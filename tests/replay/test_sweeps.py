@@ -17,9 +17,10 @@ from devhost.durable.clock import ManualClock
 from devhost.engine import DurableEngine
 from orchestrators import jobs
 from shared import wiring
+from shared.domain.environment import Actor, Status
+from shared.domain.lifecycle import Command
+from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
 from shared.errors import ApiError
-from shared.lifecycle import Command
-from shared.models import Actor, CreateEnvironmentRequest, Status, UpdateEnvironmentRequest
 from shared.ports import Change, ComputeSpec, Workspace, compute_name, workspace_name
 from shared.reconcile import Reconciler, instance_id
 from shared.settings import get_settings

@@ -2,8 +2,8 @@
 
 import pytest
 
-from shared.lifecycle import ACTIVE, EDGES, TRANSITIONAL, Command, Verdict, can_move, decide, settle
-from shared.models import Status
+from shared.domain.environment import Status
+from shared.domain.lifecycle import ACTIVE, EDGES, TRANSITIONAL, Command, Verdict, can_move, decide, settle
 
 S = Status
 EXPECTED = {

@@ -3,8 +3,8 @@
 import pytest
 from pydantic import ValidationError
 
-from shared.catalog import SIZES, TEMPLATES, resolve_template
-from shared.models import CreateEnvironmentRequest, UpdateEnvironmentRequest
+from shared.domain.catalog import SIZES, TEMPLATES, resolve_template
+from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
 
 
 def create(**fields):
@@ -88,7 +88,8 @@ def test_catalog():
 def test_retired_view_shows_when_the_restore_window_closes():
     from datetime import UTC, datetime
 
-    from shared.models import CloudProvider, Environment, Status, retired_view
+    from api.views import retired_view
+    from shared.domain.environment import CloudProvider, Environment, Status
 
     at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     env = Environment(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from shared.models import CloudProvider, forwarded_ports
+from api.views import forwarded_ports
+from shared.domain.environment import CloudProvider
 from shared.service import Placement, offered_sizes
 from shared.wiring import aci_placement
 

@@ -1,8 +1,8 @@
 import pytest
 
+from shared.domain.environment import Status
+from shared.domain.quota import Limits, Usage, admit
 from shared.errors import QuotaExceeded
-from shared.models import Status
-from shared.quota import Limits, Usage, admit
 
 LIMITS = Limits(max_environments=2, max_active=1)
 

@@ -9,8 +9,8 @@ import threading
 import pytest
 
 from shared.adapters.compute.simulated import SimulatedCompute
+from shared.domain.environment import CloudProvider
 from shared.errors import BackendError, PermanentBackendError, TransientBackendError
-from shared.models import CloudProvider
 from shared.ports import ComputeBackend, ComputeSpec, ComputeState, Workspace, compute_name
 from shared.settings import load_settings
 

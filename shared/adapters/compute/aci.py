@@ -37,9 +37,9 @@ from shared.adapters.azure_common import (
 from shared.adapters.azure_common import (
     credential as default_credential,
 )
-from shared.catalog import SSH_PORT
+from shared.domain.catalog import SSH_PORT
+from shared.domain.environment import CloudProvider
 from shared.errors import PermanentBackendError
-from shared.models import CloudProvider
 from shared.ports import ComputeSpec, ComputeState, ComputeStatus
 from shared.settings import Settings
 

@@ -43,8 +43,8 @@ from urllib.parse import quote
 
 from shared.adapters.compute import process_groups
 from shared.agent_tokens import ACTIVITY_URL_VARIABLE, AGENT_TOKEN_VARIABLE
+from shared.domain.environment import CloudProvider
 from shared.errors import PermanentBackendError, TransientBackendError
-from shared.models import CloudProvider
 from shared.ports import ComputeSpec, ComputeState, ComputeStatus
 from shared.settings import Settings
 

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+from shared.domain.environment import CloudProvider
 from shared.errors import BackendError, PermanentBackendError, TransientBackendError
-from shared.models import CloudProvider
 from shared.ports import ComputeSpec, ComputeState, ComputeStatus
 from shared.settings import Settings
 

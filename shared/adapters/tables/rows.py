@@ -18,9 +18,9 @@ from urllib.parse import quote
 
 from azure.data.tables import EntityProperty
 
-from shared.models import Actor, AuditEvent, Environment, Status
+from shared.domain.environment import Actor, AuditEvent, Environment, Status
+from shared.domain.quota import Usage
 from shared.ports import IdempotencyRecord, IndexEntry
-from shared.quota import Usage
 
 Row = dict[str, Any]
 

@@ -39,11 +39,11 @@ from azure.data.tables import TableClient, TableEntity, TableServiceClient, Tabl
 
 from shared.adapters.tables import rows
 from shared.adapters.tables.rows import Row, utc
+from shared.domain.environment import AuditEvent, Environment, Status
+from shared.domain.lifecycle import ACTIVE, can_move
+from shared.domain.quota import Limits, Usage, admit
 from shared.errors import ConcurrencyConflict, QuotaExceeded
-from shared.lifecycle import ACTIVE, can_move
-from shared.models import AuditEvent, Environment, Status
 from shared.ports import Change, IdempotencyRecord, IndexEntry
-from shared.quota import Limits, Usage, admit
 
 if TYPE_CHECKING:
     from shared.settings import Settings

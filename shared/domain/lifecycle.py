@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shared.models import Status
+from shared.domain.environment import Status
 
 
 class Command(StrEnum):

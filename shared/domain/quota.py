@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.domain.environment import Status
+from shared.domain.lifecycle import ACTIVE
 from shared.errors import QuotaExceeded
-from shared.lifecycle import ACTIVE
-from shared.models import Status
 
 
 @dataclass(frozen=True, slots=True)

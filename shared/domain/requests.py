@@ -1,0 +1,134 @@
+"""What a user asks to create or change: validated request bodies (pydantic), before the service
+decides anything. Limits here keep one record inside a table row and a container group."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared.domain.catalog import RESERVED_PORTS
+
+VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+MAX_VARIABLES = 50
+MAX_VARIABLE_VALUE = 4096
+MAX_VARIABLES_TOTAL = 32 * 1024
+MAX_SECRETS = 20
+MAX_SECRET_VALUE = 16 * 1024
+MAX_USER_PORTS = 10
+# Names the platform sets inside a workspace; a user may not shadow them.
+RESERVED_VARIABLES = frozenset(
+    {"PASSWORD", "HASHED_PASSWORD", "HOME", "USER", "PATH", "SHELL", "PORT", "HOSTNAME", "PWD", "LANG"}
+)
+RESERVED_PREFIXES = ("DEV8_", "CODE_SERVER_", "VSCODE_", "AZURE_")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _check_variable_name(name: str, kind: str) -> None:
+    if not VARIABLE_NAME.match(name):
+        raise ValueError(f"{kind} name {name!r} must match [A-Za-z_][A-Za-z0-9_]*")
+    if name.upper() in RESERVED_VARIABLES or name.upper().startswith(RESERVED_PREFIXES):
+        raise ValueError(f"{kind} name {name!r} is reserved")
+
+
+class CreateEnvironmentRequest(_Strict):
+    name: str = Field(min_length=1, max_length=50)
+    template: str | None = Field(default=None, max_length=40)
+    base_image: str | None = Field(default=None, max_length=40)
+    size: str | None = Field(default=None, max_length=20)
+    cpu_cores: float | None = Field(default=None, gt=0)
+    memory_gb: float | None = Field(default=None, gt=0)
+    storage_gb: int | None = Field(default=None, gt=0)
+    environment_variables: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(default_factory=dict, repr=False)
+    ports: list[int] | None = None
+    idle_timeout_minutes: int | None = Field(default=None, ge=5, le=240)
+    repository_url: str | None = Field(default=None, max_length=2048)
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, value: str) -> str:
+        if not value.isprintable():
+            raise ValueError("name must be printable text")
+        return value
+
+    @field_validator("environment_variables")
+    @classmethod
+    def _valid_variables(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_VARIABLES:
+            raise ValueError(f"at most {MAX_VARIABLES} environment variables")
+        total = 0
+        for name, text in value.items():
+            _check_variable_name(name, "environment variable")
+            if len(text) > MAX_VARIABLE_VALUE:
+                raise ValueError(f"environment variable {name!r} is longer than {MAX_VARIABLE_VALUE}")
+            total += len(name) + len(text)
+        if total > MAX_VARIABLES_TOTAL:
+            raise ValueError(f"environment variables exceed {MAX_VARIABLES_TOTAL} characters in all")
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _valid_secrets(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_SECRETS:
+            raise ValueError(f"at most {MAX_SECRETS} secrets")
+        for name, text in value.items():
+            _check_variable_name(name, "secret")
+            if len(text) > MAX_SECRET_VALUE:
+                raise ValueError(f"secret {name!r} is longer than {MAX_SECRET_VALUE}")
+        return value
+
+    @field_validator("ports")
+    @classmethod
+    def _valid_ports(cls, value: list[int] | None) -> list[int] | None:
+        if value is None:
+            return None
+        if len(value) > MAX_USER_PORTS:
+            raise ValueError(f"at most {MAX_USER_PORTS} ports")
+        for port in value:
+            if not 1024 <= port <= 65535:
+                raise ValueError(f"port {port} must be between 1024 and 65535")
+            if port in RESERVED_PORTS:
+                raise ValueError(f"port {port} is reserved for the IDE or SSH")
+        if len(set(value)) != len(value):
+            raise ValueError("ports must be unique")
+        return value
+
+    @field_validator("repository_url")
+    @classmethod
+    def _https_repository(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError("repository_url must be an https URL")
+        if parts.username or parts.password:
+            raise ValueError("repository_url must not carry credentials; pass a token in secrets")
+        return value
+
+    @model_validator(mode="after")
+    def _template_aliases_agree(self) -> CreateEnvironmentRequest:
+        if self.template and self.base_image and self.template.lower() != self.base_image.lower():
+            raise ValueError("template and base_image differ; give one of them")
+        overlap = set(self.secrets) & set(self.environment_variables)
+        if overlap:
+            raise ValueError(f"names given both as secret and environment variable: {sorted(overlap)}")
+        return self
+
+
+class UpdateEnvironmentRequest(_Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=50)
+    idle_timeout_minutes: int | None = Field(default=None, ge=5, le=240)
+    keep: bool | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> UpdateEnvironmentRequest:
+        if self.name is None and self.idle_timeout_minutes is None and self.keep is None:
+            raise ValueError("give at least one of: name, idle_timeout_minutes, keep")
+        if self.name is not None and not self.name.isprintable():
+            raise ValueError("name must be printable text")
+        return self
