@@ -16,7 +16,7 @@ from shared.domain.environment import Environment, Status
 from shared.domain.lifecycle import Command
 from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
 from shared.errors import Unavailable, ValidationFailed
-from shared.service import CommandResult
+from shared.services.environments import CommandResult
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 log = logging.getLogger("dev8.api")

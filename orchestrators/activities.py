@@ -22,7 +22,7 @@ from shared import agent_tokens, wiring
 from shared.domain.catalog import TEMPLATES, image_reference
 from shared.domain.environment import Environment, Status
 from shared.errors import AuthorizationRefused, PermanentBackendError
-from shared.ports import ComputeSpec, ComputeState, ComputeStatus, compute_name, workspace_name
+from shared.services.ports import ComputeSpec, ComputeState, ComputeStatus, compute_name, workspace_name
 from shared.settings import get_settings
 
 log = logging.getLogger("dev8.activities")

@@ -6,7 +6,7 @@ from typing import Any, TypedDict
 
 from shared.domain.environment import Environment
 from shared.domain.lifecycle import Command
-from shared.service import operation_kind
+from shared.services.environments import operation_kind
 from shared.settings import ComputeBackendName, Settings
 
 PROVISION = "provision_environment"

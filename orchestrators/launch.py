@@ -9,7 +9,7 @@ import azure.durable_functions as df
 
 from orchestrators import jobs
 from shared.domain.environment import Environment
-from shared.reconcile import instance_id
+from shared.services.reconcile import instance_id
 from shared.settings import get_settings
 
 log = logging.getLogger("dev8.launch")

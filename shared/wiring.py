@@ -17,10 +17,10 @@ if TYPE_CHECKING:
     from shared.adapters.tables.store import TableEnvironmentStore
     from shared.auth import TokenVerifier
     from shared.domain.environment import Policy
-    from shared.ports import ComputeBackend, WorkspaceStorage
-    from shared.reconcile import Reconciler
-    from shared.service import EnvironmentService, Placement
-    from shared.sweeps import Sweeps
+    from shared.services.environments import EnvironmentService, Placement
+    from shared.services.ports import ComputeBackend, WorkspaceStorage
+    from shared.services.reconcile import Reconciler
+    from shared.services.sweeps import Sweeps
 
 _lock = threading.Lock()
 
@@ -36,7 +36,7 @@ def aci_placement(region: str = "") -> Placement:
     - CPU and memory to one decimal place (`az container create --cpu/--memory`).
     """
     from shared.domain.environment import CloudProvider
-    from shared.service import Placement
+    from shared.services.environments import Placement
 
     return Placement(
         CloudProvider.AZURE,
@@ -56,7 +56,7 @@ def utcnow() -> datetime:
 
 def placement(settings: Settings) -> Placement:
     from shared.domain.environment import CloudProvider
-    from shared.service import Placement
+    from shared.services.environments import Placement
 
     if settings.compute_backend is ComputeBackendName.ACI:
         return aci_placement(settings.azure_location)
@@ -89,7 +89,7 @@ def verifier() -> TokenVerifier:
 
 @lru_cache(maxsize=1)
 def environments() -> EnvironmentService:
-    from shared.service import EnvironmentService
+    from shared.services.environments import EnvironmentService
 
     settings = get_settings()
     return EnvironmentService(store(), settings, utcnow, placement(settings))
@@ -111,14 +111,14 @@ def workspaces() -> WorkspaceStorage:
 
 @lru_cache(maxsize=1)
 def sweeps() -> Sweeps:
-    from shared.sweeps import Sweeps
+    from shared.services.sweeps import Sweeps
 
     return Sweeps(store(), environments(), utcnow, policy())
 
 
 @lru_cache(maxsize=1)
 def reconciler() -> Reconciler:
-    from shared.reconcile import Reconciler
+    from shared.services.reconcile import Reconciler
 
     settings = get_settings()
     return Reconciler(

@@ -10,7 +10,7 @@ import importlib
 import threading
 from typing import Any, cast
 
-from shared.ports import ComputeBackend, WorkspaceStorage
+from shared.services.ports import ComputeBackend, WorkspaceStorage
 from shared.settings import ComputeBackendName, Settings, SettingsError, WorkspaceBackendName
 
 # name -> (module, class); each class has `from_settings(settings)`. New adapters add a line here.

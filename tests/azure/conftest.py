@@ -13,7 +13,7 @@ from shared.adapters.azure_common import StorageAccountKey
 from shared.adapters.compute.aci import AciCompute
 from shared.adapters.compute.aci_group import GroupSettings
 from shared.adapters.workspaces.azurefiles import AzureFilesWorkspaces
-from shared.ports import ComputeSpec, Workspace
+from shared.services.ports import ComputeSpec, Workspace
 from tests.azure.sim_arm import ArmSimulator
 from tests.azure.sim_files import FilesSimulator
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.ports import ComputeSpec, ComputeState, compute_name, workspace_name
+from shared.services.ports import ComputeSpec, ComputeState, compute_name, workspace_name
 from shared.settings import Settings
 
 pytestmark = pytest.mark.azure_live

@@ -61,12 +61,12 @@ from shared.domain.catalog import SIZES
 from shared.domain.environment import Actor, AuditEvent, CloudProvider, Environment, Policy, Status
 from shared.domain.lifecycle import ACTIVE
 from shared.domain.quota import Usage
-from shared.ports import ComputeSpec, Workspace, compute_name, workspace_name
-from shared.reconcile import Reconciler
 from shared.secrets import PASSWORD_KEY, generate_password, seal
-from shared.service import EnvironmentService, operation_id
+from shared.services.environments import EnvironmentService, operation_id
+from shared.services.ports import ComputeSpec, Workspace, compute_name, workspace_name
+from shared.services.reconcile import Reconciler
+from shared.services.sweeps import Sweeps
 from shared.settings import Settings
-from shared.sweeps import Sweeps
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 PREFIX = "bench"

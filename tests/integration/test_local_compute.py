@@ -30,7 +30,7 @@ from shared.adapters.compute import local as local_compute
 from shared.adapters.compute.local import NOT_INSTALLED, LocalCompute, find_code_server
 from shared.adapters.workspaces.local import LocalWorkspaceStorage
 from shared.errors import PermanentBackendError
-from shared.ports import (
+from shared.services.ports import (
     ComputeBackend,
     ComputeSpec,
     ComputeState,

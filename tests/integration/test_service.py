@@ -13,7 +13,7 @@ from shared.domain.lifecycle import Command
 from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
 from shared.errors import Conflict, InvalidState, NotFound, QuotaExceeded, ValidationFailed
 from shared.secrets import PASSWORD_KEY
-from shared.service import EnvironmentService, Placement
+from shared.services.environments import EnvironmentService, Placement
 from shared.settings import Settings
 
 KEY = base64.b64encode(b"s" * 32).decode()

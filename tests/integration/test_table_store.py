@@ -23,7 +23,7 @@ from shared.domain.environment import Actor, CloudProvider, Environment, Status
 from shared.domain.lifecycle import ACTIVE
 from shared.domain.quota import Limits, Usage
 from shared.errors import ConcurrencyConflict, QuotaExceeded
-from shared.ports import Change, IdempotencyRecord, IndexEntry
+from shared.services.ports import Change, IdempotencyRecord, IndexEntry
 from shared.settings import Settings
 
 T0 = datetime(2025, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)

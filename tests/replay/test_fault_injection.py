@@ -37,7 +37,6 @@ import orchestrators
 from devhost.durable.clock import ManualClock
 from devhost.engine import DurableEngine, RuntimeStatus
 from orchestrators import jobs
-from shared import service as service_module
 from shared import wiring
 from shared.adapters.compute.simulated import SimulatedCompute
 from shared.adapters.tables.rows import owner_key
@@ -46,8 +45,9 @@ from shared.domain.lifecycle import ACTIVE, TRANSITIONAL, Command
 from shared.domain.quota import Usage
 from shared.domain.requests import CreateEnvironmentRequest
 from shared.errors import ApiError, InvalidState
-from shared.ports import ComputeSpec, ComputeState, ComputeStatus, Workspace, compute_name
-from shared.reconcile import Reconciler, ReconcileReport, instance_id
+from shared.services import environments as service_module
+from shared.services.ports import ComputeSpec, ComputeState, ComputeStatus, Workspace, compute_name
+from shared.services.reconcile import Reconciler, ReconcileReport, instance_id
 from shared.settings import get_settings
 
 # Deterministic; set CHAOS_SEED to explore other interleavings.

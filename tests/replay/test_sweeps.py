@@ -21,10 +21,10 @@ from shared.domain.environment import Actor, Status
 from shared.domain.lifecycle import Command
 from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
 from shared.errors import ApiError
-from shared.ports import Change, ComputeSpec, Workspace, compute_name, workspace_name
-from shared.reconcile import Reconciler, instance_id
+from shared.services.ports import Change, ComputeSpec, Workspace, compute_name, workspace_name
+from shared.services.reconcile import Reconciler, instance_id
+from shared.services.sweeps import Sweeps
 from shared.settings import get_settings
-from shared.sweeps import Sweeps
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 OWNER = "sweep-user"

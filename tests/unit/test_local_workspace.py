@@ -12,7 +12,7 @@ import pytest
 
 from shared.adapters.workspaces.local import LocalWorkspaceStorage
 from shared.errors import PermanentBackendError
-from shared.ports import WorkspaceStorage, workspace_name
+from shared.services.ports import WorkspaceStorage, workspace_name
 from shared.settings import load_settings
 
 NAME = workspace_name("env-0123456789abcdef")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from api.views import forwarded_ports
 from shared.domain.environment import CloudProvider
-from shared.service import Placement, offered_sizes
+from shared.services.environments import Placement, offered_sizes
 from shared.wiring import aci_placement
 
 

@@ -11,7 +11,7 @@ import pytest
 from shared.adapters.compute.simulated import SimulatedCompute
 from shared.domain.environment import CloudProvider
 from shared.errors import BackendError, PermanentBackendError, TransientBackendError
-from shared.ports import ComputeBackend, ComputeSpec, ComputeState, Workspace, compute_name
+from shared.services.ports import ComputeBackend, ComputeSpec, ComputeState, Workspace, compute_name
 from shared.settings import load_settings
 
 

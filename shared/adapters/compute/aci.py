@@ -40,7 +40,7 @@ from shared.adapters.azure_common import (
 from shared.domain.catalog import SSH_PORT
 from shared.domain.environment import CloudProvider
 from shared.errors import PermanentBackendError
-from shared.ports import ComputeSpec, ComputeState, ComputeStatus
+from shared.services.ports import ComputeSpec, ComputeState, ComputeStatus
 from shared.settings import Settings
 
 if TYPE_CHECKING:

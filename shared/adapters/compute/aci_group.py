@@ -29,7 +29,7 @@ from typing import Any
 from azure.mgmt.containerinstance import models as m
 
 from shared.domain.catalog import IDE_PORT, SSH_PORT
-from shared.ports import ComputeSpec
+from shared.services.ports import ComputeSpec
 
 ENV_ID_TAG = "dev8-env-id"
 OWNER_TAG = "dev8-owner"

@@ -20,7 +20,7 @@ from typing import Literal, TypeVar
 
 from shared.domain.environment import CloudProvider
 from shared.errors import BackendError, PermanentBackendError, TransientBackendError
-from shared.ports import ComputeSpec, ComputeState, ComputeStatus
+from shared.services.ports import ComputeSpec, ComputeState, ComputeStatus
 from shared.settings import Settings
 
 Operation = Literal["create", "status", "start", "stop", "delete", "list"]

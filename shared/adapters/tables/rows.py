@@ -20,7 +20,7 @@ from azure.data.tables import EntityProperty
 
 from shared.domain.environment import Actor, AuditEvent, Environment, Status
 from shared.domain.quota import Usage
-from shared.ports import IdempotencyRecord, IndexEntry
+from shared.services.ports import IdempotencyRecord, IndexEntry
 
 Row = dict[str, Any]
 

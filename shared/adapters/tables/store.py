@@ -43,7 +43,7 @@ from shared.domain.environment import AuditEvent, Environment, Status
 from shared.domain.lifecycle import ACTIVE, can_move
 from shared.domain.quota import Limits, Usage, admit
 from shared.errors import ConcurrencyConflict, QuotaExceeded
-from shared.ports import Change, IdempotencyRecord, IndexEntry
+from shared.services.ports import Change, IdempotencyRecord, IndexEntry
 
 if TYPE_CHECKING:
     from shared.settings import Settings

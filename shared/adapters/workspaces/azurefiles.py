@@ -37,7 +37,7 @@ from shared.adapters.azure_common import (
 )
 from shared.adapters.azure_common import credential as default_credential
 from shared.errors import PermanentBackendError, TransientBackendError
-from shared.ports import Workspace
+from shared.services.ports import Workspace
 from shared.settings import Settings
 
 if TYPE_CHECKING:

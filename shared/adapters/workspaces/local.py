@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shared.errors import PermanentBackendError, TransientBackendError
-from shared.ports import Workspace
+from shared.services.ports import Workspace
 from shared.settings import Settings
 
 # Like an Azure Files share: 3-63 of [a-z0-9-], alphanumeric at both ends, no "--".

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from shared.domain.environment import Actor, Environment, Policy, Status
 from shared.domain.lifecycle import Command
 from shared.errors import ApiError
-from shared.ports import EnvironmentStore, IndexEntry
-from shared.service import CommandResult, EnvironmentService
+from shared.services.environments import CommandResult, EnvironmentService
+from shared.services.ports import EnvironmentStore, IndexEntry
 
 Clock = Callable[[], datetime]
 

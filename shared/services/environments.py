@@ -32,8 +32,8 @@ from shared.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from shared.ports import Change, EnvironmentStore, IdempotencyRecord
 from shared.secrets import PASSWORD_KEY, generate_password, seal, unseal
+from shared.services.ports import Change, EnvironmentStore, IdempotencyRecord
 from shared.settings import Settings
 
 Clock = Callable[[], datetime]

@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 from shared.domain.environment import Actor, Environment, Status
 from shared.domain.lifecycle import TRANSITIONAL, Command
 from shared.errors import ApiError, BackendError, ConcurrencyConflict
-from shared.ports import (
+from shared.services.environments import EnvironmentService
+from shared.services.ports import (
     Change,
     ComputeBackend,
     ComputeState,
@@ -28,7 +29,6 @@ from shared.ports import (
     EnvironmentStore,
     OrphanLedger,
 )
-from shared.service import EnvironmentService
 
 Clock = Callable[[], datetime]
 MAX_REDRIVES = 1
