@@ -1,36 +1,11 @@
-"""Names and inputs of the lifecycle orchestrations (shared by the API that starts them)."""
+"""Inputs of the lifecycle orchestrations (their names and instance ids: shared/domain/operation.py)."""
 
 from __future__ import annotations
 
 from typing import Any, TypedDict
 
 from shared.domain.environment import Environment
-from shared.domain.lifecycle import Command
-from shared.services.environments import operation_kind
 from shared.settings import ComputeBackendName, Settings
-
-PROVISION = "provision_environment"
-START = "start_environment"
-STOP = "stop_environment"
-DELETE = "delete_environment"
-RETIRE = "retire_environment"
-PURGE = "purge_retired_workspace"
-
-ORCHESTRATION_FOR: dict[Command, str] = {Command.START: START, Command.STOP: STOP, Command.DELETE: DELETE}
-# Which orchestration carries out an operation, by the kind its id names.
-ORCHESTRATION_OF_KIND = {
-    "create": PROVISION,
-    "start": START,
-    "stop": STOP,
-    "delete": DELETE,
-    "retire": RETIRE,
-}
-
-
-def orchestration_for(env: Environment) -> str:
-    assert env.operation is not None
-    return ORCHESTRATION_OF_KIND[operation_kind(env.operation)]
-
 
 # Seconds between compute status polls while waiting for an environment to come up: the first
 # wait, doubled after each poll up to the last on ACI, where each poll is a GET on ARM (which

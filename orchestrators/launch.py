@@ -9,7 +9,7 @@ import azure.durable_functions as df
 
 from orchestrators import jobs
 from shared.domain.environment import Environment
-from shared.services.reconcile import instance_id
+from shared.domain.operation import instance_id, orchestrator
 from shared.settings import get_settings
 
 log = logging.getLogger("dev8.launch")
@@ -17,8 +17,11 @@ ALIVE = {"Pending", "Running", "ContinuedAsNew", "Suspended"}
 
 
 async def launch(client: df.DurableOrchestrationClient, env: Environment, **extra: object) -> None:
+    assert env.operation is not None
     job = {**jobs.job_for(env, get_settings()), **extra}
-    await client.start_new(jobs.orchestration_for(env), instance_id=instance_id(env), client_input=job)
+    await client.start_new(
+        orchestrator(env.operation), instance_id=instance_id(env.operation, env.redrives), client_input=job
+    )
 
 
 async def launch_all(client: df.DurableOrchestrationClient, envs: list[Environment], **extra: object) -> int:

@@ -14,8 +14,8 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from orchestrators import jobs
 from orchestrators.blueprint import bp
+from shared.domain import operation
 
 # Transient failures (throttling, timeouts, lost responses) are retried; permanent ones come back
 # as {"ok": false} results and are not.
@@ -115,7 +115,7 @@ def _running(
     return {"status": "RUNNING"}
 
 
-@bp.orchestration_trigger(context_name="context", orchestration=jobs.PROVISION)
+@bp.orchestration_trigger(context_name="context", orchestration=operation.PROVISION)
 def provision_environment(context: df.DurableOrchestrationContext) -> Orchestration:
     """Workspace (kept on failure) → compute → wait until running → RUNNING, or ERROR with the
     compute removed."""
@@ -123,7 +123,7 @@ def provision_environment(context: df.DurableOrchestrationContext) -> Orchestrat
     return (yield from _running(context, job, "create_compute", "delete_compute"))
 
 
-@bp.orchestration_trigger(context_name="context", orchestration=jobs.START)
+@bp.orchestration_trigger(context_name="context", orchestration=operation.START)
 def start_environment(context: df.DurableOrchestrationContext) -> Orchestration:
     """Start (or re-create) the compute → wait until running → RUNNING, or ERROR with the compute
     stopped so it does not bill."""
@@ -150,13 +150,13 @@ def _steps_then(
     return {"status": done}
 
 
-@bp.orchestration_trigger(context_name="context", orchestration=jobs.STOP)
+@bp.orchestration_trigger(context_name="context", orchestration=operation.STOP)
 def stop_environment(context: df.DurableOrchestrationContext) -> Orchestration:
     job = context.get_input(expected_type=dict)
     return (yield from _steps_then(context, job, ("stop_compute",), "STOPPED", "stop failed"))
 
 
-@bp.orchestration_trigger(context_name="context", orchestration=jobs.DELETE)
+@bp.orchestration_trigger(context_name="context", orchestration=operation.DELETE)
 def delete_environment(context: df.DurableOrchestrationContext) -> Orchestration:
     """Compute first, then the workspace, then the record becomes DELETED (gone from the API)."""
     job = context.get_input(expected_type=dict)
@@ -164,7 +164,7 @@ def delete_environment(context: df.DurableOrchestrationContext) -> Orchestration
     return (yield from _steps_then(context, job, steps, "DELETED", "delete failed"))
 
 
-@bp.orchestration_trigger(context_name="context", orchestration=jobs.RETIRE)
+@bp.orchestration_trigger(context_name="context", orchestration=operation.RETIRE)
 def retire_environment(context: df.DurableOrchestrationContext) -> Orchestration:
     """Retention: snapshot the workspace, remove the compute, and record DELETED with a restore
     window. The workspace stays until the window closes (Azure Files keeps a snapshot only with
@@ -183,7 +183,7 @@ def retire_environment(context: df.DurableOrchestrationContext) -> Orchestration
     )
 
 
-@bp.orchestration_trigger(context_name="context", orchestration=jobs.PURGE)
+@bp.orchestration_trigger(context_name="context", orchestration=operation.PURGE)
 def purge_retired_workspace(context: df.DurableOrchestrationContext) -> Orchestration:
     job = context.get_input(expected_type=dict)
     yield from _step(context, "purge_workspace", job)

@@ -8,9 +8,9 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from orchestrators import jobs
 from orchestrators.launch import alive_checker, launch_all
 from shared import wiring
+from shared.domain import operation
 
 bp = df.Blueprint()
 log = logging.getLogger("dev8.timers")
@@ -38,8 +38,8 @@ async def retention_sweep(timer: func.TimerRequest, client: df.DurableOrchestrat
     for owner, environment_id in purges:
         try:
             await client.start_new(
-                jobs.PURGE,
-                instance_id=f"{environment_id}-purge",
+                operation.PURGE,
+                instance_id=operation.purge_instance_id(environment_id),
                 client_input={"owner": owner, "environment_id": environment_id},
             )
         except Exception as exc:  # still running from an earlier pass, or Durable is down: next pass

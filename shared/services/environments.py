@@ -22,6 +22,7 @@ from shared.domain import lifecycle
 from shared.domain.catalog import DEFAULT_SIZE, SIZES, TEMPLATES, Size, Template, resolve_template
 from shared.domain.environment import ENVIRONMENT_ID, Actor, AuditEvent, CloudProvider, Environment, Status
 from shared.domain.lifecycle import Command, Verdict
+from shared.domain.operation import Kind, operation_id
 from shared.domain.quota import Limits
 from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
 from shared.errors import (
@@ -174,7 +175,7 @@ class EnvironmentService:
                 "updated_at": now,
                 "started_at": None,
                 "stopped_at": None,
-                "operation": operation_id("create", env_id, 1),
+                "operation": operation_id(Kind.CREATE, env_id, 1),
                 "redrives": 0,
                 "keep": False,
                 "snapshot": None,
@@ -269,7 +270,7 @@ class EnvironmentService:
             last_accessed_at=now,
             created_at=now,
             updated_at=now,
-            operation=operation_id("create", env_id, 1),
+            operation=operation_id(Kind.CREATE, env_id, 1),
             agent_token_hash=agent_tokens.digest(agent_token),
             sealed_secrets=sealed,
         )
@@ -359,7 +360,7 @@ class EnvironmentService:
         *,
         reason: str | None = None,
         precondition: Callable[[Environment], bool] | None = None,
-        kind: str | None = None,
+        kind: Kind | None = None,
     ) -> CommandResult:
         """Apply a lifecycle command. Accepted commands move to a transitional status and name the
         orchestration that must run (`environment.operation`); the caller starts it.
@@ -386,7 +387,7 @@ class EnvironmentService:
                 update={
                     "status": decision.target,
                     "status_reason": why,
-                    "operation": operation_id(kind or command.value, env.id, env.version + 1),
+                    "operation": operation_id(kind or Kind(command.value), env.id, env.version + 1),
                     "redrives": 0,
                 }
             )
@@ -514,14 +515,3 @@ class EnvironmentService:
             except ConcurrencyConflict:
                 continue  # someone else wrote first: decide again on the fresh record
         raise Conflict("the environment is changing too often; try again")
-
-
-def operation_id(kind: str, environment_id: str, version: int) -> str:
-    """The orchestration instance id of one lifecycle operation (deterministic, so a retried
-    start cannot run the same operation twice)."""
-    return f"{environment_id}-{kind}-{version}"
-
-
-def operation_kind(operation: str) -> str:
-    """The kind ("create", "start", "stop", "delete", "retire") an operation id names."""
-    return operation.rsplit("-", 2)[-2]

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from shared.domain.environment import Actor, Environment, Status
 from shared.domain.lifecycle import TRANSITIONAL, Command
+from shared.domain.operation import instance_id
 from shared.errors import ApiError, BackendError, ConcurrencyConflict
 from shared.services.environments import EnvironmentService
 from shared.services.ports import (
@@ -38,13 +39,6 @@ log = logging.getLogger(__name__)
 def _unchanged_since(operation: str | None) -> Callable[[Environment], bool]:
     """Still RUNNING under the operation we looked at: nobody acted since."""
     return lambda fresh: fresh.status is Status.RUNNING and fresh.operation == operation
-
-
-def instance_id(env: Environment) -> str:
-    """The orchestration instance carrying out the record's current operation (a re-drive runs
-    the same operation under a new instance id)."""
-    assert env.operation is not None
-    return env.operation if env.redrives == 0 else f"{env.operation}.r{env.redrives}"
 
 
 @dataclass
@@ -162,7 +156,7 @@ class Reconciler:
                     continue
                 if now - env.updated_at < self._stuck_after or env.operation is None:
                     continue
-                if operation_alive(instance_id(env)):
+                if operation_alive(instance_id(env.operation, env.redrives)):
                     continue
                 self._unstick(env, report)
 

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from shared.domain.environment import Actor, Environment, Policy, Status
 from shared.domain.lifecycle import Command
+from shared.domain.operation import Kind
 from shared.errors import ApiError
 from shared.services.environments import CommandResult, EnvironmentService
 from shared.services.ports import EnvironmentStore, IndexEntry
@@ -73,7 +74,7 @@ class Sweeps:
         candidates = self._store.candidates(
             Status.STOPPED, stopped_before=now - timedelta(days=self._policy.retention_days)
         )
-        return self._pass(candidates, Command.DELETE, Actor.RETENTION, retire_reason, now, kind="retire")
+        return self._pass(candidates, Command.DELETE, Actor.RETENTION, retire_reason, now, kind=Kind.RETIRE)
 
     def expired_snapshots(self) -> list[tuple[str, str]]:
         """Retired environments whose restore window has closed: (owner, id) to purge."""
@@ -94,7 +95,7 @@ class Sweeps:
         actor: Actor,
         decide: Callable[[Environment, datetime, Policy], str | None],
         now: datetime,
-        kind: str | None = None,
+        kind: Kind | None = None,
     ) -> SweepReport:
         report = SweepReport()
         for entry in candidates:

@@ -16,10 +16,10 @@ from azure.durable_functions.models.history.HistoryEventType import HistoryEvent
 
 from devhost.durable.clock import ManualClock
 from devhost.engine import DurableEngine, RuntimeStatus
-from orchestrators import jobs
 from shared import wiring
 from shared.adapters.compute.aci import AciCompute
 from shared.adapters.workspaces.azurefiles import AzureFilesWorkspaces
+from shared.domain import operation
 from shared.domain.environment import Status
 from shared.domain.lifecycle import Command
 from shared.services.ports import compute_name, workspace_name
@@ -88,7 +88,7 @@ def engine(azure: Azure, clock: ManualClock) -> DurableEngine:
 
 def provision(engine: DurableEngine, clock: ManualClock, **fields):
     env = create(**fields)
-    status = run(engine, clock, launch(engine, jobs.PROVISION, env))
+    status = run(engine, clock, launch(engine, operation.PROVISION, env))
     assert status.runtime_status is RuntimeStatus.COMPLETED
     return env, status
 
@@ -180,7 +180,7 @@ def test_quota_exhausted_ends_in_error_with_a_clear_reason(engine, clock, azure:
 def test_provisioning_failed_is_deleted_and_reported(engine, clock, azure: Azure) -> None:
     env = create()
     azure.arm.fail_provisioning[compute_name(env.id)] = "Failed to mount Azure File Volume"
-    status = run(engine, clock, launch(engine, jobs.PROVISION, env))
+    status = run(engine, clock, launch(engine, operation.PROVISION, env))
     assert status.output["status"] == "ERROR"
     record = wiring.environments().get(OWNER, env.id)
     assert record.status is Status.ERROR
@@ -318,7 +318,7 @@ def test_running_only_once_the_ide_answers_over_https(engine, clock, azure: Azur
 def test_a_sidecar_that_never_serves_https_ends_in_error_not_running(engine, clock, azure: Azure) -> None:
     env = create()
     azure.arm.tls_broken.add(compute_name(env.id))
-    status = run(engine, clock, launch(engine, jobs.PROVISION, env))
+    status = run(engine, clock, launch(engine, operation.PROVISION, env))
     assert status.output["status"] == "ERROR"
     record = wiring.environments().get(OWNER, env.id)
     assert record.status is Status.ERROR and record.vs_code_url is None

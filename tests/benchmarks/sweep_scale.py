@@ -60,9 +60,10 @@ from shared.adapters.tables.store import DIRECTORY, TableEnvironmentStore
 from shared.domain.catalog import SIZES
 from shared.domain.environment import Actor, AuditEvent, CloudProvider, Environment, Policy, Status
 from shared.domain.lifecycle import ACTIVE
+from shared.domain.operation import Kind, operation_id
 from shared.domain.quota import Usage
 from shared.secrets import PASSWORD_KEY, generate_password, seal
-from shared.services.environments import EnvironmentService, operation_id
+from shared.services.environments import EnvironmentService
 from shared.services.ports import ComputeSpec, Workspace, compute_name, workspace_name
 from shared.services.reconcile import Reconciler
 from shared.services.sweeps import Sweeps
@@ -107,7 +108,9 @@ def _environment(
     size = SIZES["medium"]
     running = status is Status.RUNNING
     name = compute_name(env_id)
-    kind = {Status.RUNNING: "create", Status.STOPPED: "stop", Status.ERROR: "start"}.get(status, "delete")
+    kind = {Status.RUNNING: Kind.CREATE, Status.STOPPED: Kind.STOP, Status.ERROR: Kind.START}.get(
+        status, Kind.DELETE
+    )
     return Environment(
         id=env_id,
         owner=owner,

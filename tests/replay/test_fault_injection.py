@@ -40,14 +40,16 @@ from orchestrators import jobs
 from shared import wiring
 from shared.adapters.compute.simulated import SimulatedCompute
 from shared.adapters.tables.rows import owner_key
+from shared.domain import operation
 from shared.domain.environment import Environment, Status
 from shared.domain.lifecycle import ACTIVE, TRANSITIONAL, Command
+from shared.domain.operation import instance_id, orchestrator
 from shared.domain.quota import Usage
 from shared.domain.requests import CreateEnvironmentRequest
 from shared.errors import ApiError, InvalidState
 from shared.services import environments as service_module
 from shared.services.ports import ComputeSpec, ComputeState, ComputeStatus, Workspace, compute_name
-from shared.services.reconcile import Reconciler, ReconcileReport, instance_id
+from shared.services.reconcile import Reconciler, ReconcileReport
 from shared.settings import get_settings
 
 # Deterministic; set CHAOS_SEED to explore other interleavings.
@@ -209,10 +211,12 @@ class Chaos:
     # --- the host ---------------------------------------------------------------------------------
 
     def launch(self, env: Environment) -> None:
-        if jobs.orchestration_for(env) in (jobs.PROVISION, jobs.START):
+        if orchestrator(env.operation) in (operation.PROVISION, operation.START):
             self.tracked[env.id].bring_ups += 1
         self.engine.start(
-            jobs.orchestration_for(env), jobs.job_for(env, get_settings()), instance_id=instance_id(env)
+            orchestrator(env.operation),
+            jobs.job_for(env, get_settings()),
+            instance_id=instance_id(env.operation, env.redrives),
         )
 
     def step(self) -> None:
@@ -330,7 +334,7 @@ def test_faults_over_500_operations_leave_no_lost_record_duplicate_or_orphan(cha
         tracked = chaos.tracked[environment_id]
         assert record.status not in TRANSITIONAL, (environment_id, record.status)
         assert record.operation == tracked.operations[-1]
-        finished = chaos.engine.status(instance_id(record))
+        finished = chaos.engine.status(instance_id(record.operation, record.redrives))
         assert finished is not None and finished.runtime_status is RuntimeStatus.COMPLETED
         assert finished.output["status"] == record.status.value, (environment_id, finished.output)
         assert chaos.store.events(tracked.owner, environment_id, 1)[0].to_status is record.status

@@ -15,8 +15,10 @@ from devhost.durable.clock import ManualClock
 from devhost.engine import DurableEngine, RuntimeStatus
 from orchestrators import jobs
 from shared import wiring
+from shared.domain import operation
 from shared.domain.environment import Status
 from shared.domain.lifecycle import Command
+from shared.domain.operation import Kind
 from shared.domain.requests import CreateEnvironmentRequest
 from shared.services.ports import ComputeState, compute_name, workspace_name
 from shared.settings import get_settings
@@ -54,7 +56,7 @@ def launch(engine: DurableEngine, orchestration: str, env) -> str:
 def command(engine: DurableEngine, clock: ManualClock, env_id: str, what: Command):
     result = wiring.environments().command(OWNER, env_id, what)
     assert result.accepted
-    status = run(engine, clock, launch(engine, jobs.ORCHESTRATION_FOR[what], result.environment))
+    status = run(engine, clock, launch(engine, operation.ORCHESTRATOR[Kind(what.value)], result.environment))
     assert status.runtime_status is RuntimeStatus.COMPLETED
     return status
 
@@ -84,7 +86,7 @@ def engine(app_env, clock) -> DurableEngine:
 
 def test_provision_waits_with_durable_timers_then_runs(engine, clock):
     env = create(secrets={"GITHUB_TOKEN": "ghp_replay", "SSH_PUBLIC_KEY": "ssh-ed25519 AAAA"})
-    status = run(engine, clock, launch(engine, jobs.PROVISION, env))
+    status = run(engine, clock, launch(engine, operation.PROVISION, env))
     assert status.runtime_status is RuntimeStatus.COMPLETED
     assert status.output == {"status": "RUNNING"}
     record = wiring.environments().get(OWNER, env.id)
@@ -103,7 +105,7 @@ def test_provision_waits_with_durable_timers_then_runs(engine, clock):
 
 def test_stop_start_delete(engine, clock):
     env = create()
-    run(engine, clock, launch(engine, jobs.PROVISION, env))
+    run(engine, clock, launch(engine, operation.PROVISION, env))
     workspace = Path(get_settings().local_data_dir, "workspaces", workspace_name(env.id))
     (workspace / "notes.txt").write_text("keep me")
 
@@ -126,7 +128,7 @@ def test_stop_start_delete(engine, clock):
 def test_permanent_compute_failure_ends_in_error_with_compensation(engine, clock):
     env = create()
     wiring.compute().fail_next("create", permanent=True, message="image dev8-node:latest not found")
-    status = run(engine, clock, launch(engine, jobs.PROVISION, env))
+    status = run(engine, clock, launch(engine, operation.PROVISION, env))
     assert status.output["status"] == "ERROR"
     record = wiring.environments().get(OWNER, env.id)
     assert record.status is Status.ERROR
@@ -139,7 +141,7 @@ def test_permanent_compute_failure_ends_in_error_with_compensation(engine, clock
 
 def test_compute_that_fails_while_booting_is_removed(engine, clock):
     env = create(name="x")
-    launch(engine, jobs.PROVISION, env)
+    launch(engine, operation.PROVISION, env)
     engine.run_until_idle()
     # The container crashes after creation (e.g. a broken image entrypoint).
     wiring.compute().fail_next("status", permanent=True, message="container exited with code 1")
@@ -152,7 +154,7 @@ def test_compute_that_fails_while_booting_is_removed(engine, clock):
 def test_transient_failures_are_retried_then_succeed(engine, clock):
     env = create()
     wiring.compute().fail_next("create", permanent=False, message="429 too many requests", times=2)
-    status = run(engine, clock, launch(engine, jobs.PROVISION, env))
+    status = run(engine, clock, launch(engine, operation.PROVISION, env))
     assert status.output == {"status": "RUNNING"}
     assert scheduled(engine, env.operation, "create_compute") == 3
     assert events_of(engine, env.operation, HistoryEventType.TASK_FAILED) == 2
@@ -162,7 +164,7 @@ def test_transient_failures_are_retried_then_succeed(engine, clock):
 def test_retries_exhausted_end_in_error(engine, clock):
     env = create()
     wiring.compute().fail_next("create", permanent=False, message="service unavailable", times=10)
-    status = run(engine, clock, launch(engine, jobs.PROVISION, env))
+    status = run(engine, clock, launch(engine, operation.PROVISION, env))
     assert status.output["status"] == "ERROR"
     reason = wiring.environments().get(OWNER, env.id).status_reason
     assert reason.startswith("create compute kept failing") and "service unavailable" in reason
@@ -175,7 +177,7 @@ def test_deadline_passed_ends_in_error(app_env, clock):
     wiring.reset()
     engine = engine_for(clock)
     env = create()
-    status = run(engine, clock, launch(engine, jobs.PROVISION, env))
+    status = run(engine, clock, launch(engine, operation.PROVISION, env))
     assert status.output["status"] == "ERROR"
     record = wiring.environments().get(OWNER, env.id)
     assert record.status_reason.startswith("the environment was not running after 30 seconds (last seen: ")
@@ -191,7 +193,7 @@ def test_local_and_simulated_compute_is_polled_at_a_steady_pace(app_env, clock):
     engine = engine_for(clock)
     env = create()
     assert jobs.job_for(env, get_settings())["poll_max_seconds"] == jobs.POLL_SECONDS
-    run(engine, clock, launch(engine, jobs.PROVISION, env))
+    run(engine, clock, launch(engine, operation.PROVISION, env))
     history = engine.status(env.operation).history
     timers = [e for e in history if e["EventType"] == HistoryEventType.TIMER_CREATED]
     assert len(timers) == 30 // jobs.POLL_SECONDS  # one every 3 s up to the 30 s deadline
@@ -200,7 +202,7 @@ def test_local_and_simulated_compute_is_polled_at_a_steady_pace(app_env, clock):
 def test_every_activity_run_twice_still_makes_one_compute(app_env, clock):
     engine = engine_for(clock, duplicate_activities=True)
     env = create()
-    status = run(engine, clock, launch(engine, jobs.PROVISION, env))
+    status = run(engine, clock, launch(engine, operation.PROVISION, env))
     assert status.output == {"status": "RUNNING"}
     assert wiring.compute().creations == 1
     assert wiring.compute().calls("create") == 2  # it really ran twice
@@ -213,7 +215,7 @@ def test_every_activity_run_twice_still_makes_one_compute(app_env, clock):
 
 def test_replaying_a_recorded_activity_changes_nothing(engine, clock):
     env = create()
-    run(engine, clock, launch(engine, jobs.PROVISION, env))
+    run(engine, clock, launch(engine, operation.PROVISION, env))
     before = wiring.store().get(OWNER, env.id)
     history = history_of(engine, env.operation)
     for event in history:

@@ -17,12 +17,14 @@ from devhost.durable.clock import ManualClock
 from devhost.engine import DurableEngine
 from orchestrators import jobs
 from shared import wiring
+from shared.domain import operation
 from shared.domain.environment import Actor, Status
 from shared.domain.lifecycle import Command
+from shared.domain.operation import instance_id, orchestrator
 from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
 from shared.errors import ApiError
 from shared.services.ports import Change, ComputeSpec, Workspace, compute_name, workspace_name
-from shared.services.reconcile import Reconciler, instance_id
+from shared.services.reconcile import Reconciler
 from shared.services.sweeps import Sweeps
 from shared.settings import get_settings
 
@@ -65,7 +67,9 @@ class World:
 
     def run(self, env, **extra) -> None:
         job = {**jobs.job_for(env, get_settings()), **extra}
-        instance = self.engine.start(jobs.orchestration_for(env), job, instance_id=instance_id(env))
+        instance = self.engine.start(
+            orchestrator(env.operation), job, instance_id=instance_id(env.operation, env.redrives)
+        )
         for _ in range(100):
             self.engine.run_until_idle()
             if self.engine.status(instance).runtime_status.is_terminal:
@@ -219,7 +223,7 @@ def test_retention_snapshots_retires_and_restores(world: World):
     world.clock.now = retired.restorable_until + timedelta(minutes=1)
     purges = world.sweeps.expired_snapshots()
     assert purges == [(OWNER, env.id)]
-    world.engine.start(jobs.PURGE, {"owner": OWNER, "environment_id": env.id}, instance_id="purge")
+    world.engine.start(operation.PURGE, {"owner": OWNER, "environment_id": env.id}, instance_id="purge")
     world.engine.run_until_idle()
     assert not workspace.exists()
     assert world.store.get(OWNER, env.id).snapshot is None
