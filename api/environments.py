@@ -42,7 +42,7 @@ async def _launch(client: df.DurableOrchestrationClient, env: Environment) -> En
                 env.owner,
                 env.id,
                 env.operation or "",
-                Status.ERROR,
+                False,
                 "could not start the operation; try again",
             )
         )

@@ -61,7 +61,7 @@ def park_all() -> int:
             continue
         env = result.environment
         compute.stop(compute_name(env.id))
-        service.settle(env.owner, env.id, env.operation or "", Status.STOPPED, SHUTDOWN_REASON)
+        service.settle(env.owner, env.id, env.operation or "", True, SHUTDOWN_REASON)
         parked += 1
     for status in compute.list():
         if status.state in (ComputeState.RUNNING, ComputeState.PENDING):

@@ -179,12 +179,9 @@ def settle_environment(job: dict[str, Any]) -> Result:
     }
     if job.get("restorable_days"):
         fields["restorable_days"] = int(job["restorable_days"])
+    # An input scheduled before a deploy names the status instead of the outcome.
+    succeeded = job["succeeded"] if "succeeded" in job else job.get("status") != Status.ERROR.value
     env = wiring.environments().settle(
-        job["owner"],
-        job["environment_id"],
-        job["operation"],
-        Status(job["status"]),
-        job["reason"],
-        **fields,
+        job["owner"], job["environment_id"], job["operation"], bool(succeeded), job["reason"], **fields
     )
     return {"ok": True, "status": env.status.value if env else None}

@@ -77,12 +77,14 @@ def _wait_until_running(context: df.DurableOrchestrationContext, job: dict[str, 
 
 
 def _settle(
-    context: df.DurableOrchestrationContext, job: dict[str, Any], status: str, reason: str, **fields: Any
+    context: df.DurableOrchestrationContext, job: dict[str, Any], succeeded: bool, reason: str, **fields: Any
 ) -> Orchestration:
+    """Record the outcome; the record's transitional status says where it lands (lifecycle.settle).
+    Returns the orchestration's output: the record's status as it now stands."""
     result = yield context.call_activity_with_retry(
-        "settle_environment", RETRY, {**job, "status": status, "reason": reason, **fields}
+        "settle_environment", RETRY, {**job, "succeeded": succeeded, "reason": reason, **fields}
     )
-    return result
+    return {"status": result.get("status")}
 
 
 def _compensate(context: df.DurableOrchestrationContext, activity: str, job: dict[str, Any]) -> Orchestration:
@@ -102,17 +104,18 @@ def _running(
     except OperationFailed as failure:
         context.set_custom_status({"phase": "failed", "reason": str(failure)})
         yield from _compensate(context, cleanup, job)
-        yield from _settle(context, job, "ERROR", str(failure))
-        return {"status": "ERROR", "reason": str(failure)}
-    yield from _settle(
-        context,
-        job,
-        "RUNNING",
-        "running",
-        vs_code_url=ready.get("vs_code_url"),
-        ssh_connection_string=ready.get("ssh_connection_string"),
+        settled = yield from _settle(context, job, False, str(failure))
+        return {**settled, "reason": str(failure)}
+    return (
+        yield from _settle(
+            context,
+            job,
+            True,
+            "running",
+            vs_code_url=ready.get("vs_code_url"),
+            ssh_connection_string=ready.get("ssh_connection_string"),
+        )
     )
-    return {"status": "RUNNING"}
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=operation.PROVISION)
@@ -137,23 +140,23 @@ def _steps_then(
     steps: tuple[str, ...],
     done: str,
     failed: str,
-    **settled: Any,
+    **fields: Any,
 ) -> Orchestration:
-    """Run `steps` in order, then record `done`; if one fails for good, ERROR with the reason."""
+    """Run `steps` in order, then settle with reason `done`; if one fails for good, settle as
+    failed with the reason."""
     try:
         for activity in steps:
             yield from _step(context, activity, job)
     except OperationFailed as failure:
-        yield from _settle(context, job, "ERROR", f"{failed}: {failure}")
-        return {"status": "ERROR", "reason": str(failure)}
-    yield from _settle(context, job, done, settled.pop("reason", done.lower()), **settled)
-    return {"status": done}
+        settled = yield from _settle(context, job, False, f"{failed}: {failure}")
+        return {**settled, "reason": str(failure)}
+    return (yield from _settle(context, job, True, done, **fields))
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=operation.STOP)
 def stop_environment(context: df.DurableOrchestrationContext) -> Orchestration:
     job = context.get_input(expected_type=dict)
-    return (yield from _steps_then(context, job, ("stop_compute",), "STOPPED", "stop failed"))
+    return (yield from _steps_then(context, job, ("stop_compute",), "stopped", "stop failed"))
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=operation.DELETE)
@@ -161,7 +164,7 @@ def delete_environment(context: df.DurableOrchestrationContext) -> Orchestration
     """Compute first, then the workspace, then the record becomes DELETED (gone from the API)."""
     job = context.get_input(expected_type=dict)
     steps = ("delete_compute", "delete_workspace")
-    return (yield from _steps_then(context, job, steps, "DELETED", "delete failed"))
+    return (yield from _steps_then(context, job, steps, "deleted", "delete failed"))
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=operation.RETIRE)
@@ -175,9 +178,8 @@ def retire_environment(context: df.DurableOrchestrationContext) -> Orchestration
             context,
             job,
             ("snapshot_workspace", "delete_compute"),
-            "DELETED",
+            job.get("reason") or "retired",
             "retirement failed",
-            reason=job.get("reason") or "retired",
             restorable_days=job["restore_grace_days"],
         )
     )

@@ -427,37 +427,25 @@ class EnvironmentService:
         owner: str,
         environment_id: str,
         operation: str,
-        status: Status,
+        succeeded: bool,
         reason: str,
         actor: Actor = Actor.SYSTEM,
         restorable_days: int | None = None,
         **fields: Any,
     ) -> Environment | None:
-        """Finish an operation: move the record to `status` if `operation` still owns it.
+        """Finish an operation: move the record where its transitional status lands
+        (`lifecycle.settle`) if `operation` still owns it.
 
         Idempotent: settling twice is a no-op, and a stale operation (superseded by a newer one)
         changes nothing. Returns the record as it stands, or None when it no longer exists.
         """
         now = self._clock()
-        extra = dict(fields)
-        if status in (Status.STOPPED, Status.ERROR, Status.DELETED):
-            # No URL to offer until it runs again (ACI may even hand out a new address on start).
-            extra.setdefault("vs_code_url", None)
-            extra.setdefault("ssh_connection_string", None)
-        if status is Status.STOPPED:
-            extra.setdefault("stopped_at", now)
-        if restorable_days is not None:
-            extra["restorable_until"] = now + timedelta(days=restorable_days)
-        if status is Status.RUNNING:
-            extra.setdefault("started_at", now)
-            extra.setdefault("last_accessed_at", now)
-            extra.setdefault("stopped_at", None)
 
         def finish(env: Environment) -> Environment | None:
-            if env.operation != operation or env.status is status:
+            if env.operation != operation or env.status not in lifecycle.TRANSITIONAL:
                 return None
-            if not lifecycle.can_move(env.status, status):
-                return None
+            status = lifecycle.settle(env.status, succeeded)
+            extra = _settled_fields(status, now, restorable_days, fields)
             return env.model_copy(update={"status": status, "status_reason": reason, **extra})
 
         try:
@@ -515,3 +503,23 @@ class EnvironmentService:
             except ConcurrencyConflict:
                 continue  # someone else wrote first: decide again on the fresh record
         raise Conflict("the environment is changing too often; try again")
+
+
+def _settled_fields(
+    status: Status, now: datetime, restorable_days: int | None, given: dict[str, Any]
+) -> dict[str, Any]:
+    """What else changes when a record settles in `status` (`given` fields win)."""
+    extra = dict(given)
+    if status in (Status.STOPPED, Status.ERROR, Status.DELETED):
+        # No URL to offer until it runs again (ACI may even hand out a new address on start).
+        extra.setdefault("vs_code_url", None)
+        extra.setdefault("ssh_connection_string", None)
+    if status is Status.STOPPED:
+        extra.setdefault("stopped_at", now)
+    if restorable_days is not None:
+        extra["restorable_until"] = now + timedelta(days=restorable_days)
+    if status is Status.RUNNING:
+        extra.setdefault("started_at", now)
+        extra.setdefault("last_accessed_at", now)
+        extra.setdefault("stopped_at", None)
+    return extra

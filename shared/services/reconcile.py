@@ -191,9 +191,7 @@ class Reconciler:
                 report.redriven.append(env.id)
                 return
             reason = f"{env.status.value.lower()} was interrupted and could not be completed; try again"
-            self._service.settle(
-                env.owner, env.id, env.operation or "", Status.ERROR, reason, Actor.RECONCILER
-            )
+            self._service.settle(env.owner, env.id, env.operation or "", False, reason, Actor.RECONCILER)
             report.failed.append(env.id)
         except ConcurrencyConflict:
             return  # it moved meanwhile: the next pass looks again

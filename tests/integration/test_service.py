@@ -45,7 +45,7 @@ def request(**fields) -> CreateEnvironmentRequest:
 def run(service: EnvironmentService, owner: str, env_id: str, status: Status) -> None:
     """Finish whatever operation the record is waiting on, as its orchestration would."""
     env = service.get(owner, env_id)
-    service.settle(owner, env_id, env.operation, status, status.value.lower())
+    service.settle(owner, env_id, env.operation, status is not Status.ERROR, status.value.lower())
 
 
 def test_create_defaults_and_placement(store):
@@ -120,10 +120,11 @@ def test_full_lifecycle_and_audit_trail(store):
 def test_settle_is_idempotent_and_ignores_stale_operations(store):
     service = make_service(store)
     env = service.create("dave", request()).environment
-    first = service.settle("dave", env.id, env.operation, Status.RUNNING, "running", vs_code_url="http://x")
-    again = service.settle("dave", env.id, env.operation, Status.RUNNING, "running", vs_code_url="http://x")
+    first = service.settle("dave", env.id, env.operation, True, "running", vs_code_url="http://x")
+    again = service.settle("dave", env.id, env.operation, True, "running", vs_code_url="http://x")
+    assert first.status is Status.RUNNING
     assert first.version == again.version  # the second call wrote nothing
-    stale = service.settle("dave", env.id, "some-older-operation", Status.ERROR, "late failure")
+    stale = service.settle("dave", env.id, "some-older-operation", False, "late failure")
     assert stale.status is Status.RUNNING
 
 
