@@ -9,7 +9,7 @@ import azure.functions as func
 from api.http import handle, respond
 from shared import wiring
 from shared.domain.catalog import TEMPLATES
-from shared.services.environments import offered_sizes
+from shared.domain.placement import offered_sizes
 from shared.settings import get_settings
 
 bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from shared.adapters.tables.store import TableEnvironmentStore
     from shared.auth import TokenVerifier
     from shared.domain.environment import Policy
-    from shared.services.environments import EnvironmentService, Placement
+    from shared.domain.placement import Placement
+    from shared.services.environments import EnvironmentService
     from shared.services.ports import ComputeBackend, WorkspaceStorage
     from shared.services.reconcile import Reconciler
     from shared.services.sweeps import Sweeps
@@ -36,7 +37,7 @@ def aci_placement(region: str = "") -> Placement:
     - CPU and memory to one decimal place (`az container create --cpu/--memory`).
     """
     from shared.domain.environment import CloudProvider
-    from shared.services.environments import Placement
+    from shared.domain.placement import Placement
 
     return Placement(
         CloudProvider.AZURE,
@@ -56,7 +57,7 @@ def utcnow() -> datetime:
 
 def placement(settings: Settings) -> Placement:
     from shared.domain.environment import CloudProvider
-    from shared.services.environments import Placement
+    from shared.domain.placement import Placement
 
     if settings.compute_backend is ComputeBackendName.ACI:
         return aci_placement(settings.azure_location)

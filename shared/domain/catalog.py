@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.errors import ValidationFailed
+
 # Reserved inside every workspace: the IDE and SSH.
 IDE_PORT = 8080
 SSH_PORT = 2222
@@ -97,6 +99,17 @@ TEMPLATE_ALIASES = {"nodejs": "node", "golang": "go"}
 def resolve_template(name: str) -> Template | None:
     key = name.strip().lower()
     return TEMPLATES.get(TEMPLATE_ALIASES.get(key, key))
+
+
+def choose_template(name: str | None) -> Template:
+    """The template a create request names (aliases allowed), or a 400 naming the choices."""
+    choices = [{"field": "template", "message": f"one of {sorted(TEMPLATES)}"}]
+    if not name:
+        raise ValidationFailed("template is required", choices)
+    template = resolve_template(name)
+    if template is None:
+        raise ValidationFailed(f"unknown template {name!r}", choices)
+    return template
 
 
 def image_reference(template: Template, registry: str, tag: str) -> str:

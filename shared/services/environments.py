@@ -19,10 +19,11 @@ from typing import Any
 
 from shared import agent_tokens
 from shared.domain import lifecycle
-from shared.domain.catalog import DEFAULT_SIZE, SIZES, TEMPLATES, Size, Template, resolve_template
-from shared.domain.environment import ENVIRONMENT_ID, Actor, AuditEvent, CloudProvider, Environment, Status
+from shared.domain.catalog import choose_template
+from shared.domain.environment import ENVIRONMENT_ID, Actor, AuditEvent, Environment, Status
 from shared.domain.lifecycle import Command, Verdict
 from shared.domain.operation import Kind, operation_id
+from shared.domain.placement import Placement, ResourceBounds, SizeRequest, resolve_size
 from shared.domain.quota import Limits
 from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
 from shared.errors import (
@@ -31,7 +32,6 @@ from shared.errors import (
     InvalidState,
     NotFound,
     Unauthorized,
-    ValidationFailed,
 )
 from shared.secrets import PASSWORD_KEY, generate_password, seal, unseal
 from shared.services.ports import Change, EnvironmentStore, IdempotencyRecord
@@ -40,44 +40,6 @@ from shared.settings import Settings
 Clock = Callable[[], datetime]
 MAX_WRITE_ATTEMPTS = 8
 ACTIVITY_WRITE_INTERVAL = timedelta(minutes=1)
-
-
-@dataclass(frozen=True, slots=True)
-class Placement:
-    """Where new environments run: the compute backend's provider, region and what one environment
-    may ask of it (an ACI container group: 1 to 4 CPU, 1 to 16 GB, in steps of 0.1)."""
-
-    provider: CloudProvider
-    region: str
-    max_cpu_cores: float | None = None
-    max_memory_gb: float | None = None
-    min_cpu_cores: float | None = None
-    min_memory_gb: float | None = None
-    step: float | None = None  # CPU and memory are multiples of it
-    label: str = "this backend"
-
-    def runs(self, cpu: float, memory: float) -> bool:
-        return not self.problems(cpu, memory)
-
-    def problems(self, cpu: float, memory: float) -> list[dict[str, str]]:
-        """What keeps an environment of this size off this backend, per field (empty: it runs)."""
-        found = []
-        for field, value, low, high, unit in (
-            ("cpu_cores", cpu, self.min_cpu_cores, self.max_cpu_cores, ""),
-            ("memory_gb", memory, self.min_memory_gb, self.max_memory_gb, " GB"),
-        ):
-            if high is not None and value > high:
-                found.append({"field": field, "message": f"{self.label} runs at most {high:g}{unit}"})
-            elif low is not None and value < low:
-                found.append({"field": field, "message": f"{self.label} needs at least {low:g}{unit}"})
-            elif self.step is not None and abs(value / self.step - round(value / self.step)) > 1e-9:
-                found.append({"field": field, "message": f"{self.label} takes multiples of {self.step:g}"})
-        return found
-
-
-def offered_sizes(placement: Placement) -> list[Size]:
-    """The size presets this backend can run, in catalog order (no xlarge on ACI)."""
-    return [size for size in SIZES.values() if placement.runs(size.cpu_cores, size.memory_gb)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +66,7 @@ class EnvironmentService:
         self._clock = clock
         self._placement = placement
         self._limits = Limits(settings.max_environments_per_user, settings.max_running_per_user)
+        self._bounds = ResourceBounds(settings.max_cpu_cores, settings.max_memory_gb, settings.max_storage_gb)
 
     # --- reads ------------------------------------------------------------------------------------
 
@@ -236,8 +199,13 @@ class EnvironmentService:
         return hmac.new(self._settings.secrets_key_bytes, canonical.encode(), hashlib.sha256).hexdigest()
 
     def _plan(self, owner: str, request: CreateEnvironmentRequest) -> Environment:
-        template = self._template(request)
-        size_name, cpu, memory, storage = self._resources(request, template)
+        template = choose_template(request.template or request.base_image)
+        size = resolve_size(
+            SizeRequest(request.size, request.cpu_cores, request.memory_gb, request.storage_gb),
+            template,
+            self._placement,
+            self._bounds,
+        )
         now = self._clock()
         env_id = new_environment_id()
         agent_token = agent_tokens.mint(owner, env_id)
@@ -257,10 +225,10 @@ class EnvironmentService:
             status=Status.CREATING,
             status_reason="provisioning",
             template=template.name,
-            size=size_name,
-            cpu_cores=cpu,
-            memory_gb=memory,
-            storage_gb=storage,
+            size=size.name,
+            cpu_cores=size.cpu_cores,
+            memory_gb=size.memory_gb,
+            storage_gb=size.storage_gb,
             cloud_provider=self._placement.provider,
             cloud_region=self._placement.region,
             ports=list(request.ports if request.ports is not None else template.ports),
@@ -274,70 +242,6 @@ class EnvironmentService:
             agent_token_hash=agent_tokens.digest(agent_token),
             sealed_secrets=sealed,
         )
-
-    @staticmethod
-    def _template(request: CreateEnvironmentRequest) -> Template:
-        name = request.template or request.base_image
-        if not name:
-            raise ValidationFailed(
-                "template is required", [{"field": "template", "message": f"one of {sorted(TEMPLATES)}"}]
-            )
-        template = resolve_template(name)
-        if template is None:
-            raise ValidationFailed(
-                f"unknown template {name!r}",
-                [{"field": "template", "message": f"one of {sorted(TEMPLATES)}"}],
-            )
-        return template
-
-    def _resources(
-        self, request: CreateEnvironmentRequest, template: Template
-    ) -> tuple[str, float, float, int]:
-        explicit = {
-            "cpu_cores": request.cpu_cores,
-            "memory_gb": request.memory_gb,
-            "storage_gb": request.storage_gb,
-        }
-        size_name = (request.size or "").lower() or (DEFAULT_SIZE if not any(explicit.values()) else "")
-        offered = [size.name for size in offered_sizes(self._placement)]
-        if size_name and size_name not in SIZES:
-            raise ValidationFailed(
-                f"unknown size {request.size!r}", [{"field": "size", "message": f"one of {offered}"}]
-            )
-        if size_name and size_name not in offered and not any(explicit.values()):
-            raise ValidationFailed(
-                f"size {size_name!r} is not offered on {self._placement.label}",
-                [{"field": "size", "message": f"one of {offered}"}],
-            )
-        base = SIZES[size_name or template.default_size]
-        cpu = request.cpu_cores if request.cpu_cores is not None else base.cpu_cores
-        memory = request.memory_gb if request.memory_gb is not None else base.memory_gb
-        storage = request.storage_gb if request.storage_gb is not None else base.storage_gb
-        bounds = {
-            "cpu_cores": (cpu, 0.5, self._settings.max_cpu_cores),
-            "memory_gb": (memory, 1.0, self._settings.max_memory_gb),
-            "storage_gb": (storage, 1, self._settings.max_storage_gb),
-        }
-        problems = [
-            {"field": field, "message": f"must be between {low} and {high}"}
-            for field, (value, low, high) in bounds.items()
-            if not low <= value <= high
-        ]
-        if problems:
-            raise ValidationFailed("requested resources are out of bounds", problems)
-        self._check_placement(cpu, memory)
-        customized = any(value is not None for value in explicit.values())
-        label = "custom" if customized else base.name
-        return label, cpu, memory, int(storage)
-
-    def _check_placement(self, cpu: float, memory: float) -> None:
-        problems = self._placement.problems(cpu, memory)
-        if problems:
-            raise ValidationFailed(
-                f"this size cannot run on {self._placement.label} ({cpu:g} CPU, {memory:g} GB); "
-                "choose another size",
-                problems,
-            )
 
     # --- changes ------------------------------------------------------------------------------------
 

@@ -18,8 +18,8 @@ from shared.adapters.compute.aci import AciCompute
 from shared.adapters.compute.aci_group import build_group
 from shared.adapters.workspaces.azurefiles import AzureFilesWorkspaces
 from shared.domain.catalog import TEMPLATES, image_reference
+from shared.domain.placement import offered_sizes
 from shared.errors import PermanentBackendError
-from shared.services.environments import offered_sizes
 from shared.services.ports import compute_name, workspace_name
 from shared.wiring import aci_placement
 from tests.azure import azure_rules

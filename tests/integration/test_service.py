@@ -10,10 +10,11 @@ import pytest
 
 from shared.domain.environment import Actor, CloudProvider, Status
 from shared.domain.lifecycle import Command
+from shared.domain.placement import Placement
 from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
 from shared.errors import Conflict, InvalidState, NotFound, QuotaExceeded, ValidationFailed
 from shared.secrets import PASSWORD_KEY
-from shared.services.environments import EnvironmentService, Placement
+from shared.services.environments import EnvironmentService
 from shared.settings import Settings
 
 KEY = base64.b64encode(b"s" * 32).decode()
