@@ -14,7 +14,7 @@ import logging
 from shared import wiring
 from shared.domain.environment import Actor, Status
 from shared.domain.lifecycle import Command
-from shared.services.ports import ComputeState, compute_name
+from shared.domain.resources import ComputeState, compute_name
 
 log = logging.getLogger("devhost")
 SHUTDOWN_REASON = "stopped because the local host was shut down"

@@ -19,10 +19,11 @@ from typing import Any
 
 from orchestrators.blueprint import bp
 from shared import agent_tokens, wiring
-from shared.domain.catalog import TEMPLATES, image_reference
+from shared.domain.catalog import TEMPLATES
 from shared.domain.environment import Environment, Status
+from shared.domain.resources import ComputeState, compute_name, image_reference, workspace_name
 from shared.errors import AuthorizationRefused, PermanentBackendError
-from shared.services.ports import ComputeSpec, ComputeState, ComputeStatus, compute_name, workspace_name
+from shared.services.ports import ComputeSpec, ComputeStatus
 from shared.settings import get_settings
 
 log = logging.getLogger("dev8.activities")
@@ -65,7 +66,7 @@ def _spec(env: Environment) -> ComputeSpec:
         name=compute_name(env.id),
         environment_id=env.id,
         owner=env.owner,
-        image=image_reference(TEMPLATES[env.template], settings.registry, settings.image_tag),
+        image=image_reference(settings.registry, TEMPLATES[env.template].image, settings.image_tag),
         cpu_cores=env.cpu_cores,
         memory_gb=env.memory_gb,
         ports=tuple(env.ports),

@@ -110,7 +110,3 @@ def choose_template(name: str | None) -> Template:
     if template is None:
         raise ValidationFailed(f"unknown template {name!r}", choices)
     return template
-
-
-def image_reference(template: Template, registry: str, tag: str) -> str:
-    return f"{registry.rstrip('/')}/{template.image}:{tag}"

@@ -6,11 +6,11 @@ import builtins
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Protocol
 
 from shared.domain.environment import Actor, AuditEvent, CloudProvider, Environment, Status
 from shared.domain.quota import Limits, Usage
+from shared.domain.resources import ComputeState
 
 # --- Table Storage -------------------------------------------------------------------------------
 
@@ -130,14 +130,6 @@ class OrphanLedger(Protocol):
 # --- Compute and workspace backends ---------------------------------------------------------------
 
 
-class ComputeState(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    STOPPED = "stopped"
-    FAILED = "failed"
-    ABSENT = "absent"
-
-
 @dataclass(frozen=True, slots=True)
 class Workspace:
     """A persistent workspace: an Azure Files share or a local directory."""
@@ -213,12 +205,3 @@ class WorkspaceStorage(Protocol):
     def restore(self, name: str, snapshot: str, target: str, quota_gb: int) -> Workspace:
         """Make workspace `target` hold the files of `name`'s snapshot (if absent; idempotent)."""
         ...
-
-
-def compute_name(environment_id: str) -> str:
-    """Deterministic compute name, so a re-run activity finds what an earlier run made."""
-    return f"dev8-{environment_id.removeprefix('env-')}"
-
-
-def workspace_name(environment_id: str) -> str:
-    return f"ws-{environment_id.removeprefix('env-')}"

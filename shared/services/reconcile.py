@@ -17,19 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from shared.domain import decisions
+from shared.domain.decisions import ReconcilePolicy
 from shared.domain.environment import Actor, Environment, Status
 from shared.domain.lifecycle import TRANSITIONAL, Command
 from shared.domain.operation import instance_id
+from shared.domain.resources import ComputeState
 from shared.errors import ApiError, BackendError, ConcurrencyConflict
 from shared.services.environments import EnvironmentService
-from shared.services.ports import (
-    Change,
-    ComputeBackend,
-    ComputeState,
-    ComputeStatus,
-    EnvironmentStore,
-    OrphanLedger,
-)
+from shared.services.ports import Change, ComputeBackend, ComputeStatus, EnvironmentStore, OrphanLedger
 
 Clock = Callable[[], datetime]
 MAX_REDRIVES = 1
@@ -73,8 +69,7 @@ class Reconciler:
         self._service = service
         self._compute = compute
         self._clock = clock
-        self._stuck_after = stuck_after
-        self._orphan_grace = orphan_grace
+        self._policy = ReconcilePolicy(stuck_after, orphan_grace, MAX_REDRIVES)
 
     def run(self, operation_alive: Callable[[str], bool]) -> ReconcileReport:
         """One pass. `operation_alive(instance_id)` says whether an orchestration still runs."""
@@ -91,13 +86,12 @@ class Reconciler:
         orphaned = []
         for environment_id, status in computes.items():
             owner = self._store.owner_of(environment_id)
-            record = self._store.get(owner, environment_id) if owner else None
-            if record is None or record.status is Status.DELETED:
+            if decisions.orphaned(self._store.get(owner, environment_id) if owner else None):
                 orphaned.append(status.name)
         # Adopted or gone meanwhile: forgotten by the ledger, so a later orphaning starts afresh.
         first_seen = self._orphans_seen.orphan_sightings(orphaned, now)
         for name in orphaned:
-            if now - first_seen.get(name, now) < self._orphan_grace:
+            if not decisions.orphan_due(first_seen.get(name, now), now, self._policy):
                 report.orphans_waiting.append(name)
                 continue
             try:
@@ -124,13 +118,9 @@ class Reconciler:
                     log.warning("could not read the state of %s (%s)", compute.name, type(error).__name__)
                     continue
             state = compute.state if compute else ComputeState.ABSENT
-            if state in (ComputeState.RUNNING, ComputeState.PENDING):
+            reason = decisions.lost_compute_reason(state, compute.detail if compute else None)
+            if reason is None:
                 continue
-            reason = {
-                ComputeState.ABSENT: "its compute was gone",
-                ComputeState.STOPPED: "its compute was stopped outside Dev8",
-                ComputeState.FAILED: f"its compute failed: {compute.detail if compute else ''}".rstrip(": "),
-            }[state]
             operation = env.operation
             try:
                 result = self._service.command(
@@ -138,7 +128,7 @@ class Reconciler:
                     env.id,
                     Command.STOP,
                     Actor.RECONCILER,
-                    reason=f"stopped because {reason}",
+                    reason=reason,
                     precondition=_unchanged_since(operation),
                 )
             except ApiError:
@@ -154,8 +144,9 @@ class Reconciler:
                 if env is None or env.status is not status:
                     self._store.repair_index(entry)
                     continue
-                if now - env.updated_at < self._stuck_after or env.operation is None:
+                if not decisions.stuck(env, now, self._policy):
                     continue
+                assert env.operation is not None
                 if operation_alive(instance_id(env.operation, env.redrives)):
                     continue
                 self._unstick(env, report)
@@ -169,10 +160,11 @@ class Reconciler:
             compute = computes.get(entry.environment_id)
             if compute is None or compute.state not in (ComputeState.RUNNING, ComputeState.PENDING):
                 continue
-            env = self._store.get(entry.owner, entry.environment_id)
             # Settled a while ago and still ERROR (re-read just before acting: a start wins).
-            if env is None or env.status is not Status.ERROR or now - env.updated_at < self._orphan_grace:
+            env = self._store.get(entry.owner, entry.environment_id)
+            if not decisions.stop_error_compute(env, compute.state, now, self._policy):
                 continue
+            assert env is not None
             try:
                 self._compute.stop(compute.name)
             except BackendError as error:
@@ -184,13 +176,13 @@ class Reconciler:
 
     def _unstick(self, env: Environment, report: ReconcileReport) -> None:
         try:
-            if env.redrives < MAX_REDRIVES:
+            if decisions.recovery(env, self._policy) is decisions.Recovery.REDRIVE:
                 updated = env.model_copy(update={"redrives": env.redrives + 1})
                 saved = self._store.save(env, updated, self._change("re-driving an interrupted operation"))
                 report.launches.append(saved)
                 report.redriven.append(env.id)
                 return
-            reason = f"{env.status.value.lower()} was interrupted and could not be completed; try again"
+            reason = decisions.interrupted_reason(env)
             self._service.settle(env.owner, env.id, env.operation or "", False, reason, Actor.RECONCILER)
             report.failed.append(env.id)
         except ConcurrencyConflict:

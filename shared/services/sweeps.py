@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from shared.domain.decisions import purge_due, retire_reason, stop_reason
 from shared.domain.environment import Actor, Environment, Policy, Status
 from shared.domain.lifecycle import Command
 from shared.domain.operation import Kind
@@ -20,27 +21,6 @@ from shared.services.environments import CommandResult, EnvironmentService
 from shared.services.ports import EnvironmentStore, IndexEntry
 
 Clock = Callable[[], datetime]
-
-
-def stop_reason(env: Environment, now: datetime, policy: Policy) -> str | None:
-    """Why the idle sweep stops this environment now, or None to leave it running."""
-    if env.status is not Status.RUNNING:
-        return None
-    session_end = env.session_stop_at(policy)
-    if session_end is not None and session_end <= now:
-        return f"session limit of {policy.max_session_hours} hours reached"
-    idle_end = env.idle_stop_at
-    if idle_end is not None and idle_end <= now:
-        return f"idle for {env.idle_timeout_minutes} minutes"
-    return None
-
-
-def retire_reason(env: Environment, now: datetime, policy: Policy) -> str | None:
-    """Why retention retires this environment now, or None to keep it."""
-    delete_at = env.delete_at(policy)
-    if delete_at is None or delete_at > now:
-        return None
-    return f"stopped and untouched for {policy.retention_days} days"
 
 
 @dataclass
@@ -82,7 +62,7 @@ class Sweeps:
         expired = []
         for entry in self._store.candidates(Status.DELETED, restorable_before=now):
             env = self._store.get(entry.owner, entry.environment_id)
-            if env is None or not env.snapshot or env.restorable_until is None or env.restorable_until > now:
+            if env is None or not purge_due(env, now):
                 self._store.repair_index(entry)
                 continue
             expired.append((env.owner, env.id))

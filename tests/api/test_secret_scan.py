@@ -8,7 +8,7 @@ import logging
 from azure.data.tables import TableServiceClient
 
 from shared import wiring
-from shared.services.ports import compute_name
+from shared.domain.resources import compute_name
 from shared.settings import get_settings
 from tests.api.conftest import Api
 

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from shared.adapters.compute.aci import AciCompute
+from shared.domain.resources import ComputeState
 from shared.errors import PermanentBackendError, TransientBackendError
-from shared.services.ports import ComputeState
 from tests.azure.conftest import make_spec
 from tests.azure.sim_arm import ArmSimulator
 

@@ -22,7 +22,7 @@ from shared.adapters.workspaces.azurefiles import AzureFilesWorkspaces
 from shared.domain import operation
 from shared.domain.environment import Status
 from shared.domain.lifecycle import Command
-from shared.services.ports import compute_name, workspace_name
+from shared.domain.resources import compute_name, workspace_name
 from shared.settings import get_settings
 from tests.azure.conftest import (
     ACCOUNT,

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.services.ports import ComputeSpec, ComputeState, compute_name, workspace_name
+from shared.domain.resources import ComputeState, compute_name, workspace_name
+from shared.services.ports import ComputeSpec
 from shared.settings import Settings
 
 pytestmark = pytest.mark.azure_live
@@ -135,7 +136,8 @@ def test_every_template_as_a_user_meets_it(template: str, tmp_path: Path) -> Non
 
     from shared.adapters.compute.aci import AciCompute
     from shared.adapters.workspaces.azurefiles import AzureFilesWorkspaces
-    from shared.domain.catalog import TEMPLATES, image_reference
+    from shared.domain.catalog import TEMPLATES
+    from shared.domain.resources import image_reference
 
     settings = live_settings()
     key = tmp_path / "id_ed25519"
@@ -150,7 +152,7 @@ def test_every_template_as_a_user_meets_it(template: str, tmp_path: Path) -> Non
             name=name,
             environment_id=env_id,
             owner="azure-live-test",
-            image=image_reference(TEMPLATES[template], settings.registry, settings.image_tag),
+            image=image_reference(settings.registry, TEMPLATES[template].image, settings.image_tag),
             cpu_cores=2.0,
             memory_gb=4.0,
             ports=TEMPLATES[template].ports,

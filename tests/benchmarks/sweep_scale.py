@@ -62,9 +62,10 @@ from shared.domain.environment import Actor, AuditEvent, CloudProvider, Environm
 from shared.domain.lifecycle import ACTIVE
 from shared.domain.operation import Kind, operation_id
 from shared.domain.quota import Usage
+from shared.domain.resources import compute_name, workspace_name
 from shared.secrets import PASSWORD_KEY, generate_password, seal
 from shared.services.environments import EnvironmentService
-from shared.services.ports import ComputeSpec, Workspace, compute_name, workspace_name
+from shared.services.ports import ComputeSpec, Workspace
 from shared.services.reconcile import Reconciler
 from shared.services.sweeps import Sweeps
 from shared.settings import Settings

@@ -158,12 +158,12 @@ class DevHost:
         return Api(self.url, self.token if user == DEV_USER else self.mint(user))
 
     def compute_dir(self, environment_id: str) -> Path:
-        from shared.services.ports import compute_name
+        from shared.domain.resources import compute_name
 
         return self.data_dir / "compute" / compute_name(environment_id)
 
     def workspace_dir(self, environment_id: str) -> Path:
-        from shared.services.ports import workspace_name
+        from shared.domain.resources import workspace_name
 
         return self.data_dir / "workspaces" / workspace_name(environment_id)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from shared.services.ports import compute_name, workspace_name
+from shared.domain.resources import compute_name, workspace_name
 from tests.infra.tooling import ROOT
 
 RUNBOOK = (ROOT / "docs" / "runbook.md").read_text()

@@ -29,16 +29,9 @@ from shared import agent_tokens
 from shared.adapters.compute import local as local_compute
 from shared.adapters.compute.local import NOT_INSTALLED, LocalCompute, find_code_server
 from shared.adapters.workspaces.local import LocalWorkspaceStorage
+from shared.domain.resources import ComputeState, compute_name, workspace_name
 from shared.errors import PermanentBackendError
-from shared.services.ports import (
-    ComputeBackend,
-    ComputeSpec,
-    ComputeState,
-    ComputeStatus,
-    Workspace,
-    compute_name,
-    workspace_name,
-)
+from shared.services.ports import ComputeBackend, ComputeSpec, ComputeStatus, Workspace
 from tests.recording_server import Recorder, recording_server
 
 ENV_A = "env-0123456789abcdef"

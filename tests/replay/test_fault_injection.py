@@ -46,9 +46,10 @@ from shared.domain.lifecycle import ACTIVE, TRANSITIONAL, Command
 from shared.domain.operation import instance_id, orchestrator
 from shared.domain.quota import Usage
 from shared.domain.requests import CreateEnvironmentRequest
+from shared.domain.resources import ComputeState, compute_name
 from shared.errors import ApiError, InvalidState
 from shared.services import environments as service_module
-from shared.services.ports import ComputeSpec, ComputeState, ComputeStatus, Workspace, compute_name
+from shared.services.ports import ComputeSpec, ComputeStatus, Workspace
 from shared.services.reconcile import Reconciler, ReconcileReport
 from shared.settings import get_settings
 

@@ -20,7 +20,7 @@ from shared.domain.environment import Status
 from shared.domain.lifecycle import Command
 from shared.domain.operation import Kind
 from shared.domain.requests import CreateEnvironmentRequest
-from shared.services.ports import ComputeState, compute_name, workspace_name
+from shared.domain.resources import ComputeState, compute_name, workspace_name
 from shared.settings import get_settings
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)

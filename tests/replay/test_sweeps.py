@@ -22,8 +22,9 @@ from shared.domain.environment import Actor, Status
 from shared.domain.lifecycle import Command
 from shared.domain.operation import instance_id, orchestrator
 from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
+from shared.domain.resources import compute_name, workspace_name
 from shared.errors import ApiError
-from shared.services.ports import Change, ComputeSpec, Workspace, compute_name, workspace_name
+from shared.services.ports import Change, ComputeSpec, Workspace
 from shared.services.reconcile import Reconciler
 from shared.services.sweeps import Sweeps
 from shared.settings import get_settings

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from shared.adapters.workspaces.local import LocalWorkspaceStorage
+from shared.domain.resources import workspace_name
 from shared.errors import PermanentBackendError
-from shared.services.ports import WorkspaceStorage, workspace_name
+from shared.services.ports import WorkspaceStorage
 from shared.settings import load_settings
 
 NAME = workspace_name("env-0123456789abcdef")

@@ -10,8 +10,9 @@ import pytest
 
 from shared.adapters.compute.simulated import SimulatedCompute
 from shared.domain.environment import CloudProvider
+from shared.domain.resources import ComputeState, compute_name
 from shared.errors import BackendError, PermanentBackendError, TransientBackendError
-from shared.services.ports import ComputeBackend, ComputeSpec, ComputeState, Workspace, compute_name
+from shared.services.ports import ComputeBackend, ComputeSpec, Workspace
 from shared.settings import load_settings
 
 

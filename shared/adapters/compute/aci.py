@@ -39,8 +39,9 @@ from shared.adapters.azure_common import (
 )
 from shared.domain.catalog import SSH_PORT
 from shared.domain.environment import CloudProvider
+from shared.domain.resources import ComputeState
 from shared.errors import PermanentBackendError
-from shared.services.ports import ComputeSpec, ComputeState, ComputeStatus
+from shared.services.ports import ComputeSpec, ComputeStatus
 from shared.settings import Settings
 
 if TYPE_CHECKING:

@@ -29,6 +29,7 @@ from typing import Any
 from azure.mgmt.containerinstance import models as m
 
 from shared.domain.catalog import IDE_PORT, SSH_PORT
+from shared.domain.resources import TLS_IMAGE, image_reference
 from shared.services.ports import ComputeSpec
 
 ENV_ID_TAG = "dev8-env-id"
@@ -104,7 +105,7 @@ def build_group(
     )
     sidecar = m.Container(
         name=TLS_CONTAINER,
-        image=f"{group.registry.rstrip('/')}/dev8-tls:{group.image_tag}",
+        image=image_reference(group.registry, TLS_IMAGE, group.image_tag),
         ports=[m.ContainerPort(port=443, protocol="TCP"), m.ContainerPort(port=80, protocol="TCP")],
         environment_variables=[
             m.EnvironmentVariable(name="DEV8_DNS_LABEL", value=label),

@@ -44,8 +44,9 @@ from urllib.parse import quote
 from shared.adapters.compute import process_groups
 from shared.agent_tokens import ACTIVITY_URL_VARIABLE, AGENT_TOKEN_VARIABLE
 from shared.domain.environment import CloudProvider
+from shared.domain.resources import ComputeState
 from shared.errors import PermanentBackendError, TransientBackendError
-from shared.services.ports import ComputeSpec, ComputeState, ComputeStatus
+from shared.services.ports import ComputeSpec, ComputeStatus
 from shared.settings import Settings
 
 CODE_SERVER_VERSION = "4.100.3"  # keep in step with scripts/install-code-server.sh

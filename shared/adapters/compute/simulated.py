@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from shared.domain.environment import CloudProvider
+from shared.domain.resources import ComputeState
 from shared.errors import BackendError, PermanentBackendError, TransientBackendError
-from shared.services.ports import ComputeSpec, ComputeState, ComputeStatus
+from shared.services.ports import ComputeSpec, ComputeStatus
 from shared.settings import Settings
 
 Operation = Literal["create", "status", "start", "stop", "delete", "list"]
