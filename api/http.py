@@ -12,8 +12,9 @@ from typing import Any, TypeVar
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
+from api import errors
 from shared import wiring
-from shared.errors import ApiError, ValidationFailed
+from shared.errors import DomainError, ValidationFailed
 
 log = logging.getLogger("dev8.api")
 Model = TypeVar("Model", bound=BaseModel)
@@ -30,8 +31,9 @@ def respond(status: int, body: dict[str, Any], headers: dict[str, str] | None = 
     )
 
 
-def error_response(error: ApiError) -> func.HttpResponse:
-    return respond(error.status, error.body(), error.headers)
+def error_response(error: DomainError) -> func.HttpResponse:
+    status, code = errors.status_of(error)
+    return respond(status, errors.body(error.message, error.details, code), errors.HEADERS.get(type(error)))
 
 
 def owner_of(req: func.HttpRequest) -> str:
@@ -80,14 +82,15 @@ def _internal(exc: BaseException) -> func.HttpResponse:
     incident = uuid.uuid4().hex[:12]
     # Only the type: exception text can carry request data.
     log.error("unhandled %s (incident %s)", type(exc).__name__, incident)
-    return error_response(ApiError("internal error", {"incident": incident}))
+    status, code = errors.INTERNAL
+    return respond(status, errors.body("internal error", {"incident": incident}, code))
 
 
 def handle(action: Callable[[], func.HttpResponse]) -> func.HttpResponse:
     """Run a synchronous API action, turning errors into the documented error format."""
     try:
         return action()
-    except ApiError as error:
+    except DomainError as error:
         return error_response(error)
     except Exception as exc:
         return _internal(exc)
@@ -96,7 +99,7 @@ def handle(action: Callable[[], func.HttpResponse]) -> func.HttpResponse:
 async def handle_async(action: Callable[[], Awaitable[func.HttpResponse]]) -> func.HttpResponse:
     try:
         return await action()
-    except ApiError as error:
+    except DomainError as error:
         return error_response(error)
     except Exception as exc:
         return _internal(exc)

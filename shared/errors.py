@@ -1,63 +1,47 @@
-"""API errors: each maps to an HTTP status and a stable code in the documented error format."""
+"""Errors of the core. A DomainError is a refusal a caller can act on (its message is for the user,
+`details` names the fields); it carries no HTTP status: api/errors.py maps each kind to one."""
 
 from __future__ import annotations
 
 from typing import Any
 
 
-class ApiError(Exception):
-    """An error the API reports as `{"error", "details", "code"}`."""
-
-    status: int = 500
-    code: str = "INTERNAL"
-
-    def __init__(self, message: str, details: Any = None, *, headers: dict[str, str] | None = None):
+class DomainError(Exception):
+    def __init__(self, message: str, details: Any = None):
         super().__init__(message)
         self.message = message
         self.details = details
-        self.headers = headers or {}
-
-    def body(self) -> dict[str, Any]:
-        return {"error": self.message, "details": self.details, "code": self.code}
 
 
-class ValidationFailed(ApiError):
-    status, code = 400, "VALIDATION_ERROR"
+class ValidationFailed(DomainError):
+    """The request is malformed or asks for what cannot be had."""
 
 
-class Unauthorized(ApiError):
-    status, code = 401, "UNAUTHORIZED"
+class Unauthorized(DomainError):
+    """No valid credential: the caller is not known."""
 
     def __init__(self, message: str = "a valid bearer token is required", details: Any = None):
-        super().__init__(message, details, headers={"WWW-Authenticate": 'Bearer realm="dev8"'})
+        super().__init__(message, details)
 
 
-class Forbidden(ApiError):
-    status, code = 403, "FORBIDDEN"
+class QuotaExceeded(DomainError):
+    """The owner is at a limit; the change would grow past it."""
 
 
-class QuotaExceeded(ApiError):
-    status, code = 403, "QUOTA_EXCEEDED"
+class NotFound(DomainError):
+    """Unknown, deleted, or another owner's (indistinguishable on purpose)."""
 
 
-class NotFound(ApiError):
-    status, code = 404, "NOT_FOUND"
+class InvalidState(DomainError):
+    """The lifecycle does not allow this now (e.g. start while stopping)."""
 
 
-class InvalidState(ApiError):
-    status, code = 409, "INVALID_STATE"
+class Conflict(DomainError):
+    """The request contradicts an earlier one (an Idempotency-Key reused) or lost too many races."""
 
 
-class Conflict(ApiError):
-    status, code = 409, "CONFLICT"
-
-
-class RateLimited(ApiError):
-    status, code = 429, "RATE_LIMITED"
-
-
-class Unavailable(ApiError):
-    status, code = 503, "UNAVAILABLE"
+class Unavailable(DomainError):
+    """A service the request needs cannot be reached now; trying again may work."""
 
 
 class ConcurrencyConflict(Exception):

@@ -23,7 +23,7 @@ from shared.domain.environment import Actor, Environment, Status
 from shared.domain.lifecycle import TRANSITIONAL, Command
 from shared.domain.operation import instance_id
 from shared.domain.resources import ComputeState
-from shared.errors import ApiError, BackendError, ConcurrencyConflict
+from shared.errors import BackendError, ConcurrencyConflict, DomainError
 from shared.services.environments import EnvironmentService
 from shared.services.ports import Change, ComputeBackend, ComputeStatus, EnvironmentStore, OrphanLedger
 
@@ -131,7 +131,7 @@ class Reconciler:
                     reason=reason,
                     precondition=_unchanged_since(operation),
                 )
-            except ApiError:
+            except DomainError:
                 continue
             if result.accepted:
                 report.launches.append(result.environment)

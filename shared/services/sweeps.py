@@ -16,7 +16,7 @@ from shared.domain.decisions import purge_due, retire_reason, stop_reason
 from shared.domain.environment import Actor, Environment, Policy, Status
 from shared.domain.lifecycle import Command
 from shared.domain.operation import Kind
-from shared.errors import ApiError
+from shared.errors import DomainError
 from shared.services.environments import CommandResult, EnvironmentService
 from shared.services.ports import EnvironmentStore, IndexEntry
 
@@ -99,7 +99,7 @@ class Sweeps:
                     precondition=lambda fresh: decide(fresh, now, self._policy) is not None,
                     kind=kind,
                 )
-            except ApiError:  # moved on meanwhile (409/404): nothing to do
+            except DomainError:  # moved on meanwhile (409/404): nothing to do
                 report.skipped += 1
                 continue
             if result.accepted:

@@ -47,7 +47,7 @@ from shared.domain.operation import instance_id, orchestrator
 from shared.domain.quota import Usage
 from shared.domain.requests import CreateEnvironmentRequest
 from shared.domain.resources import ComputeState, compute_name
-from shared.errors import ApiError, InvalidState
+from shared.errors import DomainError, InvalidState
 from shared.services import environments as service_module
 from shared.services.ports import ComputeSpec, ComputeStatus, Workspace
 from shared.services.reconcile import Reconciler, ReconcileReport
@@ -153,8 +153,8 @@ class Chaos:
             )
             try:
                 env = self.service.create(owner, request).environment
-            except ApiError as error:  # quota
-                self.refused[f"create:{error.code}"] += 1
+            except DomainError as error:  # quota
+                self.refused[f"create:{type(error).__name__}"] += 1
                 return
             self.tracked[env.id] = Tracked(owner)
             self._accepted("create", env)
@@ -178,8 +178,8 @@ class Chaos:
         chosen = self.random.choice(eligible)
         try:
             result = self.service.command(owner, chosen.id, command)
-        except ApiError as error:  # quota on start
-            self.refused[f"{action}:{error.code}"] += 1
+        except DomainError as error:  # quota on start
+            self.refused[f"{action}:{type(error).__name__}"] += 1
             return
         assert result.accepted, (action, chosen.status)
         self._accepted(action, result.environment)

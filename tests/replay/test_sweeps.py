@@ -23,7 +23,7 @@ from shared.domain.lifecycle import Command
 from shared.domain.operation import instance_id, orchestrator
 from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
 from shared.domain.resources import compute_name, workspace_name
-from shared.errors import ApiError
+from shared.errors import DomainError
 from shared.services.ports import Change, ComputeSpec, Workspace
 from shared.services.reconcile import Reconciler
 from shared.services.sweeps import Sweeps
@@ -318,8 +318,8 @@ def test_racing_stop_sweep_and_delete_make_one_transition(world: World):
             for future in futures:
                 try:
                     outcomes.append(future.result())
-                except ApiError as error:
-                    outcomes.append(error.code)
+                except DomainError as error:
+                    outcomes.append(type(error).__name__)
         record = world.store.get(OWNER, env.id)
         assert record.status in (Status.STOPPING, Status.DELETING)
         left = [e for e in world.store.events(OWNER, env.id) if e.from_status is Status.RUNNING]

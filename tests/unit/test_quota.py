@@ -1,5 +1,6 @@
 import pytest
 
+from api.errors import status_of
 from shared.domain.environment import Status
 from shared.domain.quota import Limits, Usage, admit
 from shared.errors import QuotaExceeded
@@ -25,7 +26,7 @@ def test_admit_refuses_a_new_environment_past_the_limit():
     assert admit(Usage(1, 0), None, Status.CREATING, Limits(2, 5)) == Usage(2, 1)
     with pytest.raises(QuotaExceeded) as refused:
         admit(Usage(2, 0), None, Status.CREATING, Limits(2, 5))
-    assert refused.value.code == "QUOTA_EXCEEDED" and refused.value.status == 403
+    assert status_of(refused.value) == (403, "QUOTA_EXCEEDED")
 
 
 def test_admit_refuses_a_start_past_the_running_limit():
