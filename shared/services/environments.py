@@ -34,7 +34,7 @@ from shared.errors import (
     Unauthorized,
 )
 from shared.secrets import PASSWORD_KEY, generate_password, seal, unseal
-from shared.services.ports import Change, EnvironmentStore, IdempotencyRecord
+from shared.services.ports import Change, EnvironmentRecords, IdempotencyRecord
 from shared.settings import Settings
 
 Clock = Callable[[], datetime]
@@ -60,8 +60,8 @@ def new_environment_id() -> str:
 
 
 class EnvironmentService:
-    def __init__(self, store: EnvironmentStore, settings: Settings, clock: Clock, placement: Placement):
-        self._store = store
+    def __init__(self, records: EnvironmentRecords, settings: Settings, clock: Clock, placement: Placement):
+        self._records = records
         self._settings = settings
         self._clock = clock
         self._placement = placement
@@ -74,7 +74,7 @@ class EnvironmentService:
         """The owner's live environment; anything else (unknown, deleted, another owner's) is 404."""
         if not ENVIRONMENT_ID.match(environment_id):
             raise NotFound("environment not found")
-        env = self._store.get(owner, environment_id)
+        env = self._records.get(owner, environment_id)
         if env is None or env.status is Status.DELETED:
             raise NotFound("environment not found")
         return env
@@ -82,13 +82,13 @@ class EnvironmentService:
     def list(self, owner: str, status: Status | None = None) -> builtins.list[Environment]:
         return [
             env
-            for env in self._store.list(owner)
+            for env in self._records.list(owner)
             if env.status is not Status.DELETED and (status is None or env.status is status)
         ]
 
     def events(self, owner: str, environment_id: str, limit: int = 100) -> builtins.list[AuditEvent]:
         self.get(owner, environment_id)
-        return self._store.events(owner, environment_id, limit)
+        return self._records.events(owner, environment_id, limit)
 
     def connection(self, owner: str, environment_id: str) -> Connection:
         env = self.get(owner, environment_id)
@@ -106,7 +106,7 @@ class EnvironmentService:
         now = self._clock()
         found = [
             env
-            for env in self._store.list(owner)
+            for env in self._records.list(owner)
             if env.status is Status.DELETED
             and env.snapshot
             and env.restorable_until
@@ -150,7 +150,7 @@ class EnvironmentService:
                 "etag": None,
             }
         )
-        created = self._store.create(
+        created = self._records.create(
             env, Change(Actor.USER, f"restored from {retired.id}", now), self._limits
         )
         return CommandResult(created, accepted=True)
@@ -172,7 +172,7 @@ class EnvironmentService:
         record = IdempotencyRecord(idempotency_key, request_hash, env.id, now) if idempotency_key else None
         change = Change(Actor.USER, "created", now)
         try:
-            return CommandResult(self._store.create(env, change, self._limits, record), accepted=True)
+            return CommandResult(self._records.create(env, change, self._limits, record), accepted=True)
         except ConcurrencyConflict:
             if idempotency_key is None:
                 raise
@@ -183,12 +183,12 @@ class EnvironmentService:
             return CommandResult(replay, accepted=False)
 
     def _replay(self, owner: str, key: str, request_hash: str) -> Environment | None:
-        record = self._store.idempotency(owner, key)
+        record = self._records.idempotency(owner, key)
         if record is None:
             return None
         if not hmac.compare_digest(record.request_hash, request_hash):
             raise Conflict("this Idempotency-Key was used with a different request body")
-        env = self._store.get(owner, record.environment_id)
+        env = self._records.get(owner, record.environment_id)
         if env is None:
             raise Conflict("this Idempotency-Key belongs to an environment that no longer exists")
         return env
@@ -307,7 +307,7 @@ class EnvironmentService:
         claim = agent_tokens.parse(token)
         if claim is None or claim.environment_id != environment_id:
             raise Unauthorized("this agent token is not valid for this environment")
-        env = self._store.get(claim.owner, environment_id)
+        env = self._records.get(claim.owner, environment_id)
         if (
             env is None
             or env.status is Status.DELETED
@@ -324,7 +324,7 @@ class EnvironmentService:
         owner, environment_id = env.owner, env.id
         now = self._clock()
         if now - env.last_accessed_at >= ACTIVITY_WRITE_INTERVAL:
-            self._store.touch(owner, environment_id, now)
+            self._records.touch(owner, environment_id, now)
 
     def settle(
         self,
@@ -394,7 +394,7 @@ class EnvironmentService:
     ) -> Environment:
         for _ in range(MAX_WRITE_ATTEMPTS):
             if include_deleted:
-                current = self._store.get(owner, environment_id)
+                current = self._records.get(owner, environment_id)
                 if current is None:
                     raise NotFound("environment not found")
             else:
@@ -403,7 +403,7 @@ class EnvironmentService:
             if updated is None:
                 return current
             try:
-                return self._store.save(current, updated, change, limits)
+                return self._records.save(current, updated, change, limits)
             except ConcurrencyConflict:
                 continue  # someone else wrote first: decide again on the fresh record
         raise Conflict("the environment is changing too often; try again")

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from shared.domain.environment import Actor, AuditEvent, CloudProvider, Environment, Status
-from shared.domain.quota import Limits, Usage
+from shared.domain.quota import Limits
 from shared.domain.resources import ComputeState
 
 # --- Table Storage -------------------------------------------------------------------------------
@@ -47,7 +47,9 @@ class IndexEntry:
     stopped_at: datetime | None = None
 
 
-class EnvironmentStore(Protocol):
+class EnvironmentRecords(Protocol):
+    """The environment records of every owner, their audit trail and idempotency keys."""
+
     def get(self, owner: str, environment_id: str) -> Environment | None:
         """Point read (DELETED records included); the result carries its ETag."""
         ...
@@ -55,8 +57,6 @@ class EnvironmentStore(Protocol):
     def list(self, owner: str) -> builtins.list[Environment]:
         """Every record of one owner (one partition), DELETED included, oldest first."""
         ...
-
-    def usage(self, owner: str) -> Usage: ...
 
     def create(
         self,
@@ -90,6 +90,10 @@ class EnvironmentStore(Protocol):
 
     def idempotency(self, owner: str, key: str) -> IdempotencyRecord | None: ...
 
+
+class SweepIndex(Protocol):
+    """What the timers read instead of every record: candidates by status, owners by id."""
+
     def candidates(
         self,
         status: Status,
@@ -109,10 +113,6 @@ class EnvironmentStore(Protocol):
 
     def repair_index(self, entry: IndexEntry) -> None:
         """Bring one index row in line with its record (sweeps call it for stale candidates)."""
-        ...
-
-    def ping(self) -> None:
-        """Raise when Table Storage cannot be reached (readiness)."""
         ...
 
 

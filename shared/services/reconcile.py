@@ -25,7 +25,14 @@ from shared.domain.operation import instance_id
 from shared.domain.resources import ComputeState
 from shared.errors import BackendError, ConcurrencyConflict, DomainError
 from shared.services.environments import EnvironmentService
-from shared.services.ports import Change, ComputeBackend, ComputeStatus, EnvironmentStore, OrphanLedger
+from shared.services.ports import (
+    Change,
+    ComputeBackend,
+    ComputeStatus,
+    EnvironmentRecords,
+    OrphanLedger,
+    SweepIndex,
+)
 
 Clock = Callable[[], datetime]
 MAX_REDRIVES = 1
@@ -55,16 +62,18 @@ class ReconcileReport:
 class Reconciler:
     def __init__(
         self,
-        store: EnvironmentStore,
+        records: EnvironmentRecords,
         service: EnvironmentService,
         compute: ComputeBackend,
         clock: Clock,
         *,
+        index: SweepIndex,
+        orphans: OrphanLedger,
         stuck_after: timedelta,
         orphan_grace: timedelta,
-        orphans: OrphanLedger,
     ):
-        self._store = store
+        self._records = records
+        self._index = index
         self._orphans_seen = orphans
         self._service = service
         self._compute = compute
@@ -85,8 +94,8 @@ class Reconciler:
     def _orphans(self, computes: dict[str, ComputeStatus], now: datetime, report: ReconcileReport) -> None:
         orphaned = []
         for environment_id, status in computes.items():
-            owner = self._store.owner_of(environment_id)
-            if decisions.orphaned(self._store.get(owner, environment_id) if owner else None):
+            owner = self._index.owner_of(environment_id)
+            if decisions.orphaned(self._records.get(owner, environment_id) if owner else None):
                 orphaned.append(status.name)
         # Adopted or gone meanwhile: forgotten by the ledger, so a later orphaning starts afresh.
         first_seen = self._orphans_seen.orphan_sightings(orphaned, now)
@@ -104,10 +113,10 @@ class Reconciler:
             report.orphans_removed.append(name)
 
     def _running_without_compute(self, computes: dict[str, ComputeStatus], report: ReconcileReport) -> None:
-        for entry in self._store.candidates(Status.RUNNING):
-            env = self._store.get(entry.owner, entry.environment_id)
+        for entry in self._index.candidates(Status.RUNNING):
+            env = self._records.get(entry.owner, entry.environment_id)
             if env is None or env.status is not Status.RUNNING:
-                self._store.repair_index(entry)
+                self._index.repair_index(entry)
                 continue
             compute = computes.get(env.id)
             if compute is not None and compute.state is ComputeState.PENDING:
@@ -139,10 +148,10 @@ class Reconciler:
 
     def _stuck(self, now: datetime, operation_alive: Callable[[str], bool], report: ReconcileReport) -> None:
         for status in sorted(TRANSITIONAL):
-            for entry in self._store.candidates(status):
-                env = self._store.get(entry.owner, entry.environment_id)
+            for entry in self._index.candidates(status):
+                env = self._records.get(entry.owner, entry.environment_id)
                 if env is None or env.status is not status:
-                    self._store.repair_index(entry)
+                    self._index.repair_index(entry)
                     continue
                 if not decisions.stuck(env, now, self._policy):
                     continue
@@ -156,12 +165,12 @@ class Reconciler:
     ) -> None:
         """Stop (never delete) compute still billing under an ERROR record, e.g. after a stop whose
         retries ran out. The record keeps its status and reason; a user's start brings it back."""
-        for entry in self._store.candidates(Status.ERROR):
+        for entry in self._index.candidates(Status.ERROR):
             compute = computes.get(entry.environment_id)
             if compute is None or compute.state not in (ComputeState.RUNNING, ComputeState.PENDING):
                 continue
             # Settled a while ago and still ERROR (re-read just before acting: a start wins).
-            env = self._store.get(entry.owner, entry.environment_id)
+            env = self._records.get(entry.owner, entry.environment_id)
             if not decisions.stop_error_compute(env, compute.state, now, self._policy):
                 continue
             assert env is not None
@@ -178,7 +187,7 @@ class Reconciler:
         try:
             if decisions.recovery(env, self._policy) is decisions.Recovery.REDRIVE:
                 updated = env.model_copy(update={"redrives": env.redrives + 1})
-                saved = self._store.save(env, updated, self._change("re-driving an interrupted operation"))
+                saved = self._records.save(env, updated, self._change("re-driving an interrupted operation"))
                 report.launches.append(saved)
                 report.redriven.append(env.id)
                 return

@@ -18,7 +18,7 @@ from shared.domain.lifecycle import Command
 from shared.domain.operation import Kind
 from shared.errors import DomainError
 from shared.services.environments import CommandResult, EnvironmentService
-from shared.services.ports import EnvironmentStore, IndexEntry
+from shared.services.ports import EnvironmentRecords, IndexEntry, SweepIndex
 
 Clock = Callable[[], datetime]
 
@@ -32,8 +32,17 @@ class SweepReport:
 
 
 class Sweeps:
-    def __init__(self, store: EnvironmentStore, service: EnvironmentService, clock: Clock, policy: Policy):
-        self._store = store
+    def __init__(
+        self,
+        records: EnvironmentRecords,
+        service: EnvironmentService,
+        clock: Clock,
+        policy: Policy,
+        *,
+        index: SweepIndex,
+    ):
+        self._records = records
+        self._index = index
         self._service = service
         self._clock = clock
         self._policy = policy
@@ -41,7 +50,7 @@ class Sweeps:
     def idle(self) -> SweepReport:
         """Stop RUNNING environments idle past their timeout or past the session limit."""
         now = self._clock()
-        candidates = self._store.candidates(
+        candidates = self._index.candidates(
             Status.RUNNING,
             idle_before=now,
             started_before=now - timedelta(hours=self._policy.max_session_hours),
@@ -51,7 +60,7 @@ class Sweeps:
     def retention(self) -> SweepReport:
         """Retire STOPPED environments untouched for the retention period (snapshot kept)."""
         now = self._clock()
-        candidates = self._store.candidates(
+        candidates = self._index.candidates(
             Status.STOPPED, stopped_before=now - timedelta(days=self._policy.retention_days)
         )
         return self._pass(candidates, Command.DELETE, Actor.RETENTION, retire_reason, now, kind=Kind.RETIRE)
@@ -60,10 +69,10 @@ class Sweeps:
         """Retired environments whose restore window has closed: (owner, id) to purge."""
         now = self._clock()
         expired = []
-        for entry in self._store.candidates(Status.DELETED, restorable_before=now):
-            env = self._store.get(entry.owner, entry.environment_id)
+        for entry in self._index.candidates(Status.DELETED, restorable_before=now):
+            env = self._records.get(entry.owner, entry.environment_id)
             if env is None or not purge_due(env, now):
-                self._store.repair_index(entry)
+                self._index.repair_index(entry)
                 continue
             expired.append((env.owner, env.id))
         return expired
@@ -80,13 +89,13 @@ class Sweeps:
         report = SweepReport()
         for entry in candidates:
             report.candidates += 1
-            env = self._store.get(entry.owner, entry.environment_id)
+            env = self._records.get(entry.owner, entry.environment_id)
             reason = (
                 decide(env, now, self._policy) if env is not None and env.status is entry.status else None
             )
             if reason is None:
                 # A stale candidate: wrong status, or activity moved its deadline. Refresh the row.
-                self._store.repair_index(entry)
+                self._index.repair_index(entry)
                 report.repaired += 1
                 continue
             try:

@@ -382,7 +382,7 @@ def run(args: argparse.Namespace) -> list[str]:
             return NOW
 
         service = EnvironmentService(store, settings, clock, wiring.placement(settings))
-        sweeps = Sweeps(store, service, clock, POLICY)
+        sweeps = Sweeps(store, service, clock, POLICY, index=store)
 
         # 1. The idle sweep.
         report, seconds, stats = measure(store, sweeps.idle)
@@ -460,6 +460,7 @@ def run(args: argparse.Namespace) -> list[str]:
                 clock,
                 stuck_after=timedelta(minutes=30),
                 orphan_grace=timedelta(0),
+                index=store,
                 orphans=store,
             )
             computes = len(compute.list())

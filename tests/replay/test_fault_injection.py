@@ -320,6 +320,7 @@ def test_faults_over_500_operations_leave_no_lost_record_duplicate_or_orphan(cha
         chaos.clock.now,
         stuck_after=STUCK_AFTER,
         orphan_grace=timedelta(0),
+        index=chaos.store,
         orphans=chaos.store,
     )
     report = chaos.reconcile(reconciler)
@@ -436,6 +437,7 @@ def test_a_failing_compute_call_does_not_end_the_reconcile_pass(chaos: Chaos) ->
         chaos.clock.now,
         stuck_after=STUCK_AFTER,
         orphan_grace=timedelta(0),
+        index=chaos.store,
         orphans=chaos.store,
     )
 

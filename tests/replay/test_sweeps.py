@@ -52,7 +52,7 @@ class World:
         self.store = wiring.store()
         self.compute = wiring.compute()
         self.service = wiring.environments()
-        self.sweeps = Sweeps(self.store, self.service, clock, wiring.policy())
+        self.sweeps = Sweeps(self.store, self.service, clock, wiring.policy(), index=self.store)
         self.reconciler = Reconciler(
             self.store,
             self.service,
@@ -60,6 +60,7 @@ class World:
             clock,
             stuck_after=timedelta(minutes=30),
             orphan_grace=timedelta(minutes=30),
+            index=self.store,
             orphans=self.store,
         )
         app = df.DFApp()
@@ -374,6 +375,7 @@ def test_the_orphan_grace_period_survives_fresh_instances(world: World):
             world.clock,
             stuck_after=timedelta(minutes=30),
             orphan_grace=timedelta(minutes=30),
+            index=store,
             orphans=store,
         )
         return world.reconcile(reconciler)

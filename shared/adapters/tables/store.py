@@ -1,4 +1,4 @@
-"""Azure Table Storage adapter of the EnvironmentStore port (azure-data-tables, sync clients).
+"""Azure Table Storage adapter of the EnvironmentRecords, SweepIndex and OrphanLedger ports (sync clients).
 
 Tables:
 - `{prefix}Environments`: one partition per owner with rows `env:{id}` (the record), `evt:{id}:{n}`
@@ -165,7 +165,8 @@ ORPHANS = "ORPHANS"
 
 
 class TableEnvironmentStore:
-    """EnvironmentStore on Azure Table Storage (or Azurite). Thread-safe; share one per process."""
+    """The records, the sweep index and the orphan ledger on Azure Table Storage (or Azurite).
+    Thread-safe; share one per process."""
 
     def __init__(
         self,

@@ -1,4 +1,6 @@
-"""EnvironmentService over a real Azurite: idempotency, quotas under concurrency, ETag races."""
+"""EnvironmentService over the in-memory records fake (tests/fakes.py): create, commands, settle,
+quotas, idempotency and races in milliseconds. tests/contract proves the Table Storage adapter keeps
+the same contract on Azurite."""
 
 from __future__ import annotations
 
@@ -16,9 +18,15 @@ from shared.errors import Conflict, InvalidState, NotFound, QuotaExceeded, Valid
 from shared.secrets import PASSWORD_KEY
 from shared.services.environments import EnvironmentService
 from shared.settings import Settings
+from tests.fakes import InMemoryRecords
 
 KEY = base64.b64encode(b"s" * 32).decode()
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store() -> InMemoryRecords:
+    return InMemoryRecords()
 
 
 class Clock:

@@ -1,0 +1,1 @@
+"""One contract, every implementation: the fakes the fast tests use keep what the adapters keep."""

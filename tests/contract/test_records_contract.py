@@ -1,0 +1,207 @@
+"""The EnvironmentRecords contract, run against the Table Storage adapter on Azurite and against
+the in-memory fake the fast service tests use: whatever a service test proves on the fake, the
+real adapter does too."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from shared.domain.environment import Actor, CloudProvider, Environment, Status
+from shared.domain.quota import Limits
+from shared.errors import ConcurrencyConflict, QuotaExceeded
+from shared.services.ports import Change, EnvironmentRecords, IdempotencyRecord
+from tests.fakes import InMemoryRecords
+
+T0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+ROOMY = Limits(max_environments=50, max_active=50)
+OWNER = "auth0|contract"
+
+
+@pytest.fixture(params=["memory", "tables"])
+def records(request: pytest.FixtureRequest) -> Iterator[EnvironmentRecords]:
+    if request.param == "memory":
+        yield InMemoryRecords()
+    else:
+        yield request.getfixturevalue("store")
+
+
+def make_env(owner: str = OWNER, **fields: Any) -> Environment:
+    values: dict[str, Any] = {
+        "id": f"env-{uuid.uuid4().hex[:16]}",
+        "owner": owner,
+        "name": "demo",
+        "status": Status.CREATING,
+        "template": "python",
+        "size": "medium",
+        "cpu_cores": 2.0,
+        "memory_gb": 4.0,
+        "storage_gb": 50,
+        "cloud_provider": CloudProvider.LOCAL,
+        "cloud_region": "local-test",
+        "ports": [8000],
+        "environment_variables": {"A": "ü" * 3},
+        "idle_timeout_minutes": 30,
+        "last_accessed_at": T0,
+        "created_at": T0,
+        "updated_at": T0,
+        "operation": "op-1",
+    }
+    return Environment(**{**values, **fields})
+
+
+def change(at: datetime = T0, reason: str = "test") -> Change:
+    return Change(Actor.SYSTEM, reason, at)
+
+
+def move(
+    records: EnvironmentRecords, env: Environment, status: Status, limits: Limits | None = None
+) -> Environment:
+    updated = env.model_copy(update={"status": status})
+    return records.save(
+        env, updated, change(env.updated_at + timedelta(seconds=1), f"to {status.value}"), limits
+    )
+
+
+def together(count: int, work: Callable[[int], Any]) -> list[Any]:
+    barrier = threading.Barrier(count)
+
+    def attempt(number: int) -> Any:
+        barrier.wait()
+        try:
+            return work(number)
+        except Exception as error:
+            return error
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(attempt, range(count)))
+
+
+def test_a_created_record_reads_back_whole_with_an_etag(records: EnvironmentRecords) -> None:
+    created = records.create(make_env(), change(), ROOMY)
+    assert created.version == 1 and created.etag
+    assert records.get(OWNER, created.id) == created
+    assert records.get(OWNER, "env-0000000000000000") is None
+    assert records.get("someone-else", created.id) is None
+
+
+def test_list_is_one_owners_records_oldest_first(records: EnvironmentRecords) -> None:
+    late = records.create(make_env(created_at=T0 + timedelta(hours=1)), change(), ROOMY)
+    early = records.create(make_env(), change(), ROOMY)
+    records.create(make_env(owner="other"), change(), ROOMY)
+    assert [env.id for env in records.list(OWNER)] == [early.id, late.id]
+
+
+def test_save_bumps_the_version_and_etag_and_stamps_the_change_time(records: EnvironmentRecords) -> None:
+    created = records.create(make_env(), change(), ROOMY)
+    later = T0 + timedelta(minutes=5)
+    renamed = records.save(created, created.model_copy(update={"name": "renamed"}), change(later))
+    assert (renamed.version, renamed.updated_at, renamed.name) == (2, later, "renamed")
+    assert renamed.etag != created.etag
+    assert records.get(OWNER, created.id) == renamed
+
+
+def test_a_stale_save_conflicts_and_changes_nothing(records: EnvironmentRecords) -> None:
+    created = records.create(make_env(), change(), ROOMY)
+    first = records.save(created, created.model_copy(update={"name": "first"}), change())
+    with pytest.raises(ConcurrencyConflict):
+        records.save(created, created.model_copy(update={"name": "second"}), change())
+    assert records.get(OWNER, created.id) == first
+
+
+def test_only_lifecycle_edges_are_written(records: EnvironmentRecords) -> None:
+    created = records.create(make_env(), change(), ROOMY)
+    for target in (Status.STOPPED, Status.STOPPING, Status.DELETED, Status.STARTING):
+        with pytest.raises(ValueError, match="not a lifecycle edge"):
+            move(records, created, target)
+    assert records.get(OWNER, created.id) == created
+    with pytest.raises(ValueError):
+        records.create(make_env(status=Status.RUNNING), change(), ROOMY)
+
+
+def test_each_status_change_is_one_audit_event_newest_first(records: EnvironmentRecords) -> None:
+    env = records.create(make_env(), change(reason="created"), ROOMY)
+    env = move(records, env, Status.RUNNING)
+    env = records.save(env, env.model_copy(update={"name": "renamed"}), change())  # no status change
+    env = move(records, env, Status.STOPPING)
+    trail = records.events(OWNER, env.id)
+    assert [(e.from_status, e.to_status) for e in trail] == [
+        (Status.RUNNING, Status.STOPPING),
+        (Status.CREATING, Status.RUNNING),
+        (None, Status.CREATING),
+    ]
+    assert trail[-1].reason == "created"
+    assert records.events(OWNER, env.id, limit=1) == trail[:1]
+    other = records.create(make_env(), change(), ROOMY)
+    assert len(records.events(OWNER, other.id)) == 1
+
+
+def test_an_idempotency_key_binds_once(records: EnvironmentRecords) -> None:
+    key = IdempotencyRecord("key-1", "hash", "env-0000000000000001", T0)
+    first = records.create(make_env(id="env-0000000000000001"), change(), ROOMY, key)
+    assert records.idempotency(OWNER, "key-1") == key
+    assert records.idempotency("other", "key-1") is None
+    with pytest.raises(ConcurrencyConflict):
+        records.create(make_env(), change(), ROOMY, IdempotencyRecord("key-1", "h2", "env-x", T0))
+    assert [env.id for env in records.list(OWNER)] == [first.id]
+
+
+def test_an_id_is_created_once(records: EnvironmentRecords) -> None:
+    created = records.create(make_env(), change(), ROOMY)
+    with pytest.raises(ConcurrencyConflict):
+        records.create(make_env(id=created.id, name="again"), change(), ROOMY)
+    assert records.get(OWNER, created.id) == created
+
+
+def test_quota_refuses_growth_only_and_writes_nothing(records: EnvironmentRecords) -> None:
+    tight = Limits(max_environments=2, max_active=1)
+    first = records.create(make_env(), change(), tight)
+    with pytest.raises(QuotaExceeded):
+        records.create(make_env(), change(), tight)  # a second active one
+    assert [env.id for env in records.list(OWNER)] == [first.id]
+    running = move(records, first, Status.RUNNING, tight)
+    stopping = move(records, running, Status.STOPPING, Limits(0, 0))  # shrinking is never refused
+    stopped = move(records, stopping, Status.STOPPED, tight)
+    records.create(make_env(), change(), tight)
+    with pytest.raises(QuotaExceeded):
+        move(records, stopped, Status.STARTING, tight)
+    assert records.get(OWNER, stopped.id) == stopped
+
+
+def test_quota_holds_under_concurrent_creates(records: EnvironmentRecords) -> None:
+    limits = Limits(max_environments=3, max_active=50)
+    outcomes = together(8, lambda _: records.create(make_env(), change(), limits))
+    made = [outcome for outcome in outcomes if isinstance(outcome, Environment)]
+    assert len(made) == 3
+    assert all(isinstance(o, QuotaExceeded | Environment) for o in outcomes), outcomes
+    assert len(records.list(OWNER)) == 3
+
+
+def test_racing_saves_of_one_record_make_one_change(records: EnvironmentRecords) -> None:
+    created = records.create(make_env(), change(), ROOMY)
+    outcomes = together(
+        6, lambda n: records.save(created, created.model_copy(update={"name": f"n{n}"}), change())
+    )
+    winners = [outcome for outcome in outcomes if isinstance(outcome, Environment)]
+    assert len(winners) == 1
+    assert all(isinstance(o, ConcurrencyConflict) for o in outcomes if o not in winners)
+    assert records.get(OWNER, created.id) == winners[0]
+
+
+def test_touch_only_moves_forward_and_outdates_earlier_reads(records: EnvironmentRecords) -> None:
+    created = records.create(make_env(), change(), ROOMY)
+    records.touch(OWNER, created.id, T0 + timedelta(minutes=10))
+    records.touch(OWNER, created.id, T0 + timedelta(minutes=5))  # late and out of order: ignored
+    touched = records.get(OWNER, created.id)
+    assert touched is not None
+    assert touched.last_accessed_at == T0 + timedelta(minutes=10)
+    assert touched.model_copy(update={"last_accessed_at": T0, "etag": created.etag}) == created
+    with pytest.raises(ConcurrencyConflict):
+        records.save(created, created.model_copy(update={"name": "stale"}), change())
+    records.touch(OWNER, "env-0000000000000000", T0)  # an unknown id is nothing to touch

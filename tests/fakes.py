@@ -1,0 +1,131 @@
+"""In-memory fake of the EnvironmentRecords port, for fast service tests.
+
+It keeps the contract the Table Storage adapter keeps (tests/contract runs the same tests on
+both): ETags that change on every write, lifecycle edges only, one audit event per status
+change, quota checked atomically with the write, idempotency keys and ids unique, touch
+monotonic. One lock stands in for the entity-group transaction.
+"""
+
+from __future__ import annotations
+
+import builtins
+import itertools
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from shared.domain.environment import AuditEvent, Environment, Status
+from shared.domain.lifecycle import can_move
+from shared.domain.quota import Limits, Usage, admit
+from shared.errors import ConcurrencyConflict
+from shared.services.ports import Change, IdempotencyRecord
+
+
+@dataclass
+class InMemoryRecords:
+    """EnvironmentRecords in a dict. `writes` counts committed writes (records and touches)."""
+
+    writes: int = 0
+    _records: dict[tuple[str, str], Environment] = field(default_factory=dict)
+    _events: dict[tuple[str, str], builtins.list[AuditEvent]] = field(default_factory=dict)
+    _keys: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
+    _usage: dict[str, Usage] = field(default_factory=dict)
+    _etags: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, owner: str, environment_id: str) -> Environment | None:
+        with self._lock:
+            return self._records.get((owner, environment_id))
+
+    def list(self, owner: str) -> builtins.list[Environment]:
+        with self._lock:
+            mine = [env for (who, _), env in self._records.items() if who == owner]
+        return sorted(mine, key=lambda env: (env.created_at, env.id))
+
+    def usage(self, owner: str) -> Usage:
+        with self._lock:
+            return self._usage.get(owner, Usage())
+
+    def create(
+        self,
+        environment: Environment,
+        change: Change,
+        limits: Limits,
+        idempotency: IdempotencyRecord | None = None,
+    ) -> Environment:
+        if not can_move(None, environment.status):
+            raise ValueError(f"a new environment must be {Status.CREATING.value}")
+        owner = environment.owner
+        with self._lock:
+            after = admit(self._usage.get(owner, Usage()), None, environment.status, limits)
+            if (owner, environment.id) in self._records or (
+                idempotency is not None and (owner, idempotency.key) in self._keys
+            ):
+                raise ConcurrencyConflict("the environment or idempotency key already exists")
+            record = self._stamp(environment.model_copy(update={"version": 1}))
+            self._events[(owner, record.id)] = [self._event(record, None, change)]
+            if idempotency is not None:
+                self._keys[(owner, idempotency.key)] = idempotency
+            self._usage[owner] = after
+            return record
+
+    def save(
+        self, previous: Environment, updated: Environment, change: Change, limits: Limits | None = None
+    ) -> Environment:
+        if not can_move(previous.status, updated.status):
+            raise ValueError(f"{previous.status.value} -> {updated.status.value} is not a lifecycle edge")
+        if (updated.id, updated.owner) != (previous.id, previous.owner):
+            raise ValueError("save cannot change an environment's id or owner")
+        if previous.etag is None:
+            raise ValueError("previous has no ETag; save a record read from the store")
+        key = (previous.owner, previous.id)
+        with self._lock:
+            current = self._records.get(key)
+            if current is None or current.etag != previous.etag:
+                raise ConcurrencyConflict("the environment changed since it was read")
+            usage = self._usage.get(previous.owner, Usage())
+            after = (
+                admit(usage, previous.status, updated.status, limits)
+                if limits is not None
+                else usage.after(previous.status, updated.status)
+            )
+            record = self._stamp(
+                updated.model_copy(update={"version": previous.version + 1, "updated_at": change.at})
+            )
+            if previous.status is not record.status:
+                self._events[key].insert(0, self._event(record, previous.status, change))
+            self._usage[previous.owner] = after
+            return record
+
+    def touch(self, owner: str, environment_id: str, at: datetime) -> None:
+        with self._lock:
+            current = self._records.get((owner, environment_id))
+            if current is None or current.last_accessed_at >= at:
+                return
+            self._stamp(current.model_copy(update={"last_accessed_at": at}))
+
+    def events(self, owner: str, environment_id: str, limit: int = 100) -> builtins.list[AuditEvent]:
+        with self._lock:
+            return list(self._events.get((owner, environment_id), []))[: max(limit, 0)]
+
+    def idempotency(self, owner: str, key: str) -> IdempotencyRecord | None:
+        with self._lock:
+            return self._keys.get((owner, key))
+
+    def _stamp(self, record: Environment) -> Environment:
+        """Store a write under a fresh ETag (the caller holds the lock)."""
+        stamped = record.model_copy(update={"etag": f'W/"{next(self._etags)}"'})
+        self._records[(record.owner, record.id)] = stamped
+        self.writes += 1
+        return stamped
+
+    @staticmethod
+    def _event(record: Environment, source: Status | None, change: Change) -> AuditEvent:
+        return AuditEvent(
+            environment_id=record.id,
+            from_status=source,
+            to_status=record.status,
+            actor=change.actor,
+            reason=change.reason,
+            at=change.at,
+        )
