@@ -31,22 +31,10 @@ def _one(env: Environment, status: int = 200, headers: dict[str, str] | None = N
 
 
 async def _launch(client: df.DurableOrchestrationClient, env: Environment) -> Environment:
-    """Start the orchestration that carries out an accepted command. If the Durable backend
-    refuses, the record goes to ERROR (the user can retry) instead of staying transitional."""
-    try:
-        await launch(client, env)
-    except Exception as exc:
-        log.error("could not start %s for %s (%s)", env.operation, env.id, type(exc).__name__)
-        await blocking(
-            lambda: wiring.environments().settle(
-                env.owner,
-                env.id,
-                env.operation or "",
-                False,
-                "could not start the operation; try again",
-            )
-        )
-        raise Unavailable("the orchestration service is unavailable; try again") from None
+    """Start the orchestration of an accepted command; when it cannot be started the record has
+    settled as failed (orchestrators/launch.py) and the caller is told to try again."""
+    if not await launch(client, env):
+        raise Unavailable("the orchestration service is unavailable; try again")
     return env
 
 

@@ -45,6 +45,7 @@ class LocalHost:
         self.timers = TimerRunner(timer_functions(functions), self.client_binding)
         self._run_timers = run_timers
         self._runner: web.AppRunner | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop serving, once started
 
     @property
     def url(self) -> str:
@@ -70,6 +71,7 @@ class LocalHost:
         return app
 
     async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
         resumed = self.engine.resume_all()
         if resumed:
             log.info("resumed %d orchestration(s) left in flight", len(resumed))

@@ -8,6 +8,7 @@ import logging
 import azure.durable_functions as df
 
 from orchestrators import jobs
+from shared import wiring
 from shared.domain.environment import Environment
 from shared.domain.operation import instance_id, orchestrator
 from shared.settings import get_settings
@@ -16,23 +17,35 @@ log = logging.getLogger("dev8.launch")
 ALIVE = {"Pending", "Running", "ContinuedAsNew", "Suspended"}
 
 
-async def launch(client: df.DurableOrchestrationClient, env: Environment, **extra: object) -> None:
+async def launch(client: df.DurableOrchestrationClient, env: Environment) -> bool:
+    """Start the orchestration that carries out the record's current operation.
+
+    The one policy for an orchestration that cannot be started (the Durable backend refuses or
+    cannot be reached), whoever asked (the API, a sweep, the reconciler): the record settles as
+    failed at once, ERROR with a reason the user can act on, so it never waits in a transitional
+    status for an orchestration that is not there. A start that did reach the backend finds the
+    record settled and changes nothing; compute it leaves under ERROR, the reconciler stops.
+    Returns whether the orchestration started."""
     assert env.operation is not None
-    job = {**jobs.job_for(env, get_settings()), **extra}
-    await client.start_new(
-        orchestrator(env.operation), instance_id=instance_id(env.operation, env.redrives), client_input=job
-    )
+    job = jobs.job_for(env, get_settings())
+    try:
+        await client.start_new(
+            orchestrator(env.operation),
+            instance_id=instance_id(env.operation, env.redrives),
+            client_input=job,
+        )
+        return True
+    except Exception as exc:
+        log.error("could not start %s for %s (%s)", env.operation, env.id, type(exc).__name__)
+    await asyncio.to_thread(wiring.environments().launch_failed, env)
+    return False
 
 
-async def launch_all(client: df.DurableOrchestrationClient, envs: list[Environment], **extra: object) -> int:
-    """Start each orchestration; a failure is logged and left to the reconciler. Returns starts."""
+async def launch_all(client: df.DurableOrchestrationClient, envs: list[Environment]) -> int:
+    """Launch each (one failure does not stop the rest); returns how many started."""
     started = 0
     for env in envs:
-        try:
-            await launch(client, env, **extra)
-            started += 1
-        except Exception as exc:
-            log.warning("could not start %s for %s (%s)", env.operation, env.id, type(exc).__name__)
+        started += await launch(client, env)
     return started
 
 

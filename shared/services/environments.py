@@ -40,6 +40,7 @@ from shared.settings import Settings
 Clock = Callable[[], datetime]
 MAX_WRITE_ATTEMPTS = 8
 ACTIVITY_WRITE_INTERVAL = timedelta(minutes=1)
+LAUNCH_FAILED_REASON = "could not start the operation; try again"
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,6 +359,11 @@ class EnvironmentService:
             )
         except NotFound:
             return None
+
+    def launch_failed(self, env: Environment) -> Environment | None:
+        """The orchestration of the record's operation could not be started: settle it as failed,
+        so it does not wait in a transitional status for nothing (the user may try again)."""
+        return self.settle(env.owner, env.id, env.operation or "", False, LAUNCH_FAILED_REASON)
 
     def remember_snapshot(self, owner: str, environment_id: str, operation: str, snapshot: str) -> None:
         """Record the retirement snapshot on the record (only for the operation that took it)."""

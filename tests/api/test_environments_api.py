@@ -3,12 +3,17 @@ Durable engine running the real orchestrations on the simulated compute backend.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 
+from devhost.engine import InstanceExistsError
 from shared import wiring
+from shared.domain.environment import Actor
+from shared.services.ports import Change
 from tests.api.conftest import Api, token
 
 ENV_ID = "env-0123456789abcdef"
@@ -388,3 +393,63 @@ def test_retired_environment_routes(api: Api):
     assert api.call("GET", "/retired-environments").json() == {"retired_environments": []}
     error_of(api.call("POST", f"/retired-environments/{ENV_ID}/restore"), 404, "NOT_FOUND")
     error_of(api.call("GET", "/retired-environments", None), 401, "UNAUTHORIZED")
+
+
+def _refuse_starts(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Durable backend refuses every new orchestration (as a task hub does an instance id it
+    already holds: 409)."""
+
+    def refuse(name: str, serialized: str | None, instance_id: str | None) -> str:
+        raise InstanceExistsError(f"an instance with ID '{instance_id}' already exists")
+
+    monkeypatch.setattr(api.host.engine, "start_serialized", refuse)
+
+
+LAUNCH_FAILED = "could not start the operation; try again"
+
+
+def test_a_command_whose_orchestration_cannot_start_is_503_and_settles_as_error(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+):
+    env = api.settled(api.create()["id"])
+    assert env["status"] == "RUNNING"
+    _refuse_starts(api, monkeypatch)
+    stop = api.call("POST", f"/environments/{env['id']}/stop")
+    assert stop.status_code == 503 and stop.json()["code"] == "UNAVAILABLE"
+    create = api.call("POST", "/environments", json={"name": "second", "template": "node"})
+    assert create.status_code == 503
+    listed = {e["name"]: e for e in api.call("GET", "/environments").json()["environments"]}
+    assert {name: (e["status"], e["status_reason"]) for name, e in listed.items()} == {
+        "dev": ("ERROR", LAUNCH_FAILED),
+        "second": ("ERROR", LAUNCH_FAILED),
+    }
+    monkeypatch.undo()  # the backend is back: the user's retry goes through
+    retry = api.call("POST", f"/environments/{env['id']}/start")
+    assert retry.status_code == 202
+    assert api.settled(env["id"])["status"] == "RUNNING"
+
+
+def test_a_sweep_whose_orchestration_cannot_start_settles_the_record_the_same_way(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+):
+    """The one policy holds for the timers too: the idle sweep's stop cannot start, so the record
+    settles as ERROR at once instead of waiting as STOPPING for the reconciler."""
+    env = api.settled(api.create()["id"])
+    store = wiring.store()
+    record = store.get("alice", env["id"])
+    idle_since = record.last_accessed_at - timedelta(hours=2)
+    store.save(
+        record,
+        record.model_copy(update={"last_accessed_at": idle_since}),
+        Change(Actor.USER, "t", idle_since),
+    )
+    _refuse_starts(api, monkeypatch)
+    assert api.host.loop is not None
+    asyncio.run_coroutine_threadsafe(api.host.timers.fire("idle_sweep"), api.host.loop).result(30)
+    after = api.call("GET", f"/environments/{env['id']}").json()["environment"]
+    assert (after["status"], after["status_reason"]) == ("ERROR", LAUNCH_FAILED)
+    trail = api.call("GET", f"/environments/{env['id']}/events").json()["events"]
+    assert [(e["from_status"], e["to_status"], e["actor"]) for e in trail[:2]] == [
+        ("STOPPING", "ERROR", "system"),
+        ("RUNNING", "STOPPING", "idle-sweep"),
+    ]
