@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from shared.settings import ComputeBackendName, Settings, get_settings
 
 if TYPE_CHECKING:
-    from shared.adapters.tables.store import TableEnvironmentStore
+    from shared.adapters.tables.records import TableEnvironmentStore
     from shared.auth import TokenVerifier
     from shared.domain.environment import Policy
     from shared.domain.placement import Placement
@@ -73,7 +73,7 @@ def policy() -> Policy:
 
 @lru_cache(maxsize=1)
 def store() -> TableEnvironmentStore:
-    from shared.adapters.tables.store import TableEnvironmentStore
+    from shared.adapters.tables.records import TableEnvironmentStore
 
     with _lock:
         table_store = TableEnvironmentStore.from_settings(get_settings())

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from azure.data.tables import TableServiceClient
 
-from shared.adapters.tables.store import TableEnvironmentStore
+from shared.adapters.tables.records import TableEnvironmentStore
 from tests.azurite import azurite_tables, require_azurite
 
 

@@ -56,7 +56,8 @@ from devhost.azurite import azurite_tables
 from shared import agent_tokens, wiring
 from shared.adapters.compute.simulated import SimulatedCompute
 from shared.adapters.tables import rows
-from shared.adapters.tables.store import DIRECTORY, TableEnvironmentStore
+from shared.adapters.tables.records import TableEnvironmentStore
+from shared.adapters.tables.status_index import DIRECTORY
 from shared.domain.catalog import SIZES
 from shared.domain.environment import Actor, AuditEvent, CloudProvider, Environment, Policy, Status
 from shared.domain.lifecycle import ACTIVE

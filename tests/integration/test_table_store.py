@@ -17,8 +17,9 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError, ServiceResponseError
 from azure.data.tables import TableClient, TableServiceClient
 
+from shared.adapters.tables.records import TableEnvironmentStore
 from shared.adapters.tables.rows import USAGE_ROW, owner_key
-from shared.adapters.tables.store import DIRECTORY, TableEnvironmentStore
+from shared.adapters.tables.status_index import DIRECTORY
 from shared.domain.environment import Actor, CloudProvider, Environment, Status
 from shared.domain.lifecycle import ACTIVE
 from shared.domain.quota import Limits, Usage
@@ -564,7 +565,7 @@ def test_from_settings_uses_the_connection_string(azurite: str) -> None:
 
 
 def test_module_import_does_not_load_azure_identity() -> None:
-    code = "import sys, shared.adapters.tables.store; print('azure.identity' in sys.modules)"
+    code = "import sys, shared.adapters.tables.records; print('azure.identity' in sys.modules)"
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == "False"

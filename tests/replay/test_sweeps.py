@@ -361,7 +361,7 @@ def test_reconciler_stops_compute_left_billing_under_an_error_record(world: Worl
 def test_the_orphan_grace_period_survives_fresh_instances(world: World):
     """On Flex Consumption each timer run may land on a new instance: the first sighting is kept
     in Table Storage, so three passes on three fresh reconcilers still remove the orphan."""
-    from shared.adapters.tables.store import TableEnvironmentStore
+    from shared.adapters.tables.records import TableEnvironmentStore
 
     stray = "env-00000000000000bb"
     world.compute.create(stray_spec(stray))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.adapters.tables.store import _transport_options
+from shared.adapters.tables.client import transport_options
 
 
 @pytest.fixture
@@ -15,7 +15,7 @@ def clean_env(monkeypatch):
 
 def test_without_a_proxy_the_session_stops_rescanning_the_environment(clean_env):
     clean_env.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
-    transport = _transport_options()["transport"]
+    transport = transport_options()["transport"]
     assert transport.session.trust_env is False
     assert transport.session.verify == "/etc/ssl/certs/ca-certificates.crt"  # the CA bundle still applies
 
@@ -23,4 +23,4 @@ def test_without_a_proxy_the_session_stops_rescanning_the_environment(clean_env)
 @pytest.mark.parametrize("variable", ["HTTPS_PROXY", "no_proxy", "NETRC"])
 def test_a_proxy_keeps_the_per_request_handling(clean_env, variable):
     clean_env.setenv(variable, "x")
-    assert _transport_options() == {}
+    assert transport_options() == {}

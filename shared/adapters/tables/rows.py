@@ -1,6 +1,6 @@
 """Table rows <-> domain records: keys, JSON columns, UTC datetimes. No I/O here.
 
-Row layout (see DESIGN.md and shared/adapters/tables/store.py): one partition per owner holding
+Row layout (see DESIGN.md and shared/adapters/tables/records.py): one partition per owner holding
 `env:{id}`, `evt:{id}:{inverted version}`, `idem:{sha256(key)}` and `usage`; a separate status
 index table keyed (status, id).
 """

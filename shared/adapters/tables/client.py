@@ -1,0 +1,179 @@
+"""The two tables, the clients that reach them and what every table module shares: request
+counting, point reads and paged queries, ETag conditions and the codes of a lost race."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableEntity, TableServiceClient, TableTransactionError
+
+from shared.errors import ConcurrencyConflict, QuotaExceeded
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
+
+MAX_ATTEMPTS = 20  # usage races (and index row races) before giving up with ConcurrencyConflict
+# Codes of a lost optimistic race: an ETag mismatch, a row created meanwhile, a row gone meanwhile.
+RACE_CODES = frozenset(
+    {
+        "UpdateConditionNotSatisfied",
+        "ConditionNotMet",
+        "EntityAlreadyExists",
+        "ResourceNotFound",
+        "EntityNotFound",
+    }
+)
+
+
+@dataclass(slots=True)
+class TableStats:
+    """Requests made by the adapter (for benchmarks); one query is one page fetched."""
+
+    queries: int = 0
+    point_reads: int = 0
+    writes: int = 0
+    transactions: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, counter: str) -> None:
+        with self._lock:
+            setattr(self, counter, getattr(self, counter) + 1)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "queries": self.queries,
+                "point_reads": self.point_reads,
+                "writes": self.writes,
+                "transactions": self.transactions,
+            }
+
+    def reset(self) -> None:
+        with self._lock:
+            self.queries = self.point_reads = self.writes = self.transactions = 0
+
+
+class Tables:
+    """`{prefix}Environments` (one partition per owner) and `{prefix}EnvironmentIndex` (one
+    partition per status, plus the id directory and the orphan ledger), with counted requests."""
+
+    def __init__(self, service: TableServiceClient, prefix: str) -> None:
+        self.service = service
+        self.environments_table = f"{prefix}Environments"
+        self.index_table = f"{prefix}EnvironmentIndex"
+        self.environments: TableClient = service.get_table_client(self.environments_table)
+        self.index: TableClient = service.get_table_client(self.index_table)
+        self.stats = TableStats()
+
+    def ensure(self) -> None:
+        """Create both tables if absent (idempotent)."""
+        for name in (self.environments_table, self.index_table):
+            self.stats.add("writes")
+            self.service.create_table_if_not_exists(name)
+
+    def ping(self) -> None:
+        # One empty single-partition page: cheap, and raises if the service or table is unreachable.
+        next(self.query(self.environments, "PartitionKey eq @pk", {"pk": "ping"}, page_size=1), None)
+
+    def point(
+        self, table: TableClient, partition: str, row_key: str, select: builtins.list[str] | None = None
+    ) -> TableEntity | None:
+        self.stats.add("point_reads")
+        try:
+            return table.get_entity(partition, row_key, select=select)
+        except ResourceNotFoundError:
+            return None
+
+    def query(
+        self,
+        table: TableClient,
+        query: str,
+        parameters: dict[str, Any],
+        *,
+        page_size: int | None = None,
+        select: builtins.list[str] | None = None,
+    ) -> Iterator[TableEntity]:
+        pages = table.query_entities(query, parameters=parameters, results_per_page=page_size, select=select)
+        for page in pages.by_page():
+            self.stats.add("queries")
+            yield from page
+
+
+def service_from_settings(settings: Settings) -> TableServiceClient:
+    """A connection string (Azurite locally), or the endpoint with the app's managed identity."""
+    options = transport_options()
+    if settings.tables_connection is not None:
+        return TableServiceClient.from_connection_string(
+            settings.tables_connection.get_secret_value(), **options
+        )
+    if settings.tables_endpoint:
+        # Lazy: azure.identity is heavy and only needed with managed identity.
+        from shared.adapters.azure_common import credential
+
+        return TableServiceClient(
+            endpoint=settings.tables_endpoint,
+            credential=credential(settings.managed_identity_client_id),
+            **options,
+        )
+    raise ValueError("DEV8_TABLES_CONNECTION or DEV8_TABLES_ENDPOINT must be set")
+
+
+def transport_options() -> dict[str, Any]:
+    """Read the environment's HTTP settings once instead of on every table call: `requests`
+    re-scans os.environ for proxies per request (measured: about a tenth of a point read's CPU).
+    With a proxy or netrc configured, keep its per-request handling (NO_PROXY needs it)."""
+    if any("PROXY" in name.upper() or name.upper() == "NETRC" for name in os.environ):
+        return {}
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+
+    session = requests.Session()
+    session.trust_env = False
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    return {"transport": RequestsTransport(session=session, session_owner=False)}
+
+
+def etag(row: TableEntity) -> str:
+    value = row.metadata["etag"]
+    assert value is not None  # the service always returns one
+    return value
+
+
+def if_match(value: str) -> dict[str, Any]:
+    return {"etag": value, "match_condition": MatchConditions.IfNotModified}
+
+
+def error_code(error: HttpResponseError) -> str:
+    code = getattr(error, "error_code", None)  # set by the tables SDK when it decodes an error
+    return str(getattr(code, "value", code) or "")
+
+
+def failed_operation(error: TableTransactionError, count: int) -> int | None:
+    """Which operation of a batch failed: the service prefixes the message with its index."""
+    head = (error.message or "").split(":", 1)[0].strip()
+    if head.isdigit() and int(head) < count:
+        return int(head)
+    return None
+
+
+def nothing_committed(error: Exception) -> bool:
+    """Whether a failed write certainly changed nothing (a 5xx or a lost answer may hide a commit)."""
+    if isinstance(error, HttpResponseError):
+        return error.status_code is not None and error.status_code < 500
+    return isinstance(error, QuotaExceeded | ConcurrencyConflict)
+
+
+def backoff(attempt: int) -> None:
+    # Jitter spreads racing writers apart; not security sensitive.
+    time.sleep(random.uniform(0, min(0.2, 0.004 * 2**attempt)))  # noqa: S311

@@ -1,0 +1,358 @@
+"""Table Storage adapter: the EnvironmentRecords port (here), with the SweepIndex and OrphanLedger
+ports of the same tables (status_index.py, orphans.py) behind one object.
+
+`{prefix}Environments` holds one partition per owner with rows `env:{id}` (the record),
+`evt:{id}:{n}` (audit events, newest first), `idem:{sha256}` (idempotency) and `usage` (quota
+counters). Every write that must agree with another (record, event, usage, idempotency) is one
+entity-group transaction; the usage row is guarded by its ETag, so quota holds under concurrent
+writers. The status index row is announced ahead of the commit and retired after it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+from collections.abc import Collection, Iterator, Mapping
+from datetime import datetime, timedelta
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableEntity, TableServiceClient, TableTransactionError, UpdateMode
+
+from shared.adapters.tables import rows
+from shared.adapters.tables.client import (
+    MAX_ATTEMPTS,
+    RACE_CODES,
+    Tables,
+    backoff,
+    error_code,
+    etag,
+    failed_operation,
+    if_match,
+    nothing_committed,
+    service_from_settings,
+)
+from shared.adapters.tables.orphans import TableOrphanLedger
+from shared.adapters.tables.rows import Row, utc
+from shared.adapters.tables.status_index import StatusIndex
+from shared.domain.environment import AuditEvent, Environment, Status
+from shared.domain.lifecycle import ACTIVE, can_move
+from shared.domain.quota import Limits, Usage, admit
+from shared.errors import ConcurrencyConflict, QuotaExceeded
+from shared.services.ports import Change, IdempotencyRecord, IndexEntry
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Operation = tuple[str, Row] | tuple[str, Row, dict[str, Any]]
+_UsageState = tuple[TableEntity | None, Usage]  # the usage row as read (None: absent) and its counters
+
+
+class TableEnvironmentStore:
+    """The records, the sweep index and the orphan ledger on Azure Table Storage (or Azurite).
+    Thread-safe; share one per process."""
+
+    def __init__(
+        self,
+        service: TableServiceClient,
+        prefix: str = "dev8",
+        *,
+        pending_grace: timedelta = timedelta(minutes=10),
+    ) -> None:
+        self._tables = Tables(service, prefix)
+        self.environments_table = self._tables.environments_table
+        self.index_table = self._tables.index_table
+        self.stats = self._tables.stats
+        self._envs = self._tables.environments
+        self._status_index = StatusIndex(self._tables, pending_grace)
+        self._orphans = TableOrphanLedger(self._tables)
+        self._point = self._tables.point
+        self._query = self._tables.query
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TableEnvironmentStore:
+        return cls(service_from_settings(settings), settings.table_prefix)
+
+    def ensure_tables(self) -> None:
+        self._tables.ensure()
+
+    def ping(self) -> None:
+        """Raise when Table Storage cannot be reached (readiness)."""
+        self._tables.ping()
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    def get(self, owner: str, environment_id: str) -> Environment | None:
+        row = self._point(self._envs, rows.owner_key(owner), rows.env_row(environment_id))
+        return rows.environment_from(row, etag(row)) if row is not None else None
+
+    def list(self, owner: str) -> builtins.list[Environment]:
+        found = self._query(
+            self._envs,
+            "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+            {"pk": rows.owner_key(owner), "low": rows.ENV_PREFIX, "high": rows.after_prefix(rows.ENV_PREFIX)},
+        )
+        records = [rows.environment_from(row, etag(row)) for row in found]
+        return sorted(records, key=lambda env: (env.created_at, env.id))  # RowKeys sort by id
+
+    def usage(self, owner: str) -> Usage:
+        row = self._point(self._envs, rows.owner_key(owner), rows.USAGE_ROW)
+        return rows.usage_from(row) if row is not None else Usage()
+
+    def events(self, owner: str, environment_id: str, limit: int = 100) -> builtins.list[AuditEvent]:
+        if limit <= 0:
+            return []
+        prefix = rows.event_prefix(environment_id)
+        found = self._query(
+            self._envs,
+            "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+            {"pk": rows.owner_key(owner), "low": prefix, "high": rows.after_prefix(prefix)},
+            page_size=min(limit, 1000),
+        )
+        return [rows.event_from(row) for row in islice(found, limit)]
+
+    def idempotency(self, owner: str, key: str) -> IdempotencyRecord | None:
+        row = self._point(self._envs, rows.owner_key(owner), rows.idempotency_row(key))
+        return rows.idempotency_from(row) if row is not None else None
+
+    # --- the SweepIndex and OrphanLedger ports ----------------------------------------------------
+
+    def candidates(
+        self,
+        status: Status,
+        idle_before: datetime | None = None,
+        started_before: datetime | None = None,
+        stopped_before: datetime | None = None,
+        restorable_before: datetime | None = None,
+    ) -> Iterator[IndexEntry]:
+        return self._status_index.candidates(
+            status, idle_before, started_before, stopped_before, restorable_before
+        )
+
+    def owner_of(self, environment_id: str) -> str | None:
+        return self._status_index.owner_of(environment_id)
+
+    def repair_index(self, entry: IndexEntry) -> None:
+        self._status_index.repair(entry, self.get)
+
+    def orphan_sightings(self, names: Collection[str], now: datetime) -> dict[str, datetime]:
+        return self._orphans.orphan_sightings(names, now)
+
+    def forget_orphan(self, name: str) -> None:
+        self._orphans.forget_orphan(name)
+
+    # --- writes ---------------------------------------------------------------------------------
+
+    def create(
+        self,
+        environment: Environment,
+        change: Change,
+        limits: Limits,
+        idempotency: IdempotencyRecord | None = None,
+    ) -> Environment:
+        if not can_move(None, environment.status):
+            raise ValueError(f"a new environment must be {Status.CREATING.value}")
+        owner, partition = environment.owner, rows.owner_key(environment.owner)
+        record = environment.model_copy(update={"version": 1, "etag": None})
+        event = AuditEvent(
+            environment_id=record.id,
+            from_status=None,
+            to_status=record.status,
+            actor=change.actor,
+            reason=change.reason,
+            at=change.at,
+        )
+        fixed: builtins.list[Operation] = [
+            ("create", rows.environment_row(partition, record)),
+            ("create", rows.event_row_for(partition, event, owner, record.version)),
+        ]
+        if idempotency is not None:
+            fixed.append(("create", rows.idempotency_row_for(partition, owner, idempotency)))
+        # Refuse over-quota requests before writing anything, index included.
+        usage_row, usage = self._current_usage(partition)
+        admit(usage, None, record.status, limits)
+        self._status_index.register(record)
+        announced = self._status_index.announce(record, None)
+        try:
+            for attempt in range(MAX_ATTEMPTS):
+                if attempt:
+                    backoff(attempt)
+                    usage_row, usage = self._current_usage(partition)
+                after = admit(usage, None, record.status, limits)
+                operations = [*fixed, self._usage_operation(partition, owner, usage_row, after)]
+                try:
+                    result = self._commit(operations)
+                except TableTransactionError as error:
+                    if self._usage_lost(error, operations, partition, record.id, idempotency):
+                        continue
+                    if error_code(error) == "EntityAlreadyExists":
+                        raise ConcurrencyConflict(
+                            "the environment or idempotency key already exists"
+                        ) from error
+                    raise
+                return record.model_copy(update={"etag": result[0]["etag"]})
+            raise ConcurrencyConflict("the owner's usage kept changing; try again")
+        except (QuotaExceeded, ConcurrencyConflict, HttpResponseError) as error:
+            if nothing_committed(error):
+                self._status_index.withdraw(announced)
+            raise
+
+    def save(
+        self, previous: Environment, updated: Environment, change: Change, limits: Limits | None = None
+    ) -> Environment:
+        if not can_move(previous.status, updated.status):
+            raise ValueError(f"{previous.status.value} -> {updated.status.value} is not a lifecycle edge")
+        if (updated.id, updated.owner) != (previous.id, previous.owner):
+            raise ValueError("save cannot change an environment's id or owner")
+        if previous.etag is None:
+            raise ValueError("previous has no ETag; save a record read from the store")
+        owner, partition = previous.owner, rows.owner_key(previous.owner)
+        record = updated.model_copy(
+            update={"version": previous.version + 1, "updated_at": change.at, "etag": None}
+        )
+        moved = previous.status is not record.status
+        replace = {"mode": UpdateMode.REPLACE, **if_match(previous.etag)}
+        fixed: builtins.list[Operation] = [("update", rows.environment_row(partition, record), replace)]
+        if moved:
+            event = AuditEvent(
+                environment_id=record.id,
+                from_status=previous.status,
+                to_status=record.status,
+                actor=change.actor,
+                reason=change.reason,
+                at=change.at,
+            )
+            fixed.append(("create", rows.event_row_for(partition, event, owner, record.version)))
+        counts: _UsageState | None = None
+        if Usage().after(previous.status, record.status) != Usage():
+            counts = self._current_usage(partition)
+            if limits is not None:  # refuse before writing anything, index included
+                admit(counts[1], previous.status, record.status, limits)
+        announced = self._status_index.announce(record, previous)
+        try:
+            if counts is not None:
+                result = self._save_with_usage(
+                    partition, owner, fixed, previous.status, record.status, limits, counts
+                )
+            else:
+                result = self._commit_record(fixed)
+        except (QuotaExceeded, ConcurrencyConflict, HttpResponseError) as error:
+            if nothing_committed(error):
+                self._status_index.withdraw(announced)
+            raise
+        if moved:
+            self._status_index.retire(previous.status, record)
+        return record.model_copy(update={"etag": result[0]["etag"]})
+
+    def touch(self, owner: str, environment_id: str, at: datetime) -> None:
+        """Merge last_accessed_at, never backwards. The ETag check makes concurrent touches safe
+        (an older time cannot overwrite a newer one); the index's idle_stop_at may lag behind."""
+        at = utc(at)
+        partition, row_key = rows.owner_key(owner), rows.env_row(environment_id)
+        for _ in range(MAX_ATTEMPTS):
+            row = self._point(self._envs, partition, row_key, select=["last_accessed_at"])
+            if row is None:
+                return
+            current = row.get("last_accessed_at")
+            if current is not None and utc(current) >= at:
+                return
+            patch = {"PartitionKey": partition, "RowKey": row_key, "last_accessed_at": at}
+            try:
+                self.stats.add("writes")
+                self._envs.update_entity(patch, mode=UpdateMode.MERGE, **if_match(etag(row)))
+                return
+            except ResourceModifiedError:
+                continue  # someone wrote meanwhile: re-read and compare again
+            except ResourceNotFoundError:
+                return
+
+    # --- transactions ---------------------------------------------------------------------------
+
+    def _save_with_usage(
+        self,
+        partition: str,
+        owner: str,
+        fixed: builtins.list[Operation],
+        source: Status,
+        target: Status,
+        limits: Limits | None,
+        counts: _UsageState,
+    ) -> builtins.list[Mapping[str, Any]]:
+        """Commit a status change that moves the owner's counters, retrying only usage races."""
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:
+                backoff(attempt)
+                counts = self._current_usage(partition)
+            usage_row, usage = counts
+            after = (
+                admit(usage, source, target, limits) if limits is not None else usage.after(source, target)
+            )
+            operations = [*fixed, self._usage_operation(partition, owner, usage_row, after)]
+            try:
+                return self._commit(operations)
+            except TableTransactionError as error:
+                code = error_code(error)
+                if code in RACE_CODES and failed_operation(error, len(operations)) == len(operations) - 1:
+                    continue  # only the usage row raced: re-read it and decide again
+                if code in RACE_CODES:  # the record's ETag (or an unknown operation): re-read
+                    raise ConcurrencyConflict("the environment changed since it was read") from error
+                raise
+        raise ConcurrencyConflict("the owner's usage kept changing; try again")
+
+    def _commit_record(self, operations: builtins.list[Operation]) -> builtins.list[Mapping[str, Any]]:
+        try:
+            return self._commit(operations)
+        except TableTransactionError as error:
+            if error_code(error) in RACE_CODES:
+                raise ConcurrencyConflict("the environment changed since it was read") from error
+            raise
+
+    def _usage_lost(
+        self,
+        error: TableTransactionError,
+        operations: builtins.list[Operation],
+        partition: str,
+        environment_id: str,
+        idempotency: IdempotencyRecord | None,
+    ) -> bool:
+        """Whether a create batch failed only because the usage row (the last operation) raced."""
+        if error_code(error) not in RACE_CODES:
+            return False
+        failed = failed_operation(error, len(operations))
+        if failed is not None:
+            return failed == len(operations) - 1
+        # No index in the answer: the usage row raced unless the record or the key already exists.
+        taken = self._point(self._envs, partition, rows.env_row(environment_id)) is not None
+        if idempotency is not None:
+            taken = (
+                taken or self._point(self._envs, partition, rows.idempotency_row(idempotency.key)) is not None
+            )
+        return not taken
+
+    def _commit(self, operations: builtins.list[Operation]) -> builtins.list[Mapping[str, Any]]:
+        self.stats.add("transactions")
+        return self._envs.submit_transaction(operations)
+
+    def _current_usage(self, partition: str) -> _UsageState:
+        row = self._point(self._envs, partition, rows.USAGE_ROW)
+        if row is not None:
+            return row, rows.usage_from(row)
+        # No counters yet (a new owner, or a lost row): count the records so quota stays exact.
+        found = self._query(
+            self._envs,
+            "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+            {"pk": partition, "low": rows.ENV_PREFIX, "high": rows.after_prefix(rows.ENV_PREFIX)},
+            select=["status"],
+        )
+        live = [status for status in (Status(row["status"]) for row in found) if status is not Status.DELETED]
+        return None, Usage(environments=len(live), active=sum(status in ACTIVE for status in live))
+
+    @staticmethod
+    def _usage_operation(partition: str, owner: str, current: TableEntity | None, after: Usage) -> Operation:
+        row = rows.usage_row_for(partition, owner, after)
+        if current is None:
+            return ("create", row)  # a concurrent first write loses with EntityAlreadyExists
+        return ("update", row, {"mode": UpdateMode.REPLACE, **if_match(etag(current))})

@@ -1,0 +1,197 @@
+"""The status index the sweeps read: `{prefix}EnvironmentIndex`, PartitionKey = status, RowKey = id,
+plus the id -> owner directory.
+
+It cannot join the owner's transaction, so it is kept a SUPERSET of the truth: the row for the
+new status is written ahead of the commit, the old one is removed after it, and a RUNNING row's
+idle_stop_at never claims later than the record's. Each row carries the record version it
+announces, so a repair can tell a write still in flight from a stale row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import TableEntity, UpdateMode
+
+from shared.adapters.tables import rows
+from shared.adapters.tables.client import MAX_ATTEMPTS, Tables, etag, if_match
+from shared.adapters.tables.rows import utc
+from shared.domain.environment import Environment, Status
+from shared.errors import ConcurrencyConflict
+from shared.services.ports import IndexEntry
+
+log = logging.getLogger(__name__)
+
+# Index-table partition mapping environment ids to owners (statuses never take this name).
+DIRECTORY = "DIRECTORY"
+
+RecordReader = Callable[[str, str], Environment | None]  # (owner, id) -> the record, or None
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """An index row written ahead of a commit; withdrawn only if this write created it."""
+
+    status: Status
+    environment_id: str
+    etag: str
+    created: bool
+
+
+class StatusIndex:
+    def __init__(self, tables: Tables, pending_grace: timedelta) -> None:
+        self._tables = tables
+        self._index = tables.index
+        # How long an index row announcing a newer version than its record is taken as "a write in
+        # flight" before a repair treats it as the leftover of a failed write.
+        self._pending_grace = pending_grace
+
+    # --- reads (the SweepIndex port) ----------------------------------------------------------------
+
+    def candidates(
+        self,
+        status: Status,
+        idle_before: datetime | None = None,
+        started_before: datetime | None = None,
+        stopped_before: datetime | None = None,
+        restorable_before: datetime | None = None,
+    ) -> Iterator[IndexEntry]:
+        """Index entries of one status: one single-partition query, filtered server-side."""
+        parameters: dict[str, Any] = {"status": status.value}
+        due = []
+        for column, before, allowed in (
+            ("idle_stop_at", idle_before, Status.RUNNING),
+            ("started_at", started_before, Status.RUNNING),
+            ("stopped_at", stopped_before, Status.STOPPED),
+            ("restorable_until", restorable_before, Status.DELETED),
+        ):
+            if before is None:
+                continue
+            if status is not allowed:
+                raise ValueError(f"{column} deadlines only apply to {allowed.value}")
+            due.append(f"{column} le @{column}")
+            parameters[column] = utc(before)
+        query = "PartitionKey eq @status"
+        if due:
+            query += " and ( " + " or ".join(due) + " )"  # the SDK reads @names up to a space
+        return (rows.index_from(row) for row in self._tables.query(self._index, query, parameters))
+
+    def owner_of(self, environment_id: str) -> str | None:
+        """Whose environment an id is (the reconciler starts from compute, which knows only ids)."""
+        row = self._tables.point(self._index, DIRECTORY, rows.check_environment_id(environment_id), ["owner"])
+        return str(row["owner"]) if row is not None else None
+
+    def repair(self, entry: IndexEntry, read: RecordReader) -> None:
+        """Bring one index row in line with its record: drop it when the record no longer has that
+        status, or raise its idle_stop_at to the record's. A row announcing a newer version than
+        the record is a write in flight and is left alone until `pending_grace` has passed."""
+        row = self._tables.point(self._index, entry.status.value, entry.environment_id)
+        if row is None:
+            return
+        record = read(str(row["owner"]), entry.environment_id)
+        in_flight = rows.index_version(row) > (record.version if record else 0) and not self._stale(row)
+        if in_flight:
+            return
+        if record is None or record.status is not entry.status or not rows.indexed(record):
+            self._delete_row(entry.status, entry.environment_id, etag(row))
+            return
+        truth, indexed = record.idle_stop_at, row.get("idle_stop_at")
+        if truth is not None and (indexed is None or truth > utc(indexed)):
+            patch = {
+                "PartitionKey": entry.status.value,
+                "RowKey": entry.environment_id,
+                "idle_stop_at": truth,
+            }
+            self._guarded(
+                lambda: self._index.update_entity(patch, mode=UpdateMode.MERGE, **if_match(etag(row)))
+            )
+
+    # --- writes around a record's commit -------------------------------------------------------------
+
+    def register(self, record: Environment) -> None:
+        """Write ahead the id → owner directory row; kept for good (DELETED records included)."""
+        self._tables.stats.add("writes")
+        self._index.upsert_entity(
+            {"PartitionKey": DIRECTORY, "RowKey": record.id, "owner": record.owner}, mode=UpdateMode.REPLACE
+        )
+
+    def announce(self, record: Environment, previous: Environment | None) -> Announcement | None:
+        """Write ahead the index row for the record's new status (a superset until the commit)."""
+        if record.status is Status.DELETED and not record.snapshot:
+            return None  # only retired records, restorable from a snapshot, stay indexed
+        idle = record.idle_stop_at
+        if previous is not None and previous.status is record.status:
+            # Same partition: only a lower idle_stop_at (a shorter timeout) must reach the index now.
+            before = previous.idle_stop_at
+            if idle is None or before is None or idle >= before:
+                return None
+        new_row = rows.index_row_for(record, record.version, idle)
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                self._tables.stats.add("writes")
+                created = self._index.create_entity(new_row)
+                return Announcement(record.status, record.id, str(created["etag"]), created=True)
+            except ResourceExistsError:
+                pass
+            existing = self._tables.point(self._index, record.status.value, record.id)
+            if existing is None:
+                continue  # deleted meanwhile: create again
+            merged = dict(new_row)
+            merged["version"] = max(rows.index_version(existing), record.version)
+            if existing.get("idle_stop_at") is not None and idle is not None:
+                # Never raise the indexed idle time ahead of a commit: that could hide a candidate.
+                merged["idle_stop_at"] = min(utc(existing["idle_stop_at"]), idle)
+            try:
+                self._tables.stats.add("writes")
+                written = self._index.update_entity(
+                    merged, mode=UpdateMode.REPLACE, **if_match(etag(existing))
+                )
+                return Announcement(record.status, record.id, str(written["etag"]), created=False)
+            except (ResourceModifiedError, ResourceNotFoundError):
+                continue
+        raise ConcurrencyConflict("the status index row kept changing; try again")
+
+    def withdraw(self, announced: Announcement | None) -> None:
+        """After a failed commit, remove an index row this write created (unless since changed)."""
+        if announced is not None and announced.created:
+            self._delete_row(announced.status, announced.environment_id, announced.etag)
+
+    def retire(self, old_status: Status, record: Environment) -> None:
+        """After a commit, remove the index row of the status the record left."""
+        if old_status is Status.DELETED:
+            return
+        try:
+            row = self._tables.point(self._index, old_status.value, record.id)
+        except AzureError:
+            log.warning("could not read index row %s/%s; a sweep will repair it", old_status.value, record.id)
+            return
+        # A row announcing a newer version belongs to a later write that is moving back there.
+        if row is not None and rows.index_version(row) <= record.version:
+            self._delete_row(old_status, record.id, etag(row))
+
+    def _delete_row(self, status: Status, environment_id: str, row_etag: str) -> None:
+        self._guarded(lambda: self._index.delete_entity(status.value, environment_id, **if_match(row_etag)))
+
+    def _guarded(self, write: Callable[[], object]) -> None:
+        """An index write whose failure only leaves an extra candidate (a superset): never raise."""
+        try:
+            self._tables.stats.add("writes")
+            write()
+        except (ResourceModifiedError, ResourceNotFoundError):
+            pass  # someone else changed or removed the row: theirs stands
+        except AzureError as error:
+            log.warning("status index write failed (%s); a sweep will repair it", type(error).__name__)
+
+    def _stale(self, row: TableEntity) -> bool:
+        written = row.metadata.get("timestamp")
+        return written is None or utc(written) <= datetime.now(UTC) - self._pending_grace
