@@ -27,7 +27,7 @@ def live_compute_names() -> set[str]:
     for status in Status:
         if status is Status.DELETED:
             continue
-        for entry in store.candidates(status):
+        for entry in store.index.candidates(status):
             names.add(compute_name(entry.environment_id))
     return names
 
@@ -49,7 +49,7 @@ def park_all() -> int:
     whatever else the compute backend still runs. Returns how many environments were stopped."""
     store, service, compute = wiring.store(), wiring.environments(), wiring.compute()
     parked = 0
-    for entry in store.candidates(Status.RUNNING):
+    for entry in store.index.candidates(Status.RUNNING):
         try:
             result = service.command(
                 entry.owner, entry.environment_id, Command.STOP, Actor.SYSTEM, reason=SHUTDOWN_REASON

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from shared.domain.environment import Environment
 from shared.settings import ComputeBackendName, Settings
@@ -48,7 +48,3 @@ def job_for(env: Environment, settings: Settings) -> Job:
         authorization_grace_seconds=AUTHORIZATION_GRACE_SECONDS,
         restore_grace_days=settings.restore_grace_days,
     )
-
-
-def with_fields(job: Job, **fields: Any) -> dict[str, Any]:
-    return {**job, **fields}

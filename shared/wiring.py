@@ -114,7 +114,7 @@ def workspaces() -> WorkspaceStorage:
 def sweeps() -> Sweeps:
     from shared.services.sweeps import Sweeps
 
-    return Sweeps(store(), environments(), utcnow, policy(), index=store())
+    return Sweeps(store(), environments(), utcnow, policy(), index=store().index)
 
 
 @lru_cache(maxsize=1)
@@ -130,8 +130,8 @@ def reconciler() -> Reconciler:
         # Past the provisioning deadline plus room for retries, an operation is stuck.
         stuck_after=timedelta(seconds=settings.provision_timeout_seconds * 2 + 300),
         orphan_grace=timedelta(minutes=settings.orphan_grace_minutes),
-        index=store(),  # one Table Storage adapter serves all three ports
-        orphans=store(),
+        index=store().index,
+        orphans=store().orphans,
     )
 
 

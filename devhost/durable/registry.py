@@ -160,11 +160,3 @@ class FunctionRegistry:
 
     def has_activity(self, name: str) -> bool:
         return name in self._activities
-
-    @property
-    def orchestrator_names(self) -> list[str]:
-        return sorted({o.name for o in self._orchestrators.values()})
-
-    @property
-    def activity_names(self) -> list[str]:
-        return sorted({a.name for a in self._activities.values()})

@@ -16,7 +16,7 @@ operation fails with a human reason).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -231,8 +231,6 @@ class StorageAccountKey:
             raise PermanentBackendError(f"storage account {self.account} returned no keys")
         return str(keys[0])
 
-
-KeySource = Callable[[], str]
 
 _keys_lock = threading.Lock()
 _keys: dict[tuple[str, str, str, object], StorageAccountKey] = {}

@@ -34,10 +34,9 @@ from shared.errors import (
     Unauthorized,
 )
 from shared.secrets import PASSWORD_KEY, generate_password, seal, unseal
-from shared.services.ports import Change, EnvironmentRecords, IdempotencyRecord
+from shared.services.ports import Change, Clock, EnvironmentRecords, IdempotencyRecord
 from shared.settings import Settings
 
-Clock = Callable[[], datetime]
 MAX_WRITE_ATTEMPTS = 8
 ACTIVITY_WRITE_INTERVAL = timedelta(minutes=1)
 LAUNCH_FAILED_REASON = "could not start the operation; try again"

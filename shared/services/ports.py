@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from shared.domain.environment import Actor, AuditEvent, CloudProvider, Environment, Status
+from shared.domain.environment import Actor, AuditEvent, Environment, Status
 from shared.domain.quota import Limits
 from shared.domain.resources import ComputeState
+
+Clock = Callable[[], datetime]  # the time now, tz-aware UTC (a fixed one in tests)
 
 # --- Table Storage -------------------------------------------------------------------------------
 
@@ -165,9 +167,6 @@ class ComputeStatus:
 
 
 class ComputeBackend(Protocol):
-    provider: CloudProvider
-    region: str
-
     def create(self, spec: ComputeSpec) -> ComputeStatus:
         """Create the compute if absent (an existing one is left as it is); does not wait."""
         ...

@@ -27,6 +27,7 @@ from shared.errors import BackendError, ConcurrencyConflict, DomainError
 from shared.services.environments import EnvironmentService
 from shared.services.ports import (
     Change,
+    Clock,
     ComputeBackend,
     ComputeStatus,
     EnvironmentRecords,
@@ -34,7 +35,6 @@ from shared.services.ports import (
     SweepIndex,
 )
 
-Clock = Callable[[], datetime]
 MAX_REDRIVES = 1
 log = logging.getLogger(__name__)
 

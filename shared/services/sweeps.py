@@ -18,9 +18,7 @@ from shared.domain.lifecycle import Command
 from shared.domain.operation import Kind
 from shared.errors import DomainError
 from shared.services.environments import CommandResult, EnvironmentService
-from shared.services.ports import EnvironmentRecords, IndexEntry, SweepIndex
-
-Clock = Callable[[], datetime]
+from shared.services.ports import Clock, EnvironmentRecords, IndexEntry, SweepIndex
 
 
 @dataclass

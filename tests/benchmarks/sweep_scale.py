@@ -383,7 +383,7 @@ def run(args: argparse.Namespace) -> list[str]:
             return NOW
 
         service = EnvironmentService(store, settings, clock, wiring.placement(settings))
-        sweeps = Sweeps(store, service, clock, POLICY, index=store)
+        sweeps = Sweeps(store, service, clock, POLICY, index=store.index)
 
         # 1. The idle sweep.
         report, seconds, stats = measure(store, sweeps.idle)
@@ -461,8 +461,8 @@ def run(args: argparse.Namespace) -> list[str]:
                 clock,
                 stuck_after=timedelta(minutes=30),
                 orphan_grace=timedelta(0),
-                index=store,
-                orphans=store,
+                index=store.index,
+                orphans=store.orphans,
             )
             computes = len(compute.list())
             outcome, seconds, stats = measure(store, lambda: reconciler.run(lambda instance: True))

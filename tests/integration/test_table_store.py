@@ -161,7 +161,7 @@ def test_owner_with_key_forbidden_characters(store: TableEnvironmentStore) -> No
     assert store.usage(odd) == Usage(1, 1)
     assert [e.to_status for e in store.events(odd, env.id)] == [Status.RUNNING, Status.CREATING]
     assert store.idempotency(odd, "k") is not None
-    entry = next(store.candidates(Status.RUNNING))
+    entry = next(store.index.candidates(Status.RUNNING))
     assert (entry.owner, entry.environment_id) == (odd, running.id)
 
 
@@ -293,7 +293,7 @@ def test_quota_holds_under_concurrent_creates(store: TableEnvironmentStore, azur
     assert len(store.list(OWNER)) == 5
     assert store.usage(OWNER) == real_usage(store, OWNER) == Usage(5, 5)
     # Refused creates leave nothing behind in the index either.
-    assert len(list(store.candidates(Status.CREATING))) == 5
+    assert len(list(store.index.candidates(Status.CREATING))) == 5
 
 
 def test_max_active_holds_under_concurrent_starts(store: TableEnvironmentStore) -> None:
@@ -313,7 +313,7 @@ def test_max_active_holds_under_concurrent_starts(store: TableEnvironmentStore) 
     statuses = Counter(env.status for env in store.list(OWNER))
     assert statuses == {Status.STARTING: 3, Status.STOPPED: 5}
     assert store.usage(OWNER) == real_usage(store, OWNER) == Usage(8, 3)
-    assert len(list(store.candidates(Status.STARTING))) == 3
+    assert len(list(store.index.candidates(Status.STARTING))) == 3
 
 
 def test_quota_refuses_before_writing_and_only_growth(store: TableEnvironmentStore) -> None:
@@ -347,7 +347,7 @@ def walk(store: TableEnvironmentStore, azurite: str, env: Environment, path: lis
         assert store.get(env.owner, env.id) == env
         expected = [] if status is Status.DELETED else [status.value]
         assert index_statuses(azurite, store, env.id) == expected, f"after moving to {status.value}"
-        listed = [entry.environment_id for entry in store.candidates(status)]
+        listed = [entry.environment_id for entry in store.index.candidates(status)]
         assert (env.id in listed) is (status is not Status.DELETED)
         assert store.usage(env.owner) == real_usage(store, env.owner)
     return env
@@ -385,8 +385,8 @@ def test_failed_save_leaves_at_most_an_extra_candidate_that_repair_removes(
     assert "RUNNING" in listed and len(listed) <= 2
 
     for status in Status:
-        for entry in list(store.candidates(status)):
-            store.repair_index(entry)
+        for entry in list(store.index.candidates(status)):
+            store.index.repair_index(entry)
     assert index_statuses(azurite, store, created.id) == ["RUNNING"]
     assert store.get(OWNER, created.id) == running
 
@@ -410,11 +410,11 @@ def test_crash_after_write_ahead_keeps_a_superset_until_repaired(azurite: str) -
     assert index_statuses(azurite, healthy, running.id) == ["RUNNING", "STOPPING"]
 
     # The STOPPING row announces a newer version than the record: a write in flight, kept...
-    (entry,) = list(healthy.candidates(Status.STOPPING))
-    healthy.repair_index(entry)
+    (entry,) = list(healthy.index.candidates(Status.STOPPING))
+    healthy.index.repair_index(entry)
     assert index_statuses(azurite, healthy, running.id) == ["RUNNING", "STOPPING"]
     # ...until the grace period says it was a failed write.
-    TableEnvironmentStore(service, prefix, pending_grace=timedelta(0)).repair_index(entry)
+    TableEnvironmentStore(service, prefix, pending_grace=timedelta(0)).index.repair_index(entry)
     assert index_statuses(azurite, healthy, running.id) == ["RUNNING"]
     for name in (healthy.environments_table, healthy.index_table):
         service.delete_table(name)
@@ -431,17 +431,21 @@ def test_idle_candidates_are_filtered_server_side(store: TableEnvironmentStore) 
     stopped = walk_to_stopped(store, store.create(make_env(), change(), ROOMY))
 
     def idle_ids(before: datetime) -> set[str]:
-        return {entry.environment_id for entry in store.candidates(Status.RUNNING, idle_before=before)}
+        return {entry.environment_id for entry in store.index.candidates(Status.RUNNING, idle_before=before)}
 
     assert idle_ids(T0 + timedelta(minutes=25)) == {soon.id, later.id}
     assert idle_ids(T0 + timedelta(minutes=20)) == {soon.id, later.id}  # `le`: due exactly at t
     assert idle_ids(T0 + timedelta(minutes=5)) == set()
-    assert {e.environment_id for e in store.candidates(Status.RUNNING)} == {soon.id, later.id, latest.id}
-    assert [e.environment_id for e in store.candidates(Status.STOPPED)] == [stopped.id]
-    entry = next(e for e in store.candidates(Status.RUNNING) if e.environment_id == soon.id)
+    assert {e.environment_id for e in store.index.candidates(Status.RUNNING)} == {
+        soon.id,
+        later.id,
+        latest.id,
+    }
+    assert [e.environment_id for e in store.index.candidates(Status.STOPPED)] == [stopped.id]
+    entry = next(e for e in store.index.candidates(Status.RUNNING) if e.environment_id == soon.id)
     assert (entry.owner, entry.idle_stop_at) == (OWNER, T0 + timedelta(minutes=10))
     with pytest.raises(ValueError):
-        store.candidates(Status.STOPPED, idle_before=T0)
+        store.index.candidates(Status.STOPPED, idle_before=T0)
 
 
 def walk_to_stopped(store: TableEnvironmentStore, env: Environment) -> Environment:
@@ -457,19 +461,21 @@ def test_touch_lags_the_index_until_repair_and_shorter_timeouts_apply_at_once(
     due = T0 + timedelta(minutes=15)
 
     store.touch(OWNER, env.id, T0 + timedelta(minutes=30))  # truth now idle at T0+40m
-    (entry,) = list(store.candidates(Status.RUNNING, idle_before=due))  # the index lags: still a candidate
-    store.repair_index(entry)
-    assert list(store.candidates(Status.RUNNING, idle_before=due)) == []
-    (fresh,) = list(store.candidates(Status.RUNNING))
+    (entry,) = list(
+        store.index.candidates(Status.RUNNING, idle_before=due)
+    )  # the index lags: still a candidate
+    store.index.repair_index(entry)
+    assert list(store.index.candidates(Status.RUNNING, idle_before=due)) == []
+    (fresh,) = list(store.index.candidates(Status.RUNNING))
     assert fresh.idle_stop_at == T0 + timedelta(minutes=40)
 
     # A longer timeout must not hide it before a repair; a shorter one shows at once.
     current = store.get(OWNER, env.id)
     assert current is not None
     longer = store.save(current, current.model_copy(update={"idle_timeout_minutes": 60}), change())
-    assert next(store.candidates(Status.RUNNING)).idle_stop_at == T0 + timedelta(minutes=40)
+    assert next(store.index.candidates(Status.RUNNING)).idle_stop_at == T0 + timedelta(minutes=40)
     store.save(longer, longer.model_copy(update={"idle_timeout_minutes": 5}), change())
-    assert next(store.candidates(Status.RUNNING)).idle_stop_at == T0 + timedelta(minutes=35)
+    assert next(store.index.candidates(Status.RUNNING)).idle_stop_at == T0 + timedelta(minutes=35)
 
 
 def test_a_later_writer_never_raises_an_in_flight_lower_idle_time(azurite: str) -> None:
@@ -484,7 +490,7 @@ def test_a_later_writer_never_raises_an_in_flight_lower_idle_time(azurite: str) 
         LostResponseStore(service, prefix).save(env, shorter, change())
     healthy.save(env, env.model_copy(update={"idle_timeout_minutes": 20}), change())
 
-    (entry,) = list(healthy.candidates(Status.RUNNING))
+    (entry,) = list(healthy.index.candidates(Status.RUNNING))
     assert entry.idle_stop_at == T0 + timedelta(minutes=5)
     for name in (healthy.environments_table, healthy.index_table):
         service.delete_table(name)
@@ -492,12 +498,12 @@ def test_a_later_writer_never_raises_an_in_flight_lower_idle_time(azurite: str) 
 
 def test_repair_removes_rows_of_missing_records_and_leaves_true_ones(store: TableEnvironmentStore) -> None:
     env = store.create(make_env(), change(), ROOMY)
-    (entry,) = list(store.candidates(Status.CREATING))
-    store.repair_index(entry)  # true: kept
-    assert [e.environment_id for e in store.candidates(Status.CREATING)] == [env.id]
-    store.repair_index(entry)  # idempotent
+    (entry,) = list(store.index.candidates(Status.CREATING))
+    store.index.repair_index(entry)  # true: kept
+    assert [e.environment_id for e in store.index.candidates(Status.CREATING)] == [env.id]
+    store.index.repair_index(entry)  # idempotent
     ghost = IndexEntry(Status.CREATING, OWNER, "env-00000000000000aa", None, T0)
-    store.repair_index(ghost)  # no such row: nothing to do
+    store.index.repair_index(ghost)  # no such row: nothing to do
 
 
 # --- touch -----------------------------------------------------------------------------------------
@@ -573,9 +579,9 @@ def test_module_import_does_not_load_azure_identity() -> None:
 
 def test_the_directory_maps_ids_to_owners_for_good(store: TableEnvironmentStore) -> None:
     env = store.create(make_env("o/wner#1"), change(T0), ROOMY)
-    assert store.owner_of(env.id) == "o/wner#1"
+    assert store.index.owner_of(env.id) == "o/wner#1"
     running = move(store, env, Status.RUNNING)
     deleting = move(store, running, Status.DELETING)
     move(store, deleting, Status.DELETED)
-    assert store.owner_of(env.id) == "o/wner#1"  # the reconciler still finds DELETED records
-    assert store.owner_of("env-ffffffffffffffff") is None
+    assert store.index.owner_of(env.id) == "o/wner#1"  # the reconciler still finds DELETED records
+    assert store.index.owner_of("env-ffffffffffffffff") is None

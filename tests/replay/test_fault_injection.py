@@ -320,8 +320,8 @@ def test_faults_over_500_operations_leave_no_lost_record_duplicate_or_orphan(cha
         chaos.clock.now,
         stuck_after=STUCK_AFTER,
         orphan_grace=timedelta(0),
-        index=chaos.store,
-        orphans=chaos.store,
+        index=chaos.store.index,
+        orphans=chaos.store.orphans,
     )
     report = chaos.reconcile(reconciler)
     assert set(report.orphans_removed) == strays
@@ -365,7 +365,7 @@ def test_faults_over_500_operations_leave_no_lost_record_duplicate_or_orphan(cha
 
     # The status index: every live record under its status; stale rows only until repaired.
     live = {(record.status, record.id) for record in records.values() if record.status is not Status.DELETED}
-    entries = [entry for status in Status for entry in chaos.store.candidates(status)]
+    entries = [entry for status in Status for entry in chaos.store.index.candidates(status)]
     assert live <= {(entry.status, entry.environment_id) for entry in entries}
     stale = [entry for entry in entries if (entry.status, entry.environment_id) not in live]
     for entry in entries:
@@ -373,13 +373,15 @@ def test_faults_over_500_operations_leave_no_lost_record_duplicate_or_orphan(cha
             truth = records[entry.environment_id].idle_stop_at
             assert truth is None or entry.idle_stop_at is None or entry.idle_stop_at <= truth
     for entry in stale:
-        chaos.store.repair_index(entry)
+        chaos.store.index.repair_index(entry)
     indexed = {
-        (entry.status, entry.environment_id) for status in Status for entry in chaos.store.candidates(status)
+        (entry.status, entry.environment_id)
+        for status in Status
+        for entry in chaos.store.index.candidates(status)
     }
     assert indexed == live
     for environment_id, tracked in chaos.tracked.items():
-        assert chaos.store.owner_of(environment_id) == tracked.owner
+        assert chaos.store.index.owner_of(environment_id) == tracked.owner
 
     # Usage counters agree with the records (quota stays exact through the chaos).
     for owner in OWNERS:
@@ -437,8 +439,8 @@ def test_a_failing_compute_call_does_not_end_the_reconcile_pass(chaos: Chaos) ->
         chaos.clock.now,
         stuck_after=STUCK_AFTER,
         orphan_grace=timedelta(0),
-        index=chaos.store,
-        orphans=chaos.store,
+        index=chaos.store.index,
+        orphans=chaos.store.orphans,
     )
 
     chaos.compute.fail_next("delete", permanent=True, message="the group is locked")

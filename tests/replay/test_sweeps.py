@@ -52,7 +52,7 @@ class World:
         self.store = wiring.store()
         self.compute = wiring.compute()
         self.service = wiring.environments()
-        self.sweeps = Sweeps(self.store, self.service, clock, wiring.policy(), index=self.store)
+        self.sweeps = Sweeps(self.store, self.service, clock, wiring.policy(), index=self.store.index)
         self.reconciler = Reconciler(
             self.store,
             self.service,
@@ -60,8 +60,8 @@ class World:
             clock,
             stuck_after=timedelta(minutes=30),
             orphan_grace=timedelta(minutes=30),
-            index=self.store,
-            orphans=self.store,
+            index=self.store.index,
+            orphans=self.store.orphans,
         )
         app = df.DFApp()
         app.register_functions(orchestrators.bp)
@@ -268,7 +268,7 @@ def test_reconciler_removes_orphan_compute_after_the_grace_period(world: World):
     names = {status.name for status in world.compute.list()}
     assert names == {compute_name(keeper.id)}
     assert not world.reconcile().changed
-    assert world.store.owner_of(keeper.id) == OWNER
+    assert world.store.index.owner_of(keeper.id) == OWNER
     # Workspaces are never touched by the reconciler.
     assert wiring.workspaces().exists(workspace_name(keeper.id))
 
@@ -375,8 +375,8 @@ def test_the_orphan_grace_period_survives_fresh_instances(world: World):
             world.clock,
             stuck_after=timedelta(minutes=30),
             orphan_grace=timedelta(minutes=30),
-            index=store,
-            orphans=store,
+            index=store.index,
+            orphans=store.orphans,
         )
         return world.reconcile(reconciler)
 

@@ -80,7 +80,7 @@ def test_aci_compute_is_built_without_touching_azure(env: pytest.MonkeyPatch) ->
 
     compute = factory.compute_backend(settings())
     assert isinstance(compute, AciCompute)  # credentials are lazy: no token is asked for yet
-    assert compute.region == "eastus"
+    assert compute._group.location == "eastus"
     assert factory.compute_backend(settings()) is compute
 
 

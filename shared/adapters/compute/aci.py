@@ -38,7 +38,6 @@ from shared.adapters.azure_common import (
     credential as default_credential,
 )
 from shared.domain.catalog import SSH_PORT
-from shared.domain.environment import CloudProvider
 from shared.domain.resources import ComputeState
 from shared.errors import PermanentBackendError
 from shared.services.ports import ComputeSpec, ComputeStatus
@@ -62,8 +61,6 @@ _FAILED_PROVISIONING = frozenset({"Failed", "Canceled"})
 class AciCompute:
     """A `ComputeBackend` on Azure Container Instances. Thread-safe (the SDK clients are)."""
 
-    provider = CloudProvider.AZURE
-
     def __init__(
         self,
         group: GroupSettings,
@@ -76,7 +73,6 @@ class AciCompute:
     ) -> None:
         from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 
-        self.region = group.location
         self._group = group
         self._rg = group.resource_group
         self._storage_key = storage_key

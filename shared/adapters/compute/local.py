@@ -43,7 +43,6 @@ from urllib.parse import quote
 
 from shared.adapters.compute import process_groups
 from shared.agent_tokens import ACTIVITY_URL_VARIABLE, AGENT_TOKEN_VARIABLE
-from shared.domain.environment import CloudProvider
 from shared.domain.resources import ComputeState
 from shared.errors import PermanentBackendError, TransientBackendError
 from shared.services.ports import ComputeSpec, ComputeStatus
@@ -145,9 +144,6 @@ class _State:
 
 class LocalCompute:
     """A `ComputeBackend` of code-server processes on this machine; thread-safe."""
-
-    provider = CloudProvider.LOCAL
-    region = "local-local"  # as wiring.placement names the region of this backend
 
     def __init__(
         self,

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from shared.domain.environment import CloudProvider
 from shared.domain.resources import ComputeState
 from shared.errors import BackendError, PermanentBackendError, TransientBackendError
 from shared.services.ports import ComputeSpec, ComputeStatus
@@ -41,9 +40,6 @@ class _Resource:
 
 class SimulatedCompute:
     """A `ComputeBackend` with no processes; thread-safe (the local host's workers share one)."""
-
-    provider = CloudProvider.LOCAL
-    region = "local-simulated"
 
     def __init__(
         self,

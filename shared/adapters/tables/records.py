@@ -1,5 +1,5 @@
-"""Table Storage adapter: the EnvironmentRecords port (here), with the SweepIndex and OrphanLedger
-ports of the same tables (status_index.py, orphans.py) behind one object.
+"""Table Storage adapter of the EnvironmentRecords port; the SweepIndex and OrphanLedger ports of
+the same tables are its `index` (status_index.py) and `orphans` (orphans.py).
 
 `{prefix}Environments` holds one partition per owner with rows `env:{id}` (the record),
 `evt:{id}:{n}` (audit events, newest first), `idem:{sha256}` (idempotency) and `usage` (quota
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import builtins
 import logging
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -40,7 +40,7 @@ from shared.domain.environment import AuditEvent, Environment, Status
 from shared.domain.lifecycle import ACTIVE, can_move
 from shared.domain.quota import Limits, Usage, admit
 from shared.errors import ConcurrencyConflict, QuotaExceeded
-from shared.services.ports import Change, IdempotencyRecord, IndexEntry
+from shared.services.ports import Change, IdempotencyRecord
 
 if TYPE_CHECKING:
     from shared.settings import Settings
@@ -52,7 +52,7 @@ _UsageState = tuple[TableEntity | None, Usage]  # the usage row as read (None: a
 
 
 class TableEnvironmentStore:
-    """The records, the sweep index and the orphan ledger on Azure Table Storage (or Azurite).
+    """The environment records on Azure Table Storage (or Azurite), with `index` and `orphans`.
     Thread-safe; share one per process."""
 
     def __init__(
@@ -67,8 +67,9 @@ class TableEnvironmentStore:
         self.index_table = self._tables.index_table
         self.stats = self._tables.stats
         self._envs = self._tables.environments
-        self._status_index = StatusIndex(self._tables, pending_grace)
-        self._orphans = TableOrphanLedger(self._tables)
+        # The other two ports on the same tables, each its own object (wiring hands them out).
+        self.index = StatusIndex(self._tables, pending_grace, self.get)
+        self.orphans = TableOrphanLedger(self._tables)
         self._point = self._tables.point
         self._query = self._tables.query
 
@@ -118,32 +119,6 @@ class TableEnvironmentStore:
         row = self._point(self._envs, rows.owner_key(owner), rows.idempotency_row(key))
         return rows.idempotency_from(row) if row is not None else None
 
-    # --- the SweepIndex and OrphanLedger ports ----------------------------------------------------
-
-    def candidates(
-        self,
-        status: Status,
-        idle_before: datetime | None = None,
-        started_before: datetime | None = None,
-        stopped_before: datetime | None = None,
-        restorable_before: datetime | None = None,
-    ) -> Iterator[IndexEntry]:
-        return self._status_index.candidates(
-            status, idle_before, started_before, stopped_before, restorable_before
-        )
-
-    def owner_of(self, environment_id: str) -> str | None:
-        return self._status_index.owner_of(environment_id)
-
-    def repair_index(self, entry: IndexEntry) -> None:
-        self._status_index.repair(entry, self.get)
-
-    def orphan_sightings(self, names: Collection[str], now: datetime) -> dict[str, datetime]:
-        return self._orphans.orphan_sightings(names, now)
-
-    def forget_orphan(self, name: str) -> None:
-        self._orphans.forget_orphan(name)
-
     # --- writes ---------------------------------------------------------------------------------
 
     def create(
@@ -174,8 +149,8 @@ class TableEnvironmentStore:
         # Refuse over-quota requests before writing anything, index included.
         usage_row, usage = self._current_usage(partition)
         admit(usage, None, record.status, limits)
-        self._status_index.register(record)
-        announced = self._status_index.announce(record, None)
+        self.index.register(record)
+        announced = self.index.announce(record, None)
         try:
             for attempt in range(MAX_ATTEMPTS):
                 if attempt:
@@ -197,7 +172,7 @@ class TableEnvironmentStore:
             raise ConcurrencyConflict("the owner's usage kept changing; try again")
         except (QuotaExceeded, ConcurrencyConflict, HttpResponseError) as error:
             if nothing_committed(error):
-                self._status_index.withdraw(announced)
+                self.index.withdraw(announced)
             raise
 
     def save(
@@ -231,7 +206,7 @@ class TableEnvironmentStore:
             counts = self._current_usage(partition)
             if limits is not None:  # refuse before writing anything, index included
                 admit(counts[1], previous.status, record.status, limits)
-        announced = self._status_index.announce(record, previous)
+        announced = self.index.announce(record, previous)
         try:
             if counts is not None:
                 result = self._save_with_usage(
@@ -241,10 +216,10 @@ class TableEnvironmentStore:
                 result = self._commit_record(fixed)
         except (QuotaExceeded, ConcurrencyConflict, HttpResponseError) as error:
             if nothing_committed(error):
-                self._status_index.withdraw(announced)
+                self.index.withdraw(announced)
             raise
         if moved:
-            self._status_index.retire(previous.status, record)
+            self.index.retire(previous.status, record)
         return record.model_copy(update={"etag": result[0]["etag"]})
 
     def touch(self, owner: str, environment_id: str, at: datetime) -> None:

@@ -49,8 +49,9 @@ class Announcement:
 
 
 class StatusIndex:
-    def __init__(self, tables: Tables, pending_grace: timedelta) -> None:
+    def __init__(self, tables: Tables, pending_grace: timedelta, read: RecordReader) -> None:
         self._tables = tables
+        self._read = read
         self._index = tables.index
         # How long an index row announcing a newer version than its record is taken as "a write in
         # flight" before a repair treats it as the leftover of a failed write.
@@ -91,14 +92,14 @@ class StatusIndex:
         row = self._tables.point(self._index, DIRECTORY, rows.check_environment_id(environment_id), ["owner"])
         return str(row["owner"]) if row is not None else None
 
-    def repair(self, entry: IndexEntry, read: RecordReader) -> None:
+    def repair_index(self, entry: IndexEntry) -> None:
         """Bring one index row in line with its record: drop it when the record no longer has that
         status, or raise its idle_stop_at to the record's. A row announcing a newer version than
         the record is a write in flight and is left alone until `pending_grace` has passed."""
         row = self._tables.point(self._index, entry.status.value, entry.environment_id)
         if row is None:
             return
-        record = read(str(row["owner"]), entry.environment_id)
+        record = self._read(str(row["owner"]), entry.environment_id)
         in_flight = rows.index_version(row) > (record.version if record else 0) and not self._stale(row)
         if in_flight:
             return
