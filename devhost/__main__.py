@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 from devhost import azurite
-from devhost.server import ROOT, LocalHost
+from devhost.dev8 import ROOT, local_host
+from devhost.host.server import LocalHost
 
 DEV_USER = "dev-user"
 
@@ -109,7 +110,6 @@ def main(argv: list[str] | None = None) -> int:
         except SettingsError as exc:
             print(f"dev8: {exc}", file=sys.stderr)
             return 2
-        import function_app
         from shared.auth import mint_token
 
         assert settings.jwt_secret is not None, "the local host signs dev tokens with DEV8_JWT_SECRET"
@@ -120,9 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             audience=settings.jwt_audience,
             ttl_seconds=12 * 3600,
         )
-        host = LocalHost(
-            function_app.app, host=args.host, port=args.port, state_dir=data_dir / "durable", run_timers=True
-        )
+        host = local_host(host=args.host, port=args.port, state_dir=data_dir / "durable", run_timers=True)
         asyncio.run(serve(host, token))
         return 0
     finally:

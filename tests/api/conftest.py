@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from devhost.server import LocalHost, serve_in_thread
+from devhost.dev8 import local_host
+from devhost.host.server import LocalHost, serve_in_thread
 from shared import wiring
 from shared.auth import mint_token
 from tests.conftest import JWT_SECRET
@@ -59,6 +60,6 @@ def api(app_env: pytest.MonkeyPatch) -> Iterator[Api]:
     wiring.reset()
     import function_app
 
-    host = LocalHost(function_app.create_app(), port=0)
+    host = local_host(function_app.create_app(), port=0)
     with serve_in_thread(host), httpx.Client(base_url=host.url, timeout=60) as client:
         yield Api(client, host)

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from devhost.engine import InstanceExistsError
+from devhost.host.durable.engine import InstanceExistsError
 from shared import wiring
 from shared.domain.environment import Actor
 from shared.services.ports import Change

@@ -14,8 +14,8 @@ import pytest
 from argon2 import PasswordHasher
 from azure.durable_functions.models.history.HistoryEventType import HistoryEventType
 
-from devhost.durable.clock import ManualClock
-from devhost.engine import DurableEngine, RuntimeStatus
+from devhost.host.durable.clock import ManualClock
+from devhost.host.durable.engine import DurableEngine, RuntimeStatus
 from shared import wiring
 from shared.adapters.compute.aci import AciCompute
 from shared.adapters.workspaces.azurefiles import AzureFilesWorkspaces

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from devhost.durable.clock import ManualClock
-from devhost.durable.history import Event
-from devhost.engine import DurableEngine, InstanceStatus
+from devhost.host.durable.clock import ManualClock
+from devhost.host.durable.engine import DurableEngine, InstanceStatus
+from devhost.host.durable.history import Event
 from tests.engine.toy_app import BARRIERS, ENTERED, GATES, PROBE, REGISTRY
 
 START = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from devhost.durable.clock import ManualClock, RealClock
-from devhost.engine import DurableEngine, RuntimeStatus
+from devhost.host.durable.clock import ManualClock, RealClock
+from devhost.host.durable.engine import DurableEngine, RuntimeStatus
 from tests.engine.conftest import EngineFactory, status_of
 from tests.engine.toy_app import BARRIERS, ENTERED, GATES
 

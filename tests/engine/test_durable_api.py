@@ -17,9 +17,9 @@ from aiohttp.test_utils import TestServer
 from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
 from azure.durable_functions.models.utils import http_utils
 
-from devhost.durable.clock import RealClock
-from devhost.durable_api import DEFAULT_PREFIX, add_routes, client_binding_json
-from devhost.engine import DurableEngine
+from devhost.host.durable.clock import RealClock
+from devhost.host.durable.engine import DurableEngine
+from devhost.host.durable_api import DEFAULT_PREFIX, add_routes, client_binding_json
 from tests.engine.conftest import EngineFactory
 
 Scenario = Callable[[df.DurableOrchestrationClient, DurableEngine, str], Awaitable[None]]

@@ -8,8 +8,8 @@ import json
 import pytest
 from azure.durable_functions.models.ReplaySchema import ReplaySchema
 
-from devhost.durable.clock import ManualClock
-from devhost.engine import (
+from devhost.host.durable.clock import ManualClock
+from devhost.host.durable.engine import (
     DurableEngine,
     InstanceExistsError,
     InstanceNotRunningError,

@@ -8,10 +8,10 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
-from devhost.durable.clock import ManualClock
-from devhost.durable.instance import Instance, RuntimeStatus
-from devhost.durable.store import InstanceStore
-from devhost.engine import DurableEngine
+from devhost.host.durable.clock import ManualClock
+from devhost.host.durable.engine import DurableEngine
+from devhost.host.durable.instance import Instance, RuntimeStatus
+from devhost.host.durable.store import InstanceStore
 from tests.engine.conftest import START, EngineFactory, action_events, run_to_completion, status_of
 from tests.engine.toy_app import ENTERED, GATES, PROBE
 

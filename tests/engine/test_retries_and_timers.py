@@ -8,9 +8,14 @@ from datetime import timedelta
 import pytest
 from azure.durable_functions.models.ReplaySchema import ReplaySchema
 
-from devhost.durable.clock import ManualClock
-from devhost.durable.history import parse_time
-from devhost.engine import DurableEngine, InstanceNotRunningError, LongTimerSettings, RuntimeStatus
+from devhost.host.durable.clock import ManualClock
+from devhost.host.durable.engine import (
+    DurableEngine,
+    InstanceNotRunningError,
+    LongTimerSettings,
+    RuntimeStatus,
+)
+from devhost.host.durable.history import parse_time
 from tests.engine.conftest import START, EngineFactory, action_events, run_to_completion, status_of
 from tests.engine.toy_app import ENTERED, GATES, PROBE
 

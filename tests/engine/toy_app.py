@@ -17,7 +17,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from devhost.durable.registry import FunctionRegistry
+from devhost.host.durable.registry import FunctionRegistry
 
 
 class Probe:

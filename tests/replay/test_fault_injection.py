@@ -34,8 +34,8 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 import orchestrators
-from devhost.durable.clock import ManualClock
-from devhost.engine import DurableEngine, RuntimeStatus
+from devhost.host.durable.clock import ManualClock
+from devhost.host.durable.engine import DurableEngine, RuntimeStatus
 from orchestrators import jobs
 from shared import wiring
 from shared.adapters.compute.simulated import SimulatedCompute

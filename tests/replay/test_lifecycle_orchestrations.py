@@ -11,8 +11,8 @@ import pytest
 from azure.durable_functions.models.history.HistoryEventType import HistoryEventType
 
 import orchestrators
-from devhost.durable.clock import ManualClock
-from devhost.engine import DurableEngine, RuntimeStatus
+from devhost.host.durable.clock import ManualClock
+from devhost.host.durable.engine import DurableEngine, RuntimeStatus
 from orchestrators import jobs
 from shared import wiring
 from shared.domain import operation

@@ -13,8 +13,8 @@ import azure.durable_functions as df
 import pytest
 
 import orchestrators
-from devhost.durable.clock import ManualClock
-from devhost.engine import DurableEngine
+from devhost.host.durable.clock import ManualClock
+from devhost.host.durable.engine import DurableEngine
 from orchestrators import jobs
 from shared import wiring
 from shared.domain import operation

@@ -6,7 +6,8 @@ import azure.durable_functions as df
 import pytest
 
 import timers
-from devhost.timers import resolve_schedule, timer_functions
+from devhost.dev8 import setting_default
+from devhost.host.timers import resolve_schedule, timer_functions
 
 
 def test_the_apps_timers_are_found_with_their_schedules(monkeypatch):
@@ -14,7 +15,7 @@ def test_the_apps_timers_are_found_with_their_schedules(monkeypatch):
     monkeypatch.delenv("DEV8_RECONCILE_SCHEDULE", raising=False)
     app = df.DFApp()
     app.register_functions(timers.bp)
-    found = {timer.name: timer for timer in timer_functions(app.get_functions())}
+    found = {timer.name: timer for timer in timer_functions(app.get_functions(), setting_default)}
     assert set(found) == {"idle_sweep", "retention_sweep", "reconcile"}
     assert found["idle_sweep"].schedule == "30 */2 * * * *"  # the app setting wins
     assert found["reconcile"].schedule == "0 */10 * * * *"  # else the app's own default

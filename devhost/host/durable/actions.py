@@ -15,7 +15,7 @@ from typing import Any
 
 from azure.durable_functions.models.actions.ActionType import ActionType
 
-from devhost.durable.history import parse_time
+from devhost.host.durable.history import parse_time
 
 
 class OrchestratorStateError(ValueError):

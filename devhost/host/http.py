@@ -19,7 +19,7 @@ from aiohttp import web
 from azure.functions.decorators.function_app import Function
 from azure.functions.decorators.http import HttpMethod, HttpTrigger
 
-from devhost.invoke import durable_client_parameter, invoke
+from devhost.host.invoke import durable_client_parameter, invoke
 
 log = logging.getLogger("devhost.http")
 _PARAMETER = re.compile(r"\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?(?P<optional>\?)?\}")

@@ -6,7 +6,7 @@ The engine plays the part of the Durable extension + Durable Task Framework for 
   ``OrchestratorStarted`` stamped with the engine clock, input, instance id, schema version), calls
   the orchestrator handle registered by ``@orchestration_trigger`` (the SDK's own replay engine),
   and parses the OrchestratorState it returns;
-* the actions are re-executed against the history by :mod:`devhost.durable.replay` exactly as the
+* the actions are re-executed against the history by :mod:`devhost.host.durable.replay` exactly as the
   extension's out-of-proc shim does, which yields the *new* actions with the sequence numbers the
   SDK expects; the engine appends TaskScheduled / TimerCreated / SubOrchestrationInstanceCreated,
   runs activities, fires timers when the clock passes ``FireAt`` and delivers TaskCompleted /
@@ -33,7 +33,7 @@ Two ways to run:
 Usage::
 
     functions = app.get_functions()            # once per app; share the list with the HTTP router
-    engine = DurableEngine(functions, store_dir=".dev8/durable")
+    engine = DurableEngine(functions, store_dir="state/durable")
     engine.resume_all()                        # pick up what a previous run left in flight
     with engine:                               # driver thread + activity worker pool
         instance_id = engine.start("provision", {"environment_id": "env-1"})
@@ -76,19 +76,19 @@ from azure.durable_functions.models.ReplaySchema import ReplaySchema
 from azure.functions._durable_functions import df_dumps
 from azure.functions.decorators.function_app import Function
 
-from devhost.durable import history as hist
-from devhost.durable.actions import OrchestratorState, OrchestratorStateError, parse_state
-from devhost.durable.clock import Clock, RealClock
-from devhost.durable.instance import Instance, InstanceStatus, ParentLink, RuntimeStatus
-from devhost.durable.registry import (
+from devhost.host.durable import history as hist
+from devhost.host.durable.actions import OrchestratorState, OrchestratorStateError, parse_state
+from devhost.host.durable.clock import Clock, RealClock
+from devhost.host.durable.instance import Instance, InstanceStatus, ParentLink, RuntimeStatus
+from devhost.host.durable.registry import (
     ActivityOutcome,
     FunctionRegistry,
     FunctionSource,
     OrchestratorFunction,
     failure_outcome,
 )
-from devhost.durable.replay import NewWork, ReplayError, ReplayResult, replay
-from devhost.durable.store import InstanceStore
+from devhost.host.durable.replay import NewWork, ReplayError, ReplayResult, replay
+from devhost.host.durable.store import InstanceStore
 
 __all__ = [
     "ActivityOutcome",

@@ -14,14 +14,12 @@ from typing import Any
 import azure.functions as func
 from aiohttp import web
 
-from devhost import durable_api
-from devhost.engine import DurableEngine
-from devhost.functions import HttpDispatcher, http_functions, route_prefix
-from devhost.timers import TimerRunner, timer_functions
+from devhost.host import durable_api
+from devhost.host.durable.engine import DurableEngine
+from devhost.host.http import HttpDispatcher, http_functions, route_prefix
+from devhost.host.timers import SettingDefault, TimerRunner, timer_functions
 
 log = logging.getLogger("devhost")
-ROOT = Path(__file__).resolve().parents[1]
-TASK_HUB = "Dev8"
 
 
 class LocalHost:
@@ -31,18 +29,22 @@ class LocalHost:
         self,
         app: func.FunctionApp,
         *,
+        host_json: Path,
+        task_hub: str,
         host: str = "127.0.0.1",
         port: int = 7071,
         state_dir: Path | None = None,
         max_workers: int = 8,
         run_timers: bool = False,
+        setting_default: SettingDefault | None = None,
         **engine_options: Any,
     ):
         functions = app.get_functions()  # the SDK builds them once per app
         self.host, self.port = host, port
+        self.task_hub = task_hub
         self.engine = DurableEngine(functions, store_dir=state_dir, max_workers=max_workers, **engine_options)
-        self._http = http_functions(functions, route_prefix(ROOT / "host.json"))
-        self.timers = TimerRunner(timer_functions(functions), self.client_binding)
+        self._http = http_functions(functions, route_prefix(host_json))
+        self.timers = TimerRunner(timer_functions(functions, setting_default), self.client_binding)
         self._run_timers = run_timers
         self._runner: web.AppRunner | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop serving, once started
@@ -57,11 +59,11 @@ class LocalHost:
 
     def client_binding(self) -> str:
         """What the Functions host hands a `durable_client_input`: this host's Durable API."""
-        return durable_api.client_binding_json(self.durable_base_url, TASK_HUB)
+        return durable_api.client_binding_json(self.durable_base_url, self.task_hub)
 
     def web_app(self) -> web.Application:
         app = web.Application(client_max_size=1024 * 1024)
-        durable_api.add_routes(app, self.engine, task_hub=TASK_HUB)
+        durable_api.add_routes(app, self.engine, task_hub=self.task_hub)
         dispatcher = HttpDispatcher(self._http, self.client_binding)
 
         async def functions(request: web.Request) -> web.StreamResponse:

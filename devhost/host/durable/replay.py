@@ -32,8 +32,8 @@ from typing import Any, Literal
 from azure.durable_functions.models.actions.ActionType import ActionType
 from azure.durable_functions.models.history.HistoryEventType import HistoryEventType
 
-from devhost.durable.actions import Action, OrchestratorState, RetryPolicy
-from devhost.durable.history import COMPLETION_KEYS, Event, parse_time
+from devhost.host.durable.actions import Action, OrchestratorState, RetryPolicy
+from devhost.host.durable.history import COMPLETION_KEYS, Event, parse_time
 
 WorkKind = Literal["activity", "timer", "sub_orchestration"]
 

@@ -1,6 +1,7 @@
 """Timer triggers on their NCRONTAB schedules, as the Functions host runs them.
 
-Schedules may name an app setting (`%DEV8_IDLE_SWEEP_SCHEDULE%`), resolved from the environment.
+Schedules may name an app setting (`%IDLE_SWEEP_SCHEDULE%`), resolved from the environment, else
+from `setting_default` (what the app would assume; the real host needs the setting itself).
 NCRONTAB puts seconds first; croniter reads that form with `second_at_beginning`.
 """
 
@@ -20,9 +21,9 @@ from azure.functions.decorators.timer import TimerTrigger
 from azure.functions.timer import TimerRequest
 from croniter import croniter
 
-from devhost.invoke import durable_client_parameter, invoke
+from devhost.host.invoke import durable_client_parameter, invoke
 
-log = logging.getLogger("devhost.timers")
+log = logging.getLogger("devhost.host.timers")
 _SETTING = re.compile(r"^%([A-Za-z0-9_]+)%$")
 
 
@@ -38,33 +39,29 @@ class TimerFunction:
         return croniter(self.schedule, after, second_at_beginning=True).get_next(datetime)  # type: ignore[no-any-return]
 
 
-def resolve_schedule(schedule: str) -> str:
+SettingDefault = Callable[[str], str | None]  # an app setting's name -> its default, if any
+
+
+def resolve_schedule(schedule: str, setting_default: SettingDefault | None = None) -> str:
     match = _SETTING.match(schedule.strip())
     if not match:
         return schedule
     name = match.group(1)
-    value = os.environ.get(name) or _default_of(name)
+    value = os.environ.get(name) or (setting_default(name) if setting_default else None)
     if not value:
         raise ValueError(f"timer schedule setting {name} is not set")
     return value
 
 
-def _default_of(name: str) -> str | None:
-    """A DEV8_* schedule left unset takes the app's own default (Azure needs the app setting;
-    the Bicep sets every one)."""
-    from shared.settings import Settings
-
-    field = Settings.model_fields.get(name.removeprefix("DEV8_").lower())
-    return str(field.default) if name.startswith("DEV8_") and field is not None else None
-
-
-def timer_functions(functions: Iterable[Function]) -> list[TimerFunction]:
+def timer_functions(
+    functions: Iterable[Function], setting_default: SettingDefault | None = None
+) -> list[TimerFunction]:
     found = []
     for function in functions:
         trigger = function.get_trigger()
         if not isinstance(trigger, TimerTrigger):
             continue
-        schedule = resolve_schedule(trigger.schedule)
+        schedule = resolve_schedule(trigger.schedule, setting_default)
         if not croniter.is_valid(schedule, second_at_beginning=True):
             raise ValueError(f"timer {function.get_function_name()} has an invalid schedule {schedule!r}")
         client = durable_client_parameter(function)

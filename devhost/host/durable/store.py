@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
-from devhost.durable.instance import Instance
+from devhost.host.durable.instance import Instance
 
 _log = logging.getLogger(__name__)
 _SUFFIX = ".json"

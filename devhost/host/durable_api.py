@@ -36,16 +36,16 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from devhost.durable.history import parse_time
-from devhost.durable.instance import InstanceStatus, RuntimeStatus
-from devhost.durable.status_json import status_payload
-from devhost.engine import (
+from devhost.host.durable.engine import (
     DurableEngine,
     InstanceExistsError,
     InstanceNotFoundError,
     InstanceNotRunningError,
     UnknownOrchestratorError,
 )
+from devhost.host.durable.history import parse_time
+from devhost.host.durable.instance import InstanceStatus, RuntimeStatus
+from devhost.host.durable.status_json import status_payload
 
 DEFAULT_PREFIX = "/runtime/webhooks/durabletask"
 INSTANCE_ID_PLACEHOLDER = "INSTANCEID"
@@ -400,7 +400,7 @@ def routes(
     engine: DurableEngine,
     prefix: str = DEFAULT_PREFIX,
     *,
-    task_hub: str = "Dev8",
+    task_hub: str = "TestHubName",
     connection_name: str = "Storage",
     required_query: str = "",
 ) -> web.RouteTableDef:
@@ -413,7 +413,7 @@ def add_routes(
     engine: DurableEngine,
     prefix: str = DEFAULT_PREFIX,
     *,
-    task_hub: str = "Dev8",
+    task_hub: str = "TestHubName",
     connection_name: str = "Storage",
     required_query: str = "",
 ) -> None:

@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from devhost.durable.history import Event, format_time, parse_time
+from devhost.host.durable.history import Event, format_time, parse_time
 
 
 class RuntimeStatus(StrEnum):

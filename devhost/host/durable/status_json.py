@@ -13,8 +13,8 @@ from typing import Any
 
 from azure.durable_functions.models.history.HistoryEventType import HistoryEventType
 
-from devhost.durable.history import Event
-from devhost.durable.instance import InstanceStatus
+from devhost.host.durable.history import Event
+from devhost.host.durable.instance import InstanceStatus
 
 _HIDDEN = {
     HistoryEventType.ORCHESTRATOR_STARTED,

@@ -1,1 +1,0 @@
-"""Building blocks of the local Durable Functions engine (see devhost.engine)."""
