@@ -354,7 +354,7 @@ def missing_tools() -> list[str]:
         missing.append("the playwright package (pip install -r requirements-dev.txt)")
     if not os.access(CHROMIUM, os.X_OK):
         missing.append(f"{CHROMIUM} (scripts/install-browser.sh)")
-    from shared.adapters.compute.local import find_code_server
+    from shared.adapters.compute.code_server import find_code_server
     from shared.errors import PermanentBackendError
 
     try:

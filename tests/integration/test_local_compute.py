@@ -26,8 +26,10 @@ from typing import Any
 import pytest
 
 from shared import agent_tokens
+from shared.adapters.compute import code_server as installed
 from shared.adapters.compute import local as local_compute
-from shared.adapters.compute.local import NOT_INSTALLED, LocalCompute, find_code_server
+from shared.adapters.compute.code_server import NOT_INSTALLED, find_code_server
+from shared.adapters.compute.local import LocalCompute
 from shared.adapters.workspaces.local import LocalWorkspaceStorage
 from shared.domain.resources import ComputeState, compute_name, workspace_name
 from shared.errors import PermanentBackendError
@@ -164,7 +166,7 @@ def code_server() -> str:
     try:
         return find_code_server(os.environ.get("DEV8_CODE_SERVER_BIN"))
     except PermanentBackendError as exc:
-        reason = f"{exc} (looked in {local_compute.cache_install_dir()})"
+        reason = f"{exc} (looked in {installed.cache_install_dir()})"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{reason}. The local compute tests must not be skipped in CI.", pytrace=False)
         print(f"SKIP: {reason}")
@@ -359,7 +361,7 @@ def test_without_a_setting_the_cache_then_path_are_searched(
     assert str(error.value) == NOT_INSTALLED
 
     # a half-done install (no marker) does not count; a finished one does
-    install = local_compute.cache_install_dir(str(empty_cache))
+    install = installed.cache_install_dir(str(empty_cache))
     binary = install / "node_modules" / ".bin" / "code-server"
     binary.parent.mkdir(parents=True)
     binary.symlink_to(fake_server)
@@ -565,7 +567,7 @@ def agent_pids(pgid: int) -> list[int]:
     """The agent: the child of the leader (code-server) that runs the script. Not the launcher's fork
     before its exec, whose arguments also name the script, nor the agent's own short-lived forks
     (command substitutions), which are its children."""
-    agent = ["/bin/sh", str(local_compute.ACTIVITY_AGENT)]
+    agent = ["/bin/sh", str(installed.ACTIVITY_AGENT)]
     return [pid for pid in group_pids(pgid) if cmdline(pid)[:2] == agent and _parent(pid) == pgid]
 
 
@@ -724,6 +726,6 @@ def test_the_launcher_is_clean_posix_sh(tmp_path: Path) -> None:
     if shellcheck is None:
         pytest.skip("shellcheck is not installed")
     script = tmp_path / "launch.sh"
-    script.write_text("#!/bin/sh\n" + local_compute._LAUNCH_WITH_AGENT)
+    script.write_text("#!/bin/sh\n" + installed.LAUNCH_WITH_AGENT)
     result = subprocess.run([shellcheck, "--severity=style", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout

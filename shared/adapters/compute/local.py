@@ -5,20 +5,11 @@ directories, an empty config file (so code-server never writes one with a passwo
 the home directory), its log, and `state.json` (pid, process group, port, times: never a secret), from
 which a restarted host finds its processes again.
 
-The password reaches code-server only through its environment (PASSWORD), never the command line.
-The process gets a small allow-list of the host's variables, not the host's whole environment: the
-host's own DEV8_* secrets must not be readable from the workspace's terminal.
-
-Each code-server leads its own process group (start_new_session) and is stopped by ending the whole
-group and its descendants: killing only the parent leaves the extension host, file watchers and
-terminal shells running.
-
-When the spec carries an agent token (secure DEV8_AGENT_TOKEN) and DEV8_ACTIVITY_URL, the workspace
-images' activity agent (docker/base/dev8-activity-agent) runs beside code-server, in the same process
-group, so that it stops with it: the local path reports activity the way production does. A process
-cannot join a group of another session, so a small `sh -c` launcher leads the group: it starts the
-agent, then execs code-server (same pid). The token is in the agent's environment only, never on a
-command line and never in code-server's environment (so not in the IDE's terminals).
+The password reaches code-server only through its environment (PASSWORD), never the command line
+(code_server.py builds that environment and the launcher of the activity agent, which runs in the
+same process group so that it stops with it). Each code-server leads its own process group
+(start_new_session) and is stopped by ending the whole group and its descendants: killing only
+the parent leaves the extension host, file watchers and terminal shells running.
 """
 
 from __future__ import annotations
@@ -42,89 +33,27 @@ from pathlib import Path
 from urllib.parse import quote
 
 from shared.adapters.compute import process_groups
+from shared.adapters.compute.code_server import (
+    ACTIVITY_AGENT,
+    FLAGS,
+    LAUNCH_WITH_AGENT,
+    SHELL,
+    SHELL_NAME,
+    USER_SETTINGS,
+    find_code_server,
+    process_environment,
+)
 from shared.agent_tokens import ACTIVITY_URL_VARIABLE, AGENT_TOKEN_VARIABLE
 from shared.domain.resources import ComputeState
 from shared.errors import PermanentBackendError, TransientBackendError
 from shared.services.ports import ComputeSpec, ComputeStatus
 from shared.settings import Settings
 
-CODE_SERVER_VERSION = "4.100.3"  # keep in step with scripts/install-code-server.sh
-NOT_INSTALLED = "code-server is not installed: run scripts/install-code-server.sh or set DEV8_CODE_SERVER_BIN"
-
 # Like an Azure container group name (what compute_name() makes), which also rules out path traversal.
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _STATE = "state.json"
 _LOG = "code-server.log"
 _TAIL_CHARS = 800
-# The only host variables a workspace process inherits.
-_INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
-# code-server reads these itself: PORT would override --bind-addr, HASHED_PASSWORD would replace the
-# environment's password, the XDG dirs move its files. Only this module sets them.
-_CONTROLLED = frozenset({"PORT", "PASSWORD", "HASHED_PASSWORD", "XDG_DATA_HOME", "XDG_CACHE_HOME"})
-_FLAGS = (
-    "--auth", "password",
-    "--disable-telemetry", "--disable-update-check",  # no calls home
-    "--disable-workspace-trust",  # the workspace is the user's own
-    "--disable-getting-started-override",
-)  # fmt: skip
-# The activity agent the workspace images ship; repository-relative, like the rest of the local run.
-ACTIVITY_AGENT = Path(__file__).resolve().parents[3] / "docker" / "base" / "dev8-activity-agent"
-_SHELL = "/bin/sh"
-_SHELL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# $1 the agent script, $2 code-server's user-data dir, the rest code-server's argv. The agent gets the
-# environment minus the names in DEV8_AGENT_UNSET (the IDE password, the user's secrets); its
-# `--user-data-dir` argument lets a restarted host find it by its command line like code-server.
-# Local environments have no sshd of their own, so connections to the host's port 2222 are not theirs.
-# code-server then replaces this shell (same pid, start time and group) without the agent's token.
-_LAUNCH_WITH_AGENT = """\
-agent=$1 user_data=$2
-shift 2
-(
-  # shellcheck disable=SC2086 # split on purpose: a list of variable names
-  unset $DEV8_AGENT_UNSET DEV8_AGENT_UNSET
-  CODE_SERVER_USER_DATA_DIR=$user_data
-  DEV8_AGENT_SSH_PORT=0
-  export CODE_SERVER_USER_DATA_DIR DEV8_AGENT_SSH_PORT
-  exec /bin/sh "$agent" --user-data-dir "$user_data"
-) </dev/null &
-unset DEV8_AGENT_TOKEN DEV8_AGENT_UNSET
-exec "$@"
-"""
-# Written once into a new user-data dir: VS Code's own calls home off, and the terminal does not
-# show the IDE password to whatever runs in it.
-_USER_SETTINGS = {
-    "telemetry.telemetryLevel": "off",
-    "update.mode": "none",
-    "extensions.autoCheckUpdates": False,
-    "extensions.autoUpdate": False,
-    "workbench.enableExperiments": False,
-    "workbench.settings.enableNaturalLanguageSearch": False,
-    "npm.fetchOnlinePackageInfo": False,
-    "terminal.integrated.env.linux": {"PASSWORD": None},
-}
-
-
-def cache_install_dir(cache_dir: str | None = None) -> Path:
-    """Where scripts/install-code-server.sh installs (DEV8_CACHE_DIR is that script's setting)."""
-    root = cache_dir or os.environ.get("DEV8_CACHE_DIR") or str(Path.home() / ".cache" / "dev8")
-    return Path(root) / f"code-server-{CODE_SERVER_VERSION}"
-
-
-def find_code_server(configured: str | None, cache_dir: str | None = None) -> str:
-    """DEV8_CODE_SERVER_BIN, else the install script's cached binary, else `code-server` on PATH."""
-    if configured:
-        if os.path.isfile(configured) and os.access(configured, os.X_OK):
-            return configured
-        raise PermanentBackendError(f"{NOT_INSTALLED} (DEV8_CODE_SERVER_BIN={configured} is not executable)")
-    install = cache_install_dir(cache_dir)
-    cached = install / "node_modules" / ".bin" / "code-server"
-    # Only a finished install counts: the script writes its marker last.
-    if (install / ".dev8-installed").is_file() and os.access(cached, os.X_OK):
-        return str(cached)
-    on_path = shutil.which("code-server")
-    if on_path:
-        return on_path
-    raise PermanentBackendError(NOT_INSTALLED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,16 +277,16 @@ class LocalCompute:
             "--config", str(directory / "config.yaml"),
             "--user-data-dir", str(directory / "user-data"),
             "--extensions-dir", str(directory / "extensions"),
-            *_FLAGS,
+            *FLAGS,
             str(workspace),
         ]  # fmt: skip
-        environment = _process_environment(spec, password, directory)
+        environment = process_environment(spec, password, directory)
         if agent_token is not None:
-            command = [_SHELL, "-c", _LAUNCH_WITH_AGENT, "dev8-launch",
+            command = [SHELL, "-c", LAUNCH_WITH_AGENT, "dev8-launch",
                        str(self._activity_agent), str(directory / "user-data"), *command]  # fmt: skip
             environment[AGENT_TOKEN_VARIABLE] = agent_token
             hidden = {"PASSWORD", *spec.secure_environment} - {AGENT_TOKEN_VARIABLE}
-            environment["DEV8_AGENT_UNSET"] = " ".join(sorted(n for n in hidden if _SHELL_NAME.fullmatch(n)))
+            environment["DEV8_AGENT_UNSET"] = " ".join(sorted(n for n in hidden if SHELL_NAME.fullmatch(n)))
         self._forget(spec.name)
         try:
             with log_path.open("wb") as log:
@@ -403,7 +332,7 @@ class LocalCompute:
         if not self._activity_agent.is_file():
             raise PermanentBackendError(f"the activity agent {self._activity_agent} is missing")
         # The agent's PATH is the host's: PATH is inherited, and users may not set it.
-        if not os.access(_SHELL, os.X_OK) or shutil.which("curl", path=os.environ.get("PATH")) is None:
+        if not os.access(SHELL, os.X_OK) or shutil.which("curl", path=os.environ.get("PATH")) is None:
             raise PermanentBackendError("the activity agent needs /bin/sh and curl on PATH")
         return token
 
@@ -417,7 +346,7 @@ class LocalCompute:
             config.write_text("")
         user_settings = directory / "user-data" / "User" / "settings.json"
         if not user_settings.exists():
-            user_settings.write_text(json.dumps(_USER_SETTINGS, indent=2))  # later, the user's own are kept
+            user_settings.write_text(json.dumps(USER_SETTINGS, indent=2))  # later, the user's own are kept
         return directory
 
     def _alive(self, state: _State) -> bool:
@@ -510,19 +439,6 @@ class LocalCompute:
                     if _NAME.fullmatch(name) and pgid is not None:
                         groups.setdefault(name, set()).add(pgid)
         return groups
-
-
-def _process_environment(spec: ComputeSpec, password: str, directory: Path) -> dict[str, str]:
-    environment = {name: os.environ[name] for name in _INHERITED if name in os.environ}
-    for values in (spec.environment_variables, spec.secure_environment):
-        environment.update((name, value) for name, value in values.items() if name not in _CONTROLLED)
-    environment.pop(AGENT_TOKEN_VARIABLE, None)  # the agent's alone: _launch hands it to the agent
-    environment["PASSWORD"] = password
-    # code-server keeps its heartbeat and wrapper logs in $XDG_DATA_HOME, VS Code a device id in
-    # $XDG_CACHE_HOME: per environment, not mixed in the host's home.
-    environment["XDG_DATA_HOME"] = str(directory / "data")
-    environment["XDG_CACHE_HOME"] = str(directory / "cache")
-    return environment
 
 
 def _free_port() -> int:

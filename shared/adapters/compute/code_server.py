@@ -1,0 +1,109 @@
+"""code-server as the local backend runs it: where the binary is found (the install script's cache,
+DEV8_CODE_SERVER_BIN or PATH), its flags and first settings, and the environment it is given: a
+small allow-list of the host's variables, not the host's whole environment (the host's own DEV8_*
+secrets must not be readable from the workspace's terminal).
+
+When the spec carries an agent token (secure DEV8_AGENT_TOKEN) and DEV8_ACTIVITY_URL, the workspace
+images' activity agent (docker/base/dev8-activity-agent) runs beside code-server, in the same process
+group, so that it stops with it: the local path reports activity the way production does. A process
+cannot join a group of another session, so a small `sh -c` launcher leads the group: it starts the
+agent, then execs code-server (same pid). The token is in the agent's environment only, never on a
+command line and never in code-server's environment (so not in the IDE's terminals).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+from shared.agent_tokens import AGENT_TOKEN_VARIABLE
+from shared.errors import PermanentBackendError
+from shared.services.ports import ComputeSpec
+
+CODE_SERVER_VERSION = "4.100.3"  # keep in step with scripts/install-code-server.sh
+NOT_INSTALLED = "code-server is not installed: run scripts/install-code-server.sh or set DEV8_CODE_SERVER_BIN"
+
+# The only host variables a workspace process inherits.
+INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
+# code-server reads these itself: PORT would override --bind-addr, HASHED_PASSWORD would replace the
+# environment's password, the XDG dirs move its files. Only this module sets them.
+CONTROLLED = frozenset({"PORT", "PASSWORD", "HASHED_PASSWORD", "XDG_DATA_HOME", "XDG_CACHE_HOME"})
+FLAGS = (
+    "--auth", "password",
+    "--disable-telemetry", "--disable-update-check",  # no calls home
+    "--disable-workspace-trust",  # the workspace is the user's own
+    "--disable-getting-started-override",
+)  # fmt: skip
+# The activity agent the workspace images ship; repository-relative, like the rest of the local run.
+ACTIVITY_AGENT = Path(__file__).resolve().parents[3] / "docker" / "base" / "dev8-activity-agent"
+SHELL = "/bin/sh"
+SHELL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# $1 the agent script, $2 code-server's user-data dir, the rest code-server's argv. The agent gets the
+# environment minus the names in DEV8_AGENT_UNSET (the IDE password, the user's secrets); its
+# `--user-data-dir` argument lets a restarted host find it by its command line like code-server.
+# Local environments have no sshd of their own, so connections to the host's port 2222 are not theirs.
+# code-server then replaces this shell (same pid, start time and group) without the agent's token.
+LAUNCH_WITH_AGENT = """\
+agent=$1 user_data=$2
+shift 2
+(
+  # shellcheck disable=SC2086 # split on purpose: a list of variable names
+  unset $DEV8_AGENT_UNSET DEV8_AGENT_UNSET
+  CODE_SERVER_USER_DATA_DIR=$user_data
+  DEV8_AGENT_SSH_PORT=0
+  export CODE_SERVER_USER_DATA_DIR DEV8_AGENT_SSH_PORT
+  exec /bin/sh "$agent" --user-data-dir "$user_data"
+) </dev/null &
+unset DEV8_AGENT_TOKEN DEV8_AGENT_UNSET
+exec "$@"
+"""
+# Written once into a new user-data dir: VS Code's own calls home off, and the terminal does not
+# show the IDE password to whatever runs in it.
+USER_SETTINGS = {
+    "telemetry.telemetryLevel": "off",
+    "update.mode": "none",
+    "extensions.autoCheckUpdates": False,
+    "extensions.autoUpdate": False,
+    "workbench.enableExperiments": False,
+    "workbench.settings.enableNaturalLanguageSearch": False,
+    "npm.fetchOnlinePackageInfo": False,
+    "terminal.integrated.env.linux": {"PASSWORD": None},
+}
+
+
+def cache_install_dir(cache_dir: str | None = None) -> Path:
+    """Where scripts/install-code-server.sh installs (DEV8_CACHE_DIR is that script's setting)."""
+    root = cache_dir or os.environ.get("DEV8_CACHE_DIR") or str(Path.home() / ".cache" / "dev8")
+    return Path(root) / f"code-server-{CODE_SERVER_VERSION}"
+
+
+def find_code_server(configured: str | None, cache_dir: str | None = None) -> str:
+    """DEV8_CODE_SERVER_BIN, else the install script's cached binary, else `code-server` on PATH."""
+    if configured:
+        if os.path.isfile(configured) and os.access(configured, os.X_OK):
+            return configured
+        raise PermanentBackendError(f"{NOT_INSTALLED} (DEV8_CODE_SERVER_BIN={configured} is not executable)")
+    install = cache_install_dir(cache_dir)
+    cached = install / "node_modules" / ".bin" / "code-server"
+    # Only a finished install counts: the script writes its marker last.
+    if (install / ".dev8-installed").is_file() and os.access(cached, os.X_OK):
+        return str(cached)
+    on_path = shutil.which("code-server")
+    if on_path:
+        return on_path
+    raise PermanentBackendError(NOT_INSTALLED)
+
+
+def process_environment(spec: ComputeSpec, password: str, directory: Path) -> dict[str, str]:
+    environment = {name: os.environ[name] for name in INHERITED if name in os.environ}
+    for values in (spec.environment_variables, spec.secure_environment):
+        environment.update((name, value) for name, value in values.items() if name not in CONTROLLED)
+    environment.pop(AGENT_TOKEN_VARIABLE, None)  # the agent's alone: _launch hands it to the agent
+    environment["PASSWORD"] = password
+    # code-server keeps its heartbeat and wrapper logs in $XDG_DATA_HOME, VS Code a device id in
+    # $XDG_CACHE_HOME: per environment, not mixed in the host's home.
+    environment["XDG_DATA_HOME"] = str(directory / "data")
+    environment["XDG_CACHE_HOME"] = str(directory / "cache")
+    return environment
