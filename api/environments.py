@@ -8,7 +8,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from api.http import bearer_token, blocking, handle, handle_async, owner_of, parse_body, respond
-from api.views import environment_view, event_view, retired_view
+from api.views import connection_view, environment_view, event_view, retired_view
 from orchestrators.launch import launch
 from shared import wiring
 from shared.agent_tokens import PREFIX as AGENT_PREFIX
@@ -165,14 +165,7 @@ def api_record_activity(req: func.HttpRequest) -> func.HttpResponse:
 def api_connection(req: func.HttpRequest) -> func.HttpResponse:
     def connection() -> func.HttpResponse:
         details = wiring.environments().connection(owner_of(req), req.route_params["environment_id"])
-        return respond(
-            200,
-            {
-                "vs_code_url": details.vs_code_url,
-                "password": details.password,
-                "ssh_connection_string": details.ssh_connection_string,
-            },
-        )
+        return respond(200, connection_view(details))
 
     return handle(connection)
 

@@ -7,6 +7,7 @@ import logging
 import azure.functions as func
 
 from api.http import handle, respond
+from api.views import catalog_view
 from shared import wiring
 from shared.domain.catalog import TEMPLATES
 from shared.domain.placement import offered_sizes
@@ -48,28 +49,8 @@ def api_ready(req: func.HttpRequest) -> func.HttpResponse:
 def api_templates(req: func.HttpRequest) -> func.HttpResponse:
     def catalog() -> func.HttpResponse:
         wiring.verifier().verify(req.headers.get("Authorization"))
-        templates = [
-            {
-                "name": t.name,
-                "display_name": t.display_name,
-                "description": t.description,
-                "image": t.image,
-                "default_size": t.default_size,
-                "ports": list(t.ports),
-            }
-            for t in TEMPLATES.values()
-        ]
-        sizes = [
-            {
-                "name": s.name,
-                "cpu_cores": s.cpu_cores,
-                "memory_gb": s.memory_gb,
-                "storage_gb": s.storage_gb,
-                "estimated_cost_per_hour": s.estimated_cost_per_hour,
-            }
-            # Only what the configured compute backend can run (no xlarge on ACI).
-            for s in offered_sizes(wiring.placement(get_settings()))
-        ]
-        return respond(200, {"templates": templates, "sizes": sizes})
+        # Only the sizes the configured compute backend can run (no xlarge on ACI).
+        sizes = offered_sizes(wiring.placement(get_settings()))
+        return respond(200, catalog_view(list(TEMPLATES.values()), sizes))
 
     return handle(catalog)

@@ -6,7 +6,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from shared.domain.catalog import Size, Template
 from shared.domain.environment import AuditEvent, Environment, Policy
+from shared.services.environments import Connection
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -77,4 +79,39 @@ def event_view(event: AuditEvent) -> dict[str, Any]:
         "actor": event.actor.value,
         "reason": event.reason,
         "at": _iso(event.at),
+    }
+
+
+def connection_view(details: Connection) -> dict[str, Any]:
+    """The one response that carries the IDE password (the owner's /connection)."""
+    return {
+        "vs_code_url": details.vs_code_url,
+        "password": details.password,
+        "ssh_connection_string": details.ssh_connection_string,
+    }
+
+
+def catalog_view(templates: list[Template], sizes: list[Size]) -> dict[str, Any]:
+    return {
+        "templates": [
+            {
+                "name": t.name,
+                "display_name": t.display_name,
+                "description": t.description,
+                "image": t.image,
+                "default_size": t.default_size,
+                "ports": list(t.ports),
+            }
+            for t in templates
+        ],
+        "sizes": [
+            {
+                "name": s.name,
+                "cpu_cores": s.cpu_cores,
+                "memory_gb": s.memory_gb,
+                "storage_gb": s.storage_gb,
+                "estimated_cost_per_hour": s.estimated_cost_per_hour,
+            }
+            for s in sizes
+        ],
     }

@@ -12,7 +12,7 @@ import builtins
 import itertools
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.domain.environment import AuditEvent, Environment, Status
 from shared.domain.lifecycle import can_move
@@ -129,3 +129,16 @@ class InMemoryRecords:
             reason=change.reason,
             at=change.at,
         )
+
+
+class FixedClock:
+    """The services' Clock, standing still until a test moves it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)

@@ -28,26 +28,16 @@ from shared.services.ports import Change, ComputeSpec, Workspace
 from shared.services.reconcile import Reconciler
 from shared.services.sweeps import Sweeps
 from shared.settings import get_settings
+from tests.fakes import FixedClock
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 OWNER = "sweep-user"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 class World:
     """The app's adapters with one fixed clock for the service, the sweeps and the reconciler."""
 
-    def __init__(self, clock: Clock):
+    def __init__(self, clock: FixedClock):
         self.clock = clock
         self.store = wiring.store()
         self.compute = wiring.compute()
@@ -131,7 +121,7 @@ def stray_spec(environment_id: str) -> ComputeSpec:
 @pytest.fixture
 def world(app_env) -> World:
     app_env.setenv("DEV8_SIMULATED_BOOT_POLLS", "0")
-    clock = Clock()
+    clock = FixedClock(T0)
     app_env.setattr(wiring, "utcnow", clock)  # activities settle records on the same clock
     wiring.reset()
     return World(clock)

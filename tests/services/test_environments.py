@@ -18,7 +18,7 @@ from shared.errors import Conflict, InvalidState, NotFound, QuotaExceeded, Valid
 from shared.secrets import PASSWORD_KEY
 from shared.services.environments import EnvironmentService
 from shared.settings import Settings
-from tests.fakes import InMemoryRecords
+from tests.fakes import FixedClock, InMemoryRecords
 
 KEY = base64.b64encode(b"s" * 32).decode()
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -29,14 +29,6 @@ def store() -> InMemoryRecords:
     return InMemoryRecords()
 
 
-class Clock:
-    def __init__(self, now: datetime = T0):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 def make_service(store, clock=None, **limits) -> EnvironmentService:
     settings = Settings(
         jwt_secret="j" * 32,
@@ -44,7 +36,9 @@ def make_service(store, clock=None, **limits) -> EnvironmentService:
         secrets_key=KEY,
         **limits,
     )
-    return EnvironmentService(store, settings, clock or Clock(), Placement(CloudProvider.LOCAL, "local-test"))
+    return EnvironmentService(
+        store, settings, clock or FixedClock(T0), Placement(CloudProvider.LOCAL, "local-test")
+    )
 
 
 def request(**fields) -> CreateEnvironmentRequest:
@@ -95,7 +89,7 @@ def test_another_owner_sees_nothing(store):
 
 
 def test_full_lifecycle_and_audit_trail(store):
-    clock = Clock()
+    clock = FixedClock(T0)
     service = make_service(store, clock)
     env = service.create("carol", request()).environment
     run(service, "carol", env.id, Status.RUNNING)
@@ -245,7 +239,7 @@ def test_a_size_the_backend_cannot_run_is_refused_at_create(store):
     from shared.wiring import aci_placement
 
     settings = Settings(jwt_secret="j" * 32, tables_connection="UseDevelopmentStorage=true", secrets_key=KEY)
-    service = EnvironmentService(store, settings, Clock(), aci_placement("eastus"))
+    service = EnvironmentService(store, settings, FixedClock(T0), aci_placement("eastus"))
     with pytest.raises(
         ValidationFailed, match="'xlarge' is not offered on Azure Container Instances"
     ) as refused:

@@ -21,7 +21,7 @@ class TimerSource(Protocol):
     def on_clock_changed(self) -> None: ...
 
 
-class Clock(Protocol):
+class EngineClock(Protocol):
     """The engine's notion of time: always timezone-aware UTC."""
 
     # True when time passes by itself (the engine may sleep until a timer is due).

@@ -74,7 +74,7 @@ from azure.functions._durable_functions import df_dumps
 from azure.functions.decorators.function_app import Function
 
 from devhost.host.durable import history as hist
-from devhost.host.durable.clock import Clock
+from devhost.host.durable.clock import EngineClock
 from devhost.host.durable.dispatch import ActivityDispatch
 from devhost.host.durable.episodes import Episodes
 from devhost.host.durable.instance import InstanceStatus, RuntimeStatus
@@ -118,7 +118,7 @@ class DurableEngine(Episodes, ActivityDispatch, DurableTimers):
         self,
         functions: Iterable[Function] | FunctionRegistry,
         *,
-        clock: Clock | None = None,
+        clock: EngineClock | None = None,
         store_dir: str | os.PathLike[str] | None = None,
         max_workers: int = 8,
         duplicate_activities: bool = False,
@@ -148,7 +148,7 @@ class DurableEngine(Episodes, ActivityDispatch, DurableTimers):
         return self._registry
 
     @property
-    def clock(self) -> Clock:
+    def clock(self) -> EngineClock:
         return self._clock
 
     def start(self, name: str, input: Any = None, instance_id: str | None = None) -> str:

@@ -18,7 +18,7 @@ from azure.durable_functions.models.ReplaySchema import ReplaySchema
 from azure.functions.decorators.function_app import Function
 
 from devhost.host.durable import history as hist
-from devhost.host.durable.clock import Clock, RealClock
+from devhost.host.durable.clock import EngineClock, RealClock
 from devhost.host.durable.instance import Instance, InstanceStatus, ParentLink
 from devhost.host.durable.registry import FunctionRegistry
 from devhost.host.durable.store import InstanceStore
@@ -68,7 +68,7 @@ class EngineState:
         self,
         functions: Iterable[Function] | FunctionRegistry,
         *,
-        clock: Clock | None = None,
+        clock: EngineClock | None = None,
         store_dir: str | os.PathLike[str] | None = None,
         max_workers: int = 8,
         duplicate_activities: bool = False,
@@ -77,7 +77,7 @@ class EngineState:
         max_idle_steps: int = 100_000,
     ) -> None:
         self._registry = functions if isinstance(functions, FunctionRegistry) else FunctionRegistry(functions)
-        self._clock: Clock = clock or RealClock()
+        self._clock: EngineClock = clock or RealClock()
         self._store = InstanceStore(store_dir) if store_dir is not None else None
         self._max_workers = max_workers
         self._duplicate_activities = duplicate_activities
