@@ -59,7 +59,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -69,9 +68,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-from azure.durable_functions.models.ReplaySchema import ReplaySchema
 from azure.functions._durable_functions import df_dumps
-from azure.functions.decorators.function_app import Function
 
 from devhost.host.durable import history as hist
 from devhost.host.durable.clock import EngineClock
@@ -113,30 +110,6 @@ class DurableEngine(Episodes, ActivityDispatch, DurableTimers):
     this way proves its activities are idempotent end to end. ``replay_activity`` re-runs one
     recorded activity with its recorded input, without touching the history, to compare outcomes.
     """
-
-    def __init__(
-        self,
-        functions: Iterable[Function] | FunctionRegistry,
-        *,
-        clock: EngineClock | None = None,
-        store_dir: str | os.PathLike[str] | None = None,
-        max_workers: int = 8,
-        duplicate_activities: bool = False,
-        replay_schema: ReplaySchema = ReplaySchema.V3,
-        long_timers: LongTimerSettings | None = None,
-        max_idle_steps: int = 100_000,
-    ) -> None:
-        super().__init__(
-            functions,
-            clock=clock,
-            store_dir=store_dir,
-            max_workers=max_workers,
-            duplicate_activities=duplicate_activities,
-            replay_schema=replay_schema,
-            long_timers=long_timers,
-            max_idle_steps=max_idle_steps,
-        )
-        self._clock.attach(self)
 
     @classmethod
     def from_app(cls, app: FunctionSource, **options: Any) -> DurableEngine:

@@ -101,6 +101,14 @@ class EngineState:
         if self._store is not None:
             for instance in self._store.load_all():
                 self._instances[instance.instance_id] = instance
+        self._clock.attach(self)  # the clock asks for the next timer (DurableTimers answers)
+
+    # The clock's TimerSource, answered by DurableTimers.
+    def next_timer_at(self) -> datetime | None:
+        raise NotImplementedError
+
+    def on_clock_changed(self) -> None:
+        raise NotImplementedError
 
     def _clock_is_realtime(self) -> bool:
         return self._clock.realtime
