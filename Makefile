@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint unit bench bench-api bench-e2e setup clean code-server infra-tools browser
+.PHONY: dev test lint unit bench bench-api bench-e2e setup clean code-server infra-tools browser restic
 
 setup: $(STAMP) node_modules/.installed
 
@@ -41,7 +41,11 @@ infra-tools:
 browser:
 	@scripts/install-browser.sh >/dev/null
 
-test: setup lint code-server infra-tools browser
+# restic, the workspace snapshot tool (docker/base/dev8-snapshot-agent), from Debian's packages.
+restic:
+	@scripts/install-restic.sh >/dev/null
+
+test: setup lint code-server infra-tools browser restic
 	$(PY) -m pytest -q
 
 # The local compute backend (the default in local.settings) needs code-server; simulated does not.
