@@ -149,6 +149,22 @@ param maxSessionHours int = 12
 @maxValue(1440)
 param orphanGraceMinutes int = 30
 
+@description('Seconds between two snapshots of a running workspace (taken only when something changed).')
+@minValue(30)
+@maxValue(3600)
+param snapshotIntervalSeconds int = 120
+
+@description('Workspace snapshots pruning keeps: the last N, one an hour for N hours, one a day for N days.')
+@minValue(1)
+@maxValue(100)
+param snapshotKeepLast int = 10
+@minValue(0)
+@maxValue(168)
+param snapshotKeepHourly int = 24
+@minValue(0)
+@maxValue(366)
+param snapshotKeepDaily int = 7
+
 @description('NCRONTAB schedules (seconds first) of the idle sweep, retention and reconciler timers.')
 param idleSweepSchedule string = '0 */5 * * * *'
 param retentionSchedule string = '0 30 3 * * *'
@@ -413,6 +429,10 @@ var dev8Settings = union(jwtModeSettings, {
   DEV8_RESTORE_GRACE_DAYS: string(restoreGraceDays)
   DEV8_MAX_SESSION_HOURS: string(maxSessionHours)
   DEV8_ORPHAN_GRACE_MINUTES: string(orphanGraceMinutes)
+  DEV8_SNAPSHOT_INTERVAL_SECONDS: string(snapshotIntervalSeconds)
+  DEV8_SNAPSHOT_KEEP_LAST: string(snapshotKeepLast)
+  DEV8_SNAPSHOT_KEEP_HOURLY: string(snapshotKeepHourly)
+  DEV8_SNAPSHOT_KEEP_DAILY: string(snapshotKeepDaily)
   DEV8_IDLE_SWEEP_SCHEDULE: idleSweepSchedule
   DEV8_RETENTION_SCHEDULE: retentionSchedule
   DEV8_RECONCILE_SCHEDULE: reconcileSchedule

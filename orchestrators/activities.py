@@ -24,9 +24,21 @@ from shared.domain.environment import Environment, Status
 from shared.domain.resources import ComputeState, compute_name, image_reference, workspace_name
 from shared.errors import AuthorizationRefused, PermanentBackendError
 from shared.services.ports import ComputeSpec, ComputeStatus
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
 
 log = logging.getLogger("dev8.activities")
+
+
+def snapshot_policy(settings: Settings) -> dict[str, str]:
+    """What the workspace's snapshot agent reads: how often to save, and what pruning keeps."""
+    return {
+        "DEV8_SNAPSHOT_INTERVAL_SECONDS": str(settings.snapshot_interval_seconds),
+        "DEV8_SNAPSHOT_KEEP_LAST": str(settings.snapshot_keep_last),
+        "DEV8_SNAPSHOT_KEEP_HOURLY": str(settings.snapshot_keep_hourly),
+        "DEV8_SNAPSHOT_KEEP_DAILY": str(settings.snapshot_keep_daily),
+    }
+
+
 Result = dict[str, Any]
 
 
@@ -62,6 +74,7 @@ def _spec(env: Environment) -> ComputeSpec:
     )
     if env.repository_url:
         variables["REPOSITORY_URL"] = env.repository_url
+    variables.update(snapshot_policy(settings))
     return ComputeSpec(
         name=compute_name(env.id),
         environment_id=env.id,

@@ -14,6 +14,8 @@ import secrets
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 PASSWORD_KEY = "PASSWORD"  # noqa: S105 - the name of the sealed value, not a password
+# The workspace snapshot repository's password: made at create, handed only to the workspace.
+SNAPSHOT_PASSWORD_KEY = "DEV8_SNAPSHOT_PASSWORD"  # noqa: S105 - a name, not a password
 _NONCE_BYTES = 12
 _VERSION = "v1"
 

@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     restore_grace_days: int = Field(default=7, ge=1, le=365)
     max_session_hours: int = Field(default=12, ge=1, le=168)
     orphan_grace_minutes: int = Field(default=30, ge=1, le=1440)
+    # Workspace snapshots (docker/base/dev8-snapshot-agent): how often a running workspace is saved
+    # when something changed, and which snapshots pruning keeps.
+    snapshot_interval_seconds: int = Field(default=120, ge=30, le=3600)
+    snapshot_keep_last: int = Field(default=10, ge=1, le=100)
+    snapshot_keep_hourly: int = Field(default=24, ge=0, le=168)
+    snapshot_keep_daily: int = Field(default=7, ge=0, le=366)
     # NCRONTAB schedules (seconds first) of the timer triggers.
     idle_sweep_schedule: str = "0 */5 * * * *"
     retention_schedule: str = "0 30 3 * * *"

@@ -33,7 +33,7 @@ from shared.errors import (
     NotFound,
     Unauthorized,
 )
-from shared.secrets import PASSWORD_KEY, generate_password, seal, unseal
+from shared.secrets import PASSWORD_KEY, SNAPSHOT_PASSWORD_KEY, generate_password, seal, unseal
 from shared.services.ports import Change, Clock, EnvironmentRecords, IdempotencyRecord
 from shared.settings import Settings
 
@@ -122,6 +122,8 @@ class EnvironmentService:
             raise NotFound("no restorable environment with this id")
         values = unseal(self._settings.secrets_key_bytes, retired.id, retired.sealed_secrets)
         values[PASSWORD_KEY] = generate_password()
+        # The restored workspace is a copy of the retired one's snapshot repository: same password.
+        values.setdefault(SNAPSHOT_PASSWORD_KEY, generate_password())
         now = self._clock()
         env_id = new_environment_id()
         agent_token = agent_tokens.mint(owner, env_id)
@@ -215,6 +217,7 @@ class EnvironmentService:
             {
                 **request.secrets,
                 PASSWORD_KEY: generate_password(),
+                SNAPSHOT_PASSWORD_KEY: generate_password(),
                 agent_tokens.AGENT_TOKEN_VARIABLE: agent_token,
             },
         )

@@ -12,10 +12,11 @@ import pytest
 
 from shared.domain.environment import Actor, CloudProvider, Status
 from shared.domain.lifecycle import Command
+from shared.domain.operation import Kind
 from shared.domain.placement import Placement
 from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
 from shared.errors import Conflict, InvalidState, NotFound, QuotaExceeded, ValidationFailed
-from shared.secrets import PASSWORD_KEY
+from shared.secrets import PASSWORD_KEY, SNAPSHOT_PASSWORD_KEY
 from shared.services.environments import EnvironmentService
 from shared.settings import Settings
 from tests.fakes import FixedClock, InMemoryRecords
@@ -142,6 +143,25 @@ def test_connection_returns_the_generated_password_only_when_running(store):
     assert connection.password == secure[PASSWORD_KEY] and len(connection.password) >= 24
     assert secure["GITHUB_TOKEN"] == "ghp_secret"
     assert "ghp_secret" not in env.model_dump_json(exclude={"sealed_secrets"})
+
+
+def test_each_workspace_has_its_own_snapshot_password_and_a_restore_keeps_the_retired_ones(store):
+    service = make_service(store)
+    env = service.create("gina", request()).environment
+    other = service.create("gina", request(name="other")).environment
+    secure = service.secure_environment(env)
+    assert len(secure[SNAPSHOT_PASSWORD_KEY]) >= 24 and secure[SNAPSHOT_PASSWORD_KEY] != secure[PASSWORD_KEY]
+    assert secure[SNAPSHOT_PASSWORD_KEY] != service.secure_environment(other)[SNAPSHOT_PASSWORD_KEY]
+    run(service, "gina", env.id, Status.RUNNING)
+    service.command("gina", env.id, Command.STOP)
+    run(service, "gina", env.id, Status.STOPPED)
+    retiring = service.command("gina", env.id, Command.DELETE, Actor.RETENTION, kind=Kind.RETIRE).environment
+    service.remember_snapshot("gina", env.id, retiring.operation, "snapshot-1")
+    service.settle("gina", env.id, retiring.operation, True, "retired", Actor.RETENTION, restorable_days=7)
+    restored = service.restore("gina", env.id).environment
+    again = service.secure_environment(restored)
+    assert again[SNAPSHOT_PASSWORD_KEY] == secure[SNAPSHOT_PASSWORD_KEY]  # the same repository, copied
+    assert again[PASSWORD_KEY] != secure[PASSWORD_KEY]  # a new IDE password
 
 
 def test_update(store):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from shared.agent_tokens import AGENT_TOKEN_VARIABLE
 from shared.errors import PermanentBackendError
+from shared.secrets import SNAPSHOT_PASSWORD_KEY
 from shared.services.ports import ComputeSpec
 
 CODE_SERVER_VERSION = "4.100.3"  # keep in step with scripts/install-code-server.sh
@@ -100,7 +101,9 @@ def process_environment(spec: ComputeSpec, password: str, directory: Path) -> di
     environment = {name: os.environ[name] for name in INHERITED if name in os.environ}
     for values in (spec.environment_variables, spec.secure_environment):
         environment.update((name, value) for name, value in values.items() if name not in CONTROLLED)
-    environment.pop(AGENT_TOKEN_VARIABLE, None)  # the agent's alone: _launch hands it to the agent
+    # The agents' alone: the activity agent's token, the snapshot repository's password.
+    for name in (AGENT_TOKEN_VARIABLE, SNAPSHOT_PASSWORD_KEY):
+        environment.pop(name, None)
     environment["PASSWORD"] = password
     # code-server keeps its heartbeat and wrapper logs in $XDG_DATA_HOME, VS Code a device id in
     # $XDG_CACHE_HOME: per environment, not mixed in the host's home.
