@@ -48,9 +48,10 @@ restic:
 test: setup lint code-server infra-tools browser restic
 	$(PY) -m pytest -q
 
-# The local compute backend (the default in local.settings) needs code-server; simulated does not.
+# The local compute backend (the default in local.settings) needs code-server and restic; simulated does not.
 dev: setup
-	@if [ "$${DEV8_COMPUTE_BACKEND:-local}" = local ]; then scripts/install-code-server.sh >/dev/null; fi
+	@if [ "$${DEV8_COMPUTE_BACKEND:-local}" = local ]; then \
+		scripts/install-code-server.sh >/dev/null && scripts/install-restic.sh >/dev/null; fi
 	$(PY) -m devhost
 
 bench: setup

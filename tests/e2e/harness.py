@@ -162,6 +162,11 @@ class DevHost:
 
         return self.data_dir / "compute" / compute_name(environment_id)
 
+    def working_tree(self, environment_id: str) -> Path:
+        """Where a running environment's files are: its compute directory (the "container's
+        disk"); the workspace directory holds only their snapshots."""
+        return self.compute_dir(environment_id) / "workspace"
+
     def workspace_dir(self, environment_id: str) -> Path:
         from shared.domain.resources import workspace_name
 

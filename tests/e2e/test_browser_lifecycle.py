@@ -42,7 +42,7 @@ def open_ide(browser: Browser, api: Api, host: DevHost, environment_id: str) -> 
     assert connection["vs_code_url"].startswith("http://127.0.0.1:"), connection["vs_code_url"]
     page = browser.new_page()
     harness.log_in(page, connection["vs_code_url"], connection["password"])
-    harness.wait_for_workbench(page, host.workspace_dir(environment_id).name)
+    harness.wait_for_workbench(page, host.working_tree(environment_id).name)
     return page
 
 
@@ -51,7 +51,7 @@ def other_env(alice: Api, devhost: DevHost) -> Iterator[dict[str, Any]]:
     """A second RUNNING environment of the same user, which nothing here may touch."""
     env = alice.create("e2e-bystander", size="small")
     alice.wait_for(env["id"], "RUNNING")
-    (devhost.workspace_dir(env["id"]) / "keep.txt").write_text("bystander\n")
+    (devhost.working_tree(env["id"]) / "keep.txt").write_text("bystander\n")
     yield env
 
 
@@ -75,8 +75,8 @@ def test_create_edit_stop_start_delete_through_the_ide(
     assert env["status"] == "CREATING"
     running = alice.wait_for(env_id, "RUNNING")
     assert running["cloud_provider"] == "LOCAL"
-    workspace = devhost.workspace_dir(env_id)
-    assert workspace.is_dir()
+    workspace = devhost.working_tree(env_id)
+    assert workspace.is_dir() and devhost.workspace_dir(env_id).is_dir()
 
     # log in, and create a file with content through the IDE
     page = open_ide(browser, alice, devhost, env_id)
@@ -117,12 +117,13 @@ def test_create_edit_stop_start_delete_through_the_ide(
     alice.wait_gone(env_id)
     assert alice.request("GET", f"/environments/{env_id}/connection").status_code == 404
     assert not workspace.exists(), f"{workspace} is left after the delete"
+    assert not devhost.workspace_dir(env_id).exists(), "the workspace's snapshots are left after the delete"
     assert not devhost.compute_dir(env_id).exists()
     assert group_members(last["pgid"]) == []
     assert not port_open(last["port"])
     assert [e["id"] for e in alice.list()] == [other_env["id"]]
     assert alice.wait_for(other_env["id"], "RUNNING")
-    assert (devhost.workspace_dir(other_env["id"]) / "keep.txt").read_text() == "bystander\n"
+    assert (devhost.working_tree(other_env["id"]) / "keep.txt").read_text() == "bystander\n"
     assert healthy(compute_state(devhost, other_env["id"])["port"])
 
 
@@ -164,7 +165,7 @@ def test_a_dev_server_is_reached_through_its_preview_url_after_login_only(
     assert running["forwarded_ports"] == [{"port": port, "url": url}]
 
     # A dev server started in the workspace (as from the IDE's terminal), on loopback only.
-    workspace = devhost.workspace_dir(env["id"])
+    workspace = devhost.working_tree(env["id"])
     marker = f"preview {uuid.uuid4().hex}"
     (workspace / "index.html").write_text(f"<html><body><h1>{marker}</h1></body></html>\n")
     server = harness.start_dev_server(workspace, port)

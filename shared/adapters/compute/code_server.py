@@ -18,7 +18,7 @@ import re
 import shutil
 from pathlib import Path
 
-from shared.agent_tokens import AGENT_TOKEN_VARIABLE
+from shared.agent_tokens import ACTIVITY_URL_VARIABLE, AGENT_TOKEN_VARIABLE
 from shared.errors import PermanentBackendError
 from shared.secrets import SNAPSHOT_PASSWORD_KEY
 from shared.services.ports import ComputeSpec
@@ -41,23 +41,38 @@ FLAGS = (
 ACTIVITY_AGENT = Path(__file__).resolve().parents[3] / "docker" / "base" / "dev8-activity-agent"
 SHELL = "/bin/sh"
 SHELL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# $1 the agent script, $2 code-server's user-data dir, the rest code-server's argv. The agent gets the
-# environment minus the names in DEV8_AGENT_UNSET (the IDE password, the user's secrets); its
-# `--user-data-dir` argument lets a restarted host find it by its command line like code-server.
-# Local environments have no sshd of their own, so connections to the host's port 2222 are not theirs.
-# code-server then replaces this shell (same pid, start time and group) without the agent's token.
+SNAPSHOT_AGENT = ACTIVITY_AGENT.with_name("dev8-snapshot-agent")
+# $1 the activity agent script (or -), $2 code-server's user-data dir, $3 the snapshot agent script
+# (or -), $4 the compute directory (the snapshot agent's pid file and logs), the rest code-server's
+# argv. Each agent gets the environment minus the names in DEV8_AGENT_UNSET (the IDE password, the
+# user's secrets, both agents' credentials), plus its own credential back. The activity agent's
+# `--user-data-dir` lets a restarted host find it by its command line like code-server. Local
+# environments have no sshd of their own, so connections to the host's port 2222 are not theirs.
+# code-server then replaces this shell (same pid, start time and group) without either credential.
 LAUNCH_WITH_AGENT = """\
-agent=$1 user_data=$2
-shift 2
-(
-  # shellcheck disable=SC2086 # split on purpose: a list of variable names
-  unset $DEV8_AGENT_UNSET DEV8_AGENT_UNSET
-  CODE_SERVER_USER_DATA_DIR=$user_data
-  DEV8_AGENT_SSH_PORT=0
-  export CODE_SERVER_USER_DATA_DIR DEV8_AGENT_SSH_PORT
-  exec /bin/sh "$agent" --user-data-dir "$user_data"
-) </dev/null &
-unset DEV8_AGENT_TOKEN DEV8_AGENT_UNSET
+activity=$1 user_data=$2 snapshots=$3 state=$4
+shift 4
+token=${DEV8_AGENT_TOKEN:-} restic_password=${DEV8_SNAPSHOT_PASSWORD:-}
+if [ "$snapshots" != - ]; then
+  (
+    # shellcheck disable=SC2086 # split on purpose: a list of variable names
+    unset $DEV8_AGENT_UNSET DEV8_AGENT_UNSET
+    DEV8_SNAPSHOT_PASSWORD=$restic_password
+    export DEV8_SNAPSHOT_PASSWORD
+    exec /bin/sh "$snapshots" run
+  ) </dev/null >>"$state/snapshots.jsonl" 2>>"$state/snapshot-agent.log" &
+  echo $! >"$state/snapshot-agent.pid"
+fi
+if [ "$activity" != - ]; then
+  (
+    # shellcheck disable=SC2086 # split on purpose: a list of variable names
+    unset $DEV8_AGENT_UNSET DEV8_AGENT_UNSET
+    DEV8_AGENT_TOKEN=$token CODE_SERVER_USER_DATA_DIR=$user_data DEV8_AGENT_SSH_PORT=0
+    export DEV8_AGENT_TOKEN CODE_SERVER_USER_DATA_DIR DEV8_AGENT_SSH_PORT
+    exec /bin/sh "$activity" --user-data-dir "$user_data"
+  ) </dev/null &
+fi
+unset DEV8_AGENT_TOKEN DEV8_SNAPSHOT_PASSWORD DEV8_SNAPSHOT_REPOSITORY DEV8_AGENT_UNSET token restic_password
 exec "$@"
 """
 # Written once into a new user-data dir: VS Code's own calls home off, and the terminal does not
@@ -110,3 +125,47 @@ def process_environment(spec: ComputeSpec, password: str, directory: Path) -> di
     environment["XDG_DATA_HOME"] = str(directory / "data")
     environment["XDG_CACHE_HOME"] = str(directory / "cache")
     return environment
+
+
+def with_agents(
+    command: list[str],
+    environment: dict[str, str],
+    spec: ComputeSpec,
+    directory: Path,
+    activity: tuple[Path, str] | None,
+    snapshots: tuple[Path, dict[str, str]] | None,
+) -> list[str]:
+    """code-server's argv behind the launcher that starts the agents beside it, in its process
+    group: the activity agent (its script and token) and the snapshot agent (its script and
+    environment, the repository's password included); `environment` gains what they need."""
+    if activity is None and snapshots is None:
+        return command
+    if activity is not None:
+        environment[AGENT_TOKEN_VARIABLE] = activity[1]
+    if snapshots is not None:
+        environment.update(snapshots[1])
+    hidden = {"PASSWORD", AGENT_TOKEN_VARIABLE, SNAPSHOT_PASSWORD_KEY, *spec.secure_environment}
+    environment["DEV8_AGENT_UNSET"] = " ".join(sorted(n for n in hidden if SHELL_NAME.fullmatch(n)))
+    return [
+        SHELL, "-c", LAUNCH_WITH_AGENT, "dev8-launch",
+        str(activity[0]) if activity else "-", str(directory / "user-data"),
+        str(snapshots[0]) if snapshots else "-", str(directory),
+        *command,
+    ]  # fmt: skip
+
+
+def activity_token(spec: ComputeSpec, agent: Path) -> str | None:
+    """The agent's token when this environment reports activity (else None), once the agent
+    can run here: without it an environment in use would be stopped as idle."""
+    token = spec.secure_environment.get(AGENT_TOKEN_VARIABLE)
+    url = spec.environment_variables.get(ACTIVITY_URL_VARIABLE) or spec.secure_environment.get(
+        ACTIVITY_URL_VARIABLE
+    )
+    if not token or not url:
+        return None
+    if not agent.is_file():
+        raise PermanentBackendError(f"the activity agent {agent} is missing")
+    # The agent's PATH is the host's: PATH is inherited, and users may not set it.
+    if not os.access(SHELL, os.X_OK) or shutil.which("curl", path=os.environ.get("PATH")) is None:
+        raise PermanentBackendError("the activity agent needs /bin/sh and curl on PATH")
+    return token

@@ -36,14 +36,20 @@ from shared.adapters.compute import process_groups
 from shared.adapters.compute.code_server import (
     ACTIVITY_AGENT,
     FLAGS,
-    LAUNCH_WITH_AGENT,
-    SHELL,
-    SHELL_NAME,
+    SNAPSHOT_AGENT,
     USER_SETTINGS,
+    activity_token,
     find_code_server,
     process_environment,
+    with_agents,
 )
-from shared.agent_tokens import ACTIVITY_URL_VARIABLE, AGENT_TOKEN_VARIABLE
+from shared.adapters.compute.local_tree import (
+    TREE,
+    discard_tree,
+    last_snapshot,
+    prepare_tree,
+    snapshot_environment,
+)
 from shared.domain.resources import ComputeState
 from shared.errors import PermanentBackendError, TransientBackendError
 from shared.services.ports import ComputeSpec, ComputeStatus
@@ -85,6 +91,7 @@ class LocalCompute:
         probe_timeout_seconds: float = 1.0,
         clock: Callable[[], datetime] | None = None,
         activity_agent: str | os.PathLike[str] | None = None,
+        stop_snapshot_seconds: float = 120.0,  # how long a stop waits for the last snapshot
     ) -> None:
         # Resolved once, so a later change of working directory cannot move the compute dirs.
         self.root = Path(data_dir).resolve() / "compute"
@@ -95,6 +102,8 @@ class LocalCompute:
         self._probe_timeout = probe_timeout_seconds
         self._clock = clock or (lambda: datetime.now(UTC))
         self._activity_agent = Path(activity_agent) if activity_agent is not None else ACTIVITY_AGENT
+        self._snapshot_agent = SNAPSHOT_AGENT
+        self._stop_snapshot_seconds = stop_snapshot_seconds
         # Direct connections only: a proxy from the environment must not sit between us and 127.0.0.1.
         self._http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         self._guard = threading.Lock()
@@ -144,7 +153,12 @@ class LocalCompute:
             state = self._load(name)
             if state is None:
                 return ComputeStatus(name=name, state=ComputeState.ABSENT)
+            tree = self._dir(name) / TREE
+            if state.pid is not None and state.workspace == str(tree):
+                last_snapshot(self._dir(name), state.pgid, self._stop_snapshot_seconds)
             self._end(state)
+            if state.workspace == str(tree):
+                discard_tree(self._dir(name))  # as a stopped container's disk: the share has the snapshots
             if state.pid is not None:
                 state = replace(state, pid=None, pgid=None, identity=None, stopped_at=self._now())
                 self._save(state)
@@ -265,8 +279,11 @@ class LocalCompute:
             raise PermanentBackendError(f"workspace directory {workspace} does not exist")
         if not process_groups.PROC.joinpath("self", "stat").exists():
             raise PermanentBackendError("the local compute backend needs Linux (/proc)")
-        agent_token = self._agent_token(spec)
+        agent_token = activity_token(spec, self._activity_agent)
         directory = self._prepare(spec.name)
+        snapshots = snapshot_environment(spec, directory)
+        if snapshots is not None:  # the tree lives on this "container's disk", restored from the share
+            workspace = prepare_tree(spec, directory, self._snapshot_agent)
         port = _free_port()
         log_path = directory / _LOG
         if log_path.exists():
@@ -281,12 +298,9 @@ class LocalCompute:
             str(workspace),
         ]  # fmt: skip
         environment = process_environment(spec, password, directory)
-        if agent_token is not None:
-            command = [SHELL, "-c", LAUNCH_WITH_AGENT, "dev8-launch",
-                       str(self._activity_agent), str(directory / "user-data"), *command]  # fmt: skip
-            environment[AGENT_TOKEN_VARIABLE] = agent_token
-            hidden = {"PASSWORD", *spec.secure_environment} - {AGENT_TOKEN_VARIABLE}
-            environment["DEV8_AGENT_UNSET"] = " ".join(sorted(n for n in hidden if SHELL_NAME.fullmatch(n)))
+        activity = (self._activity_agent, agent_token) if agent_token is not None else None
+        restic = (self._snapshot_agent, snapshots) if snapshots is not None else None
+        command = with_agents(command, environment, spec, directory, activity, restic)
         self._forget(spec.name)
         try:
             with log_path.open("wb") as log:
@@ -319,22 +333,6 @@ class LocalCompute:
         )
         self._save(state)
         return self._status(state)
-
-    def _agent_token(self, spec: ComputeSpec) -> str | None:
-        """The agent's token when this environment reports activity (else None), once the agent
-        can run here: without it an environment in use would be stopped as idle."""
-        token = spec.secure_environment.get(AGENT_TOKEN_VARIABLE)
-        url = spec.environment_variables.get(ACTIVITY_URL_VARIABLE) or spec.secure_environment.get(
-            ACTIVITY_URL_VARIABLE
-        )
-        if not token or not url:
-            return None
-        if not self._activity_agent.is_file():
-            raise PermanentBackendError(f"the activity agent {self._activity_agent} is missing")
-        # The agent's PATH is the host's: PATH is inherited, and users may not set it.
-        if not os.access(SHELL, os.X_OK) or shutil.which("curl", path=os.environ.get("PATH")) is None:
-            raise PermanentBackendError("the activity agent needs /bin/sh and curl on PATH")
-        return token
 
     def _prepare(self, name: str) -> Path:
         directory = self._dir(name)
