@@ -37,7 +37,10 @@ async def launch(client: df.DurableOrchestrationClient, env: Environment) -> boo
         return True
     except Exception as exc:
         log.error("could not start %s for %s (%s)", env.operation, env.id, type(exc).__name__)
-    await asyncio.to_thread(wiring.environments().launch_failed, env)
+    try:
+        await asyncio.to_thread(wiring.environments().launch_failed, env)
+    except Exception as exc:  # tables down too: the record stays transitional, the reconciler's to settle
+        log.error("could not settle %s after a failed start (%s)", env.id, type(exc).__name__)
     return False
 
 
