@@ -13,8 +13,13 @@
 #   REPOSITORY_URL     https repository cloned into the workspace when the workspace is empty.
 #   DEV8_ACTIVITY_URL, DEV8_AGENT_TOKEN   where and with what the activity agent reports; the
 #                      token reaches the agent only, not sshd or code-server.
+#   DEV8_SNAPSHOT_REPOSITORY, DEV8_SNAPSHOT_PASSWORD   the restic repository on the share (mounted
+#                      beside the working tree) and its password: the working tree on this
+#                      container's disk is restored from it before anything else, then the snapshot
+#                      agent keeps it saved; the password reaches that agent only. Unset (an
+#                      environment made before snapshots): the share is the working tree.
 # Paths, overridable for tests: HOME, WORKSPACE_DIR, SSHD_BIN, SSHD_CONFIG, ACTIVITY_AGENT_BIN,
-#   GIT_CREDENTIAL_HELPER, CODE_SERVER_BIN.
+#   SNAPSHOT_AGENT_BIN, GIT_CREDENTIAL_HELPER, CODE_SERVER_BIN.
 #
 # The activity agent (ACTIVITY_AGENT_BIN, default /usr/local/bin/dev8-activity-agent) is optional.
 # It is started in the background with CODE_SERVER_USER_DATA_DIR and the container's environment
@@ -30,13 +35,19 @@ WORKSPACE_DIR="${WORKSPACE_DIR:-/workspace}"
 SSHD_BIN="${SSHD_BIN:-/usr/sbin/sshd}"
 SSHD_CONFIG="${SSHD_CONFIG:-/etc/dev8/sshd_config}"
 ACTIVITY_AGENT_BIN="${ACTIVITY_AGENT_BIN:-/usr/local/bin/dev8-activity-agent}"
+SNAPSHOT_AGENT_BIN="${SNAPSHOT_AGENT_BIN:-/usr/local/bin/dev8-snapshot-agent}"
 GIT_CREDENTIAL_HELPER="${GIT_CREDENTIAL_HELPER:-/usr/local/bin/git-credential-dev8}"
 CODE_SERVER_BIN="${CODE_SERVER_BIN:-code-server}"
 export HOME WORKSPACE_DIR
 
 readonly IDE_PORT=8080
-# Persisted on the workspace share: IDE settings and state, SSH host keys.
-readonly STATE_DIR="$WORKSPACE_DIR/.dev8"
+# Persisted on the workspace share: IDE settings and state, SSH host keys (with snapshots the share
+# is the repository's parent directory, beside the working tree).
+STATE_DIR="$WORKSPACE_DIR/.dev8"
+if [[ -n "${DEV8_SNAPSHOT_REPOSITORY:-}" ]]; then
+  STATE_DIR="${DEV8_SNAPSHOT_REPOSITORY%/*}/.dev8"
+fi
+readonly STATE_DIR
 readonly USER_DATA_DIR="$STATE_DIR/code-server"
 # In the container only (lost on restart): runtime copies and secrets.
 readonly RUNTIME_DIR="$HOME/.dev8"
@@ -50,9 +61,39 @@ log() {
   printf '[dev8] %s\n' "$*" >&2
 }
 
-# Environment for helper processes: everything but the IDE password and the GitHub token.
+# Environment for helper processes: everything but the IDE password, the GitHub token and the
+# snapshot repository's password.
 without_secrets() {
-  env -u HASHED_PASSWORD -u PASSWORD -u GITHUB_TOKEN -u GH_TOKEN "$@"
+  env -u HASHED_PASSWORD -u PASSWORD -u GITHUB_TOKEN -u GH_TOKEN -u DEV8_SNAPSHOT_PASSWORD "$@"
+}
+
+snapshots_on() {
+  [[ -n "${DEV8_SNAPSHOT_REPOSITORY:-}" && -n "${DEV8_SNAPSHOT_PASSWORD:-}" ]]
+}
+
+# Before anything reads or writes the working tree: the latest snapshot (first boot: nothing). A
+# restore that fails stops the container (ACI starts it again) rather than let an empty tree be
+# saved as the newest snapshot.
+restore_workspace() {
+  snapshots_on || return 0
+  local status=0
+  env -u HASHED_PASSWORD -u PASSWORD -u GITHUB_TOKEN -u GH_TOKEN -u DEV8_AGENT_TOKEN \
+    DEV8_WORKSPACE_DIR="$WORKSPACE_DIR" "$SNAPSHOT_AGENT_BIN" restore >/dev/null || status=$?
+  case $status in
+    0) log "snapshots: workspace restored" ;;
+    3) log "snapshots: the working tree is already here (this container restarted); kept" ;;
+    *)
+      log "snapshots: could not restore the workspace; not starting (nothing is saved over it)"
+      exit 75
+      ;;
+  esac
+}
+
+start_snapshot_agent() {
+  snapshots_on || return 0
+  env -u HASHED_PASSWORD -u PASSWORD -u GITHUB_TOKEN -u GH_TOKEN -u DEV8_AGENT_TOKEN \
+    DEV8_WORKSPACE_DIR="$WORKSPACE_DIR" "$SNAPSHOT_AGENT_BIN" run >/dev/null &
+  log "snapshots: agent started (pid $!)"
 }
 
 install_ssh_public_keys() {
@@ -210,10 +251,10 @@ start_activity_agent() {
   log "activity agent: started (pid $!)"
 }
 
-# The agent's token is for the agent alone: not in code-server's environment, so not in the IDE's
-# terminals and extensions either (sshd is started without it).
+# The agents' credentials are theirs alone: not in code-server's environment, so not in the IDE's
+# terminals and extensions either (sshd is started without them).
 forget_agent_token() {
-  unset DEV8_AGENT_TOKEN
+  unset DEV8_AGENT_TOKEN DEV8_SNAPSHOT_PASSWORD
 }
 
 require_password() {
@@ -241,12 +282,14 @@ main() {
   umask 022
   require_password
   mkdir -p "$WORKSPACE_DIR"
+  restore_workspace
   install_ssh_public_keys
   configure_git
   configure_github
   clone_repository
   mkdir -p "$STATE_DIR"
   start_sshd
+  start_snapshot_agent
   start_activity_agent
   forget_agent_token
   start_code_server

@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 
 from shared.adapters.compute.aci import AciCompute, owner_tag_key
 from shared.adapters.compute.aci_group import dns_label, owner_tag
+from shared.secrets import SNAPSHOT_PASSWORD_KEY
 from tests.azure.conftest import (
     ACCOUNT,
     GITHUB_TOKEN,
@@ -174,3 +175,27 @@ def test_vs_code_url_is_https_on_the_fqdn_read_back(aci: AciCompute, arm: ArmSim
     assert fqdn.split(".")[1] != "eastus"  # ACI's reuse hash, only known from the response
     assert status.vs_code_url == f"https://{fqdn}/"
     assert status.ssh_connection_string == f"ssh -p 2222 dev8@{fqdn}"
+
+
+def test_with_snapshots_the_share_is_mounted_beside_the_working_tree(
+    aci: AciCompute, arm: ArmSimulator
+) -> None:
+    """The working tree stays on the container's disk at /workspace; the share, beside it, holds
+    the restic repository the snapshot agent writes, whose password is a secure value."""
+    spec = make_spec(
+        secure_environment={"PASSWORD": PASSWORD, SNAPSHOT_PASSWORD_KEY: "restic-secret-0123456789"}
+    )
+    aci.create(spec)
+    (body,) = arm.put_bodies()
+    workspace, tls = containers(body)["workspace"], containers(body)["tls"]
+    assert workspace["volumeMounts"] == [{"name": "workspace", "mountPath": "/dev8/share"}]
+    assert tls["volumeMounts"] == [{"name": "workspace", "mountPath": "/dev8/share"}]
+    variables = {v["name"]: v for v in workspace["environmentVariables"]}
+    assert variables["DEV8_SNAPSHOT_REPOSITORY"] == {
+        "name": "DEV8_SNAPSHOT_REPOSITORY",
+        "value": "/dev8/share/snapshots",
+    }
+    assert "value" not in variables[SNAPSHOT_PASSWORD_KEY]  # sent as a secure value only
+    assert {v["name"]: v.get("value") for v in tls["environmentVariables"]}["CADDY_STORAGE_DIR"] == (
+        "/dev8/share/.dev8/caddy"
+    )

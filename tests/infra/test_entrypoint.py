@@ -44,6 +44,14 @@ FAKES = {
     "sshd": RECORDER + "exit 0\n",
     "gh": RECORDER + "exit 0\n",
     "dev8-activity-agent": RECORDER + "exit 0\n",
+    # restore: fills the working tree as a snapshot would (or fails as told); run: returns at once.
+    "dev8-snapshot-agent": RECORDER
+    + """if [[ "$1" == restore ]]; then
+  [[ -n "${FAKE_RESTORE_STATUS:-}" ]] && exit "$FAKE_RESTORE_STATUS"
+  printf 'from the last snapshot\\n' >"$DEV8_WORKSPACE_DIR/restored.txt"
+fi
+exit 0
+""",
     "ssh-keygen": RECORDER
     + """out=""
 while [[ $# -gt 0 ]]; do
@@ -136,6 +144,7 @@ def sandbox(tmp_path: Path) -> Sandbox:
         "SSHD_BIN": str(bin_dir / "sshd"),
         "SSHD_CONFIG": str(ROOT / "docker" / "base" / "sshd_config"),
         "ACTIVITY_AGENT_BIN": str(bin_dir / "dev8-activity-agent"),
+        "SNAPSHOT_AGENT_BIN": str(bin_dir / "dev8-snapshot-agent"),
         "GIT_CREDENTIAL_HELPER": str(CREDENTIAL_HELPER),
         "GIT_CONFIG_NOSYSTEM": "1",
         "RECORD": str(record),
@@ -398,3 +407,46 @@ def test_entrypoint_is_strict_bash() -> None:
     assert "set -euo pipefail" in text
     assert "set -x" not in text and "xtrace" not in text
     assert os.access(ENTRYPOINT, os.X_OK)
+
+
+RESTIC_PASSWORD = "restic-repository-password-0123456789"
+
+
+def with_snapshots(sandbox: Sandbox) -> dict[str, str]:
+    share = sandbox.root / "share"
+    share.mkdir(exist_ok=True)
+    return {"DEV8_SNAPSHOT_REPOSITORY": str(share / "snapshots"), "DEV8_SNAPSHOT_PASSWORD": RESTIC_PASSWORD}
+
+
+def test_with_snapshots_the_tree_is_restored_first_and_saved_by_the_agent_alone(sandbox: Sandbox) -> None:
+    result = sandbox.run(REPOSITORY_URL="https://github.com/example/app.git", **with_snapshots(sandbox))
+    assert result.returncode == 0, result.stderr
+    assert RESTIC_PASSWORD not in result.stdout + result.stderr
+    restore, run = sandbox.calls("dev8-snapshot-agent")
+    assert restore[0] == ["restore"] and run[0] == ["run"]
+    for _, env in (restore, run):
+        assert env["DEV8_SNAPSHOT_PASSWORD"] == RESTIC_PASSWORD
+        assert env["DEV8_WORKSPACE_DIR"] == str(sandbox.workspace)
+        for name in ("HASHED_PASSWORD", "GITHUB_TOKEN", "DEV8_AGENT_TOKEN"):
+            assert name not in env
+    # Restored before the clone: the tree was not empty, so nothing was cloned over it.
+    assert (sandbox.workspace / "restored.txt").read_text() == "from the last snapshot\n"
+    assert not [args for args, _ in sandbox.calls("git", wait=0.2) if args[:1] == ["clone"]]
+    # IDE state and host keys live on the share, beside the repository, not in the tree.
+    ((args, env),) = sandbox.calls("code-server")
+    assert args[args.index("--user-data-dir") + 1] == str(sandbox.root / "share" / ".dev8" / "code-server")
+    assert args[-1] == str(sandbox.workspace)
+    for name in ("code-server", "sshd", "dev8-activity-agent"):
+        for _, env in sandbox.calls(name):
+            assert "DEV8_SNAPSHOT_PASSWORD" not in env, name
+    for args_file in sandbox.record.glob("*.args"):
+        assert RESTIC_PASSWORD not in args_file.read_text()
+
+
+def test_a_failed_restore_stops_the_start_and_a_restarted_container_keeps_its_tree(sandbox: Sandbox) -> None:
+    failed = sandbox.run(FAKE_RESTORE_STATUS="4", **with_snapshots(sandbox))
+    assert failed.returncode == 75 and "could not restore" in failed.stderr
+    assert sandbox.calls("code-server", wait=0.2) == []  # nothing runs that could save an empty tree
+    kept = sandbox.run(FAKE_RESTORE_STATUS="3", **with_snapshots(sandbox))
+    assert kept.returncode == 0, kept.stderr
+    assert "already here" in kept.stderr

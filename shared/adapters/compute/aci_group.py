@@ -30,6 +30,7 @@ from azure.mgmt.containerinstance import models as m
 
 from shared.domain.catalog import IDE_PORT, SSH_PORT
 from shared.domain.resources import TLS_IMAGE, image_reference
+from shared.secrets import SNAPSHOT_PASSWORD_KEY
 from shared.services.ports import ComputeSpec
 
 ENV_ID_TAG = "dev8-env-id"
@@ -38,6 +39,11 @@ SPEC_HASH_TAG = "dev8-spec-hash"
 WORKSPACE_CONTAINER = "workspace"
 TLS_CONTAINER = "tls"
 WORKSPACE_MOUNT = "/workspace"
+# With snapshots the working tree stays on the container's own disk at /workspace (symlinks, modes,
+# local-disk speed) and the share is mounted beside it, holding the restic repository
+# (docker/base/dev8-snapshot-agent). Environments made before snapshots keep the share at /workspace.
+SHARE_MOUNT = "/dev8/share"
+SNAPSHOT_REPOSITORY = f"{SHARE_MOUNT}/snapshots"
 # The sidecar's share of the environment's size; the workspace container requests the rest and
 # may burst to the whole size (limits), so the group bills exactly the size the user chose.
 SIDECAR_CPU = 0.1
@@ -89,15 +95,17 @@ def build_group(
     """The container group to PUT and its spec hash. `hash_password(plain) -> str` makes the argon2
     hash (injected so this module stays free of the argon2 import)."""
     label = dns_label(spec.name, group.subscription_id, group.resource_group)
+    snapshots = SNAPSHOT_PASSWORD_KEY in spec.secure_environment
+    share = SHARE_MOUNT if snapshots else WORKSPACE_MOUNT
     workspace = m.Container(
         name=WORKSPACE_CONTAINER,
         image=spec.image,
         # 8080 is reached by the sidecar over localhost only; the user's ports are reached through
         # code-server's proxy, so none of them needs to be declared here.
         ports=[m.ContainerPort(port=port, protocol="TCP") for port in (IDE_PORT, SSH_PORT)],
-        environment_variables=_variables(spec, hash_password),
+        environment_variables=_variables(spec, hash_password, snapshots),
         resources=_resources(spec.cpu_cores - SIDECAR_CPU, spec.memory_gb - SIDECAR_MEMORY_GB, spec),
-        volume_mounts=[m.VolumeMount(name="workspace", mount_path=WORKSPACE_MOUNT)],
+        volume_mounts=[m.VolumeMount(name="workspace", mount_path=share)],
         # code-server answers /healthz without a password. Liveness waits long enough for a first
         # clone of the repository (the entrypoint clones before it starts code-server).
         liveness_probe=_probe(f"curl -fsS -o /dev/null http://127.0.0.1:{IDE_PORT}/healthz", 300, 30, 3),
@@ -111,12 +119,12 @@ def build_group(
             m.EnvironmentVariable(name="DEV8_DNS_LABEL", value=label),
             m.EnvironmentVariable(name="DEV8_REGION", value=group.location),
             # Certificates persist on the share, so a stop/start does not ask the CA again.
-            m.EnvironmentVariable(name="CADDY_STORAGE_DIR", value=f"{WORKSPACE_MOUNT}/.dev8/caddy"),
+            m.EnvironmentVariable(name="CADDY_STORAGE_DIR", value=f"{share}/.dev8/caddy"),
         ],
         resources=m.ResourceRequirements(
             requests=m.ResourceRequests(cpu=SIDECAR_CPU, memory_in_gb=SIDECAR_MEMORY_GB)
         ),
-        volume_mounts=[m.VolumeMount(name="workspace", mount_path=WORKSPACE_MOUNT)],
+        volume_mounts=[m.VolumeMount(name="workspace", mount_path=share)],
         liveness_probe=_probe("wget -q -O /dev/null http://127.0.0.1/healthz", 20, 30, 3),
     )
     body = m.ContainerGroup(
@@ -187,11 +195,11 @@ def _redact(key: str, value: Any) -> Any:
     return _redacted(value)
 
 
-def _variables(spec: ComputeSpec, hash_password: Any) -> list[m.EnvironmentVariable]:
-    variables = [
-        m.EnvironmentVariable(name=name, value=value)
-        for name, value in sorted(spec.environment_variables.items())
-    ]
+def _variables(spec: ComputeSpec, hash_password: Any, snapshots: bool) -> list[m.EnvironmentVariable]:
+    plain = dict(spec.environment_variables)
+    if snapshots:
+        plain["DEV8_SNAPSHOT_REPOSITORY"] = SNAPSHOT_REPOSITORY
+    variables = [m.EnvironmentVariable(name=name, value=value) for name, value in sorted(plain.items())]
     for name, value in sorted(spec.secure_environment.items()):
         if name == PASSWORD_VARIABLE:
             variables.append(
