@@ -283,7 +283,7 @@ class LocalCompute:
         directory = self._prepare(spec.name)
         snapshots = snapshot_environment(spec, directory)
         if snapshots is not None:  # the tree lives on this "container's disk", restored from the share
-            workspace = prepare_tree(spec, directory, self._snapshot_agent)
+            workspace = prepare_tree(spec, directory, snapshots, self._snapshot_agent)
         port = _free_port()
         log_path = directory / _LOG
         if log_path.exists():

@@ -46,11 +46,11 @@ def snapshot_environment(spec: ComputeSpec, directory: Path) -> dict[str, str] |
     }
 
 
-def prepare_tree(spec: ComputeSpec, directory: Path, agent: Path = SNAPSHOT_AGENT) -> Path:
+def prepare_tree(
+    spec: ComputeSpec, directory: Path, environment: dict[str, str], agent: Path = SNAPSHOT_AGENT
+) -> Path:
     """A fresh working tree holding the latest snapshot (or, on a first start, what the workspace
-    directory held before snapshots existed)."""
-    environment = snapshot_environment(spec, directory)
-    assert environment is not None
+    directory held before snapshots existed). `environment` is the agent's (snapshot_environment)."""
     if shutil.which("restic") is None:
         raise PermanentBackendError(NOT_INSTALLED)
     tree = directory / TREE
