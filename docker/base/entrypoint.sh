@@ -71,14 +71,19 @@ snapshots_on() {
   [[ -n "${DEV8_SNAPSHOT_REPOSITORY:-}" && -n "${DEV8_SNAPSHOT_PASSWORD:-}" ]]
 }
 
+# The snapshot agent, with the repository's password as the only secret it is given.
+snapshot_agent() {
+  env -u HASHED_PASSWORD -u PASSWORD -u GITHUB_TOKEN -u GH_TOKEN -u DEV8_AGENT_TOKEN \
+    DEV8_WORKSPACE_DIR="$WORKSPACE_DIR" "$SNAPSHOT_AGENT_BIN" "$@" >/dev/null
+}
+
 # Before anything reads or writes the working tree: the latest snapshot (first boot: nothing). A
 # restore that fails stops the container (ACI starts it again) rather than let an empty tree be
 # saved as the newest snapshot.
 restore_workspace() {
   snapshots_on || return 0
   local status=0
-  env -u HASHED_PASSWORD -u PASSWORD -u GITHUB_TOKEN -u GH_TOKEN -u DEV8_AGENT_TOKEN \
-    DEV8_WORKSPACE_DIR="$WORKSPACE_DIR" "$SNAPSHOT_AGENT_BIN" restore >/dev/null || status=$?
+  snapshot_agent restore || status=$?
   case $status in
     0) log "snapshots: workspace restored" ;;
     3) log "snapshots: the working tree is already here (this container restarted); kept" ;;
@@ -91,8 +96,7 @@ restore_workspace() {
 
 start_snapshot_agent() {
   snapshots_on || return 0
-  env -u HASHED_PASSWORD -u PASSWORD -u GITHUB_TOKEN -u GH_TOKEN -u DEV8_AGENT_TOKEN \
-    DEV8_WORKSPACE_DIR="$WORKSPACE_DIR" "$SNAPSHOT_AGENT_BIN" run >/dev/null &
+  snapshot_agent run &
   log "snapshots: agent started (pid $!)"
 }
 
