@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import uuid
 from collections.abc import Iterator
 
@@ -18,6 +20,19 @@ def azurite() -> Iterator[str]:
     binary = require_azurite()
     with azurite_tables(binary) as connection_string:
         yield connection_string
+
+
+@pytest.fixture(scope="session")
+def restic() -> str:
+    """The real restic (the workspace snapshot tool): fails under CI=true when missing."""
+    found = shutil.which("restic")
+    if found is None:
+        reason = "restic is not installed; run scripts/install-restic.sh (make test does)"
+        if os.environ.get("CI", "").strip().lower() == "true":
+            pytest.fail(reason, pytrace=False)
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
+    return found
 
 
 @pytest.fixture

@@ -4,10 +4,8 @@ real adapter does too."""
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +16,7 @@ from shared.domain.quota import Limits
 from shared.errors import ConcurrencyConflict, QuotaExceeded
 from shared.services.ports import Change, EnvironmentRecords, IdempotencyRecord
 from tests.fakes import InMemoryRecords
+from tests.integration.test_table_store import run_together
 
 T0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 ROOMY = Limits(max_environments=50, max_active=50)
@@ -67,20 +66,6 @@ def move(
     return records.save(
         env, updated, change(env.updated_at + timedelta(seconds=1), f"to {status.value}"), limits
     )
-
-
-def together(count: int, work: Callable[[int], Any]) -> list[Any]:
-    barrier = threading.Barrier(count)
-
-    def attempt(number: int) -> Any:
-        barrier.wait()
-        try:
-            return work(number)
-        except Exception as error:
-            return error
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(attempt, range(count)))
 
 
 def test_a_created_record_reads_back_whole_with_an_etag(records: EnvironmentRecords) -> None:
@@ -176,7 +161,7 @@ def test_quota_refuses_growth_only_and_writes_nothing(records: EnvironmentRecord
 
 def test_quota_holds_under_concurrent_creates(records: EnvironmentRecords) -> None:
     limits = Limits(max_environments=3, max_active=50)
-    outcomes = together(8, lambda _: records.create(make_env(), change(), limits))
+    outcomes = run_together(8, lambda _: records.create(make_env(), change(), limits))
     made = [outcome for outcome in outcomes if isinstance(outcome, Environment)]
     assert len(made) == 3
     assert all(isinstance(o, QuotaExceeded | Environment) for o in outcomes), outcomes
@@ -185,7 +170,7 @@ def test_quota_holds_under_concurrent_creates(records: EnvironmentRecords) -> No
 
 def test_racing_saves_of_one_record_make_one_change(records: EnvironmentRecords) -> None:
     created = records.create(make_env(), change(), ROOMY)
-    outcomes = together(
+    outcomes = run_together(
         6, lambda n: records.save(created, created.model_copy(update={"name": f"n{n}"}), change())
     )
     winners = [outcome for outcome in outcomes if isinstance(outcome, Environment)]

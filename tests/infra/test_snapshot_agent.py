@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import signal
 import stat
 import subprocess
@@ -18,23 +17,11 @@ from typing import Any
 
 import pytest
 
-from tests.infra.tooling import ROOT, in_ci
+from tests.infra.tooling import ROOT
 
 AGENT = ROOT / "docker" / "base" / "dev8-snapshot-agent"
 PASSWORD = "correct-horse-battery-staple-0123456789"
 WAIT_LIMIT = 60.0  # a bound so a broken agent cannot hang the run; not a timing assertion
-
-
-@pytest.fixture(scope="module")
-def restic() -> str:
-    found = shutil.which("restic")
-    if found is None:
-        reason = "restic is not installed; run scripts/install-restic.sh (make test does)"
-        if in_ci():
-            pytest.fail(reason, pytrace=False)
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
-    return found
 
 
 class Agent:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,8 +15,6 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-
-import pytest
 
 from shared.adapters.compute.local import LocalCompute
 from shared.adapters.compute.local_tree import REPOSITORY, TREE
@@ -28,17 +25,6 @@ from tests.infra.test_snapshot_agent import build_tree, manifest
 from tests.integration.test_local_compute import alive, make_spec, settled, wait_until
 
 WAIT_LIMIT = 120.0  # bounds, not timing assertions
-
-
-@pytest.fixture(scope="module")
-def restic() -> str:
-    found = shutil.which("restic")
-    if found is None:
-        reason = "restic is not installed; run scripts/install-restic.sh (make test does)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    return found
 
 
 def snapshotting(workspace_dir: str, interval: str = "600") -> ComputeSpec:
