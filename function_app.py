@@ -3,7 +3,7 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from api import environments, system
+from api import environments, snapshots, system
 from orchestrators import bp as lifecycle
 from shared.settings import get_settings
 from timers import bp as timers
@@ -14,6 +14,7 @@ def create_app() -> df.DFApp:
     app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
     app.register_functions(system.bp)  # health, readiness, catalog
     app.register_functions(environments.bp)  # the environment API
+    app.register_functions(snapshots.bp)  # workspace snapshots
     app.register_functions(lifecycle)  # provision / start / stop / delete orchestrations and activities
     app.register_functions(timers)  # idle sweep, retention, reconciler
     return app

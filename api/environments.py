@@ -26,11 +26,13 @@ MAX_IDEMPOTENCY_KEY = 128
 AGENT_TOKEN_PREFIX = AGENT_PREFIX + "."
 
 
-def _one(env: Environment, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+def one_environment(
+    env: Environment, status: int = 200, headers: dict[str, str] | None = None
+) -> func.HttpResponse:
     return respond(status, {"environment": environment_view(env, wiring.policy())}, headers)
 
 
-async def _launch(client: df.DurableOrchestrationClient, env: Environment) -> Environment:
+async def launch_or_unavailable(client: df.DurableOrchestrationClient, env: Environment) -> Environment:
     """Start the orchestration of an accepted command; when it cannot be started the record has
     settled as failed (orchestrators/launch.py) and the caller is told to try again."""
     if not await launch(client, env):
@@ -60,8 +62,8 @@ async def api_create_environment(
         result = await blocking(lambda: wiring.environments().create(owner, request, key))
         env = result.environment
         if result.accepted:
-            env = await _launch(client, env)
-        return _one(env, 201, {"Location": f"/api/{ENVIRONMENT.format(environment_id=env.id)}"})
+            env = await launch_or_unavailable(client, env)
+        return one_environment(env, 201, {"Location": f"/api/{ENVIRONMENT.format(environment_id=env.id)}"})
 
     return await handle_async(create)
 
@@ -91,7 +93,9 @@ def api_list_environments(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.route(route=ENVIRONMENT, methods=["GET"])
 def api_get_environment(req: func.HttpRequest) -> func.HttpResponse:
-    return handle(lambda: _one(wiring.environments().get(owner_of(req), req.route_params["environment_id"])))
+    return handle(
+        lambda: one_environment(wiring.environments().get(owner_of(req), req.route_params["environment_id"]))
+    )
 
 
 @bp.route(route=ENVIRONMENT, methods=["PATCH"])
@@ -99,7 +103,9 @@ def api_update_environment(req: func.HttpRequest) -> func.HttpResponse:
     def update() -> func.HttpResponse:
         owner = owner_of(req)
         request = parse_body(req, UpdateEnvironmentRequest)
-        return _one(wiring.environments().update(owner, req.route_params["environment_id"], request))
+        return one_environment(
+            wiring.environments().update(owner, req.route_params["environment_id"], request)
+        )
 
     return handle(update)
 
@@ -114,9 +120,9 @@ async def _command(
             lambda: wiring.environments().command(owner, environment_id, command)
         )
         if not result.accepted:
-            return _one(result.environment, 200)
-        env = await _launch(client, result.environment)
-        return _one(env, 202)
+            return one_environment(result.environment, 200)
+        env = await launch_or_unavailable(client, result.environment)
+        return one_environment(env, 202)
 
     return await handle_async(run)
 
@@ -184,7 +190,7 @@ def api_list_retired(req: func.HttpRequest) -> func.HttpResponse:
     """Environments retention retired that can still be restored from their snapshot."""
 
     def listing() -> func.HttpResponse:
-        retired = wiring.environments().retired(owner_of(req))
+        retired = wiring.snapshots().retired(owner_of(req))
         return respond(200, {"retired_environments": [retired_view(env) for env in retired]})
 
     return handle(listing)
@@ -198,8 +204,8 @@ async def api_restore_environment(
     async def restore() -> func.HttpResponse:
         owner = await blocking(lambda: owner_of(req))
         environment_id = req.route_params["environment_id"]
-        result = await blocking(lambda: wiring.environments().restore(owner, environment_id))
-        env = await _launch(client, result.environment)
-        return _one(env, 201, {"Location": f"/api/{ENVIRONMENT.format(environment_id=env.id)}"})
+        result = await blocking(lambda: wiring.snapshots().restore_retired(owner, environment_id))
+        env = await launch_or_unavailable(client, result.environment)
+        return one_environment(env, 201, {"Location": f"/api/{ENVIRONMENT.format(environment_id=env.id)}"})
 
     return await handle_async(restore)

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from shared.domain.catalog import Size, Template
 from shared.domain.environment import AuditEvent, Environment, Policy
+from shared.domain.snapshots import Snapshot
 from shared.services.environments import Connection
 
 
@@ -114,4 +115,14 @@ def catalog_view(templates: list[Template], sizes: list[Size]) -> dict[str, Any]
             }
             for s in sizes
         ],
+    }
+
+
+def snapshot_view(snapshot: Snapshot) -> dict[str, Any]:
+    return {
+        "id": snapshot.id,
+        "taken_at": _iso(snapshot.taken_at),
+        "reason": snapshot.reason.value,
+        "files": snapshot.files,
+        "bytes_added": snapshot.bytes_added,
     }

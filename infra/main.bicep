@@ -165,6 +165,16 @@ param snapshotKeepHourly int = 24
 @maxValue(366)
 param snapshotKeepDaily int = 7
 
+@description('Seconds a stop waits for the running workspace to take its final snapshot (then it stops anyway).')
+@minValue(0)
+@maxValue(600)
+param snapshotStopWaitSeconds int = 120
+
+@description('Hours between two prunes of a running workspace\'s snapshot repository (asked by the idle sweep timer).')
+@minValue(1)
+@maxValue(720)
+param snapshotPruneHours int = 24
+
 @description('NCRONTAB schedules (seconds first) of the idle sweep, retention and reconciler timers.')
 param idleSweepSchedule string = '0 */5 * * * *'
 param retentionSchedule string = '0 30 3 * * *'
@@ -433,6 +443,8 @@ var dev8Settings = union(jwtModeSettings, {
   DEV8_SNAPSHOT_KEEP_LAST: string(snapshotKeepLast)
   DEV8_SNAPSHOT_KEEP_HOURLY: string(snapshotKeepHourly)
   DEV8_SNAPSHOT_KEEP_DAILY: string(snapshotKeepDaily)
+  DEV8_SNAPSHOT_STOP_WAIT_SECONDS: string(snapshotStopWaitSeconds)
+  DEV8_SNAPSHOT_PRUNE_HOURS: string(snapshotPruneHours)
   DEV8_IDLE_SWEEP_SCHEDULE: idleSweepSchedule
   DEV8_RETENTION_SCHEDULE: retentionSchedule
   DEV8_RECONCILE_SCHEDULE: reconcileSchedule

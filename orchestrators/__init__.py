@@ -1,6 +1,6 @@
 """Durable orchestrations of the environment lifecycle and the activities they call."""
 
-from orchestrators import activities, lifecycle
+from orchestrators import activities, handoff, lifecycle
 from orchestrators.blueprint import bp
 
-__all__ = ["activities", "bp", "lifecycle"]
+__all__ = ["activities", "bp", "handoff", "lifecycle"]

@@ -21,9 +21,17 @@ from orchestrators.blueprint import bp
 from shared import agent_tokens, wiring
 from shared.domain.catalog import TEMPLATES
 from shared.domain.environment import Environment, Status
-from shared.domain.resources import ComputeState, compute_name, image_reference, workspace_name
+from shared.domain.resources import (
+    SNAPSHOT_REPOSITORY,
+    ComputeState,
+    compute_name,
+    image_reference,
+    workspace_name,
+)
+from shared.domain.snapshots import SNAPSHOT_ID
 from shared.errors import AuthorizationRefused, PermanentBackendError
 from shared.services.ports import ComputeSpec, ComputeStatus
+from shared.services.snapshots import LATEST
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger("dev8.activities")
@@ -42,7 +50,7 @@ def snapshot_policy(settings: Settings) -> dict[str, str]:
 Result = dict[str, Any]
 
 
-def _outcome(activity: Callable[[dict[str, Any]], Result]) -> Callable[[dict[str, Any]], Result]:
+def reported(activity: Callable[[dict[str, Any]], Result]) -> Callable[[dict[str, Any]], Result]:
     @functools.wraps(activity)
     def run(job: dict[str, Any]) -> Result:
         try:
@@ -57,7 +65,7 @@ def _outcome(activity: Callable[[dict[str, Any]], Result]) -> Callable[[dict[str
     return run
 
 
-def _environment(job: dict[str, Any]) -> Environment:
+def environment_of(job: dict[str, Any]) -> Environment:
     env = wiring.store().get(job["owner"], job["environment_id"])
     if env is None:
         raise PermanentBackendError("the environment record no longer exists")
@@ -72,9 +80,14 @@ def _spec(env: Environment) -> ComputeSpec:
     variables[agent_tokens.ACTIVITY_URL_VARIABLE] = agent_tokens.activity_url(
         settings.public_base_url, env.id
     )
+    variables[agent_tokens.REPORT_URL_VARIABLE] = agent_tokens.snapshot_report_url(
+        settings.public_base_url, env.id
+    )
     if env.repository_url:
         variables["REPOSITORY_URL"] = env.repository_url
     variables.update(snapshot_policy(settings))
+    if env.restore_snapshot:
+        variables["DEV8_SNAPSHOT_RESTORE"] = env.restore_snapshot
     return ComputeSpec(
         name=compute_name(env.id),
         environment_id=env.id,
@@ -101,45 +114,52 @@ def _compute_result(status: ComputeStatus) -> Result:
 
 
 @bp.activity_trigger(input_name="job", activity="ensure_workspace")
-@_outcome
+@reported
 def ensure_workspace(job: dict[str, Any]) -> Result:
-    """Create the workspace, or for a restored environment fill it from the retired one's snapshot."""
-    env = _environment(job)
+    """Create the workspace; for an environment restored from another one, fill it with a copy
+    of that one's snapshot repository (its first start restores the chosen snapshot)."""
+    env = environment_of(job)
     storage = wiring.workspaces()
-    if env.restored_from:
-        source = wiring.store().get(env.owner, env.restored_from)
-        if source is None or not source.snapshot:
-            raise PermanentBackendError("the snapshot to restore from no longer exists")
+    if not env.restored_from:
+        return {"ok": True, "workspace": storage.ensure(workspace_name(env.id), env.storage_gb).name}
+    source = wiring.store().get(env.owner, env.restored_from)
+    if source is None or not storage.exists(workspace_name(source.id)):
+        raise PermanentBackendError("the environment to restore from no longer has a workspace")
+    if env.restore_snapshot is None and source.snapshot and not _restic_snapshot(source.snapshot):
+        # Retired before snapshots moved into the repository: an Azure Files share snapshot.
         workspace = storage.restore(
             workspace_name(source.id), source.snapshot, workspace_name(env.id), env.storage_gb
         )
     else:
-        workspace = storage.ensure(workspace_name(env.id), env.storage_gb)
+        workspace = storage.copy(
+            workspace_name(source.id), SNAPSHOT_REPOSITORY, workspace_name(env.id), env.storage_gb
+        )
     return {"ok": True, "workspace": workspace.name}
 
 
+def _restic_snapshot(snapshot: str) -> bool:
+    return snapshot == LATEST or SNAPSHOT_ID.fullmatch(snapshot) is not None
+
+
 @bp.activity_trigger(input_name="job", activity="snapshot_workspace")
-@_outcome
+@reported
 def snapshot_workspace(job: dict[str, Any]) -> Result:
-    """Snapshot before retirement; a snapshot already recorded for this operation is reused."""
-    env = _environment(job)
-    if env.snapshot and env.operation == job["operation"]:
-        return {"ok": True, "snapshot": env.snapshot}
-    snapshot = wiring.workspaces().snapshot(workspace_name(env.id))
-    wiring.environments().remember_snapshot(env.owner, env.id, job["operation"], snapshot)
+    """Retirement: the repository on the share is kept for the restore window, and the record
+    names the snapshot to restore from (the newest its workspace reported)."""
+    snapshot = wiring.snapshots().remember_snapshot(job["owner"], job["environment_id"], job["operation"])
     return {"ok": True, "snapshot": snapshot}
 
 
 @bp.activity_trigger(input_name="job", activity="create_compute")
-@_outcome
+@reported
 def create_compute(job: dict[str, Any]) -> Result:
-    return _compute_result(wiring.compute().create(_spec(_environment(job))))
+    return _compute_result(wiring.compute().create(_spec(environment_of(job))))
 
 
 @bp.activity_trigger(input_name="job", activity="start_compute")
-@_outcome
+@reported
 def start_compute(job: dict[str, Any]) -> Result:
-    env = _environment(job)
+    env = environment_of(job)
     backend = wiring.compute()
     current = backend.status(compute_name(env.id))
     spec = _spec(env)
@@ -150,42 +170,42 @@ def start_compute(job: dict[str, Any]) -> Result:
 
 
 @bp.activity_trigger(input_name="job", activity="compute_status")
-@_outcome
+@reported
 def compute_status(job: dict[str, Any]) -> Result:
     return _compute_result(wiring.compute().status(compute_name(job["environment_id"])))
 
 
 @bp.activity_trigger(input_name="job", activity="stop_compute")
-@_outcome
+@reported
 def stop_compute(job: dict[str, Any]) -> Result:
     return _compute_result(wiring.compute().stop(compute_name(job["environment_id"])))
 
 
 @bp.activity_trigger(input_name="job", activity="delete_compute")
-@_outcome
+@reported
 def delete_compute(job: dict[str, Any]) -> Result:
     wiring.compute().delete(compute_name(job["environment_id"]))
     return {"ok": True}
 
 
 @bp.activity_trigger(input_name="job", activity="delete_workspace")
-@_outcome
+@reported
 def delete_workspace(job: dict[str, Any]) -> Result:
     wiring.workspaces().delete(workspace_name(job["environment_id"]))
     return {"ok": True}
 
 
 @bp.activity_trigger(input_name="job", activity="purge_workspace")
-@_outcome
+@reported
 def purge_workspace(job: dict[str, Any]) -> Result:
     """Delete a retired environment's workspace and snapshots once its restore window closed."""
     wiring.workspaces().delete(workspace_name(job["environment_id"]))
-    wiring.environments().forget_snapshot(job["owner"], job["environment_id"])
+    wiring.snapshots().forget_snapshot(job["owner"], job["environment_id"])
     return {"ok": True}
 
 
 @bp.activity_trigger(input_name="job", activity="settle_environment")
-@_outcome
+@reported
 def settle_environment(job: dict[str, Any]) -> Result:
     """Record the outcome of an operation on the environment (no-op when already recorded)."""
     fields: dict[str, Any] = {
@@ -195,7 +215,35 @@ def settle_environment(job: dict[str, Any]) -> Result:
         fields["restorable_days"] = int(job["restorable_days"])
     # An input scheduled before a deploy names the status instead of the outcome.
     succeeded = job["succeeded"] if "succeeded" in job else job.get("status") != Status.ERROR.value
+    reason = job["reason"]
+    current = wiring.store().get(job["owner"], job["environment_id"])
+    if succeeded and current is not None and current.status in (Status.CREATING, Status.STARTING):
+        restored = _restored(current)
+        if restored:
+            reason = f"{reason}; {restored}"
+            fields.update(restore_snapshot=None, unclean_stop=None)
     env = wiring.environments().settle(
-        job["owner"], job["environment_id"], job["operation"], bool(succeeded), job["reason"], **fields
+        job["owner"], job["environment_id"], job["operation"], bool(succeeded), reason, **fields
     )
     return {"ok": True, "status": env.status.value if env else None}
+
+
+def _restored(env: Environment) -> str:
+    """What the audit trail says about the tree a start restored, when it is not simply the
+    latest snapshot of a clean stop."""
+    if env.restore_snapshot:
+        source = f" of {env.restored_from}" if env.restored_from and env.status is Status.CREATING else ""
+        return f"restored snapshot {env.restore_snapshot}{source}"
+    if env.unclean_stop:
+        log = wiring.store().snapshot_logs.snapshot_log(env.owner, env.id)
+        latest = log.latest
+        tree = (
+            f"the working tree is snapshot {latest.id} taken at {latest.taken_at:%Y-%m-%dT%H:%M:%SZ}"
+            if latest
+            else "no snapshot existed, so the working tree started empty"
+        )
+        return (
+            f"the last session ended without a final snapshot ({env.unclean_stop}): {tree}; "
+            "later changes were lost"
+        )
+    return ""

@@ -32,6 +32,7 @@ class Job(TypedDict):
     poll_max_seconds: int
     authorization_grace_seconds: int
     restore_grace_days: int
+    snapshot_wait_seconds: int
 
 
 def job_for(env: Environment, settings: Settings) -> Job:
@@ -47,4 +48,5 @@ def job_for(env: Environment, settings: Settings) -> Job:
         ),
         authorization_grace_seconds=AUTHORIZATION_GRACE_SECONDS,
         restore_grace_days=settings.restore_grace_days,
+        snapshot_wait_seconds=settings.snapshot_stop_wait_seconds,
     )

@@ -153,9 +153,48 @@ def _steps_then(
     return (yield from _settle(context, job, True, done, **fields))
 
 
+def _final_snapshot(context: df.DurableOrchestrationContext, job: dict[str, Any]) -> Orchestration:
+    """Ask the running workspace for a final snapshot and wait for its answer, polling with
+    durable timers until the deadline; the outcome goes into the audit trail. Never fails the
+    stop: a workspace that cannot answer is stopped anyway, and the trail says what was lost."""
+    limit = job.get("snapshot_wait_seconds", 120)
+    outcome: dict[str, Any]
+    try:
+        asked = yield from _step(context, "ask_for_snapshot", job)
+        if not asked.get("asked"):
+            if not asked.get("why"):
+                return None  # this environment keeps no snapshots
+            outcome = {"asked": False, "why": asked["why"]}
+        else:
+            deadline = context.current_utc_datetime + timedelta(seconds=limit)
+            wait = 1
+            while True:
+                answer = yield from _step(context, "snapshot_answer", job)
+                if answer.get("answered"):
+                    outcome = {"asked": True, "event": answer["event"]}
+                    break
+                if not answer.get("running"):
+                    outcome = {"asked": True, "why": "the workspace stopped before it answered"}
+                    break
+                if context.current_utc_datetime >= deadline:
+                    outcome = {"asked": True, "why": f"the workspace did not answer within {limit} s"}
+                    break
+                yield context.create_timer(
+                    min(context.current_utc_datetime + timedelta(seconds=wait), deadline)
+                )
+                wait = min(wait * 2, 5)
+    except OperationFailed as failure:
+        outcome = {"asked": True, "why": f"the workspace could not be asked ({failure})"}
+    with contextlib.suppress(OperationFailed):  # the stop goes on even if the note cannot be written
+        yield from _step(context, "note_final_snapshot", {**job, "outcome": outcome})
+    return None
+
+
 @bp.orchestration_trigger(context_name="context", orchestration=operation.STOP)
 def stop_environment(context: df.DurableOrchestrationContext) -> Orchestration:
+    """Final snapshot (asked, awaited with a deadline) → stop the compute → STOPPED."""
     job = context.get_input(expected_type=dict)
+    yield from _final_snapshot(context, job)
     return (yield from _steps_then(context, job, ("stop_compute",), "stopped", "stop failed"))
 
 

@@ -2,7 +2,8 @@
 
 A token is minted when an environment is provisioned, handed to the workspace as a secure value
 (DEV8_AGENT_TOKEN, beside DEV8_ACTIVITY_URL) and stored only as `digest(token)` on the record
-(`Environment.agent_token_hash`). It is valid for that one environment's activity route only.
+(`Environment.agent_token_hash`). It is valid for that one environment's activity route and its
+snapshot agent's report route only.
 
 Shape: `d8a.<base64url(owner)>.<environment id>.<32 random bytes, base64url>` (no padding). The
 owner and environment id are in clear so that the API finds the record with one point read
@@ -32,6 +33,7 @@ from shared.domain.environment import ENVIRONMENT_ID
 # The names of the variables the workspace gets (the token as a secure value; the URL in clear).
 AGENT_TOKEN_VARIABLE = "DEV8_AGENT_TOKEN"  # noqa: S105 - a variable name, not a token
 ACTIVITY_URL_VARIABLE = "DEV8_ACTIVITY_URL"
+REPORT_URL_VARIABLE = "DEV8_SNAPSHOT_REPORT_URL"
 
 PREFIX = "d8a"
 SECRET_BYTES = 32  # 256 bits from the OS CSPRNG
@@ -107,6 +109,11 @@ def activity_url(api_base_url: str, environment_id: str) -> str:
     if not ENVIRONMENT_ID.fullmatch(environment_id):
         raise ValueError("environment_id must look like env-<16 hex digits>")
     return f"{api_base_url.rstrip('/')}/api/v1/environments/{environment_id}/activity"
+
+
+def snapshot_report_url(api_base_url: str, environment_id: str) -> str:
+    """DEV8_SNAPSHOT_REPORT_URL: where the workspace's snapshot agent reports its snapshots."""
+    return activity_url(api_base_url, environment_id).removesuffix("/activity") + "/snapshots/report"
 
 
 def _valid_owner(owner: str) -> bool:

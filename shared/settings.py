@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     snapshot_keep_last: int = Field(default=10, ge=1, le=100)
     snapshot_keep_hourly: int = Field(default=24, ge=0, le=168)
     snapshot_keep_daily: int = Field(default=7, ge=0, le=366)
+    # How long a stop waits for the workspace's final snapshot, and how often the idle sweep asks
+    # a running workspace to prune its repository.
+    snapshot_stop_wait_seconds: int = Field(default=120, ge=0, le=600)
+    snapshot_prune_hours: int = Field(default=24, ge=1, le=720)
     # NCRONTAB schedules (seconds first) of the timer triggers.
     idle_sweep_schedule: str = "0 */5 * * * *"
     retention_schedule: str = "0 30 3 * * *"

@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from shared.domain.environment import Policy
     from shared.domain.placement import Placement
     from shared.services.environments import EnvironmentService
-    from shared.services.ports import ComputeBackend, WorkspaceStorage
+    from shared.services.ports import ComputeBackend, WorkspaceAgent, WorkspaceStorage
     from shared.services.reconcile import Reconciler
+    from shared.services.snapshots import SnapshotService
     from shared.services.sweeps import Sweeps
 
 _lock = threading.Lock()
@@ -111,6 +112,20 @@ def workspaces() -> WorkspaceStorage:
 
 
 @lru_cache(maxsize=1)
+def agent() -> WorkspaceAgent:
+    from shared.adapters.factory import workspace_agent
+
+    return workspace_agent(get_settings())
+
+
+@lru_cache(maxsize=1)
+def snapshots() -> SnapshotService:
+    from shared.services.snapshots import SnapshotService
+
+    return SnapshotService(environments(), store(), store().snapshot_logs, agent, get_settings(), utcnow)
+
+
+@lru_cache(maxsize=1)
 def sweeps() -> Sweeps:
     from shared.services.sweeps import Sweeps
 
@@ -139,6 +154,17 @@ def reset() -> None:
     """Forget every cached adapter (tests and the local host call this after changing settings)."""
     from shared.adapters.factory import clear_cache
 
-    for cached in (store, verifier, environments, compute, workspaces, sweeps, reconciler, get_settings):
+    for cached in (
+        store,
+        verifier,
+        environments,
+        compute,
+        workspaces,
+        agent,
+        snapshots,
+        sweeps,
+        reconciler,
+        get_settings,
+    ):
         cached.cache_clear()
     clear_cache()

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from shared.domain.environment import AuditEvent, Environment, Status
 from shared.domain.lifecycle import can_move
 from shared.domain.quota import Limits, Usage, admit
+from shared.domain.snapshots import Reason, SnapshotEvent, SnapshotLog
 from shared.errors import ConcurrencyConflict
 from shared.services.ports import Change, IdempotencyRecord
 
@@ -92,7 +93,7 @@ class InMemoryRecords:
             record = self._stamp(
                 updated.model_copy(update={"version": previous.version + 1, "updated_at": change.at})
             )
-            if previous.status is not record.status:
+            if previous.status is not record.status or change.audited:
                 self._events[key].insert(0, self._event(record, previous.status, change))
             self._usage[previous.owner] = after
             return record
@@ -129,6 +130,47 @@ class InMemoryRecords:
             reason=change.reason,
             at=change.at,
         )
+
+
+@dataclass
+class InMemorySnapshotLogs:
+    """SnapshotLogs in a dict, with the adapter's ETag rule (tests/contract runs both)."""
+
+    _logs: dict[tuple[str, str], SnapshotLog] = field(default_factory=dict)
+    _etags: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def snapshot_log(self, owner: str, environment_id: str) -> SnapshotLog:
+        with self._lock:
+            return self._logs.get((owner, environment_id), SnapshotLog())
+
+    def save_snapshot_log(self, owner: str, environment_id: str, log: SnapshotLog) -> SnapshotLog:
+        with self._lock:
+            current = self._logs.get((owner, environment_id))
+            if (current.etag if current is not None else None) != log.etag:
+                raise ConcurrencyConflict("the snapshot log changed since it was read")
+            stored = log.model_copy(update={"etag": f'W/"{next(self._etags)}"'})
+            self._logs[(owner, environment_id)] = stored
+            return stored
+
+
+@dataclass
+class ScriptedAgent:
+    """A WorkspaceAgent whose answers the test writes (`answers[request_id]`)."""
+
+    asked: dict[tuple[str, str], Reason] = field(default_factory=dict)
+    answers: dict[str, SnapshotEvent] = field(default_factory=dict)
+    withdrawn: builtins.list[str] = field(default_factory=list)
+
+    def ask(self, environment_id: str, request_id: str, reason: Reason) -> None:
+        self.asked[(environment_id, request_id)] = reason
+
+    def answer(self, environment_id: str, request_id: str) -> SnapshotEvent | None:
+        return self.answers.get(request_id) if (environment_id, request_id) in self.asked else None
+
+    def withdraw(self, environment_id: str, request_id: str) -> None:
+        self.withdrawn.append(request_id)
+        self.asked.pop((environment_id, request_id), None)
 
 
 class FixedClock:

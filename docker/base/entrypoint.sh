@@ -71,9 +71,10 @@ snapshots_on() {
   [[ -n "${DEV8_SNAPSHOT_REPOSITORY:-}" && -n "${DEV8_SNAPSHOT_PASSWORD:-}" ]]
 }
 
-# The snapshot agent, with the repository's password as the only secret it is given.
+# The snapshot agent, with the repository's password and the agent token it reports snapshots
+# with as the only secrets it is given.
 snapshot_agent() {
-  env -u HASHED_PASSWORD -u PASSWORD -u GITHUB_TOKEN -u GH_TOKEN -u DEV8_AGENT_TOKEN \
+  env -u HASHED_PASSWORD -u PASSWORD -u GITHUB_TOKEN -u GH_TOKEN \
     DEV8_WORKSPACE_DIR="$WORKSPACE_DIR" "$SNAPSHOT_AGENT_BIN" "$@" >/dev/null
 }
 

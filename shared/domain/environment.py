@@ -72,7 +72,10 @@ class Environment(BaseModel):
     agent_token_hash: str | None = Field(default=None, repr=False)
     snapshot: str | None = None  # the workspace snapshot a retired environment can be restored from
     restorable_until: datetime | None = None
-    restored_from: str | None = None  # the retired environment whose snapshot seeded this one
+    restored_from: str | None = None  # the environment whose snapshot repository seeded this one
+    restore_snapshot: str | None = None  # the snapshot the next start restores (None: the latest)
+    unclean_stop: str | None = None  # why the last session ended without a final snapshot
+    handoff_noted: str | None = None  # the stop whose final-snapshot outcome is in the audit trail
     sealed_secrets: str = Field(default="", repr=False)
     version: int = 0
     etag: str | None = Field(default=None, repr=False)

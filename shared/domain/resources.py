@@ -7,6 +7,9 @@ from __future__ import annotations
 from enum import StrEnum
 
 TLS_IMAGE = "dev8-tls"  # the HTTPS sidecar of an ACI container group (docker/tls)
+# Folders of a workspace's share: the snapshot agent's restic repository and its mailbox.
+SNAPSHOT_REPOSITORY = "snapshots"
+SNAPSHOT_CONTROL = "control"
 
 
 class ComputeState(StrEnum):

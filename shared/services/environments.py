@@ -13,7 +13,7 @@ import hmac
 import json
 import secrets as pysecrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -68,6 +68,10 @@ class EnvironmentService:
         self._limits = Limits(settings.max_environments_per_user, settings.max_running_per_user)
         self._bounds = ResourceBounds(settings.max_cpu_cores, settings.max_memory_gb, settings.max_storage_gb)
 
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
     # --- reads ------------------------------------------------------------------------------------
 
     def get(self, owner: str, environment_id: str) -> Environment:
@@ -100,62 +104,6 @@ class EnvironmentService:
     def secure_environment(self, env: Environment) -> dict[str, str]:
         """The values handed to the compute backend as secure environment variables."""
         return unseal(self._settings.secrets_key_bytes, env.id, env.sealed_secrets)
-
-    def retired(self, owner: str) -> builtins.list[Environment]:
-        """The owner's retired environments that can still be restored (newest first)."""
-        now = self._clock()
-        found = [
-            env
-            for env in self._records.list(owner)
-            if env.status is Status.DELETED
-            and env.snapshot
-            and env.restorable_until
-            and env.restorable_until > now
-        ]
-        return sorted(found, key=lambda env: env.updated_at, reverse=True)
-
-    def restore(self, owner: str, environment_id: str) -> CommandResult:
-        """A new environment like the retired one, its workspace filled from the snapshot. Quotas
-        apply as for any create; the retired record stays as it is (its audit trail intact)."""
-        retired = next((env for env in self.retired(owner) if env.id == environment_id), None)
-        if retired is None:
-            raise NotFound("no restorable environment with this id")
-        values = unseal(self._settings.secrets_key_bytes, retired.id, retired.sealed_secrets)
-        values[PASSWORD_KEY] = generate_password()
-        # The restored workspace is a copy of the retired one's snapshot repository: same password.
-        values.setdefault(SNAPSHOT_PASSWORD_KEY, generate_password())
-        now = self._clock()
-        env_id = new_environment_id()
-        agent_token = agent_tokens.mint(owner, env_id)
-        values[agent_tokens.AGENT_TOKEN_VARIABLE] = agent_token
-        env = retired.model_copy(
-            update={
-                "id": env_id,
-                "status": Status.CREATING,
-                "status_reason": f"restoring from {retired.id}",
-                "vs_code_url": None,
-                "ssh_connection_string": None,
-                "last_accessed_at": now,
-                "created_at": now,
-                "updated_at": now,
-                "started_at": None,
-                "stopped_at": None,
-                "operation": operation_id(Kind.CREATE, env_id, 1),
-                "redrives": 0,
-                "keep": False,
-                "snapshot": None,
-                "restorable_until": None,
-                "restored_from": retired.id,
-                "agent_token_hash": agent_tokens.digest(agent_token),
-                "sealed_secrets": seal(self._settings.secrets_key_bytes, env_id, values),
-                "version": 0,
-                "etag": None,
-            }
-        )
-        created = self._records.create(
-            env, Change(Actor.USER, f"restored from {retired.id}", now), self._limits
-        )
-        return CommandResult(created, accepted=True)
 
     # --- create -------------------------------------------------------------------------------------
 
@@ -256,7 +204,7 @@ class EnvironmentService:
                 return None
             return env.model_copy(update=changes)
 
-        return self._mutate(owner, environment_id, rename, Change(Actor.USER, "updated", self._clock()))
+        return self.mutate(owner, environment_id, rename, Change(Actor.USER, "updated", self._clock()))
 
     def command(
         self,
@@ -301,12 +249,16 @@ class EnvironmentService:
 
         change = Change(actor, why, self._clock())
         limits = self._limits if command is Command.START else None
-        env = self._mutate(owner, environment_id, apply, change, limits)
+        env = self.mutate(owner, environment_id, apply, change, limits)
         return CommandResult(env, accepted)
 
     def record_agent_activity(self, token: str, environment_id: str) -> None:
-        """Activity reported by the environment's own agent: its token names the owner (one point
-        read) and is valid for this environment's activity only."""
+        """Activity reported by the environment's own agent."""
+        self._touch(self.agent_environment(token, environment_id))
+
+    def agent_environment(self, token: str, environment_id: str) -> Environment:
+        """The environment whose own agent holds `token`: the token names the owner (one point
+        read) and is valid for this one environment only."""
         claim = agent_tokens.parse(token)
         if claim is None or claim.environment_id != environment_id:
             raise Unauthorized("this agent token is not valid for this environment")
@@ -317,7 +269,7 @@ class EnvironmentService:
             or not agent_tokens.matches(token, env.agent_token_hash)
         ):
             raise Unauthorized("this agent token is not valid for this environment")
-        self._touch(env)
+        return env
 
     def record_activity(self, owner: str, environment_id: str) -> None:
         """Note that the environment is in use; at most one write a minute per environment."""
@@ -356,41 +308,43 @@ class EnvironmentService:
             return env.model_copy(update={"status": status, "status_reason": reason, **extra})
 
         try:
-            return self._mutate(
+            return self.mutate(
                 owner, environment_id, finish, Change(actor, reason, now), include_deleted=True
             )
         except NotFound:
             return None
+
+    def audit(
+        self,
+        owner: str,
+        environment_id: str,
+        change: Change,
+        *,
+        precondition: Callable[[Environment], bool] | None = None,
+        refusal: str = "not now",
+        unless: Callable[[Environment], bool] | None = None,
+        **updates: Any,
+    ) -> Environment:
+        """Record `change` in the audit trail (status unchanged), with `updates` to the record,
+        if `precondition` holds on the fresh record (else InvalidState, nothing written); nothing
+        at all when `unless` holds (a re-run activity's note already written)."""
+
+        def note(env: Environment) -> Environment | None:
+            if unless is not None and unless(env):
+                return None
+            if precondition is not None and not precondition(env):
+                status = env.status.value
+                raise InvalidState(f"environment is {status}; {refusal}", {"status": status})
+            return env.model_copy(update=updates)
+
+        return self.mutate(owner, environment_id, note, replace(change, audited=True))
 
     def launch_failed(self, env: Environment) -> Environment | None:
         """The orchestration of the record's operation could not be started: settle it as failed,
         so it does not wait in a transitional status for nothing (the user may try again)."""
         return self.settle(env.owner, env.id, env.operation or "", False, LAUNCH_FAILED_REASON)
 
-    def remember_snapshot(self, owner: str, environment_id: str, operation: str, snapshot: str) -> None:
-        """Record the retirement snapshot on the record (only for the operation that took it)."""
-
-        def note(env: Environment) -> Environment | None:
-            if env.operation != operation or env.snapshot == snapshot:
-                return None
-            return env.model_copy(update={"snapshot": snapshot})
-
-        self._mutate(
-            owner, environment_id, note, Change(Actor.RETENTION, "workspace snapshot taken", self._clock())
-        )
-
-    def forget_snapshot(self, owner: str, environment_id: str) -> None:
-        """After the purge: the retired record stays for audit, no longer restorable."""
-
-        def forget(env: Environment) -> Environment | None:
-            if env.snapshot is None and env.restorable_until is None:
-                return None
-            return env.model_copy(update={"snapshot": None, "restorable_until": None})
-
-        change = Change(Actor.RETENTION, "workspace purged after the restore window", self._clock())
-        self._mutate(owner, environment_id, forget, change, include_deleted=True)
-
-    def _mutate(
+    def mutate(
         self,
         owner: str,
         environment_id: str,

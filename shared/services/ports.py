@@ -11,6 +11,7 @@ from typing import Protocol
 from shared.domain.environment import Actor, AuditEvent, Environment, Status
 from shared.domain.quota import Limits
 from shared.domain.resources import ComputeState
+from shared.domain.snapshots import Reason, SnapshotEvent, SnapshotLog
 
 Clock = Callable[[], datetime]  # the time now, tz-aware UTC (a fixed one in tests)
 
@@ -24,6 +25,8 @@ class Change:
     actor: Actor
     reason: str
     at: datetime
+    # Also an audit event when the status stays (a snapshot asked for, a restore chosen).
+    audited: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,5 +205,51 @@ class WorkspaceStorage(Protocol):
         ...
 
     def restore(self, name: str, snapshot: str, target: str, quota_gb: int) -> Workspace:
-        """Make workspace `target` hold the files of `name`'s snapshot (if absent; idempotent)."""
+        """Make workspace `target` hold the files of `name`'s snapshot (if absent; idempotent).
+        Only for environments retired before snapshots moved into the workspace's repository."""
+        ...
+
+    def copy(self, name: str, folder: str, target: str, quota_gb: int) -> Workspace:
+        """Make workspace `target` (created if absent) hold a copy of `folder` of workspace `name`
+        (files already in `target` are overwritten, none deleted; idempotent)."""
+        ...
+
+    # Small files the workspace's agent reads and writes (its mailbox), by path in the workspace.
+    def write_file(self, name: str, path: str, data: bytes) -> None: ...
+
+    def read_file(self, name: str, path: str) -> bytes | None:
+        """The file's bytes, or None when it (or the workspace) does not exist."""
+        ...
+
+    def delete_file(self, name: str, path: str) -> None:
+        """Already gone is done."""
+        ...
+
+
+class WorkspaceAgent(Protocol):
+    """The agent inside a running workspace, asked to take a snapshot now (a stop, a user)."""
+
+    def ask(self, environment_id: str, request_id: str, reason: Reason) -> None:
+        """Leave the request (idempotent: asking again with the same id is one request)."""
+        ...
+
+    def answer(self, environment_id: str, request_id: str) -> SnapshotEvent | None:
+        """What the agent did for the request, or None while it has not answered."""
+        ...
+
+    def withdraw(self, environment_id: str, request_id: str) -> None:
+        """Remove the request and its answer (done with, or given up on)."""
+        ...
+
+
+class SnapshotLogs(Protocol):
+    """Each environment's snapshot log (one row per environment)."""
+
+    def snapshot_log(self, owner: str, environment_id: str) -> SnapshotLog:
+        """The log as stored (empty, without an ETag, when there is none yet)."""
+        ...
+
+    def save_snapshot_log(self, owner: str, environment_id: str, log: SnapshotLog) -> SnapshotLog:
+        """Write the log if it is unchanged since `log` was read (by its ETag); raises
+        ConcurrencyConflict otherwise."""
         ...

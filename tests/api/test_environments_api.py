@@ -187,11 +187,13 @@ def test_events_are_the_audit_trail_newest_first(api: Api):
     events = api.call("GET", f"/environments/{env['id']}/events").json()["events"]
     assert [(e["from_status"], e["to_status"]) for e in events] == [
         ("STOPPING", "STOPPED"),
+        ("STOPPING", "STOPPING"),  # the stop hand-off's outcome (issue 11)
         ("RUNNING", "STOPPING"),
         ("CREATING", "RUNNING"),
         (None, "CREATING"),
     ]
-    assert [e["actor"] for e in events] == ["system", "user", "system", "user"]
+    assert events[1]["reason"] == "final snapshot: nothing changed since the last one"
+    assert [e["actor"] for e in events] == ["system", "system", "user", "system", "user"]
     assert all(e["at"] and e["reason"] for e in events)
 
 

@@ -3,7 +3,11 @@
 `golden_api.json` was recorded by running this same sequence against the app as it stood before
 the re-cut (commit 1d7684d, `GOLDEN_WRITE=1`). Every route and its refusals are called; ids,
 times and generated passwords are replaced by stable placeholders (in order of appearance), and
-the raw bodies are compared as text, so a changed field order, spacing or message shows."""
+the raw bodies are compared as text, so a changed field order, spacing or message shows.
+
+Re-recorded deliberately once since: issue 11 adds the stop hand-off's outcome to the audit trail
+(one STOPPING -> STOPPING event, "final snapshot: ...", in the events of a stopped environment);
+nothing else changed."""
 
 from __future__ import annotations
 

@@ -13,9 +13,10 @@ import pytest
 
 from shared.domain.environment import Actor, CloudProvider, Environment, Status
 from shared.domain.quota import Limits
+from shared.domain.snapshots import Reason, Snapshot, SnapshotLog
 from shared.errors import ConcurrencyConflict, QuotaExceeded
 from shared.services.ports import Change, EnvironmentRecords, IdempotencyRecord
-from tests.fakes import InMemoryRecords
+from tests.fakes import InMemoryRecords, InMemorySnapshotLogs
 from tests.integration.test_table_store import run_together
 
 T0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
@@ -190,3 +191,58 @@ def test_touch_only_moves_forward_and_outdates_earlier_reads(records: Environmen
     with pytest.raises(ConcurrencyConflict):
         records.save(created, created.model_copy(update={"name": "stale"}), change())
     records.touch(OWNER, "env-0000000000000000", T0)  # an unknown id is nothing to touch
+
+
+# --- audited changes and the snapshot log (issue 11) -----------------------------------------------
+
+
+def test_an_audited_change_that_keeps_the_status_is_in_the_trail(records: EnvironmentRecords) -> None:
+    env = records.create(make_env(), change(), ROOMY)
+    quiet = records.save(env, env.model_copy(update={"name": "renamed"}), change(reason="renamed"))
+    noted = records.save(
+        quiet,
+        quiet.model_copy(update={"restore_snapshot": "aaaaaaaa"}),
+        Change(Actor.USER, "the next start restores snapshot aaaaaaaa", T0, audited=True),
+    )
+    trail = records.events(OWNER, env.id)
+    assert [(e.from_status, e.to_status, e.reason) for e in trail] == [
+        (Status.CREATING, Status.CREATING, "the next start restores snapshot aaaaaaaa"),
+        (None, Status.CREATING, "test"),
+    ]
+    assert records.get(OWNER, env.id) == noted and noted.restore_snapshot == "aaaaaaaa"
+
+
+@pytest.fixture(params=["memory", "tables"])
+def logs(request: pytest.FixtureRequest) -> Iterator[Any]:
+    if request.param == "memory":
+        yield InMemorySnapshotLogs()
+    else:
+        yield request.getfixturevalue("store").snapshot_logs
+
+
+def test_a_snapshot_log_is_written_only_over_the_one_that_was_read(logs: Any) -> None:
+    env_id = f"env-{uuid.uuid4().hex[:16]}"
+    empty = logs.snapshot_log(OWNER, env_id)
+    assert empty == SnapshotLog() and empty.etag is None
+    snap = Snapshot(id="aaaaaaaa", taken_at=T0, reason=Reason.MANUAL, files=3, bytes_added=1024)
+    first = logs.save_snapshot_log(OWNER, env_id, empty.model_copy(update={"snapshots": [snap]}))
+    with pytest.raises(ConcurrencyConflict):  # created meanwhile by someone else
+        logs.save_snapshot_log(OWNER, env_id, empty)
+    second = logs.save_snapshot_log(OWNER, env_id, first.model_copy(update={"pruned_at": T0}))
+    with pytest.raises(ConcurrencyConflict):  # written since `first` was read
+        logs.save_snapshot_log(OWNER, env_id, first)
+    stored = logs.snapshot_log(OWNER, env_id)
+    assert stored.snapshots == [snap] and stored.pruned_at == T0 and stored.etag == second.etag
+    assert logs.snapshot_log("someone-else", env_id) == SnapshotLog()  # per owner
+
+
+def test_a_long_snapshot_log_round_trips(logs: Any) -> None:
+    env_id = f"env-{uuid.uuid4().hex[:16]}"
+    many = [
+        Snapshot(
+            id=f"{n:08x}", taken_at=T0 - timedelta(minutes=n), reason=Reason.INTERVAL, files=n, bytes_added=n
+        )
+        for n in range(120)
+    ]
+    logs.save_snapshot_log(OWNER, env_id, SnapshotLog(snapshots=many))
+    assert logs.snapshot_log(OWNER, env_id).snapshots == many

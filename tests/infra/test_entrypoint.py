@@ -427,7 +427,8 @@ def test_with_snapshots_the_tree_is_restored_first_and_saved_by_the_agent_alone(
     for _, env in (restore, run):
         assert env["DEV8_SNAPSHOT_PASSWORD"] == RESTIC_PASSWORD
         assert env["DEV8_WORKSPACE_DIR"] == str(sandbox.workspace)
-        for name in ("HASHED_PASSWORD", "GITHUB_TOKEN", "DEV8_AGENT_TOKEN"):
+        assert env["DEV8_AGENT_TOKEN"] == AGENT_TOKEN  # what it reports snapshots with
+        for name in ("HASHED_PASSWORD", "GITHUB_TOKEN"):
             assert name not in env
     # Restored before the clone: the tree was not empty, so nothing was cloned over it.
     assert (sandbox.workspace / "restored.txt").read_text() == "from the last snapshot\n"

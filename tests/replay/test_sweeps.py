@@ -26,6 +26,7 @@ from shared.domain.resources import compute_name, workspace_name
 from shared.errors import DomainError
 from shared.services.ports import Change, ComputeSpec, Workspace
 from shared.services.reconcile import Reconciler
+from shared.services.snapshots import SnapshotService
 from shared.services.sweeps import Sweeps
 from shared.settings import get_settings
 from tests.fakes import FixedClock
@@ -42,6 +43,9 @@ class World:
         self.store = wiring.store()
         self.compute = wiring.compute()
         self.service = wiring.environments()
+        self.snapshots = SnapshotService(
+            self.service, self.store, self.store.snapshot_logs, wiring.agent, get_settings(), clock
+        )
         self.sweeps = Sweeps(self.store, self.service, clock, wiring.policy(), index=self.store.index)
         self.reconciler = Reconciler(
             self.store,
@@ -101,6 +105,12 @@ class World:
     def last_event(self, env_id: str):
         return self.store.events(OWNER, env_id, 1)[0]
 
+    def stop_event(self, env_id: str):
+        """The latest move into STOPPING (not the stop hand-off's note, which stays there)."""
+        return next(
+            e for e in self.store.events(OWNER, env_id) if e.to_status is Status.STOPPING is not e.from_status
+        )
+
 
 def stray_spec(environment_id: str) -> ComputeSpec:
     """Compute that no record of this app owns (what the reconciler must call an orphan)."""
@@ -139,7 +149,7 @@ def test_idle_environments_stop_and_active_ones_do_not(world: World):
     assert [r.environment.id for r in report.accepted] == [idle.id]
     assert world.service.get(OWNER, idle.id).status is Status.STOPPED
     assert world.service.get(OWNER, busy.id).status is Status.RUNNING
-    stop = next(e for e in world.store.events(OWNER, idle.id) if e.to_status is Status.STOPPING)
+    stop = world.stop_event(idle.id)
     assert (stop.actor, stop.reason) == (Actor.IDLE_SWEEP, "idle for 30 minutes")
 
     # The repaired index no longer offers busy until its new deadline.
@@ -178,7 +188,7 @@ def test_the_session_limit_stops_even_an_active_environment(world: World):
     world.idle_pass()
     record = world.service.get(OWNER, env.id)
     assert record.status is Status.STOPPED
-    stop = next(e for e in world.store.events(OWNER, env.id) if e.to_status is Status.STOPPING)
+    stop = world.stop_event(env.id)
     assert stop.reason == "session limit of 12 hours reached"
 
 
@@ -187,7 +197,10 @@ def test_retention_snapshots_retires_and_restores(world: World):
     kept = world.stopped("kept")
     world.service.update(OWNER, kept.id, UpdateEnvironmentRequest(keep=True))
     workspace = Path(get_settings().local_data_dir, "workspaces", workspace_name(env.id))
-    (workspace / "thesis.tex").write_text("chapter 1")
+    # A simulated workspace has no agent: a stand-in for its snapshot repository on the share.
+    (workspace / "snapshots").mkdir()
+    (workspace / "snapshots" / "config").write_text("repository")
+    (workspace / "stray.txt").write_text("not in the repository")
     assert world.service.get(OWNER, env.id).delete_at(wiring.policy()) == env.stopped_at + timedelta(days=30)
 
     world.clock.advance(days=29)
@@ -198,17 +211,18 @@ def test_retention_snapshots_retires_and_restores(world: World):
     world.run(report.accepted[0].environment)
 
     retired = world.store.get(OWNER, env.id)
-    assert retired.status is Status.DELETED and retired.snapshot
+    assert retired.status is Status.DELETED and retired.snapshot == "latest"  # none reported
     assert world.last_event(env.id).actor is Actor.SYSTEM
     assert [e.actor for e in world.store.events(OWNER, env.id)][:3].count(Actor.RETENTION) >= 1
     assert world.service.list(OWNER) == [world.service.get(OWNER, kept.id)]
-    assert [e.id for e in world.service.retired(OWNER)] == [env.id]
+    assert [e.id for e in world.snapshots.retired(OWNER)] == [env.id]
 
-    restored = world.service.restore(OWNER, env.id).environment
+    restored = world.snapshots.restore_retired(OWNER, env.id).environment
     world.run(restored)
     assert world.service.get(OWNER, restored.id).status is Status.RUNNING
     restored_dir = Path(get_settings().local_data_dir, "workspaces", workspace_name(restored.id))
-    assert (restored_dir / "thesis.tex").read_text() == "chapter 1"
+    assert (restored_dir / "snapshots" / "config").read_text() == "repository"
+    assert not (restored_dir / "stray.txt").exists()  # the repository is the workspace's truth
 
     # After the restore window the retired workspace and its snapshot are purged.
     assert world.sweeps.expired_snapshots() == []
@@ -220,8 +234,8 @@ def test_retention_snapshots_retires_and_restores(world: World):
     assert not workspace.exists()
     assert world.store.get(OWNER, env.id).snapshot is None
     assert world.sweeps.expired_snapshots() == []
-    assert world.service.retired(OWNER) == []
-    assert (restored_dir / "thesis.tex").exists()  # the restored environment is untouched
+    assert world.snapshots.retired(OWNER) == []
+    assert (restored_dir / "snapshots" / "config").exists()  # the restored environment is untouched
 
 
 def test_reconciler_stops_running_records_whose_compute_is_gone(world: World):
@@ -232,7 +246,7 @@ def test_reconciler_stops_running_records_whose_compute_is_gone(world: World):
     assert report.stopped == [env.id]
     record = world.service.get(OWNER, env.id)
     assert record.status is Status.STOPPED
-    stop = next(e for e in world.store.events(OWNER, env.id) if e.to_status is Status.STOPPING)
+    stop = world.stop_event(env.id)
     assert (stop.actor, stop.reason) == (Actor.RECONCILER, "stopped because its compute was gone")
     assert world.service.get(OWNER, healthy.id).status is Status.RUNNING
     assert not world.reconcile().changed  # a second pass changes nothing

@@ -18,8 +18,9 @@ from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRe
 from shared.errors import Conflict, InvalidState, NotFound, QuotaExceeded, ValidationFailed
 from shared.secrets import PASSWORD_KEY, SNAPSHOT_PASSWORD_KEY
 from shared.services.environments import EnvironmentService
+from shared.services.snapshots import SnapshotService
 from shared.settings import Settings
-from tests.fakes import FixedClock, InMemoryRecords
+from tests.fakes import FixedClock, InMemoryRecords, InMemorySnapshotLogs, ScriptedAgent
 
 KEY = base64.b64encode(b"s" * 32).decode()
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -30,15 +31,29 @@ def store() -> InMemoryRecords:
     return InMemoryRecords()
 
 
-def make_service(store, clock=None, **limits) -> EnvironmentService:
-    settings = Settings(
+def make_settings(**limits) -> Settings:
+    return Settings(
         jwt_secret="j" * 32,
         tables_connection="UseDevelopmentStorage=true",
         secrets_key=KEY,
         **limits,
     )
+
+
+def make_service(store, clock=None, **limits) -> EnvironmentService:
     return EnvironmentService(
-        store, settings, clock or FixedClock(T0), Placement(CloudProvider.LOCAL, "local-test")
+        store, make_settings(**limits), clock or FixedClock(T0), Placement(CloudProvider.LOCAL, "local-test")
+    )
+
+
+def snapshot_service(service, store, clock=None, agent=None, logs=None) -> SnapshotService:
+    return SnapshotService(
+        service,
+        store,
+        logs if logs is not None else InMemorySnapshotLogs(),
+        lambda: agent if agent is not None else ScriptedAgent(),
+        make_settings(),
+        clock or FixedClock(T0),
     )
 
 
@@ -156,9 +171,10 @@ def test_each_workspace_has_its_own_snapshot_password_and_a_restore_keeps_the_re
     service.command("gina", env.id, Command.STOP)
     run(service, "gina", env.id, Status.STOPPED)
     retiring = service.command("gina", env.id, Command.DELETE, Actor.RETENTION, kind=Kind.RETIRE).environment
-    service.remember_snapshot("gina", env.id, retiring.operation, "snapshot-1")
+    snapshots = snapshot_service(service, store)
+    assert snapshots.remember_snapshot("gina", env.id, retiring.operation) == "latest"
     service.settle("gina", env.id, retiring.operation, True, "retired", Actor.RETENTION, restorable_days=7)
-    restored = service.restore("gina", env.id).environment
+    restored = snapshots.restore_retired("gina", env.id).environment
     again = service.secure_environment(restored)
     assert again[SNAPSHOT_PASSWORD_KEY] == secure[SNAPSHOT_PASSWORD_KEY]  # the same repository, copied
     assert again[PASSWORD_KEY] != secure[PASSWORD_KEY]  # a new IDE password

@@ -28,6 +28,7 @@ from typing import Any
 
 from azure.mgmt.containerinstance import models as m
 
+from shared.domain import resources
 from shared.domain.catalog import IDE_PORT, SSH_PORT
 from shared.domain.resources import TLS_IMAGE, image_reference
 from shared.secrets import SNAPSHOT_PASSWORD_KEY
@@ -43,7 +44,8 @@ WORKSPACE_MOUNT = "/workspace"
 # local-disk speed) and the share is mounted beside it, holding the restic repository
 # (docker/base/dev8-snapshot-agent). Environments made before snapshots keep the share at /workspace.
 SHARE_MOUNT = "/dev8/share"
-SNAPSHOT_REPOSITORY = f"{SHARE_MOUNT}/snapshots"
+SNAPSHOT_REPOSITORY = f"{SHARE_MOUNT}/{resources.SNAPSHOT_REPOSITORY}"
+SNAPSHOT_CONTROL = f"{SHARE_MOUNT}/{resources.SNAPSHOT_CONTROL}"  # the agent's mailbox
 # The sidecar's share of the environment's size; the workspace container requests the rest and
 # may burst to the whole size (limits), so the group bills exactly the size the user chose.
 SIDECAR_CPU = 0.1
@@ -199,6 +201,7 @@ def _variables(spec: ComputeSpec, hash_password: Any, snapshots: bool) -> list[m
     plain = dict(spec.environment_variables)
     if snapshots:
         plain["DEV8_SNAPSHOT_REPOSITORY"] = SNAPSHOT_REPOSITORY
+        plain["DEV8_SNAPSHOT_CONTROL"] = SNAPSHOT_CONTROL
     variables = [m.EnvironmentVariable(name=name, value=value) for name, value in sorted(plain.items())]
     for name, value in sorted(spec.secure_environment.items()):
         if name == PASSWORD_VARIABLE:

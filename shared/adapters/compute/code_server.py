@@ -45,7 +45,8 @@ SNAPSHOT_AGENT = ACTIVITY_AGENT.with_name("dev8-snapshot-agent")
 # $1 the activity agent script (or -), $2 code-server's user-data dir, $3 the snapshot agent script
 # (or -), $4 the compute directory (the snapshot agent's pid file and logs), the rest code-server's
 # argv. Each agent gets the environment minus the names in DEV8_AGENT_UNSET (the IDE password, the
-# user's secrets, both agents' credentials), plus its own credential back. The activity agent's
+# user's secrets, both agents' credentials), plus its own credentials back (the snapshot agent: the
+# repository's password, and the agent token it reports with). The activity agent's
 # `--user-data-dir` lets a restarted host find it by its command line like code-server. Local
 # environments have no sshd of their own, so connections to the host's port 2222 are not theirs.
 # code-server then replaces this shell (same pid, start time and group) without either credential.
@@ -57,8 +58,8 @@ if [ "$snapshots" != - ]; then
   (
     # shellcheck disable=SC2086 # split on purpose: a list of variable names
     unset $DEV8_AGENT_UNSET DEV8_AGENT_UNSET
-    DEV8_SNAPSHOT_PASSWORD=$restic_password
-    export DEV8_SNAPSHOT_PASSWORD
+    DEV8_SNAPSHOT_PASSWORD=$restic_password DEV8_AGENT_TOKEN=$token
+    export DEV8_SNAPSHOT_PASSWORD DEV8_AGENT_TOKEN
     exec /bin/sh "$snapshots" run
   ) </dev/null >>"$state/snapshots.jsonl" 2>>"$state/snapshot-agent.log" &
   echo $! >"$state/snapshot-agent.pid"
@@ -144,6 +145,8 @@ def with_agents(
         environment[AGENT_TOKEN_VARIABLE] = activity[1]
     if snapshots is not None:
         environment.update(snapshots[1])
+        if AGENT_TOKEN_VARIABLE in spec.secure_environment:  # what it reports snapshots with
+            environment[AGENT_TOKEN_VARIABLE] = spec.secure_environment[AGENT_TOKEN_VARIABLE]
     hidden = {"PASSWORD", AGENT_TOKEN_VARIABLE, SNAPSHOT_PASSWORD_KEY, *spec.secure_environment}
     environment["DEV8_AGENT_UNSET"] = " ".join(sorted(n for n in hidden if SHELL_NAME.fullmatch(n)))
     return [

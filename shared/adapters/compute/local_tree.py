@@ -18,12 +18,13 @@ import time
 from pathlib import Path
 
 from shared.adapters.compute.code_server import SNAPSHOT_AGENT
+from shared.domain.resources import SNAPSHOT_CONTROL, SNAPSHOT_REPOSITORY
 from shared.errors import PermanentBackendError
 from shared.secrets import SNAPSHOT_PASSWORD_KEY
 from shared.services.ports import ComputeSpec
 
 TREE = "workspace"  # below the compute directory
-REPOSITORY = "snapshots"  # below the workspace directory (the share)
+REPOSITORY = SNAPSHOT_REPOSITORY  # below the workspace directory (the share)
 PID_FILE = "snapshot-agent.pid"
 RESTORE_SECONDS = 600
 NOT_INSTALLED = "restic is not installed: run scripts/install-restic.sh (make dev does)"
@@ -40,6 +41,7 @@ def snapshot_environment(spec: ComputeSpec, directory: Path) -> dict[str, str] |
     return {
         **policy,
         "DEV8_SNAPSHOT_REPOSITORY": str(Path(spec.workspace.location) / REPOSITORY),
+        "DEV8_SNAPSHOT_CONTROL": str(Path(spec.workspace.location) / SNAPSHOT_CONTROL),
         SNAPSHOT_PASSWORD_KEY: password,
         "DEV8_WORKSPACE_DIR": str(directory / TREE),
         "DEV8_SNAPSHOT_CACHE": str(directory / "cache" / "restic"),

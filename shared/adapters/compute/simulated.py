@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from shared.domain.resources import ComputeState
+from shared.domain.resources import ComputeState, compute_name
+from shared.domain.snapshots import Reason, SnapshotEvent
 from shared.errors import BackendError, PermanentBackendError, TransientBackendError
 from shared.services.ports import ComputeSpec, ComputeStatus
 from shared.settings import Settings
@@ -65,6 +66,7 @@ class SimulatedCompute:
         self._scripted: dict[Operation, deque[BackendError]] = {op: deque() for op in OPERATIONS}
         self._calls: Counter[str] = Counter()
         self._creations = 0
+        self._asked: dict[tuple[str, str], Reason] = {}
 
     @classmethod
     def from_settings(
@@ -146,6 +148,24 @@ class SimulatedCompute:
             return [self._view(resource) for resource in self._resources.values()]
 
         return self._operate("list", run)
+
+    # --- WorkspaceAgent: a simulated workspace has no files, so a snapshot finds nothing new ---
+
+    def ask(self, environment_id: str, request_id: str, reason: Reason) -> None:
+        with self._lock:
+            self._asked[(environment_id, request_id)] = reason
+
+    def answer(self, environment_id: str, request_id: str) -> SnapshotEvent | None:
+        with self._lock:
+            reason = self._asked.get((environment_id, request_id))
+            resource = self._resources.get(compute_name(environment_id))
+        if reason is None or resource is None or resource.state is not ComputeState.RUNNING:
+            return None  # like an agent that is not there to answer
+        return SnapshotEvent(event="unchanged", reason=reason)
+
+    def withdraw(self, environment_id: str, request_id: str) -> None:
+        with self._lock:
+            self._asked.pop((environment_id, request_id), None)
 
     # --- test controls ----------------------------------------------------------------------------
 

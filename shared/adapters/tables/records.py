@@ -35,6 +35,7 @@ from shared.adapters.tables.client import (
 )
 from shared.adapters.tables.orphans import TableOrphanLedger
 from shared.adapters.tables.rows import Row, utc
+from shared.adapters.tables.snapshot_logs import TableSnapshotLogs
 from shared.adapters.tables.status_index import StatusIndex
 from shared.domain.environment import AuditEvent, Environment, Status
 from shared.domain.lifecycle import ACTIVE, can_move
@@ -67,9 +68,10 @@ class TableEnvironmentStore:
         self.index_table = self._tables.index_table
         self.stats = self._tables.stats
         self._envs = self._tables.environments
-        # The other two ports on the same tables, each its own object (wiring hands them out).
+        # The other ports on the same tables, each its own object (wiring hands them out).
         self.index = StatusIndex(self._tables, pending_grace, self.get)
         self.orphans = TableOrphanLedger(self._tables)
+        self.snapshot_logs = TableSnapshotLogs(self._tables)
         self._point = self._tables.point
         self._query = self._tables.query
 
@@ -191,7 +193,7 @@ class TableEnvironmentStore:
         moved = previous.status is not record.status
         replace = {"mode": UpdateMode.REPLACE, **if_match(previous.etag)}
         fixed: builtins.list[Operation] = [("update", rows.environment_row(partition, record), replace)]
-        if moved:
+        if moved or change.audited:
             event = AuditEvent(
                 environment_id=record.id,
                 from_status=previous.status,

@@ -104,13 +104,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _put_text(row: Row, column: str, text: str) -> None:
+def put_text(row: Row, column: str, text: str) -> None:
     row[column] = text[:_CHUNK]
     for number, start in enumerate(range(_CHUNK, len(text), _CHUNK), start=1):
         row[f"{column}__{number}"] = text[start : start + _CHUNK]
 
 
-def _get_text(row: Mapping[str, Any], column: str) -> str:
+def get_text(row: Mapping[str, Any], column: str) -> str:
     parts = [str(row[column])]
     number = 1
     while f"{column}__{number}" in row:
@@ -125,9 +125,9 @@ def _put(row: Row, column: str, value: Any) -> None:
     if isinstance(value, Enum):
         row[column] = value.value
     elif isinstance(value, list | dict):
-        _put_text(row, column, json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+        put_text(row, column, json.dumps(value, separators=(",", ":"), ensure_ascii=False))
     elif isinstance(value, str):
-        _put_text(row, column, value)
+        put_text(row, column, value)
     elif isinstance(value, datetime):
         row[column] = utc(value)
     else:
@@ -149,7 +149,7 @@ def environment_from(row: Mapping[str, Any], etag: str | None) -> Environment:
             continue
         value = _plain(row[column])
         if isinstance(value, str):
-            value = _get_text(row, column)
+            value = get_text(row, column)
             if name in _JSON_FIELDS:
                 value = json.loads(value)
         data[name] = value
@@ -176,7 +176,7 @@ def event_from(row: Mapping[str, Any]) -> AuditEvent:
         from_status=Status(source) if source else None,
         to_status=Status(row["to_status"]),
         actor=Actor(row["actor"]),
-        reason=_get_text(row, "reason"),
+        reason=get_text(row, "reason"),
         at=utc(row["at"]),
     )
 
@@ -192,8 +192,8 @@ def idempotency_row_for(partition: str, owner: str, record: IdempotencyRecord) -
 
 def idempotency_from(row: Mapping[str, Any]) -> IdempotencyRecord:
     return IdempotencyRecord(
-        key=_get_text(row, "key"),
-        request_hash=_get_text(row, "request_hash"),
+        key=get_text(row, "key"),
+        request_hash=get_text(row, "request_hash"),
         environment_id=str(row["environment_id"]),
         created_at=utc(row["created_at"]),
     )

@@ -5,7 +5,11 @@ The WorkspaceStorage port (ensure, exists, delete with snapshots, snapshot, rest
 - `restore(name, snapshot, target, quota_gb)`: creates share `target` if absent and fills it from
   the snapshot with `copy_snapshot`, which copies every file server-side, creating directories as
   needed. Files present in both are overwritten; files that exist only in the target are kept (a
-  restore never deletes work). It returns once every copy has finished.
+  restore never deletes work). It returns once every copy has finished. Only environments
+  retired before snapshots moved into the workspace's restic repository still need it;
+- `copy(name, folder, target, quota_gb)`: the same server-side copy for one folder of the live
+  share (the repository, when an environment is restored from one of its snapshots);
+- `write_file`/`read_file`/`delete_file`: the small files of the snapshot agent's mailbox.
 
 Authentication: the account key, listed through ARM with the app's managed identity (Storage
 Account Key Operator on this account only, see infra/). Share-level operations (create with a
@@ -148,23 +152,63 @@ class AzureFilesWorkspaces:
         added since are kept. Returns how many files were copied."""
         destination = target or name
         with self._calls(f"restoring file share {destination} from {name}@{snapshot}"):
-            source = self._share(name, snapshot=snapshot)
-            into = self._share(destination)
-            pending: list[Any] = []
-            copied = 0
-            for path, is_directory in _walk(source, ""):
-                if is_directory:
-                    _create_directory(into, path)
-                    continue
-                file_client = into.get_file_client(path)
-                result = file_client.start_copy_from_url(source.get_file_client(path).url)
-                copied += 1
-                if result.get("copy_status") == "pending":
-                    pending.append(file_client)
-            self._wait_for_copies(pending)
-        return copied
+            return self._copy_tree(self._share(name, snapshot=snapshot), "", self._share(destination))
+
+    def copy(self, name: str, folder: str, target: str, quota_gb: int) -> Workspace:
+        """The WorkspaceStorage port: `folder` of share `name` copied server-side into `target`
+        (a copy within one account is authorised by the destination's Shared Key: Copy File,
+        learn.microsoft.com/rest/api/storageservices/copy-file)."""
+        workspace = self.ensure(target, quota_gb)
+        with self._calls(f"copying {name}/{folder} into file share {target}"):
+            into = self._share(target)
+            _create_directory(into, folder)
+            self._copy_tree(self._share(name), folder, into)
+        return workspace
+
+    # --- the agent's mailbox ----------------------------------------------------------------------
+
+    def write_file(self, name: str, path: str, data: bytes) -> None:
+        parent = path.rpartition("/")[0]
+        with self._calls(f"writing {path} in file share {name}"):
+            share = self._share(name)
+            if parent:
+                _create_directory(share, parent)
+            # One Put Range carries at most 4 MiB (put-range); the mailbox's files are tiny.
+            share.get_file_client(path).upload_file(data)
+
+    def read_file(self, name: str, path: str) -> bytes | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with self._calls(f"reading {path} in file share {name}"):
+            try:
+                return bytes(self._share(name).get_file_client(path).download_file().readall())
+            except ResourceNotFoundError:  # the file, its directory or the share
+                return None
+
+    def delete_file(self, name: str, path: str) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with self._calls(f"deleting {path} in file share {name}"), contextlib.suppress(ResourceNotFoundError):
+            self._share(name).get_file_client(path).delete_file()
 
     # --- internals --------------------------------------------------------------------------------
+
+    def _copy_tree(self, source: Any, folder: str, into: Any) -> int:
+        """Start a server-side copy of every file under `folder` of `source` into the same paths
+        of `into`, directories first; returns once all finished, with how many were copied."""
+        pending: list[Any] = []
+        copied = 0
+        for path, is_directory in _walk(source, folder):
+            if is_directory:
+                _create_directory(into, path)
+                continue
+            file_client = into.get_file_client(path)
+            result = file_client.start_copy_from_url(source.get_file_client(path).url)
+            copied += 1
+            if result.get("copy_status") == "pending":
+                pending.append(file_client)
+        self._wait_for_copies(pending)
+        return copied
 
     def _wait_for_copies(self, pending: list[Any]) -> None:
         waited = 0.0

@@ -91,6 +91,55 @@ class LocalWorkspaceStorage:
             _copy_atomically(source, destination, target)
         return self.ensure(target, quota_gb)
 
+    def copy(self, name: str, folder: str, target: str, quota_gb: int) -> Workspace:
+        source = self._inside(self._path(name), folder)
+        workspace = self.ensure(target, quota_gb)
+        destination = self._inside(self._path(target), folder)
+        if source.is_dir() and not source.is_symlink():
+            try:
+                shutil.copytree(source, destination, symlinks=True, dirs_exist_ok=True)
+            except OSError as exc:
+                raise TransientBackendError(f"workspace {target} cannot be filled: {exc}") from None
+        return workspace
+
+    # --- the agent's mailbox: written under a temporary name, then renamed (never read half-written)
+
+    def write_file(self, name: str, path: str, data: bytes) -> None:
+        file = self._inside(self._path(name), path)
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            staging = file.parent / f".{file.name}.{uuid.uuid4().hex}"
+            staging.write_bytes(data)
+            staging.rename(file)
+        except OSError as exc:
+            raise TransientBackendError(f"workspace {name}: cannot write {path}: {exc.strerror}") from None
+
+    def read_file(self, name: str, path: str) -> bytes | None:
+        file = self._inside(self._path(name), path)
+        try:
+            return None if file.is_symlink() else file.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise TransientBackendError(f"workspace {name}: cannot read {path}: {exc.strerror}") from None
+
+    def delete_file(self, name: str, path: str) -> None:
+        file = self._inside(self._path(name), path)
+        try:
+            file.unlink()
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as exc:
+            raise TransientBackendError(f"workspace {name}: cannot delete {path}: {exc.strerror}") from None
+
+    @staticmethod
+    def _inside(root: Path, path: str) -> Path:
+        """`path` under `root`: relative, made of plain names (no `..`, no absolute path)."""
+        parts = path.split("/")
+        if not path or any(part in ("", ".", "..") or "\\" in part for part in parts):
+            raise PermanentBackendError(f"invalid path in a workspace: {path!r}")
+        return root.joinpath(*parts)
+
     def _path(self, name: str) -> Path:
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise PermanentBackendError(f"invalid workspace name {name!r}: use 3-63 of [a-z0-9-]")

@@ -1,0 +1,94 @@
+"""Workspace snapshot routes: list, take, restore; and the workspace agent's reports."""
+
+from __future__ import annotations
+
+import azure.durable_functions as df
+import azure.functions as func
+from pydantic import BaseModel, ConfigDict
+
+from api.environments import ENVIRONMENT, launch_or_unavailable, one_environment
+from api.http import bearer_token, blocking, handle, handle_async, owner_of, parse_body, respond
+from api.views import snapshot_view
+from shared import wiring
+from shared.domain.snapshots import SnapshotReport
+from shared.errors import Unauthorized
+
+bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+SNAPSHOTS = ENVIRONMENT + "/snapshots"
+
+
+class RestoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    new_environment: bool = False
+
+
+@bp.route(route=SNAPSHOTS, methods=["GET"])
+def api_list_snapshots(req: func.HttpRequest) -> func.HttpResponse:
+    def listing() -> func.HttpResponse:
+        found = wiring.snapshots().list(owner_of(req), req.route_params["environment_id"])
+        return respond(200, {"snapshots": [snapshot_view(snap) for snap in found]})
+
+    return handle(listing)
+
+
+@bp.route(route=SNAPSHOTS, methods=["POST"])
+def api_take_snapshot(req: func.HttpRequest) -> func.HttpResponse:
+    """A manual snapshot of a RUNNING environment: asked now, listed once the workspace took it."""
+
+    def take() -> func.HttpResponse:
+        environment_id = req.route_params["environment_id"]
+        request_id = wiring.snapshots().take(owner_of(req), environment_id)
+        return respond(202, {"snapshot_request": {"id": request_id, "environment_id": environment_id}})
+
+    return handle(take)
+
+
+@bp.route(route=SNAPSHOTS + "/{snapshot_id}/restore", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def api_restore_snapshot(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """On a stopped environment the next start restores the snapshot; with
+    `{"new_environment": true}` a new environment is made from it (201)."""
+
+    async def restore() -> func.HttpResponse:
+        owner = await blocking(lambda: owner_of(req))
+        environment_id, snapshot_id = req.route_params["environment_id"], req.route_params["snapshot_id"]
+        body = parse_body(req, RestoreRequest) if req.get_body() else RestoreRequest()
+        service = wiring.snapshots()
+        if body.new_environment:
+            result = await blocking(lambda: service.restore_into_new(owner, environment_id, snapshot_id))
+            env = await launch_or_unavailable(client, result.environment)
+            return one_environment(
+                env, 201, {"Location": f"/api/{ENVIRONMENT.format(environment_id=env.id)}"}
+            )
+        snap = await blocking(lambda: service.restore_on_start(owner, environment_id, snapshot_id))
+        return respond(
+            200,
+            {
+                "restore": {
+                    "environment_id": environment_id,
+                    "snapshot": snapshot_view(snap),
+                    "on": "next start",
+                }
+            },
+        )
+
+    return await handle_async(restore)
+
+
+@bp.route(route=SNAPSHOTS + "/report", methods=["POST"])
+def api_snapshot_report(req: func.HttpRequest) -> func.HttpResponse:
+    """The workspace's snapshot agent, with its environment's agent token only."""
+
+    def report() -> func.HttpResponse:
+        token = bearer_token(req)
+        if token is None:
+            raise Unauthorized("an agent token is required")
+        body = parse_body(req, SnapshotReport)
+        listed = wiring.snapshots().report(token, req.route_params["environment_id"], body)
+        return respond(200, {"listed": listed})
+
+    return handle(report)

@@ -1,0 +1,253 @@
+"""Use cases on workspace snapshots: list, take, restore (in place or into a new environment),
+the agent's reports, the stop hand-off's answer, and retention's restore window.
+
+The snapshots themselves live in the workspace's restic repository; what the API lists is the
+snapshot log the agent keeps up to date (shared/domain/snapshots.py). Every user action and every
+outcome a user should know about is written to the environment's audit trail.
+"""
+
+from __future__ import annotations
+
+import builtins
+import secrets as pysecrets
+from collections.abc import Callable
+
+from shared import agent_tokens
+from shared.domain.environment import Actor, Environment, Status
+from shared.domain.operation import Kind, operation_id
+from shared.domain.snapshots import (
+    SNAPSHOT_ID,
+    Reason,
+    Snapshot,
+    SnapshotEvent,
+    SnapshotLog,
+    SnapshotReport,
+    age_text,
+)
+from shared.errors import ConcurrencyConflict, Conflict, InvalidState, NotFound
+from shared.secrets import PASSWORD_KEY, SNAPSHOT_PASSWORD_KEY, generate_password, seal, unseal
+from shared.services.environments import (
+    MAX_WRITE_ATTEMPTS,
+    CommandResult,
+    EnvironmentService,
+    new_environment_id,
+)
+from shared.services.ports import Change, Clock, EnvironmentRecords, SnapshotLogs, WorkspaceAgent
+from shared.settings import Settings
+
+# What `Environment.snapshot` holds for a retired environment whose repository never reported a
+# snapshot: restic's own name for the newest one.
+LATEST = "latest"
+RESTORABLE = (Status.STOPPED, Status.ERROR)  # no workspace running that a restore would overwrite
+
+
+class SnapshotService:
+    def __init__(
+        self,
+        environments: EnvironmentService,
+        records: EnvironmentRecords,
+        logs: SnapshotLogs,
+        agent: Callable[[], WorkspaceAgent],
+        settings: Settings,
+        clock: Clock,
+    ) -> None:
+        self._environments = environments
+        self._records = records
+        self._logs = logs
+        self._agent = agent  # built on first use: the HTTP path loads no storage SDK to list
+        self._settings = settings
+        self._clock = clock
+
+    # --- the API ----------------------------------------------------------------------------------
+
+    def list(self, owner: str, environment_id: str) -> builtins.list[Snapshot]:
+        self._environments.get(owner, environment_id)
+        return self._logs.snapshot_log(owner, environment_id).snapshots
+
+    def take(self, owner: str, environment_id: str) -> str:
+        """Ask the running workspace for a manual snapshot; it is listed once taken. Returns the
+        request's id."""
+        env = self._environments.get(owner, environment_id)
+        if env.status is not Status.RUNNING:
+            raise InvalidState(
+                f"environment is {env.status.value}; start it to take a snapshot",
+                {"status": env.status.value},
+            )
+        request_id = f"manual-{pysecrets.token_hex(6)}"
+        self._agent().ask(environment_id, request_id, Reason.MANUAL)
+        change = Change(Actor.USER, f"manual snapshot requested ({request_id})", self._clock())
+        self._environments.audit(owner, environment_id, change)
+        return request_id
+
+    def restore_on_start(self, owner: str, environment_id: str, snapshot_id: str) -> Snapshot:
+        """The next start of this stopped environment restores `snapshot_id` (not the latest)."""
+        snap = self._snapshot(owner, environment_id, snapshot_id)
+        change = Change(
+            Actor.USER,
+            f"the next start restores snapshot {snap.id} taken at {snap.taken_at:%Y-%m-%dT%H:%M:%SZ}",
+            self._clock(),
+        )
+        self._environments.audit(
+            owner,
+            environment_id,
+            change,
+            precondition=lambda env: env.status in RESTORABLE,
+            refusal="stop it to restore a snapshot",
+            restore_snapshot=snap.id,
+        )
+        return snap
+
+    def restore_into_new(self, owner: str, environment_id: str, snapshot_id: str) -> CommandResult:
+        """A new environment like this one whose first start restores `snapshot_id`."""
+        snap = self._snapshot(owner, environment_id, snapshot_id)
+        source = self._environments.get(owner, environment_id)
+        result = self.copy_of(source, f"restored from snapshot {snap.id} of {source.id}", snap.id)
+        self._environments.audit(
+            owner,
+            environment_id,
+            Change(Actor.USER, f"snapshot {snap.id} restored into {result.environment.id}", self._clock()),
+        )
+        return result
+
+    def _snapshot(self, owner: str, environment_id: str, snapshot_id: str) -> Snapshot:
+        self._environments.get(owner, environment_id)
+        snap = (
+            self._logs.snapshot_log(owner, environment_id).find(snapshot_id)
+            if SNAPSHOT_ID.fullmatch(snapshot_id)
+            else None
+        )
+        if snap is None:
+            raise NotFound("snapshot not found")
+        return snap
+
+    # --- what the workspace says ------------------------------------------------------------------
+
+    def report(self, token: str, environment_id: str, report: SnapshotReport) -> int:
+        """The agent's report (its token, valid for its own environment only): the log becomes
+        restic's list with the figures of the reported snapshot. Returns how many are listed."""
+        env = self._environments.agent_environment(token, environment_id)
+        now = self._clock()
+        log = self._update_log(env, lambda log: log.merged(report, now))
+        event = report.event
+        if event is not None and event.event == "snapshot" and event.reason is Reason.MANUAL:
+            self._environments.audit(
+                env.owner, env.id, Change(Actor.USER, f"manual snapshot {event.id} taken", now)
+            )
+        return len(log.snapshots)
+
+    def record_answer(self, owner: str, environment_id: str, event: SnapshotEvent) -> SnapshotLog:
+        """The stop hand-off's answer, in the log even if the agent's own report was lost."""
+        env = self._records.get(owner, environment_id)
+        if env is None:
+            return SnapshotLog()
+        return self._update_log(env, lambda log: log.with_event(event))
+
+    def last_snapshot_age(self, owner: str, environment_id: str) -> str:
+        latest = self._logs.snapshot_log(owner, environment_id).latest
+        return age_text(latest.taken_at if latest else None, self._clock())
+
+    def _update_log(self, env: Environment, change: Callable[[SnapshotLog], SnapshotLog]) -> SnapshotLog:
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            current = self._logs.snapshot_log(env.owner, env.id)
+            updated = change(current)
+            if updated == current:
+                return current
+            try:
+                return self._logs.save_snapshot_log(env.owner, env.id, updated)
+            except ConcurrencyConflict:
+                continue  # another report landed first: merge into the fresh log
+        raise Conflict("the snapshot log is changing too often; try again")
+
+    # --- retention ----------------------------------------------------------------------------------
+
+    def retired(self, owner: str) -> builtins.list[Environment]:
+        """The owner's retired environments that can still be restored (newest first)."""
+        now = self._clock()
+        found = [
+            env
+            for env in self._records.list(owner)
+            if env.status is Status.DELETED
+            and env.snapshot
+            and env.restorable_until
+            and env.restorable_until > now
+        ]
+        return sorted(found, key=lambda env: env.updated_at, reverse=True)
+
+    def restore_retired(self, owner: str, environment_id: str) -> CommandResult:
+        """A new environment like the retired one, from its snapshot; the retired record stays as
+        it is (its audit trail intact)."""
+        retired = next((env for env in self.retired(owner) if env.id == environment_id), None)
+        if retired is None:
+            raise NotFound("no restorable environment with this id")
+        assert retired.snapshot is not None
+        pick = retired.snapshot if SNAPSHOT_ID.fullmatch(retired.snapshot) else None
+        return self.copy_of(retired, f"restored from {retired.id}", pick)
+
+    def remember_snapshot(self, owner: str, environment_id: str, operation: str) -> str:
+        """Retirement: the snapshot the environment can be restored from (the newest in its log)
+        is recorded on the record, for the operation retiring it only. Returns it."""
+        latest = self._logs.snapshot_log(owner, environment_id).latest
+        snapshot = latest.id if latest is not None else LATEST
+
+        def note(env: Environment) -> Environment | None:
+            if env.operation != operation or env.snapshot is not None:
+                return None
+            return env.model_copy(update={"snapshot": snapshot})
+
+        change = Change(
+            Actor.RETENTION, f"kept for restore: snapshot {snapshot}", self._clock(), audited=True
+        )
+        env = self._environments.mutate(owner, environment_id, note, change)
+        return env.snapshot or snapshot
+
+    def forget_snapshot(self, owner: str, environment_id: str) -> None:
+        """After the purge: the retired record stays for audit, no longer restorable."""
+
+        def forget(env: Environment) -> Environment | None:
+            if env.snapshot is None and env.restorable_until is None:
+                return None
+            return env.model_copy(update={"snapshot": None, "restorable_until": None})
+
+        change = Change(Actor.RETENTION, "workspace purged after the restore window", self._clock())
+        self._environments.mutate(owner, environment_id, forget, change, include_deleted=True)
+
+    def copy_of(self, source: Environment, reason: str, snapshot: str | None) -> CommandResult:
+        """A new CREATING environment like `source` whose workspace starts as a copy of source's
+        snapshot repository (so the same repository password), its first start restoring
+        `snapshot` (None: the latest). Quotas apply as for any create."""
+        key = self._settings.secrets_key_bytes
+        values = unseal(key, source.id, source.sealed_secrets)
+        values[PASSWORD_KEY] = generate_password()
+        values.setdefault(SNAPSHOT_PASSWORD_KEY, generate_password())
+        now = self._clock()
+        env_id = new_environment_id()
+        agent_token = agent_tokens.mint(source.owner, env_id)
+        values[agent_tokens.AGENT_TOKEN_VARIABLE] = agent_token
+        env = source.model_copy(
+            update={
+                "id": env_id,
+                "status": Status.CREATING,
+                "status_reason": f"restoring from {source.id}",
+                "vs_code_url": None,
+                "ssh_connection_string": None,
+                "last_accessed_at": now,
+                "created_at": now,
+                "updated_at": now,
+                "started_at": None,
+                "stopped_at": None,
+                "operation": operation_id(Kind.CREATE, env_id, 1),
+                "redrives": 0,
+                "keep": False,
+                "snapshot": None,
+                "restorable_until": None,
+                "restored_from": source.id,
+                "restore_snapshot": snapshot,
+                "unclean_stop": None,
+                "agent_token_hash": agent_tokens.digest(agent_token),
+                "sealed_secrets": seal(key, env_id, values),
+                "version": 0,
+                "etag": None,
+            }
+        )
+        created = self._records.create(env, Change(Actor.USER, reason, now), self._environments.limits)
+        return CommandResult(created, accepted=True)
