@@ -145,8 +145,6 @@ def with_agents(
         environment[AGENT_TOKEN_VARIABLE] = activity[1]
     if snapshots is not None:
         environment.update(snapshots[1])
-        if AGENT_TOKEN_VARIABLE in spec.secure_environment:  # what it reports snapshots with
-            environment[AGENT_TOKEN_VARIABLE] = spec.secure_environment[AGENT_TOKEN_VARIABLE]
     hidden = {"PASSWORD", AGENT_TOKEN_VARIABLE, SNAPSHOT_PASSWORD_KEY, *spec.secure_environment}
     environment["DEV8_AGENT_UNSET"] = " ".join(sorted(n for n in hidden if SHELL_NAME.fullmatch(n)))
     return [

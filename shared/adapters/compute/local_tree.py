@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from shared.adapters.compute.code_server import SNAPSHOT_AGENT
+from shared.agent_tokens import AGENT_TOKEN_VARIABLE
 from shared.domain.resources import SNAPSHOT_CONTROL, SNAPSHOT_REPOSITORY
 from shared.errors import PermanentBackendError
 from shared.secrets import SNAPSHOT_PASSWORD_KEY
@@ -38,8 +39,10 @@ def snapshot_environment(spec: ComputeSpec, directory: Path) -> dict[str, str] |
     policy = {
         name: value for name, value in spec.environment_variables.items() if name.startswith("DEV8_SNAPSHOT_")
     }
+    token = spec.secure_environment.get(AGENT_TOKEN_VARIABLE)
     return {
         **policy,
+        **({AGENT_TOKEN_VARIABLE: token} if token else {}),  # what it reports its snapshots with
         "DEV8_SNAPSHOT_REPOSITORY": str(Path(spec.workspace.location) / REPOSITORY),
         "DEV8_SNAPSHOT_CONTROL": str(Path(spec.workspace.location) / SNAPSHOT_CONTROL),
         SNAPSHOT_PASSWORD_KEY: password,
