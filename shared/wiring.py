@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from shared.settings import ComputeBackendName, Settings, get_settings
 
@@ -113,9 +113,13 @@ def workspaces() -> WorkspaceStorage:
 
 @lru_cache(maxsize=1)
 def agent() -> WorkspaceAgent:
-    from shared.adapters.factory import workspace_agent
+    """How a running workspace is asked for a snapshot: a simulated one answers itself; a real
+    one reads its mailbox on the workspace storage."""
+    if get_settings().compute_backend is ComputeBackendName.SIMULATED:
+        return cast("WorkspaceAgent", compute())
+    from shared.adapters.workspaces.mailbox import Mailbox
 
-    return workspace_agent(get_settings())
+    return Mailbox(workspaces())
 
 
 @lru_cache(maxsize=1)

@@ -13,6 +13,7 @@ import itertools
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 from shared.domain.environment import AuditEvent, Environment, Status
 from shared.domain.lifecycle import can_move
@@ -158,11 +159,11 @@ class InMemorySnapshotLogs:
 class ScriptedAgent:
     """A WorkspaceAgent whose answers the test writes (`answers[request_id]`)."""
 
-    asked: dict[tuple[str, str], Reason] = field(default_factory=dict)
+    asked: dict[tuple[str, str], Reason | Literal["prune"]] = field(default_factory=dict)
     answers: dict[str, SnapshotEvent] = field(default_factory=dict)
     withdrawn: builtins.list[str] = field(default_factory=list)
 
-    def ask(self, environment_id: str, request_id: str, reason: Reason) -> None:
+    def ask(self, environment_id: str, request_id: str, reason: Reason | Literal["prune"]) -> None:
         self.asked[(environment_id, request_id)] = reason
 
     def answer(self, environment_id: str, request_id: str) -> SnapshotEvent | None:

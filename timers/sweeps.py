@@ -30,7 +30,7 @@ async def idle_sweep(timer: func.TimerRequest, client: df.DurableOrchestrationCl
 @bp.timer_trigger(schedule="%DEV8_RETENTION_SCHEDULE%", arg_name="timer")
 @bp.durable_client_input(client_name="client")
 async def retention_sweep(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
-    """Retire long-stopped environments (snapshot first), purge expired snapshots."""
+    """Retire long-stopped environments, purge expired workspaces, ask for snapshot pruning."""
     report = await asyncio.to_thread(wiring.sweeps().retention)
     retiring = [result.environment for result in report.accepted]
     started = await launch_all(client, retiring)
@@ -44,7 +44,12 @@ async def retention_sweep(timer: func.TimerRequest, client: df.DurableOrchestrat
             )
         except Exception as exc:  # still running from an earlier pass, or Durable is down: next pass
             log.warning("could not start the purge of %s (%s)", environment_id, type(exc).__name__)
-    log.info("retention: %d retiring, %d purged", started, len(purges))
+    pruning = 0
+    try:
+        pruning = await asyncio.to_thread(wiring.snapshots().prune_pass, wiring.store().index)
+    except Exception as exc:  # a share that cannot be written now is asked again tomorrow
+        log.warning("could not ask every workspace to prune its snapshots (%s)", type(exc).__name__)
+    log.info("retention: %d retiring, %d purged, %d asked to prune snapshots", started, len(purges), pruning)
 
 
 @bp.timer_trigger(schedule="%DEV8_RECONCILE_SCHEDULE%", arg_name="timer")

@@ -10,7 +10,7 @@ import importlib
 import threading
 from typing import Any, cast
 
-from shared.services.ports import ComputeBackend, WorkspaceAgent, WorkspaceStorage
+from shared.services.ports import ComputeBackend, WorkspaceStorage
 from shared.settings import ComputeBackendName, Settings, SettingsError, WorkspaceBackendName
 
 # name -> (module, class); each class has `from_settings(settings)`. New adapters add a line here.
@@ -40,16 +40,6 @@ def workspace_storage(settings: Settings) -> WorkspaceStorage:
     if adapter is None:
         raise _unavailable("DEV8_WORKSPACE_BACKEND", settings.workspace_backend)
     return cast(WorkspaceStorage, _instance("workspace", adapter, settings))
-
-
-def workspace_agent(settings: Settings) -> WorkspaceAgent:
-    """How a running workspace is asked for a snapshot: a simulated one answers itself; a real
-    one reads its mailbox on the workspace storage."""
-    if settings.compute_backend is ComputeBackendName.SIMULATED:
-        return cast(WorkspaceAgent, compute_backend(settings))
-    from shared.adapters.workspaces.mailbox import Mailbox
-
-    return Mailbox(workspace_storage(settings))
 
 
 def clear_cache() -> None:

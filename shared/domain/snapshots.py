@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -26,6 +26,15 @@ class Reason(StrEnum):
     STOP = "stop"
     MANUAL = "manual"
     RETENTION = "retention"
+
+
+PRUNE: Final = "prune"  # what else the agent's mailbox takes: forget and prune by the keep policy
+PRUNE_REQUEST: Final = "prune"  # one standing prune request per workspace
+
+
+def prune_due(log: SnapshotLog, now: datetime, every: timedelta) -> bool:
+    """Whether a repository should be pruned: it has snapshots, and was not pruned recently."""
+    return bool(log.snapshots) and (log.pruned_at is None or now - log.pruned_at >= every)
 
 
 ShortId = Annotated[str, StringConstraints(pattern=SNAPSHOT_ID.pattern)]

@@ -6,7 +6,7 @@ import builtins
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from shared.domain.environment import Actor, AuditEvent, Environment, Status
 from shared.domain.quota import Limits
@@ -227,10 +227,12 @@ class WorkspaceStorage(Protocol):
 
 
 class WorkspaceAgent(Protocol):
-    """The agent inside a running workspace, asked to take a snapshot now (a stop, a user)."""
+    """The agent inside a workspace, asked to take a snapshot now (a stop, a user) or to prune
+    its repository (a request left for a stopped workspace waits for its next start)."""
 
-    def ask(self, environment_id: str, request_id: str, reason: Reason) -> None:
-        """Leave the request (idempotent: asking again with the same id is one request)."""
+    def ask(self, environment_id: str, request_id: str, reason: Reason | Literal["prune"]) -> None:
+        """Leave the request: a snapshot for `reason`, or a prune (idempotent: asking again with
+        the same id is one request)."""
         ...
 
     def answer(self, environment_id: str, request_id: str) -> SnapshotEvent | None:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import builtins
 import secrets as pysecrets
 from collections.abc import Callable
+from datetime import timedelta
 
 from shared import agent_tokens
 from shared.domain.environment import Actor, Environment, Status
 from shared.domain.operation import Kind, operation_id
 from shared.domain.snapshots import (
+    PRUNE,
+    PRUNE_REQUEST,
     SNAPSHOT_ID,
     Reason,
     Snapshot,
@@ -23,6 +26,7 @@ from shared.domain.snapshots import (
     SnapshotLog,
     SnapshotReport,
     age_text,
+    prune_due,
 )
 from shared.errors import ConcurrencyConflict, Conflict, InvalidState, NotFound
 from shared.secrets import PASSWORD_KEY, SNAPSHOT_PASSWORD_KEY, generate_password, seal, unseal
@@ -32,7 +36,14 @@ from shared.services.environments import (
     EnvironmentService,
     new_environment_id,
 )
-from shared.services.ports import Change, Clock, EnvironmentRecords, SnapshotLogs, WorkspaceAgent
+from shared.services.ports import (
+    Change,
+    Clock,
+    EnvironmentRecords,
+    SnapshotLogs,
+    SweepIndex,
+    WorkspaceAgent,
+)
 from shared.settings import Settings
 
 # What `Environment.snapshot` holds for a retired environment whose repository never reported a
@@ -157,6 +168,25 @@ class SnapshotService:
             except ConcurrencyConflict:
                 continue  # another report landed first: merge into the fresh log
         raise Conflict("the snapshot log is changing too often; try again")
+
+    # --- pruning ------------------------------------------------------------------------------------
+
+    def prune_pass(self, index: SweepIndex) -> int:
+        """Leave a prune request with every live workspace whose repository is due (one log read
+        each): a running one prunes within seconds, a stopped one when it next starts. Returns how
+        many were asked. Run by the retention timer, once a day."""
+        now = self._clock()
+        every = timedelta(hours=self._settings.snapshot_prune_hours)
+        asked = 0
+        for status in (Status.RUNNING, Status.STOPPED):
+            for entry in index.candidates(status):
+                if not prune_due(self._logs.snapshot_log(entry.owner, entry.environment_id), now, every):
+                    continue
+                agent = self._agent()
+                agent.withdraw(entry.environment_id, PRUNE_REQUEST)  # the last answer, if any
+                agent.ask(entry.environment_id, PRUNE_REQUEST, PRUNE)
+                asked += 1
+        return asked
 
     # --- retention ----------------------------------------------------------------------------------
 

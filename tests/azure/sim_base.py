@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
@@ -89,6 +89,17 @@ _REASONS = {
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
+
+
+class _SimResponse(RestHttpClientTransportResponse):
+    """http.client's response offers no streaming to azure-core; a download (which streams) gets
+    the simulator's in-memory body in one piece."""
+
+    def iter_bytes(self, **kwargs: Any) -> Iterator[bytes]:
+        yield self.read()
+
+    def iter_raw(self, **kwargs: Any) -> Iterator[bytes]:
+        yield self.read()
 
 
 class SimTransport(HttpTransport):  # type: ignore[type-arg]
@@ -264,8 +275,8 @@ class SimTransport(HttpTransport):  # type: ignore[type-arg]
         headers["Content-Length"] = str(len(payload))
         wire = _Wire(reply.status, _REASONS.get(reply.status, "Status"), headers, payload)
         if is_rest(request):
-            response = RestHttpClientTransportResponse(request=request, internal_response=wire)
-            response.read()
+            response = _SimResponse(request=request, internal_response=wire)
+            response.read()  # the body is in memory: a streamed download iterates over it
             return response
         return HttpClientTransportResponse(request, wire)
 

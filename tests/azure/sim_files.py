@@ -4,8 +4,13 @@ Shares: create (201, x-ms-share-quota honoured; 409 ShareAlreadyExists), propert
 ShareNotFound), snapshot (201 with x-ms-snapshot), delete (202; 404 ShareNotFound; 409
 ShareHasSnapshots unless x-ms-delete-snapshots: include). Directories: create (201 / 409
 ResourceAlreadyExists) and list (the EnumerationResults XML, of a share or of a snapshot). Files:
-server-side copy (x-ms-copy-source, from a snapshot of the same account; `copy_status` says
-whether the copy reports success at once or stays pending for `pending_polls` property reads).
+server-side copy (x-ms-copy-source, from the share or a snapshot of it in the same account;
+`copy_status` says whether the copy reports success at once or stays pending for `pending_polls`
+property reads); create (x-ms-type: file with x-ms-content-length: a file of that many zero
+bytes, 404 ParentNotFound without its directory), Put Range (at most 4 MiB, inside the file: 416
+InvalidRange otherwise), Get File (a range: 206 with Content-Range; a range on an empty file: 416,
+as the service answers) and Delete File (202 / 404 ResourceNotFound). Limits are cited in
+tests/azure/azure_rules.py and the REST pages named there.
 
 Every request must be signed (SharedKey) with the account's current key, checked the way the
 service does it, by signing the request again: after `rotate_key` the old key gets 403
@@ -112,8 +117,19 @@ class FilesSimulator(SimTransport):
                 return Reply(201, None, _props())
         elif request.method == "PUT" and "x-ms-copy-source" in _lower(request.headers):
             return self._copy(tree, path, _lower(request.headers)["x-ms-copy-source"])
-        elif request.method in ("HEAD", "GET") and comp is None:
+        elif request.method == "PUT" and comp is None and _lower(request.headers).get("x-ms-type") == "file":
+            return self._create_file(tree, path, _lower(request.headers))
+        elif request.method == "PUT" and comp == "range":
+            return self._put_range(tree, path, _lower(request.headers), request.raw)
+        elif request.method == "GET" and comp is None:
+            return self._get_file(tree, path, _lower(request.headers))
+        elif request.method == "HEAD" and comp is None:
             return self._file_properties(share_name, tree, path)
+        elif request.method == "DELETE" and comp is None:
+            if path not in tree.files:
+                return _error(404, "ResourceNotFound", "The specified resource does not exist.")
+            del tree.files[path]
+            return Reply(202, None, _props())
         return _error(400, "UnsupportedBySimulator", f"{request.method} {request.path}")
 
     def _share_op(self, request: Recorded, name: str, comp: str | None, snapshot: str | None) -> Reply:
@@ -210,6 +226,63 @@ class FilesSimulator(SimTransport):
             202, None, {**_props(), "x-ms-copy-id": "sim-copy", "x-ms-copy-status": self.copy_status}
         )
 
+    def _create_file(self, tree: Tree, path: str, headers: dict[str, str]) -> Reply:
+        parent = path.rsplit("/", 1)[0] if "/" in path else ""
+        if parent and parent not in tree.dirs:
+            return _error(404, "ParentNotFound", "The specified parent path does not exist.")
+        size = int(headers.get("x-ms-content-length", "-1"))
+        if not 0 <= size <= MAX_FILE_BYTES:
+            return _error(
+                400,
+                "InvalidHeaderValue",
+                "The value for one of the HTTP headers is not in the correct format.",
+            )
+        tree.files[path] = bytes(size)  # Create File makes (or resets) a file of zeros
+        return Reply(201, None, _props())
+
+    def _put_range(self, tree: Tree, path: str, headers: dict[str, str], data: bytes) -> Reply:
+        if path not in tree.files:
+            return _error(404, "ResourceNotFound", "The specified resource does not exist.")
+        start, end = _range(headers.get("x-ms-range") or headers.get("range") or "")
+        current = tree.files[path]
+        if start is None or end is None or end < start or end >= len(current):
+            return _error(
+                416, "InvalidRange", "The range specified is invalid for the current size of the resource."
+            )
+        if end - start + 1 > MAX_RANGE_BYTES:
+            return _error(
+                413,
+                "RequestBodyTooLarge",
+                "The request body is too large and exceeds the maximum permissible limit.",
+            )
+        if headers.get("x-ms-write", "update") == "clear":
+            data = bytes(end - start + 1)
+        elif len(data) != end - start + 1:
+            return _error(400, "InvalidHeaderValue", "Content-Length does not match the range.")
+        tree.files[path] = current[:start] + data + current[end + 1 :]
+        return Reply(201, None, _props())
+
+    def _get_file(self, tree: Tree, path: str, headers: dict[str, str]) -> Reply:
+        if path not in tree.files:
+            return _error(404, "ResourceNotFound", "The specified resource does not exist.")
+        data = tree.files[path]
+        wanted = headers.get("x-ms-range") or headers.get("range")
+        base = {**_props(), "x-ms-type": "File", "Content-Type": "application/octet-stream"}
+        if not wanted:
+            return Reply(200, data, {**base, "Content-Length": str(len(data))})
+        start, end = _range(wanted)
+        if start is None or start >= len(data):
+            return _error(
+                416, "InvalidRange", "The range specified is invalid for the current size of the resource."
+            )
+        end = min(end if end is not None else len(data) - 1, len(data) - 1)
+        part = data[start : end + 1]
+        return Reply(
+            206,
+            part,
+            {**base, "Content-Length": str(len(part)), "Content-Range": f"bytes {start}-{end}/{len(data)}"},
+        )
+
     def _file_properties(self, share: str, tree: Tree, path: str) -> Reply:
         if path not in tree.files:
             return _error(404, "ResourceNotFound", "The specified resource does not exist.")
@@ -244,6 +317,25 @@ class FilesSimulator(SimTransport):
         for depth in range(1, len(parts)):
             tree.dirs.add("/".join(parts[:depth]))
         tree.files[path] = data
+
+
+# Put Range writes at most 4 MiB (learn.microsoft.com/rest/api/storageservices/put-range); a file is
+# at most 4 TiB (azure/storage/files/storage-files-scale-targets, "File scale targets").
+MAX_RANGE_BYTES = 4 * 1024 * 1024
+MAX_FILE_BYTES = 4 * 1024**4
+
+
+def _range(header: str) -> tuple[int | None, int | None]:
+    """`bytes=START-END` (END optional) as numbers; (None, None) when it does not parse."""
+    unit, _, span = header.partition("=")
+    first, _, last = span.partition("-")
+    if (
+        unit.strip() != "bytes"
+        or not first.strip().isdigit()
+        or (last.strip() and not last.strip().isdigit())
+    ):
+        return None, None
+    return int(first), int(last) if last.strip() else None
 
 
 def _props() -> dict[str, str]:

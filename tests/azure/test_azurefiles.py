@@ -117,3 +117,66 @@ def test_a_rotated_key_is_listed_again(
         workspaces.exists("ws-a")
     assert workspaces.exists("ws-a")
     assert len(arm.of("POST", "/listKeys")) == 2
+
+
+# --- the snapshot agent's mailbox and the repository copy (issue 11) ---------------------------------
+
+
+def test_the_mailbox_is_written_read_and_withdrawn_on_the_share(
+    workspaces: AzureFilesWorkspaces, files: FilesSimulator
+) -> None:
+    from shared.adapters.workspaces.mailbox import Mailbox
+    from shared.domain.snapshots import Reason
+
+    mailbox = Mailbox(workspaces)
+    env_id = "env-00000000000000aa"
+    workspaces.ensure("ws-00000000000000aa", 10)
+    assert mailbox.answer(env_id, "stop-1") is None  # no control folder yet: not answered
+    mailbox.ask(env_id, "stop-1", Reason.STOP)
+    mailbox.ask(env_id, "stop-1", Reason.STOP)  # again: the same one request
+    assert files.shares["ws-00000000000000aa"].tree.files == {"control/stop-1.request": b"stop"}
+    assert mailbox.answer(env_id, "stop-1") is None
+    # The agent in the container answers on the share it has mounted.
+    answer = (
+        b'{"event":"snapshot","id":"0123abcd","taken_at":"2026-12-02T09:00:00Z","reason":"stop",'
+        b'"files":3,"bytes_added":42}\n'
+    )
+    files.write("ws-00000000000000aa", "control/stop-1.answer", answer)
+    event = mailbox.answer(env_id, "stop-1")
+    assert event is not None and (event.event, event.id, event.files) == ("snapshot", "0123abcd", 3)
+    files.write("ws-00000000000000aa", "control/junk.answer", b"not json")
+    assert mailbox.answer(env_id, "junk").event == "failed"  # an answer, but unreadable
+    mailbox.withdraw(env_id, "stop-1")
+    mailbox.withdraw(env_id, "stop-1")  # already gone is done
+    assert set(files.shares["ws-00000000000000aa"].tree.files) == {"control/junk.answer"}
+    assert mailbox.answer("env-00000000000000bb", "stop-1") is None  # no such share
+
+
+def test_files_larger_than_one_range_round_trip(
+    workspaces: AzureFilesWorkspaces, files: FilesSimulator
+) -> None:
+    workspaces.ensure("ws-a", 10)
+    data = bytes(range(256)) * (9 * 4096 + 7)  # over 9 MiB: three Put Range calls of at most 4 MiB
+    workspaces.write_file("ws-a", "control/big.bin", data)
+    assert workspaces.read_file("ws-a", "control/big.bin") == data
+    ranges = [r for r in files.of("PUT", "/ws-a/control/big.bin") if r.query.get("comp") == "range"]
+    assert len(ranges) >= 3 and all(r.status == 201 for r in ranges)
+    workspaces.write_file("ws-a", "control/empty", b"")
+    assert workspaces.read_file("ws-a", "control/empty") == b""  # 416 on a range of nothing, then a plain GET
+
+
+def test_a_repository_folder_is_copied_server_side_into_a_new_share(
+    workspaces: AzureFilesWorkspaces, files: FilesSimulator
+) -> None:
+    workspaces.ensure("ws-old", 10)
+    files.write("ws-old", "snapshots/config", b"restic config")
+    files.write("ws-old", "snapshots/data/ab/abcdef", b"pack")
+    files.write("ws-old", ".dev8/ssh/host_key", b"not copied")
+    copied = workspaces.copy("ws-old", "snapshots", "ws-new", 20)
+    assert (copied.name, copied.quota_gb) == ("ws-new", 20)
+    assert files.shares["ws-new"].tree.files == {
+        "snapshots/config": b"restic config",
+        "snapshots/data/ab/abcdef": b"pack",
+    }
+    workspaces.copy("ws-old", "snapshots", "ws-new", 20)  # again (a re-run activity): the same files
+    assert len(files.shares["ws-new"].tree.files) == 2

@@ -324,3 +324,69 @@ def test_a_sidecar_that_never_serves_https_ends_in_error_not_running(engine, clo
     assert record.status is Status.ERROR and record.vs_code_url is None
     assert "was not running after" in record.status_reason and "waiting for HTTPS" in record.status_reason
     assert compute_name(env.id) not in azure.arm.groups  # compensated: it does not keep billing
+
+
+# --- the stop hand-off through the share (issue 11) --------------------------------------------------
+
+
+def events_of_record(env_id: str) -> list[tuple[str, str, str]]:
+    return [(e.from_status, e.to_status, e.reason) for e in wiring.store().events(OWNER, env_id)]
+
+
+def test_a_stop_asks_the_container_through_its_share_and_records_its_final_snapshot(
+    engine, clock, azure: Azure
+) -> None:
+    env, _ = provision(engine, clock)
+    name, share = compute_name(env.id), workspace_name(env.id)
+    body = azure.arm.stored(name)
+    container = body["properties"]["containers"][0]["properties"]
+    variables = {v["name"]: v.get("value") for v in container["environmentVariables"]}
+    # The agent is told where the mailbox is: the share, mounted apart from the working tree.
+    assert variables["DEV8_SNAPSHOT_CONTROL"] == "/dev8/share/control"
+    assert variables["DEV8_SNAPSHOT_REPORT_URL"].endswith(f"/api/v1/environments/{env.id}/snapshots/report")
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/dev8/share"}
+
+    stopping = wiring.environments().command(OWNER, env.id, Command.STOP).environment
+    instance = launch(engine, operation.STOP, stopping)
+    engine.run_until_idle()  # asked; waiting on a durable timer for the answer
+    request = f"control/{stopping.operation}.request"
+    assert azure.files.shares[share].tree.files == {request: b"stop"}
+    assert azure.arm.groups[name].phase != "stopped"  # nothing is stopped before the answer
+    # The container's agent answers on its mounted share.
+    azure.files.write(
+        share,
+        f"control/{stopping.operation}.answer",
+        b'{"event":"snapshot","id":"5eed5eed","taken_at":"2026-11-21T09:01:00Z","reason":"stop",'
+        b'"files":1200,"bytes_added":4096}\n',
+    )
+    assert run(engine, clock, instance).runtime_status is RuntimeStatus.COMPLETED
+    assert azure.arm.groups[name].phase == "stopped"
+    assert events_of_record(env.id)[1] == (
+        Status.STOPPING,
+        Status.STOPPING,
+        "final snapshot 5eed5eed taken (1200 files, 4096 bytes added)",
+    )
+    assert not [path for path in azure.files.shares[share].tree.files if path.startswith("control/")]
+    assert [s.id for s in wiring.snapshots().list(OWNER, env.id)] == ["5eed5eed"]
+
+
+def test_a_container_that_never_answers_is_stopped_at_the_deadline_with_few_polls(
+    engine, clock, azure: Azure
+) -> None:
+    env, _ = provision(engine, clock)
+    stopping = wiring.environments().command(OWNER, env.id, Command.STOP).environment
+    started = clock.now()
+    status = run(engine, clock, launch(engine, operation.STOP, stopping))
+    assert status.runtime_status is RuntimeStatus.COMPLETED
+    limit = get_settings().snapshot_stop_wait_seconds
+    assert (clock.now() - started).total_seconds() >= limit
+    record = wiring.environments().get(OWNER, env.id)
+    assert record.status is Status.STOPPED
+    assert record.unclean_stop == f"the workspace did not answer within {limit} s; no snapshot was ever taken"
+    # Polls back off to one every 5 s: a bounded history, and bounded reads of the share.
+    timers = sum(
+        1 for e in engine.status(stopping.operation).history if e["EventType"] == HistoryEventType.TIMER_FIRED
+    )
+    assert timers <= limit / 5 + 4
+    reads = [r for r in azure.files.requests if r.method == "GET" and r.path.endswith(".answer")]
+    assert len(reads) <= limit / 5 + 5

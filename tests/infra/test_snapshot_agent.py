@@ -209,3 +209,59 @@ def test_run_snapshots_on_its_interval_and_once_more_when_stopped(restic: str, t
     code, _ = agent("restore", workspace=tmp_path / "after-stop")
     assert code == 0 and (tmp_path / "after-stop" / "edited-before-stop.txt").read_text() == "keep me\n"
     assert PASSWORD not in argv_log.read_text()
+
+
+def test_the_mailbox_is_answered_and_every_snapshot_is_reported(restic: str, tmp_path: Path) -> None:
+    """While running, requests left on the share are done and answered; each snapshot, and the
+    prune, is reported with restic's list to the report URL with the agent token (never on a
+    command line); the report body parses as the API's SnapshotReport."""
+    from shared.domain.snapshots import SnapshotReport
+    from tests.recording_server import recording_server
+
+    token = "d8a.YWxpY2U.env-0123456789abcdef.tokentokentokentokentokentokentokentokento"
+    agent = Agent(tmp_path, tmp_path / "workspace")
+    build_tree(agent.workspace, small_files=10)
+    control = tmp_path / "share" / "control"
+    control.mkdir(parents=True)
+    with recording_server() as api:
+        env = agent.env(
+            DEV8_SNAPSHOT_INTERVAL_SECONDS="3600",
+            DEV8_SNAPSHOT_POLL_SECONDS="1",
+            DEV8_SNAPSHOT_CONTROL=str(control),
+            DEV8_SNAPSHOT_REPORT_URL=f"http://127.0.0.1:{api.port}/api/v1/environments/env-0123456789abcdef/snapshots/report",
+            DEV8_AGENT_TOKEN=token,
+        )
+        process = subprocess.Popen(
+            ["/bin/sh", str(AGENT), "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            (control / "stop-1.request").write_text("stop")
+            answer = wait_for_file(control / "stop-1.answer")
+            first = json.loads(answer)
+            assert (first["event"], first["reason"]) == ("snapshot", "stop") and len(first["id"]) == 8
+            assert not (control / "stop-1.request").exists()
+            (control / "manual-1.request").write_text("manual")
+            assert json.loads(wait_for_file(control / "manual-1.answer"))["event"] == "unchanged"
+            (control / "prune.request").write_text("prune")
+            assert json.loads(wait_for_file(control / "prune.answer")) == {"event": "pruned"}
+            (control / "evil.request").write_text("rm -rf /")
+            assert json.loads(wait_for_file(control / "evil.answer")) == {"event": "failed"}
+            reports = api.wait_for(2)  # the snapshot and the prune ("unchanged" is not reported)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=WAIT_LIMIT)
+    assert all(r.authorization == f"Bearer {token}" for r in reports)
+    assert all(r.path.endswith("/snapshots/report") for r in reports)
+    parsed = [SnapshotReport.model_validate_json(r.body) for r in reports]
+    assert parsed[0].event is not None and parsed[0].event.id == first["id"]
+    assert [s.short_id for s in parsed[0].snapshots] == [first["id"]]
+    assert parsed[1].event is not None and parsed[1].event.event == "pruned"
+
+
+def wait_for_file(path: Path) -> str:
+    deadline = time.monotonic() + WAIT_LIMIT
+    while time.monotonic() < deadline:
+        if path.exists():
+            return path.read_text()
+        time.sleep(0.1)
+    raise AssertionError(f"{path} never appeared")

@@ -4,6 +4,7 @@ and the audit trail (and the next start) says what was saved and what was lost."
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
 import pytest
@@ -30,8 +31,7 @@ from tests.replay.test_lifecycle_orchestrations import (
 @pytest.fixture
 def agent(monkeypatch: pytest.MonkeyPatch) -> ScriptedAgent:
     scripted = ScriptedAgent()
-    monkeypatch.setattr("shared.adapters.factory.workspace_agent", lambda settings: scripted)
-    wiring.agent.cache_clear()
+    monkeypatch.setattr(wiring, "agent", functools.lru_cache(maxsize=1)(lambda: scripted))
     return scripted
 
 

@@ -391,3 +391,34 @@ def test_the_orphan_grace_period_survives_fresh_instances(world: World):
     assert fresh_pass().orphans_removed == [compute_name(stray)]  # 31 minutes after the first sighting
     assert compute_name(stray) not in {status.name for status in world.compute.list()}
     assert fresh_pass().orphans_waiting == []  # and the ledger forgot it
+
+
+def test_the_retention_timer_asks_due_workspaces_to_prune_once_a_day(world: World):
+    from shared import agent_tokens
+    from shared.domain.snapshots import SnapshotReport
+    from tests.fakes import ScriptedAgent
+
+    agent = ScriptedAgent()
+    snapshots = SnapshotService(
+        world.service, world.store, world.store.snapshot_logs, lambda: agent, get_settings(), world.clock
+    )
+    busy, parked, fresh = world.running("busy"), world.stopped("parked"), world.running("fresh")
+
+    def report(env, event=None):
+        token = world.service.secure_environment(env)[agent_tokens.AGENT_TOKEN_VARIABLE]
+        listed = [{"short_id": "aaaaaaaa", "time": T0.isoformat(), "tags": ["reason:interval"]}]
+        snapshots.report(token, env.id, SnapshotReport.model_validate({"event": event, "snapshots": listed}))
+
+    report(busy)
+    report(parked)  # `fresh` has no snapshot yet: nothing to prune
+    assert snapshots.prune_pass(world.store.index) == 2
+    assert set(agent.asked) == {(busy.id, "prune"), (parked.id, "prune")}
+    assert set(agent.asked.values()) == {"prune"}
+    report(busy, {"event": "pruned"})  # the running one did it at once; the parked one waits
+    agent.asked.clear()
+    world.clock.advance(hours=1)
+    assert snapshots.prune_pass(world.store.index) == 1 and set(agent.asked) == {(parked.id, "prune")}
+    world.clock.advance(hours=get_settings().snapshot_prune_hours)
+    agent.asked.clear()
+    assert snapshots.prune_pass(world.store.index) == 2  # a day later: due again
+    assert fresh.id not in {env_id for env_id, _ in agent.asked}

@@ -66,7 +66,7 @@ class SimulatedCompute:
         self._scripted: dict[Operation, deque[BackendError]] = {op: deque() for op in OPERATIONS}
         self._calls: Counter[str] = Counter()
         self._creations = 0
-        self._asked: dict[tuple[str, str], Reason] = {}
+        self._asked: dict[tuple[str, str], Reason | Literal["prune"]] = {}
 
     @classmethod
     def from_settings(
@@ -151,7 +151,7 @@ class SimulatedCompute:
 
     # --- WorkspaceAgent: a simulated workspace has no files, so a snapshot finds nothing new ---
 
-    def ask(self, environment_id: str, request_id: str, reason: Reason) -> None:
+    def ask(self, environment_id: str, request_id: str, reason: Reason | Literal["prune"]) -> None:
         with self._lock:
             self._asked[(environment_id, request_id)] = reason
 
@@ -161,6 +161,8 @@ class SimulatedCompute:
             resource = self._resources.get(compute_name(environment_id))
         if reason is None or resource is None or resource.state is not ComputeState.RUNNING:
             return None  # like an agent that is not there to answer
+        if reason == "prune":
+            return SnapshotEvent(event="pruned")
         return SnapshotEvent(event="unchanged", reason=reason)
 
     def withdraw(self, environment_id: str, request_id: str) -> None:

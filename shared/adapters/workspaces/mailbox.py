@@ -9,6 +9,8 @@ event line) and removes the request. The core reads the answer, then withdraws b
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import ValidationError
 
 from shared.domain.resources import SNAPSHOT_CONTROL, workspace_name
@@ -28,9 +30,9 @@ class Mailbox:
     def __init__(self, storage: WorkspaceStorage) -> None:
         self._storage = storage
 
-    def ask(self, environment_id: str, request_id: str, reason: Reason) -> None:
+    def ask(self, environment_id: str, request_id: str, reason: Reason | Literal["prune"]) -> None:
         self._storage.write_file(
-            workspace_name(environment_id), _path(request_id, "request"), reason.value.encode()
+            workspace_name(environment_id), _path(request_id, "request"), str(reason).encode()
         )
 
     def answer(self, environment_id: str, request_id: str) -> SnapshotEvent | None:
