@@ -56,7 +56,7 @@ dev: setup
 
 bench: setup
 	$(PY) tests/benchmarks/cold_start.py
-	@$(MAKE) --no-print-directory bench-api bench-e2e
+	@$(MAKE) --no-print-directory bench-api bench-e2e bench-snapshots
 
 # GET/list latency beside a raw Azurite read at 50 clients; 200 concurrent creates (simulated backend).
 bench-api: setup
@@ -66,6 +66,11 @@ bench-api: setup
 # create -> VS Code workbench visible in headless Chromium on the local backend, median of 5.
 bench-e2e: setup code-server browser
 	$(PY) tests/benchmarks/workbench_ready.py
+
+# Workspace snapshots of a 20,000-file node project (restic through the snapshot agent), median of 3.
+.PHONY: bench-snapshots
+bench-snapshots: setup restic
+	$(PY) tests/benchmarks/snapshots.py
 
 # Idle sweep and retention over 100,000 records on Azurite (BENCH_SWEEPS_ARGS=--reconcile adds a reconcile pass).
 .PHONY: bench-sweeps

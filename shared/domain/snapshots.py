@@ -118,8 +118,13 @@ class SnapshotLog(BaseModel):
         event = report.event
         listed = []
         for entry in report.snapshots[:MAX_LISTED]:
-            snap = known.get(entry.short_id) or Snapshot(
-                id=entry.short_id, taken_at=entry.time, reason=entry.reason
+            earlier = known.get(entry.short_id)
+            snap = Snapshot(
+                id=entry.short_id,
+                taken_at=entry.time,  # restic's own, finer than what an event carries
+                reason=entry.reason,
+                files=earlier.files if earlier else None,
+                bytes_added=earlier.bytes_added if earlier else None,
             )
             if event is not None and event.event == "snapshot" and event.id == entry.short_id:
                 snap = snap.model_copy(update={"files": event.files, "bytes_added": event.bytes_added})

@@ -1,6 +1,7 @@
 """Against a real subscription: create → running → stop → start → delete with the real adapters,
 then every template as a user meets it: HTTPS and the IDE's login page, SSH as the workspace user,
-a symlink, a venv and an `npm install` in /workspace, files kept across stop and start, and a
+a symlink, a venv and an `npm install` in /workspace (the container's own disk, snapshotted to the
+share by restic), the stop hand-off through the share, all of it kept across stop and start, and a
 preview URL that needs the IDE login. docs/runbook.md says what each failure means.
 
 Run with `pytest -m azure_live tests/azure/test_live.py -s` after `az login` (DefaultAzureCredential)
@@ -130,14 +131,25 @@ if command -v npm >/dev/null; then mkdir -p npm-live && cd npm-live && npm init 
 """
 
 
+KEPT_CHECKS = """set -e
+cd /workspace
+cat kept.txt && test -L link-to-kept
+if [ -d .venv-live ]; then test -L .venv-live/bin/python && .venv-live/bin/python -c 'print(1)'; fi
+if [ -d npm-live ]; then test -e npm-live/node_modules/is-number/package.json; fi
+"""
+
+
 @pytest.mark.parametrize("template", ["node", "python", "go", "fullstack"])
 def test_every_template_as_a_user_meets_it(template: str, tmp_path: Path) -> None:
     import httpx
 
     from shared.adapters.compute.aci import AciCompute
     from shared.adapters.workspaces.azurefiles import AzureFilesWorkspaces
+    from shared.adapters.workspaces.mailbox import Mailbox
     from shared.domain.catalog import TEMPLATES
     from shared.domain.resources import image_reference
+    from shared.domain.snapshots import Reason
+    from shared.secrets import SNAPSHOT_PASSWORD_KEY
 
     settings = live_settings()
     key = tmp_path / "id_ed25519"
@@ -158,7 +170,11 @@ def test_every_template_as_a_user_meets_it(template: str, tmp_path: Path) -> Non
             ports=TEMPLATES[template].ports,
             environment_variables={"DEV8_ENVIRONMENT_ID": env_id},
             workspace=workspace,
-            secure_environment={"PASSWORD": password, "SSH_PUBLIC_KEY": key.with_suffix(".pub").read_text()},
+            secure_environment={
+                "PASSWORD": password,
+                "SSH_PUBLIC_KEY": key.with_suffix(".pub").read_text(),
+                SNAPSHOT_PASSWORD_KEY: secrets.token_urlsafe(24),  # the working tree on the container's disk
+            },
         )
         started = time.monotonic()
         compute.create(spec)
@@ -185,12 +201,26 @@ def test_every_template_as_a_user_meets_it(template: str, tmp_path: Path) -> Non
             browser.post(f"{url}login", data={"password": password})
             assert "live-preview" in browser.get(preview).text
 
+        # The stop hand-off as the stop orchestration does it: ask through the share, await the answer.
+        mailbox = Mailbox(shares)
+        asked = time.monotonic()
+        mailbox.ask(env_id, "live-stop", Reason.STOP)
+        answer = None
+        while answer is None and time.monotonic() - asked < 300:
+            time.sleep(2)
+            answer = mailbox.answer(env_id, "live-stop")
+        assert answer is not None and answer.event == "snapshot", f"the agent answered {answer}"
+        waited = time.monotonic() - asked
+        print(f"  {template}: final snapshot {answer.id} ({answer.files} files) in {waited:.0f} s")
+        mailbox.withdraw(env_id, "live-stop")
         assert compute.stop(name).state is ComputeState.STOPPED
+        restarted = time.monotonic()
         compute.start(spec)
         wait_for(compute, name, ComputeState.RUNNING)
-        kept = _ssh(fqdn, key, "cd /workspace && cat kept.txt && test -L link-to-kept")
+        print(f"  {template}: running again after {time.monotonic() - restarted:.0f} s (restore included)")
+        kept = _ssh(fqdn, key, KEPT_CHECKS)
         assert kept.returncode == 0 and "kept" in kept.stdout, (
-            "files in /workspace must survive stop and start"
+            f"files, links, the venv and node_modules must survive stop and start: {kept.stderr}"
         )
     finally:
         compute.delete(name)

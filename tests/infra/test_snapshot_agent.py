@@ -239,6 +239,9 @@ def test_the_mailbox_is_answered_and_every_snapshot_is_reported(restic: str, tmp
             answer = wait_for_file(control / "stop-1.answer")
             first = json.loads(answer)
             assert (first["event"], first["reason"]) == ("snapshot", "stop") and len(first["id"]) == 8
+            deadline = time.monotonic() + WAIT_LIMIT  # removed once answered
+            while (control / "stop-1.request").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
             assert not (control / "stop-1.request").exists()
             (control / "manual-1.request").write_text("manual")
             assert json.loads(wait_for_file(control / "manual-1.answer"))["event"] == "unchanged"
@@ -265,3 +268,39 @@ def wait_for_file(path: Path) -> str:
             return path.read_text()
         time.sleep(0.1)
     raise AssertionError(f"{path} never appeared")
+
+
+def test_a_tree_that_did_not_change_is_not_scanned_again_and_any_change_is_seen(
+    restic: str, tmp_path: Path
+) -> None:
+    """After a snapshot (or a restore) the agent looks for any status change in the tree before it
+    runs restic: a new file, an edit, a chmod, a deletion, a new empty folder or link are each a
+    change; nothing is "unchanged" without restic being run (a restic on PATH that records calls)."""
+    agent = Agent(tmp_path, tmp_path / "workspace")
+    build_tree(agent.workspace, small_files=10)
+    calls = tmp_path / "calls.log"
+    spy = tmp_path / "bin"
+    spy.mkdir()
+    (spy / "restic").write_text(f'#!/bin/sh\necho "$1" >> {calls}\nexec {restic} "$@"\n')
+    (spy / "restic").chmod(0o755)
+    path = f"{spy}:{os.environ['PATH']}"
+    assert agent("snapshot", "interval", PATH=path)[1]["event"] == "snapshot"
+    calls.write_text("")
+    assert agent("snapshot", "interval", PATH=path)[1] == {"event": "unchanged", "reason": "interval"}
+    assert calls.read_text() == ""  # restic was not run at all
+    tree = agent.workspace
+    changes = [
+        lambda: (tree / "new.txt").write_text("new"),
+        lambda: (tree / "src" / "main.py").write_text("print('edited')\n"),
+        lambda: (tree / "run.sh").chmod(0o700),
+        lambda: (tree / "private.key").unlink(),
+        lambda: (tree / "empty" / "another-empty").mkdir(),
+        lambda: (tree / "src" / "new-link").symlink_to("main.py"),
+    ]
+    for change in changes:
+        time.sleep(0.01)  # a change lands after the marker, as it does in use
+        change()
+        code, event = agent("snapshot", "interval", PATH=path)
+        assert code == 0 and event["event"] == "snapshot", (changes.index(change), event)
+    code, _ = agent("restore", workspace=tmp_path / "again", PATH=path)
+    assert code == 0 and manifest(tmp_path / "again") == manifest(tree)
