@@ -12,6 +12,7 @@ from shared.errors import (
     QuotaExceeded,
     Unauthorized,
     Unavailable,
+    UnsupportedMediaType,
     ValidationFailed,
 )
 
@@ -22,6 +23,7 @@ STATUS: dict[type[DomainError], tuple[int, str]] = {
     NotFound: (404, "NOT_FOUND"),
     InvalidState: (409, "INVALID_STATE"),
     Conflict: (409, "CONFLICT"),
+    UnsupportedMediaType: (415, "UNSUPPORTED_MEDIA_TYPE"),
     Unavailable: (503, "UNAVAILABLE"),
 }
 INTERNAL = (500, "INTERNAL")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -14,12 +15,22 @@ from pydantic import BaseModel, ValidationError
 
 from api import errors
 from shared import wiring
-from shared.errors import DomainError, ValidationFailed
+from shared.errors import DomainError, UnsupportedMediaType, ValidationFailed
 
 log = logging.getLogger("dev8.api")
 Model = TypeVar("Model", bound=BaseModel)
 MAX_BODY_BYTES = 64 * 1024
-_NO_STORE = {"Cache-Control": "no-store"}
+MAX_DEPTH = 16  # the deepest body the API takes is 3 levels (an object of maps of strings)
+# On every answer: nothing is cached (they are per user, and /connection holds a password), no
+# content sniffing, no referrer leaves with a link, and browsers keep to HTTPS (the app is
+# HTTPS-only: infra/modules/functionapp.bicep sets httpsOnly; a browser ignores HSTS over plain
+# HTTP, so the local host is unaffected).
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+}
 
 
 def respond(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -27,7 +38,7 @@ def respond(status: int, body: dict[str, Any], headers: dict[str, str] | None = 
         json.dumps(body, separators=(",", ":")),
         status_code=status,
         mimetype="application/json",
-        headers={**_NO_STORE, **(headers or {})},
+        headers={**SECURITY_HEADERS, **(headers or {})},
     )
 
 
@@ -48,12 +59,25 @@ def bearer_token(req: func.HttpRequest) -> str | None:
 
 
 def parse_body(req: func.HttpRequest, model: type[Model]) -> Model:
+    """The request's JSON object as `model`: `application/json` only (else 415), at most
+    MAX_BODY_BYTES, nested at most MAX_DEPTH deep, no duplicate keys, no unknown fields, and the
+    model's own strict types (a "2" is not a number)."""
     raw = req.get_body() or b""
+    media_type = (req.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    if raw and media_type != "application/json":  # no body at all is a 400 below, whatever it says
+        raise UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)")
     if len(raw) > MAX_BODY_BYTES:
         raise ValidationFailed(f"request body is larger than {MAX_BODY_BYTES} bytes")
+    if _depth(raw) > MAX_DEPTH:
+        raise ValidationFailed(f"request body is nested deeper than {MAX_DEPTH} levels")
     try:
-        data = json.loads(raw or b"null")
-    except ValueError:
+        data = json.loads(raw or b"null", object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as duplicate:
+        raise ValidationFailed(
+            f"duplicate key in the request body: {duplicate.key}",
+            [{"field": duplicate.key, "message": "given more than once"}],
+        ) from None
+    except (ValueError, RecursionError):
         raise ValidationFailed("request body must be valid JSON") from None
     if not isinstance(data, dict):
         raise ValidationFailed("request body must be a JSON object")
@@ -67,6 +91,36 @@ def parse_body(req: func.HttpRequest, model: type[Model]) -> Model:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed("request body is invalid", validation_details(exc)) from None
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key[:100]
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused when a key repeats (json.loads would keep the last silently)."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(key)
+        found[key] = value
+    return found
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')  # a JSON string literal, escapes included
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def _depth(raw: bytes) -> int:
+    """How deep arrays and objects nest, counted before parsing (a parser recursing a thousand
+    levels down fails in ways of its own); brackets inside strings do not count."""
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_STRING.sub(b'""', raw)):
+        depth += 1 if bracket in (b"[", b"{") else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def validation_details(exc: ValidationError) -> list[dict[str, str]]:

@@ -178,10 +178,14 @@ def _principal(claims: dict[str, Any]) -> Principal:
     if len(subject) > MAX_SUBJECT_LENGTH or not subject.isprintable():
         raise Unauthorized("the bearer token has an invalid subject")
     issuer = claims.get("iss")
+    try:
+        expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
+    except (OverflowError, OSError, ValueError):  # far past what a datetime holds (e.g. 1e300)
+        raise Unauthorized("the bearer token has an invalid expiry") from None
     return Principal(
         subject=subject,
         issuer=issuer if isinstance(issuer, str) else None,
-        expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+        expires_at=expires_at,
     )
 
 

@@ -17,6 +17,10 @@ class ValidationFailed(DomainError):
     """The request is malformed or asks for what cannot be had."""
 
 
+class UnsupportedMediaType(DomainError):
+    """A body in a format the route does not take (it takes JSON)."""
+
+
 class Unauthorized(DomainError):
     """No valid credential: the caller is not known."""
 

@@ -19,6 +19,11 @@ DELETE {base}/instances/{id}                           200 {"instancesDeleted": 
 DELETE {base}/instances/?createdTimeFrom=...           200 {"instancesDeleted": n}; 404 none
 ====================================================  =========================================
 
+With a ``system_key`` every route requires ``?code=<key>`` (401 otherwise), as the real host
+protects these webhooks with its durabletask system key; the management URLs it hands out carry
+the code (``required_query``), as the host's do. The app's own client reaches the API through
+``rpcBaseUrl`` instead, which on the real host is a loopback-only listener.
+
 Payloads keep the host's quirks, because production code meets them too: the Python client
 JSON-encodes inputs and event data *before* posting them as JSON, so an orchestration started by
 ``start_new(name, client_input=x)`` sees ``x`` (the SDK decodes twice), but
@@ -46,6 +51,7 @@ from devhost.host.durable.engine import (
 from devhost.host.durable.history import parse_time
 from devhost.host.durable.instance import InstanceStatus, RuntimeStatus
 from devhost.host.durable.status_json import status_payload
+from devhost.host.system_key import KeyedRoutes
 
 DEFAULT_PREFIX = "/runtime/webhooks/durabletask"
 INSTANCE_ID_PLACEHOLDER = "INSTANCEID"
@@ -185,7 +191,9 @@ class _DurableApi:
         task_hub: str,
         connection_name: str,
         required_query: str,
+        system_key: str | None = None,
     ) -> None:
+        self._system_key = system_key
         self._engine = engine
         self._prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self._task_hub = task_hub
@@ -378,7 +386,7 @@ class _DurableApi:
         return _error(501, "Durable entities are not supported by the local durable engine")
 
     def route_table(self) -> web.RouteTableDef:
-        table = web.RouteTableDef()
+        table = KeyedRoutes(self._system_key)
         p = self._prefix
         table.post(p + "/orchestrators/{function_name}")(self.start)
         table.post(p + "/orchestrators/{function_name}/")(self.start)
@@ -403,9 +411,10 @@ def routes(
     task_hub: str = "TestHubName",
     connection_name: str = "Storage",
     required_query: str = "",
+    system_key: str | None = None,
 ) -> web.RouteTableDef:
     """The API's routes under ``prefix``; add them with ``app.add_routes(routes(engine))``."""
-    return _DurableApi(engine, prefix, task_hub, connection_name, required_query).route_table()
+    return _DurableApi(engine, prefix, task_hub, connection_name, required_query, system_key).route_table()
 
 
 def add_routes(
@@ -416,9 +425,15 @@ def add_routes(
     task_hub: str = "TestHubName",
     connection_name: str = "Storage",
     required_query: str = "",
+    system_key: str | None = None,
 ) -> None:
     app.add_routes(
         routes(
-            engine, prefix, task_hub=task_hub, connection_name=connection_name, required_query=required_query
+            engine,
+            prefix,
+            task_hub=task_hub,
+            connection_name=connection_name,
+            required_query=required_query,
+            system_key=system_key,
         )
     )

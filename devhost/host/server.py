@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +22,23 @@ from devhost.host.http import HttpDispatcher, http_functions, route_prefix
 from devhost.host.timers import SettingDefault, TimerRunner, timer_functions
 
 log = logging.getLogger("devhost")
+
+
+SYSTEM_KEY_FILE = "durabletask-system.key"
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+    os.chmod(path, 0o600)  # an older file of wider mode keeps its mode through O_CREAT
+
+
+async def _no_sniffing(request: web.Request, response: web.StreamResponse) -> None:
+    """The host's own answers (unknown route, a function that raised, the Durable API) are not
+    sniffed into another type either; the app's functions set their own headers."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
 
 
 class LocalHost:
@@ -48,6 +67,14 @@ class LocalHost:
         self._run_timers = run_timers
         self._runner: web.AppRunner | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop serving, once started
+        # The Durable webhooks answer only with this key (`?code=`), made anew at each start-up
+        # as the real host's system key guards them; it is written to the state directory for an
+        # operator. The app's own client goes through a path that holds a second secret: the
+        # SDK's rpcBaseUrl takes no query (the real host serves it on a loopback-only port).
+        self.system_key = secrets.token_urlsafe(32)
+        self._rpc_prefix = f"{durable_api.DEFAULT_PREFIX}/rpc-{secrets.token_urlsafe(32)}"
+        if state_dir is not None:
+            _write_private(Path(state_dir) / SYSTEM_KEY_FILE, self.system_key)
 
     @property
     def url(self) -> str:
@@ -55,7 +82,8 @@ class LocalHost:
 
     @property
     def durable_base_url(self) -> str:
-        return f"{self.url}{durable_api.DEFAULT_PREFIX}"
+        """Where the app's own Durable client calls (not the keyed public webhooks)."""
+        return f"{self.url}{self._rpc_prefix}"
 
     def client_binding(self) -> str:
         """What the Functions host hands a `durable_client_input`: this host's Durable API."""
@@ -63,13 +91,21 @@ class LocalHost:
 
     def web_app(self) -> web.Application:
         app = web.Application(client_max_size=1024 * 1024)
-        durable_api.add_routes(app, self.engine, task_hub=self.task_hub)
+        durable_api.add_routes(
+            app,
+            self.engine,
+            task_hub=self.task_hub,
+            required_query=f"code={self.system_key}",
+            system_key=self.system_key,
+        )
+        durable_api.add_routes(app, self.engine, prefix=self._rpc_prefix, task_hub=self.task_hub)
         dispatcher = HttpDispatcher(self._http, self.client_binding)
 
         async def functions(request: web.Request) -> web.StreamResponse:
             return await dispatcher(request)
 
         app.router.add_route("*", "/{tail:.*}", functions)
+        app.on_response_prepare.append(_no_sniffing)
         return app
 
     async def start(self) -> None:

@@ -25,7 +25,20 @@ RESERVED_PREFIXES = ("DEV8_", "CODE_SERVER_", "VSCODE_", "AZURE_")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # strict: JSON's types as they are ("2" is no number, true no integer, 1 no boolean).
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
+
+
+# What no process environment can hold: NUL ends a C string (execve takes NUL-terminated
+# strings), and a lone UTF-16 surrogate (JSON's "\ud800") has no UTF-8 encoding at all.
+_UNHOLDABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _check_variable_value(name: str, text: str, kind: str) -> None:
+    if _UNHOLDABLE.search(text):
+        raise ValueError(
+            f"{kind} {name!r} holds a character no process environment can hold (NUL or a lone surrogate)"
+        )
 
 
 def _check_variable_name(name: str, kind: str) -> None:
@@ -66,6 +79,7 @@ class CreateEnvironmentRequest(_Strict):
             _check_variable_name(name, "environment variable")
             if len(text) > MAX_VARIABLE_VALUE:
                 raise ValueError(f"environment variable {name!r} is longer than {MAX_VARIABLE_VALUE}")
+            _check_variable_value(name, text, "environment variable")
             total += len(name) + len(text)
         if total > MAX_VARIABLES_TOTAL:
             raise ValueError(f"environment variables exceed {MAX_VARIABLES_TOTAL} characters in all")
@@ -80,6 +94,7 @@ class CreateEnvironmentRequest(_Strict):
             _check_variable_name(name, "secret")
             if len(text) > MAX_SECRET_VALUE:
                 raise ValueError(f"secret {name!r} is longer than {MAX_SECRET_VALUE}")
+            _check_variable_value(name, text, "secret")
         return value
 
     @field_validator("ports")

@@ -31,6 +31,7 @@ from typing import Any
 import aiohttp
 from benchlib import cpu_seconds, percentile  # also puts the repository on sys.path
 
+from devhost.host.server import SYSTEM_KEY_FILE
 from tests.e2e.harness import DevHost, kill_all
 
 
@@ -77,7 +78,10 @@ async def burst(host: DevHost, args: argparse.Namespace) -> dict[str, Any]:
         all_running = time.perf_counter() - began
         host_cpu = cpu_seconds([host.process.pid]) - cpu_before
 
-        async with http.get("/runtime/webhooks/durabletask/instances/", params={"top": "100000"}) as answer:
+        # The webhooks need the host's system key, which it writes to its state directory.
+        key = (host.data_dir / "durable" / SYSTEM_KEY_FILE).read_text()
+        query = {"top": "100000", "code": key}
+        async with http.get("/runtime/webhooks/durabletask/instances/", params=query) as answer:
             instances = await answer.json()
     return {
         "requests": requests,

@@ -108,6 +108,12 @@ def test_expired_token_is_refused(verifier: TokenVerifier) -> None:
     assert "expired" in error.message
 
 
+@pytest.mark.parametrize("exp", [1e300, 10**20, -(10**20)])
+def test_an_expiry_no_clock_can_hold_is_refused_not_a_crash(verifier: TokenVerifier, exp: float) -> None:
+    """Issue 12: a validly signed token with exp 1e300 used to overflow into a 500."""
+    assert_unauthorized(verifier, f"Bearer {hs256(claims(exp=exp))}")
+
+
 def test_token_not_yet_valid_by_nbf_is_refused(verifier: TokenVerifier) -> None:
     error = assert_unauthorized(verifier, f"Bearer {hs256(claims(nbf=now() + 300))}")
     assert "not valid yet" in error.message

@@ -1,0 +1,241 @@
+"""Bad input over HTTP (issue 12, items 1-6): each gets the documented error format and changes
+nothing. Regression tests for what an attacker and a careless client found."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jwt
+import pytest
+
+from tests.api.conftest import Api
+from tests.api.test_environments_api import error_of
+from tests.conftest import JWT_SECRET
+
+VALID = {"name": "dev", "template": "node"}
+
+
+def nothing_created(api: Api, user: str = "alice") -> None:
+    assert api.call("GET", "/environments", user).json() == {"environments": []}
+
+
+def raw_post(api: Api, path: str, body: bytes, content_type: str, method: str = "POST") -> Any:
+    return api.call(method, path, headers={"Content-Type": content_type}, content=body)
+
+
+@pytest.mark.parametrize("depth", [17, 1000, 100_000])
+def test_a_deeply_nested_body_is_400_not_500(api: Api, depth: int) -> None:
+    nested = (
+        b'{"name": "dev", "template": "node", "environment_variables": '
+        + b'{"a":' * depth
+        + b"1"
+        + b"}" * depth
+        + b"}"
+    )
+    answer = raw_post(api, "/environments", nested, "application/json")
+    if len(nested) > 64 * 1024:
+        assert error_of(answer, 400, "VALIDATION_ERROR")["error"].startswith("request body is larger")
+    else:
+        assert "nested deeper than 16" in error_of(answer, 400, "VALIDATION_ERROR")["error"]
+    nothing_created(api)
+
+
+def test_a_deeply_nested_patch_is_400_and_changes_nothing(api: Api) -> None:
+    env = api.create()
+    api.settled(env["id"])
+    before = api.call("GET", f"/environments/{env['id']}").json()
+    body = b'{"name": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    error_of(
+        raw_post(api, f"/environments/{env['id']}", body, "application/json", "PATCH"),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert api.call("GET", f"/environments/{env['id']}").json() == before
+
+
+def test_brackets_inside_strings_are_not_nesting(api: Api) -> None:
+    body = {**VALID, "environment_variables": {"BRACKETS": '[[[[[[[[[[[[[[[[[[[[{{{{{{{{{{{{{{{{{{\\"]'}}
+    assert api.call("POST", "/environments", json=body).status_code == 201
+
+
+@pytest.mark.parametrize("exp", [1e300, 10**30])
+def test_a_validly_signed_token_with_an_absurd_expiry_is_401(api: Api, exp: float) -> None:
+    token = jwt.encode(
+        {"sub": "alice", "iat": int(time.time()), "exp": exp, "iss": "dev8-tests", "aud": "dev8-api"},
+        JWT_SECRET,
+        algorithm="HS256",
+    )
+    answer = api.call("GET", "/environments", None, headers={"Authorization": f"Bearer {token}"})
+    error_of(answer, 401, "UNAUTHORIZED")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("cpu_cores", "2"),
+        ("cpu_cores", True),
+        ("memory_gb", "4"),
+        ("storage_gb", True),
+        ("storage_gb", 20.5),
+        ("ports", ["3000"]),
+        ("ports", [True]),
+        ("idle_timeout_minutes", "30"),
+        ("name", 7),
+        ("environment_variables", {"A": 1}),
+        ("secrets", {"GITHUB_TOKEN": True}),
+    ],
+)
+def test_types_are_not_coerced_on_create(api: Api, field: str, value: Any) -> None:
+    details = error_of(
+        api.call("POST", "/environments", json={**VALID, field: value}), 400, "VALIDATION_ERROR"
+    )
+    assert any(d["field"].split(".")[0] == field for d in details["details"]), details
+    nothing_created(api)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("keep", "yes"), ("keep", 1), ("idle_timeout_minutes", "30"), ("name", ["x"])]
+)
+def test_types_are_not_coerced_on_update(api: Api, field: str, value: Any) -> None:
+    env = api.create()
+    api.settled(env["id"])
+    before = api.call("GET", f"/environments/{env['id']}").json()
+    details = error_of(
+        api.call("PATCH", f"/environments/{env['id']}", json={field: value}), 400, "VALIDATION_ERROR"
+    )
+    assert any(d["field"] == field for d in details["details"]), details
+    assert api.call("GET", f"/environments/{env['id']}").json() == before
+
+
+def test_duplicate_keys_are_400(api: Api) -> None:
+    body = b'{"name": "dev", "template": "node", "template": "go"}'
+    details = error_of(raw_post(api, "/environments", body, "application/json"), 400, "VALIDATION_ERROR")
+    assert details["details"] == [{"field": "template", "message": "given more than once"}]
+    nested = b'{"name": "dev", "template": "node", "secrets": {"GITHUB_TOKEN": "a", "GITHUB_TOKEN": "b"}}'
+    error_of(raw_post(api, "/environments", nested, "application/json"), 400, "VALIDATION_ERROR")
+    nothing_created(api)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/plain", b'{"name": "dev", "template": "node"}'),
+        ("application/x-www-form-urlencoded", b"name=dev&template=node"),
+        (
+            "multipart/form-data; boundary=x",
+            b'--x\r\nContent-Disposition: form-data; name="name"\r\n\r\ndev\r\n--x--\r\n',
+        ),
+        ("application/xml", b"<environment><name>dev</name><template>node</template></environment>"),
+        ("", b'{"name": "dev", "template": "node"}'),
+    ],
+)
+def test_a_body_that_is_not_json_is_415(api: Api, content_type: str, body: bytes) -> None:
+    error_of(raw_post(api, "/environments", body, content_type), 415, "UNSUPPORTED_MEDIA_TYPE")
+    nothing_created(api)
+
+
+def test_json_with_a_charset_is_json(api: Api) -> None:
+    answer = raw_post(
+        api, "/environments", b'{"name": "dev", "template": "node"}', "Application/JSON; charset=utf-8"
+    )
+    assert answer.status_code == 201, answer.text
+
+
+@pytest.mark.parametrize("field", ["environment_variables", "secrets"])
+@pytest.mark.parametrize("value", ["before\u0000after", "\u0000"])
+def test_values_no_process_environment_can_hold_are_400(api: Api, field: str, value: str) -> None:
+    name = "GITHUB_TOKEN" if field == "secrets" else "GREETING"
+    answer = api.call("POST", "/environments", json={**VALID, field: {name: value}})
+    details = error_of(answer, 400, "VALIDATION_ERROR")
+    assert value not in answer.text  # the value (a secret, maybe) is never echoed
+    assert details["details"][0]["field"].startswith(field)
+    nothing_created(api)
+
+
+def test_a_lone_surrogate_is_400(api: Api) -> None:
+    body = b'{"name": "dev", "template": "node", "environment_variables": {"A": "\\ud800"}}'
+    error_of(raw_post(api, "/environments", body, "application/json"), 400, "VALIDATION_ERROR")
+    nothing_created(api)
+
+
+def test_every_answer_carries_the_security_headers(api: Api) -> None:
+    env = api.create()
+    api.settled(env["id"])
+    answers = [
+        api.call("GET", "/health", None),
+        api.call("GET", "/environments"),
+        api.call("GET", f"/environments/{env['id']}/connection"),
+        api.call("GET", f"/environments/{env['id']}", "mallory"),
+        api.call("GET", "/environments", None),
+        api.call("POST", "/environments", json={"name": 1}),
+    ]
+    for answer in answers:
+        assert answer.headers["x-content-type-options"] == "nosniff", answer.request.url
+        assert answer.headers["cache-control"] == "no-store"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+        assert answer.headers["strict-transport-security"].startswith("max-age=")
+    # The host's own answers too: an unknown route, a method the route does not take.
+    for answer in (api.http.get("/api/v1/nowhere"), api.http.request("PUT", "/api/v1/health")):
+        assert answer.status_code in (404, 405) and answer.headers["x-content-type-options"] == "nosniff"
+
+
+# --- the local host's Durable management API (issue 12, item 8) -------------------------------------
+
+DURABLE = "/runtime/webhooks/durabletask"
+
+
+def test_the_durable_webhooks_need_the_hosts_system_key(api: Api) -> None:
+    env = api.create()
+    assert api.settled(env["id"])["status"] == "RUNNING"  # the app's own client still works
+    key = api.host.system_key
+    deadline = time.monotonic() + 30  # the provisioning orchestration ends just after it settles
+    while True:
+        instances = api.http.get(f"{DURABLE}/instances/", params={"code": key})
+        assert instances.status_code == 200 and instances.json()
+        before = instances.json()
+        if all(i["runtimeStatus"] == "Completed" for i in before) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    some_id = before[0]["instanceId"]
+    for code in (None, "", "wrong", key[:-1]):
+        params = {"code": code} if code is not None else {}
+        calls = [
+            api.http.get(f"{DURABLE}/instances/", params=params),
+            api.http.get(f"{DURABLE}/instances/{some_id}", params=params),
+            api.http.post(f"{DURABLE}/instances/{some_id}/terminate", params={**params, "reason": "x"}),
+            api.http.post(f"{DURABLE}/instances/{some_id}/raiseEvent/go", params=params, json={}),
+            api.http.post(
+                f"{DURABLE}/orchestrators/delete_environment/evil",
+                params=params,
+                json={"owner": "alice", "environment_id": env["id"], "operation": "x"},
+            ),
+            api.http.delete(f"{DURABLE}/instances/{some_id}", params=params),
+        ]
+        assert [c.status_code for c in calls] == [401] * len(calls), [c.text for c in calls]
+        assert all(env["id"] not in c.text for c in calls)
+
+    # Nothing changed: the same instances, the environment still RUNNING with its workspace.
+    def summary(listed: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        return sorted((i["instanceId"], i["runtimeStatus"]) for i in listed)
+
+    assert summary(api.http.get(f"{DURABLE}/instances/", params={"code": key}).json()) == summary(before)
+    assert api.call("GET", f"/environments/{env['id']}").json()["environment"]["status"] == "RUNNING"
+    # The management URLs the host hands out carry the key, as the real host's do.
+    status = api.http.get(f"{DURABLE}/instances/{some_id}", params={"code": key})
+    assert status.status_code == 200
+
+
+def test_the_system_key_is_new_at_each_start_and_kept_private(tmp_path, app_env) -> None:
+    import stat
+
+    import function_app
+    from devhost.dev8 import local_host
+    from devhost.host.server import SYSTEM_KEY_FILE
+
+    first = local_host(function_app.create_app(), port=0, state_dir=tmp_path)
+    written = (tmp_path / SYSTEM_KEY_FILE).read_text()
+    second = local_host(function_app.create_app(), port=0, state_dir=tmp_path)
+    assert written == first.system_key != second.system_key == (tmp_path / SYSTEM_KEY_FILE).read_text()
+    assert stat.S_IMODE((tmp_path / SYSTEM_KEY_FILE).stat().st_mode) == 0o600
+    assert len(first.system_key) >= 40
