@@ -14,6 +14,7 @@ from shared import wiring
 from shared.agent_tokens import PREFIX as AGENT_PREFIX
 from shared.domain.environment import Environment, Status
 from shared.domain.lifecycle import Command
+from shared.domain.rate_limits import Limit
 from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
 from shared.errors import Unavailable, ValidationFailed
 from shared.services.environments import CommandResult
@@ -56,7 +57,7 @@ async def api_create_environment(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
     async def create() -> func.HttpResponse:
-        owner = await blocking(lambda: owner_of(req))
+        owner = await blocking(lambda: owner_of(req, Limit.COMMAND))
         request = parse_body(req, CreateEnvironmentRequest)
         key = _idempotency_key(req)
         result = await blocking(lambda: wiring.environments().create(owner, request, key))
@@ -101,7 +102,7 @@ def api_get_environment(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route=ENVIRONMENT, methods=["PATCH"])
 def api_update_environment(req: func.HttpRequest) -> func.HttpResponse:
     def update() -> func.HttpResponse:
-        owner = owner_of(req)
+        owner = owner_of(req, Limit.COMMAND)
         request = parse_body(req, UpdateEnvironmentRequest)
         return one_environment(
             wiring.environments().update(owner, req.route_params["environment_id"], request)
@@ -114,7 +115,7 @@ async def _command(
     req: func.HttpRequest, client: df.DurableOrchestrationClient, command: Command
 ) -> func.HttpResponse:
     async def run() -> func.HttpResponse:
-        owner = await blocking(lambda: owner_of(req))
+        owner = await blocking(lambda: owner_of(req, Limit.COMMAND))
         environment_id = req.route_params["environment_id"]
         result: CommandResult = await blocking(
             lambda: wiring.environments().command(owner, environment_id, command)
@@ -202,7 +203,7 @@ async def api_restore_environment(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
     async def restore() -> func.HttpResponse:
-        owner = await blocking(lambda: owner_of(req))
+        owner = await blocking(lambda: owner_of(req, Limit.COMMAND))
         environment_id = req.route_params["environment_id"]
         result = await blocking(lambda: wiring.snapshots().restore_retired(owner, environment_id))
         env = await launch_or_unavailable(client, result.environment)

@@ -10,6 +10,7 @@ from shared.errors import (
     InvalidState,
     NotFound,
     QuotaExceeded,
+    RateLimited,
     Unauthorized,
     Unavailable,
     UnsupportedMediaType,
@@ -24,11 +25,19 @@ STATUS: dict[type[DomainError], tuple[int, str]] = {
     InvalidState: (409, "INVALID_STATE"),
     Conflict: (409, "CONFLICT"),
     UnsupportedMediaType: (415, "UNSUPPORTED_MEDIA_TYPE"),
+    RateLimited: (429, "RATE_LIMITED"),
     Unavailable: (503, "UNAVAILABLE"),
 }
 INTERNAL = (500, "INTERNAL")
 # A 401 says how to authenticate (RFC 6750 section 3).
 HEADERS: dict[type[DomainError], dict[str, str]] = {Unauthorized: {"WWW-Authenticate": 'Bearer realm="dev8"'}}
+
+
+def headers_of(error: DomainError) -> dict[str, str] | None:
+    """The headers an error answer carries: how to authenticate, or when to try again."""
+    if isinstance(error, RateLimited):
+        return {"Retry-After": str(error.retry_after)}
+    return HEADERS.get(type(error))
 
 
 def status_of(error: DomainError) -> tuple[int, str]:

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ValidationError
 
 from api import errors
 from shared import wiring
-from shared.errors import DomainError, UnsupportedMediaType, ValidationFailed
+from shared.domain.rate_limits import Limit
+from shared.errors import DomainError, Unauthorized, UnsupportedMediaType, ValidationFailed
 
 log = logging.getLogger("dev8.api")
 Model = TypeVar("Model", bound=BaseModel)
@@ -44,12 +45,34 @@ def respond(status: int, body: dict[str, Any], headers: dict[str, str] | None = 
 
 def error_response(error: DomainError) -> func.HttpResponse:
     status, code = errors.status_of(error)
-    return respond(status, errors.body(error.message, error.details, code), errors.HEADERS.get(type(error)))
+    return respond(status, errors.body(error.message, error.details, code), errors.headers_of(error))
 
 
-def owner_of(req: func.HttpRequest) -> str:
-    """The caller's identity: always the verified token's `sub`, never anything in the body."""
-    return wiring.verifier().verify(req.headers.get("Authorization")).subject
+def owner_of(req: func.HttpRequest, limit: Limit = Limit.READ) -> str:
+    """The caller's identity: always the verified token's `sub`, never anything in the body;
+    the request counts against that owner's budget for `limit` (429 when it is spent, before
+    anything is done). A request that fails authentication counts against its client address,
+    and is answered 429 instead of 401 once that address has failed too often."""
+    limiter = wiring.rate_limiter()
+    try:
+        owner = wiring.verifier().verify(req.headers.get("Authorization")).subject
+    except Unauthorized:
+        limiter.charge(Limit.AUTH_FAILURE, client_address(req))
+        raise
+    limiter.charge(limit, owner)
+    return owner
+
+
+def client_address(req: func.HttpRequest) -> str:
+    """Who is calling, for the failed-authentication limit: the last X-Forwarded-For hop, the one
+    the platform's front end appended (those before it are the client's own claims)."""
+    forwarded = (req.headers.get("X-Forwarded-For") or "").split(",")[-1].strip()
+    if forwarded.startswith("["):  # [IPv6]:port
+        return forwarded[1:].split("]", 1)[0] or "unknown"
+    host, _, port = forwarded.rpartition(":")
+    if host and port.isdigit() and host.count(":") == 0:  # IPv4:port
+        return host
+    return forwarded[:64] or "unknown"
 
 
 def bearer_token(req: func.HttpRequest) -> str | None:

@@ -10,6 +10,7 @@ from api.environments import ENVIRONMENT, launch_or_unavailable, one_environment
 from api.http import bearer_token, blocking, handle, handle_async, owner_of, parse_body, respond
 from api.views import snapshot_view
 from shared import wiring
+from shared.domain.rate_limits import Limit
 from shared.domain.snapshots import SnapshotReport
 from shared.errors import Unauthorized
 
@@ -39,7 +40,7 @@ def api_take_snapshot(req: func.HttpRequest) -> func.HttpResponse:
 
     def take() -> func.HttpResponse:
         environment_id = req.route_params["environment_id"]
-        request_id = wiring.snapshots().take(owner_of(req), environment_id)
+        request_id = wiring.snapshots().take(owner_of(req, Limit.COMMAND), environment_id)
         return respond(202, {"snapshot_request": {"id": request_id, "environment_id": environment_id}})
 
     return handle(take)
@@ -54,7 +55,7 @@ async def api_restore_snapshot(
     `{"new_environment": true}` a new environment is made from it (201)."""
 
     async def restore() -> func.HttpResponse:
-        owner = await blocking(lambda: owner_of(req))
+        owner = await blocking(lambda: owner_of(req, Limit.COMMAND))
         environment_id, snapshot_id = req.route_params["environment_id"], req.route_params["snapshot_id"]
         body = parse_body(req, RestoreRequest) if req.get_body() else RestoreRequest()
         service = wiring.snapshots()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from devhost import azurite
 from devhost.dev8 import ROOT, local_host
+from devhost.host.cors import Cors
 from devhost.host.server import LocalHost
 
 DEV_USER = "dev-user"
@@ -33,6 +34,12 @@ def load_local_settings(root: Path = ROOT) -> Path:
     for name, value in values.items():
         os.environ.setdefault(name, str(value))
     return path
+
+
+def host_settings(path: Path) -> dict[str, object]:
+    """The "Host" section of a local settings file (CORS, as `func start` reads it)."""
+    section = json.loads(path.read_text()).get("Host") or {}
+    return section if isinstance(section, dict) else {}
 
 
 def table_port(connection: str) -> int | None:
@@ -120,7 +127,13 @@ def main(argv: list[str] | None = None) -> int:
             audience=settings.jwt_audience,
             ttl_seconds=12 * 3600,
         )
-        host = local_host(host=args.host, port=args.port, state_dir=data_dir / "durable", run_timers=True)
+        host = local_host(
+            host=args.host,
+            port=args.port,
+            state_dir=data_dir / "durable",
+            run_timers=True,
+            cors=Cors.from_host_settings(host_settings(settings_file)),
+        )
         asyncio.run(serve(host, token))
         return 0
     finally:

@@ -175,6 +175,14 @@ param snapshotStopWaitSeconds int = 120
 @maxValue(720)
 param snapshotPruneHours int = 24
 
+@description('Rate limits per app instance: commands and reads per user a minute, failed authentications per client address a minute.')
+@minValue(1)
+param rateCommandsPerMinute int = 60
+@minValue(1)
+param rateReadsPerMinute int = 600
+@minValue(1)
+param rateAuthFailuresPerMinute int = 60
+
 @description('NCRONTAB schedules (seconds first) of the idle sweep, retention and reconciler timers.')
 param idleSweepSchedule string = '0 */5 * * * *'
 param retentionSchedule string = '0 30 3 * * *'
@@ -194,8 +202,8 @@ param maxStorageGb int = 200
 @maxValue(3600)
 param provisionTimeoutSeconds int = 600
 
-@description('Browser origins allowed to call the API (the frontend\'s URL); empty: none.')
-param corsAllowedOrigins array = []
+@description('Browser origins allowed to call the API, comma-separated (the frontend\'s URL, from azd\'s CORS_ALLOWED_ORIGINS); empty: none.')
+param corsAllowedOrigins string = ''
 
 // "The lowest maximum scale is currently 40" and the highest 1000 (flex-consumption-plan,
 // "Instance count").
@@ -445,6 +453,9 @@ var dev8Settings = union(jwtModeSettings, {
   DEV8_SNAPSHOT_KEEP_DAILY: string(snapshotKeepDaily)
   DEV8_SNAPSHOT_STOP_WAIT_SECONDS: string(snapshotStopWaitSeconds)
   DEV8_SNAPSHOT_PRUNE_HOURS: string(snapshotPruneHours)
+  DEV8_RATE_COMMANDS_PER_MINUTE: string(rateCommandsPerMinute)
+  DEV8_RATE_READS_PER_MINUTE: string(rateReadsPerMinute)
+  DEV8_RATE_AUTH_FAILURES_PER_MINUTE: string(rateAuthFailuresPerMinute)
   DEV8_IDLE_SWEEP_SCHEDULE: idleSweepSchedule
   DEV8_RETENTION_SCHEDULE: retentionSchedule
   DEV8_RECONCILE_SCHEDULE: reconcileSchedule
@@ -469,7 +480,7 @@ module api 'modules/functionapp.bicep' = {
     deploymentContainerName: deploymentContainerName
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     maximumInstanceCount: maximumInstanceCount
-    corsAllowedOrigins: corsAllowedOrigins
+    corsAllowedOrigins: empty(corsAllowedOrigins) ? [] : split(replace(corsAllowedOrigins, ' ', ''), ',')
     dev8Settings: dev8Settings
   }
 }

@@ -21,6 +21,14 @@ class UnsupportedMediaType(DomainError):
     """A body in a format the route does not take (it takes JSON)."""
 
 
+class RateLimited(DomainError):
+    """Over a rate limit; `retry_after` is how many seconds until the next request may go."""
+
+    def __init__(self, message: str, details: Any = None, *, retry_after: int = 1) -> None:
+        super().__init__(message, details)
+        self.retry_after = retry_after
+
+
 class Unauthorized(DomainError):
     """No valid credential: the caller is not known."""
 

@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     # a running workspace to prune its repository.
     snapshot_stop_wait_seconds: int = Field(default=120, ge=0, le=600)
     snapshot_prune_hours: int = Field(default=24, ge=1, le=720)
+    # Rate limits per app instance: commands and reads per owner, failed authentications per
+    # client address, each a budget per minute that may be spent in one burst.
+    rate_commands_per_minute: int = Field(default=60, ge=1, le=100_000)
+    rate_reads_per_minute: int = Field(default=600, ge=1, le=1_000_000)
+    rate_auth_failures_per_minute: int = Field(default=60, ge=1, le=100_000)
     # NCRONTAB schedules (seconds first) of the timer triggers.
     idle_sweep_schedule: str = "0 */5 * * * *"
     retention_schedule: str = "0 30 3 * * *"

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from shared.domain.placement import Placement
     from shared.services.environments import EnvironmentService
     from shared.services.ports import ComputeBackend, WorkspaceAgent, WorkspaceStorage
+    from shared.services.rate_limits import RateLimiter
     from shared.services.reconcile import Reconciler
     from shared.services.snapshots import SnapshotService
     from shared.services.sweeps import Sweeps
@@ -80,6 +81,21 @@ def store() -> TableEnvironmentStore:
         table_store = TableEnvironmentStore.from_settings(get_settings())
         table_store.ensure_tables()
     return table_store
+
+
+@lru_cache(maxsize=1)
+def rate_limiter() -> RateLimiter:
+    from shared.domain.rate_limits import Budget, Limit
+    from shared.services.rate_limits import RateLimiter
+
+    settings = get_settings()
+    return RateLimiter(
+        {
+            Limit.COMMAND: Budget(settings.rate_commands_per_minute),
+            Limit.READ: Budget(settings.rate_reads_per_minute),
+            Limit.AUTH_FAILURE: Budget(settings.rate_auth_failures_per_minute),
+        }
+    )
 
 
 @lru_cache(maxsize=1)
@@ -161,6 +177,7 @@ def reset() -> None:
     for cached in (
         store,
         verifier,
+        rate_limiter,
         environments,
         compute,
         workspaces,

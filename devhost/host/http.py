@@ -111,7 +111,7 @@ class HttpDispatcher:
         http_request = func.HttpRequest(
             method=request.method,
             url=str(request.url),
-            headers=dict(request.headers),
+            headers=_headers(request),
             params=dict(request.query),
             route_params=route_params,
             body=body,
@@ -125,6 +125,22 @@ class HttpDispatcher:
                 {"error": "internal error", "details": None, "code": "INTERNAL"}, status=500
             )
         return _render(result)
+
+
+def _headers(request: web.Request) -> dict[str, str]:
+    """The headers as the Functions host hands them over: a header sent twice arrives once, its
+    values joined with ", "; and X-Forwarded-For ends with the caller's address, as the front end
+    in Azure appends it."""
+    joined: dict[str, str] = {}
+    for name, value in request.headers.items():
+        key = next((known for known in joined if known.lower() == name.lower()), name)
+        joined[key] = f"{joined[key]}, {value}" if key in joined else value
+    forwarded = next((known for known in joined if known.lower() == "x-forwarded-for"), "X-Forwarded-For")
+    if request.remote:
+        joined[forwarded] = (
+            f"{joined[forwarded]}, {request.remote}" if forwarded in joined else request.remote
+        )
+    return joined
 
 
 def _render(result: Any) -> web.StreamResponse:

@@ -16,7 +16,8 @@ from typing import Any
 import azure.functions as func
 from aiohttp import web
 
-from devhost.host import durable_api
+from devhost.host import durable_api, transport
+from devhost.host.cors import Cors
 from devhost.host.durable.engine import DurableEngine
 from devhost.host.http import HttpDispatcher, http_functions, route_prefix
 from devhost.host.timers import SettingDefault, TimerRunner, timer_functions
@@ -56,6 +57,7 @@ class LocalHost:
         max_workers: int = 8,
         run_timers: bool = False,
         setting_default: SettingDefault | None = None,
+        cors: Cors | None = None,
         **engine_options: Any,
     ):
         functions = app.get_functions()  # the SDK builds them once per app
@@ -65,6 +67,7 @@ class LocalHost:
         self._http = http_functions(functions, route_prefix(host_json))
         self.timers = TimerRunner(timer_functions(functions, setting_default), self.client_binding)
         self._run_timers = run_timers
+        self.cors = cors or Cors(())
         self._runner: web.AppRunner | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop serving, once started
         # The Durable webhooks answer only with this key (`?code=`), made anew at each start-up
@@ -90,7 +93,9 @@ class LocalHost:
         return durable_api.client_binding_json(self.durable_base_url, self.task_hub)
 
     def web_app(self) -> web.Application:
-        app = web.Application(client_max_size=1024 * 1024)
+        app = web.Application(
+            client_max_size=1024 * 1024, middlewares=[self.cors.middleware, transport.json_errors]
+        )
         durable_api.add_routes(
             app,
             self.engine,
@@ -114,7 +119,7 @@ class LocalHost:
         if resumed:
             log.info("resumed %d orchestration(s) left in flight", len(resumed))
         self.engine.start_driver()
-        self._runner = web.AppRunner(self.web_app(), access_log=None)
+        self._runner = transport.AppRunner(self.web_app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

@@ -3,6 +3,7 @@ nothing. Regression tests for what an attacker and a careless client found."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -239,3 +240,55 @@ def test_the_system_key_is_new_at_each_start_and_kept_private(tmp_path, app_env)
     assert written == first.system_key != second.system_key == (tmp_path / SYSTEM_KEY_FILE).read_text()
     assert stat.S_IMODE((tmp_path / SYSTEM_KEY_FILE).stat().st_mode) == 0o600
     assert len(first.system_key) >= 40
+
+
+# --- the local host's transport errors (issue 12, item 9) --------------------------------------------
+
+
+def raw_exchange(api: Api, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (httpx would refuse to); the status, headers and body answered."""
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(api.host.url)
+    with socket.create_connection((address.hostname, address.port), timeout=30) as connection:
+        connection.sendall(request)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /api/v1/environments HTTP/1.1\r\nHost: x\r\nX-Secret-Marker: " + b"M" * 20_000 + b"\r\n\r\n",
+        b"GET /api/v1/" + b"M" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /api/v1/environments HTTP/1.1\r\nHost: x\r\nBad Header With Spaces MMMM: 1\r\n\r\n",
+    ],
+    ids=["oversized header", "oversized request line", "malformed header"],
+)
+def test_what_the_host_cannot_read_is_answered_in_the_error_format_without_echo(
+    api: Api, request_bytes: bytes
+) -> None:
+    status, headers, body = raw_exchange(api, request_bytes)
+    assert 400 <= status < 500
+    assert headers["content-type"].startswith("application/json")
+    parsed = json.loads(body)
+    assert set(parsed) == {"error", "details", "code"}
+    assert b"MMMM" not in body and b"Marker" not in body
+
+
+def test_a_body_over_the_hosts_limit_is_413_in_the_error_format(api: Api) -> None:
+    answer = api.call(
+        "POST",
+        "/environments",
+        headers={"Content-Type": "application/json"},
+        content=b"[" + b" " * 2_000_000 + b"]",
+    )
+    body = error_of(answer, 413, "PAYLOAD_TOO_LARGE")
+    assert "2000" not in body["error"]
+    nothing_created(api)

@@ -194,7 +194,13 @@ def main() -> int:
         host = DevHost.start(
             Path(workdir),
             compute_backend="simulated",
-            settings={"DEV8_SIMULATED_BOOT_POLLS": "0", "DEV8_MAX_RUNNING_PER_USER": str(args.per_user)},
+            settings={
+                "DEV8_SIMULATED_BOOT_POLLS": "0",
+                "DEV8_MAX_RUNNING_PER_USER": str(args.per_user),
+                # The figures are the API's, not the rate limiter's refusals (those are tested).
+                "DEV8_RATE_READS_PER_MINUTE": "1000000",
+                "DEV8_RATE_COMMANDS_PER_MINUTE": "100000",
+            },
         )
         try:
             targets = seed(host, args.users, args.per_user)

@@ -1,0 +1,67 @@
+"""Rate limits over HTTP (issue 12, item 7): one user's burst gets 429 with Retry-After after its
+budget while another user is unaffected; a refused command changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.conftest import Api
+from tests.api.test_environments_api import error_of
+
+
+@pytest.fixture
+def limited(app_env: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Api:
+    app_env.setenv("DEV8_RATE_COMMANDS_PER_MINUTE", "3")
+    app_env.setenv("DEV8_RATE_READS_PER_MINUTE", "10")
+    app_env.setenv("DEV8_RATE_AUTH_FAILURES_PER_MINUTE", "5")
+    return request.getfixturevalue("api")  # type: ignore[no-any-return]
+
+
+def test_commands_are_limited_per_owner_and_a_refused_one_changes_nothing(limited: Api) -> None:
+    for n in range(3):
+        assert (
+            limited.call("POST", "/environments", json={"name": f"e{n}", "template": "go"}).status_code == 201
+        )
+    refused = limited.call("POST", "/environments", json={"name": "e3", "template": "go"})
+    body = error_of(refused, 429, "RATE_LIMITED")
+    wait = int(refused.headers["retry-after"])
+    assert 1 <= wait <= 20  # a token every 20 s; less when the creates themselves took a while
+    assert body["details"] == {"limit": "command", "per_minute": 3, "retry_after_seconds": wait}
+    assert [e["name"] for e in limited.call("GET", "/environments").json()["environments"]] == [
+        "e0",
+        "e1",
+        "e2",
+    ]
+    env_id = limited.call("GET", "/environments").json()["environments"][0]["id"]
+    error_of(limited.call("POST", f"/environments/{env_id}/stop"), 429, "RATE_LIMITED")
+    error_of(limited.call("PATCH", f"/environments/{env_id}", json={"name": "x"}), 429, "RATE_LIMITED")
+    # Another user is unaffected.
+    assert (
+        limited.call("POST", "/environments", "bob", json={"name": "b", "template": "go"}).status_code == 201
+    )
+
+
+def test_reads_have_their_own_budget(limited: Api) -> None:
+    answers = [limited.call("GET", "/environments").status_code for _ in range(12)]
+    assert answers[:10] == [200] * 10 and answers[10:] == [429, 429]
+    assert limited.call("GET", "/environments", "bob").status_code == 200
+    # Commands are a separate budget: still allowed.
+    assert limited.call("POST", "/environments", json={"name": "ok", "template": "go"}).status_code == 201
+
+
+def test_failed_authentication_is_limited_per_client_address(limited: Api) -> None:
+    bad = {"Authorization": "Bearer not-a-token"}
+    statuses = [limited.call("GET", "/environments", None, headers=bad).status_code for _ in range(7)]
+    assert statuses == [401] * 5 + [429, 429]
+    refused = limited.call("GET", "/environments", None, headers=bad)
+    assert error_of(refused, 429, "RATE_LIMITED")["details"]["limit"] == "auth-failure"
+    # A valid token from the same address still works: the limit is on failures.
+    assert limited.call("GET", "/environments").status_code == 200
+
+
+def test_two_authorization_headers_are_refused(api: Api) -> None:
+    from tests.api.conftest import token
+
+    headers = [("Authorization", f"Bearer {token('alice')}"), ("Authorization", f"Bearer {token('bob')}")]
+    answer = api.http.get("/api/v1/environments", headers=headers)
+    error_of(answer, 401, "UNAUTHORIZED")
