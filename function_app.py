@@ -5,12 +5,14 @@ import azure.functions as func
 
 from api import environments, snapshots, system
 from orchestrators import bp as lifecycle
+from shared import observability
 from shared.settings import get_settings
 from timers import bp as timers
 
 
 def create_app() -> df.DFApp:
     get_settings()  # fail fast at start-up with one line naming a missing or bad setting
+    observability.configure_azure_monitor()  # in Azure only: logs with their fields, and metrics
     app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
     app.register_functions(system.bp)  # health, readiness, catalog
     app.register_functions(environments.bp)  # the environment API

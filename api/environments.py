@@ -66,7 +66,7 @@ async def api_create_environment(
             env = await launch_or_unavailable(client, env)
         return one_environment(env, 201, {"Location": f"/api/{ENVIRONMENT.format(environment_id=env.id)}"})
 
-    return await handle_async(create)
+    return await handle_async(create, req)
 
 
 @bp.route(route="v1/environments", methods=["GET"])
@@ -89,13 +89,14 @@ def api_list_environments(req: func.HttpRequest) -> func.HttpResponse:
         policy = wiring.policy()
         return respond(200, {"environments": [environment_view(env, policy) for env in envs]})
 
-    return handle(listing)
+    return handle(listing, req)
 
 
 @bp.route(route=ENVIRONMENT, methods=["GET"])
 def api_get_environment(req: func.HttpRequest) -> func.HttpResponse:
     return handle(
-        lambda: one_environment(wiring.environments().get(owner_of(req), req.route_params["environment_id"]))
+        lambda: one_environment(wiring.environments().get(owner_of(req), req.route_params["environment_id"])),
+        req,
     )
 
 
@@ -108,7 +109,7 @@ def api_update_environment(req: func.HttpRequest) -> func.HttpResponse:
             wiring.environments().update(owner, req.route_params["environment_id"], request)
         )
 
-    return handle(update)
+    return handle(update, req)
 
 
 async def _command(
@@ -125,7 +126,7 @@ async def _command(
         env = await launch_or_unavailable(client, result.environment)
         return one_environment(env, 202)
 
-    return await handle_async(run)
+    return await handle_async(run, req)
 
 
 @bp.route(route=ENVIRONMENT + "/start", methods=["POST"])
@@ -165,7 +166,7 @@ def api_record_activity(req: func.HttpRequest) -> func.HttpResponse:
             wiring.environments().record_activity(owner_of(req), environment_id)
         return respond(200, {"status": "ok"})
 
-    return handle(touch)
+    return handle(touch, req)
 
 
 @bp.route(route=ENVIRONMENT + "/connection", methods=["GET"])
@@ -174,7 +175,7 @@ def api_connection(req: func.HttpRequest) -> func.HttpResponse:
         details = wiring.environments().connection(owner_of(req), req.route_params["environment_id"])
         return respond(200, connection_view(details))
 
-    return handle(connection)
+    return handle(connection, req)
 
 
 @bp.route(route=ENVIRONMENT + "/events", methods=["GET"])
@@ -183,7 +184,7 @@ def api_events(req: func.HttpRequest) -> func.HttpResponse:
         found = wiring.environments().events(owner_of(req), req.route_params["environment_id"])
         return respond(200, {"events": [event_view(event) for event in found]})
 
-    return handle(events)
+    return handle(events, req)
 
 
 @bp.route(route="v1/retired-environments", methods=["GET"])
@@ -194,7 +195,7 @@ def api_list_retired(req: func.HttpRequest) -> func.HttpResponse:
         retired = wiring.snapshots().retired(owner_of(req))
         return respond(200, {"retired_environments": [retired_view(env) for env in retired]})
 
-    return handle(listing)
+    return handle(listing, req)
 
 
 @bp.route(route="v1/retired-environments/{environment_id}/restore", methods=["POST"])
@@ -209,4 +210,4 @@ async def api_restore_environment(
         env = await launch_or_unavailable(client, result.environment)
         return one_environment(env, 201, {"Location": f"/api/{ENVIRONMENT.format(environment_id=env.id)}"})
 
-    return await handle_async(restore)
+    return await handle_async(restore, req)

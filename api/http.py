@@ -6,19 +6,23 @@ import asyncio
 import json
 import logging
 import re
+import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
 from api import errors
-from shared import wiring
+from shared import observability, wiring
 from shared.domain.rate_limits import Limit
 from shared.errors import DomainError, Unauthorized, UnsupportedMediaType, ValidationFailed
 
 log = logging.getLogger("dev8.api")
+access = logging.getLogger("dev8.api.access")
 Model = TypeVar("Model", bound=BaseModel)
 MAX_BODY_BYTES = 64 * 1024
 MAX_DEPTH = 16  # the deepest body the API takes is 3 levels (an object of maps of strings)
@@ -163,23 +167,67 @@ def _internal(exc: BaseException) -> func.HttpResponse:
     return respond(status, errors.body("internal error", {"incident": incident}, code))
 
 
-def handle(action: Callable[[], func.HttpResponse]) -> func.HttpResponse:
-    """Run a synchronous API action, turning errors into the documented error format."""
-    try:
-        return action()
-    except DomainError as error:
-        return error_response(error)
-    except Exception as exc:
-        return _internal(exc)
+def handle(action: Callable[[], func.HttpResponse], req: func.HttpRequest) -> func.HttpResponse:
+    """Run a synchronous API action for `req`: its request id bound for every log line, errors in
+    the documented format, the id echoed, one access log line and the latency metric."""
+    with _serving(req) as done:
+        try:
+            return done(action())
+        except DomainError as error:
+            return done(error_response(error))
+        except Exception as exc:
+            return done(_internal(exc))
 
 
-async def handle_async(action: Callable[[], Awaitable[func.HttpResponse]]) -> func.HttpResponse:
-    try:
-        return await action()
-    except DomainError as error:
-        return error_response(error)
-    except Exception as exc:
-        return _internal(exc)
+async def handle_async(
+    action: Callable[[], Awaitable[func.HttpResponse]], req: func.HttpRequest
+) -> func.HttpResponse:
+    with _serving(req) as done:
+        try:
+            return done(await action())
+        except DomainError as error:
+            return done(error_response(error))
+        except Exception as exc:
+            return done(_internal(exc))
+
+
+_ID_IN_PATH = re.compile(r"/(env-[0-9a-f]{16}|[0-9a-f]{8})(?=/|$)")
+
+
+def route_of(req: func.HttpRequest) -> str:
+    """The path with ids taken out, so a metric has one series per route."""
+    path = urlsplit(req.url).path
+    return _ID_IN_PATH.sub(
+        lambda found: "/{id}" if found.group(1).startswith("env-") else "/{snapshot_id}", path
+    )
+
+
+@contextmanager
+def _serving(req: func.HttpRequest) -> Iterator[Callable[[func.HttpResponse], func.HttpResponse]]:
+    request_id = observability.new_request_id(req.headers.get("X-Request-ID"))
+    environment_id = (req.route_params or {}).get("environment_id")
+    began = time.perf_counter()
+    with observability.bound(request_id=request_id, environment_id=environment_id):
+
+        def done(response: func.HttpResponse) -> func.HttpResponse:
+            response.headers["X-Request-ID"] = request_id
+            seconds = time.perf_counter() - began
+            route = route_of(req)
+            access.info(
+                "%s %s %d",
+                req.method,
+                route,
+                response.status_code,
+                extra={
+                    "route": route,
+                    "status": response.status_code,
+                    "duration_ms": round(seconds * 1000, 1),
+                },
+            )
+            observability.record_api(route, req.method, response.status_code, seconds)
+            return response
+
+        yield done
 
 
 T = TypeVar("T")

@@ -31,7 +31,7 @@ def api_list_snapshots(req: func.HttpRequest) -> func.HttpResponse:
         found = wiring.snapshots().list(owner_of(req), req.route_params["environment_id"])
         return respond(200, {"snapshots": [snapshot_view(snap) for snap in found]})
 
-    return handle(listing)
+    return handle(listing, req)
 
 
 @bp.route(route=SNAPSHOTS, methods=["POST"])
@@ -43,7 +43,7 @@ def api_take_snapshot(req: func.HttpRequest) -> func.HttpResponse:
         request_id = wiring.snapshots().take(owner_of(req, Limit.COMMAND), environment_id)
         return respond(202, {"snapshot_request": {"id": request_id, "environment_id": environment_id}})
 
-    return handle(take)
+    return handle(take, req)
 
 
 @bp.route(route=SNAPSHOTS + "/{snapshot_id}/restore", methods=["POST"])
@@ -77,7 +77,7 @@ async def api_restore_snapshot(
             },
         )
 
-    return await handle_async(restore)
+    return await handle_async(restore, req)
 
 
 @bp.route(route=SNAPSHOTS + "/report", methods=["POST"])
@@ -92,4 +92,4 @@ def api_snapshot_report(req: func.HttpRequest) -> func.HttpResponse:
         listed = wiring.snapshots().report(token, req.route_params["environment_id"], body)
         return respond(200, {"listed": listed})
 
-    return handle(report)
+    return handle(report, req)

@@ -19,16 +19,20 @@ log = logging.getLogger("dev8.api")
 
 @bp.route(route="v1/health", methods=["GET"])
 def api_health(req: func.HttpRequest) -> func.HttpResponse:
-    return respond(200, {"status": "healthy"})
+    return handle(lambda: respond(200, {"status": "healthy"}), req)
 
 
 @bp.route(route="v1/live", methods=["GET"])
 def api_live(req: func.HttpRequest) -> func.HttpResponse:
-    return respond(200, {"status": "alive"})
+    return handle(lambda: respond(200, {"status": "alive"}), req)
 
 
 @bp.route(route="v1/ready", methods=["GET"])
 def api_ready(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(_ready, req)
+
+
+def _ready() -> func.HttpResponse:
     try:
         wiring.store().ping()
     except Exception as exc:
@@ -53,4 +57,4 @@ def api_templates(req: func.HttpRequest) -> func.HttpResponse:
         sizes = offered_sizes(wiring.placement(get_settings()))
         return respond(200, catalog_view(list(TEMPLATES.values()), sizes))
 
-    return handle(catalog)
+    return handle(catalog, req)

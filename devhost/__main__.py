@@ -21,6 +21,7 @@ from devhost import azurite
 from devhost.dev8 import ROOT, local_host
 from devhost.host.cors import Cors
 from devhost.host.server import LocalHost
+from shared import observability
 
 DEV_USER = "dev-user"
 
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
 
+    observability.configure_json_logs(sys.stdout)  # one JSON object per line, with the request id
     explicit_base_url = "DEV8_PUBLIC_BASE_URL" in os.environ
     settings_file = load_local_settings()
     if not explicit_base_url:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from orchestrators.blueprint import bp
-from shared import agent_tokens, wiring
+from shared import agent_tokens, observability, wiring
 from shared.domain.catalog import TEMPLATES
 from shared.domain.environment import Environment, Status
 from shared.domain.resources import (
@@ -51,18 +52,44 @@ Result = dict[str, Any]
 
 
 def reported(activity: Callable[[dict[str, Any]], Result]) -> Callable[[dict[str, Any]], Result]:
+    """The activity with its job's request id, environment and operation on every log line, and
+    one line when it ends."""
+
     @functools.wraps(activity)
     def run(job: dict[str, Any]) -> Result:
-        try:
-            return activity(job)
-        except AuthorizationRefused as exc:
-            log.warning("%s refused for %s: %s", activity.__name__, job.get("environment_id"), exc)
-            return {"ok": False, "error": str(exc), "authorization": True}
-        except PermanentBackendError as exc:
-            log.warning("%s failed for %s: %s", activity.__name__, job.get("environment_id"), exc)
-            return {"ok": False, "error": str(exc)}
+        with observability.bound(
+            request_id=job.get("request_id"),
+            environment_id=job.get("environment_id"),
+            operation=job.get("operation"),
+        ):
+            began = time.perf_counter()
+            result = _run(activity, job)
+            log.info(
+                "activity %s: %s",
+                activity.__name__,
+                "ok" if result.get("ok", True) else "failed",
+                extra={
+                    "activity": activity.__name__,
+                    "duration_ms": round((time.perf_counter() - began) * 1000, 1),
+                },
+            )
+            if not result.get("ok", True):
+                observability.count("dev8.failures", step=activity.__name__)
+            return result
 
     return run
+
+
+def _run(activity: Callable[[dict[str, Any]], Result], job: dict[str, Any]) -> Result:
+    """Permanent failures as results; transient ones raise, for the orchestration's retry."""
+    try:
+        return activity(job)
+    except AuthorizationRefused as exc:
+        log.warning("%s refused for %s: %s", activity.__name__, job.get("environment_id"), exc)
+        return {"ok": False, "error": str(exc), "authorization": True}
+    except PermanentBackendError as exc:
+        log.warning("%s failed for %s: %s", activity.__name__, job.get("environment_id"), exc)
+        return {"ok": False, "error": str(exc)}
 
 
 def environment_of(job: dict[str, Any]) -> Environment:
@@ -218,6 +245,8 @@ def settle_environment(job: dict[str, Any]) -> Result:
     reason = job["reason"]
     current = wiring.store().get(job["owner"], job["environment_id"])
     if succeeded and current is not None and current.status in (Status.CREATING, Status.STARTING):
+        began = current.created_at if current.status is Status.CREATING else current.updated_at
+        observability.record_ready(current.status.value.lower(), (wiring.utcnow() - began).total_seconds())
         restored = _restored(current)
         if restored:
             reason = f"{reason}; {restored}"

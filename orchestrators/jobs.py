@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
+from shared import observability
 from shared.domain.environment import Environment
 from shared.settings import ComputeBackendName, Settings
 
@@ -33,6 +34,7 @@ class Job(TypedDict):
     authorization_grace_seconds: int
     restore_grace_days: int
     snapshot_wait_seconds: int
+    request_id: str | None  # the API request (or timer pass) that started it, for the logs
 
 
 def job_for(env: Environment, settings: Settings) -> Job:
@@ -49,4 +51,5 @@ def job_for(env: Environment, settings: Settings) -> Job:
         authorization_grace_seconds=AUTHORIZATION_GRACE_SECONDS,
         restore_grace_days=settings.restore_grace_days,
         snapshot_wait_seconds=settings.snapshot_stop_wait_seconds,
+        request_id=observability.current("request_id"),
     )

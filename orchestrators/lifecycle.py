@@ -8,6 +8,7 @@ path ends in ERROR with a human reason, after compensation where compute would k
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Generator
 from datetime import timedelta
 from typing import Any
@@ -16,6 +17,8 @@ import azure.durable_functions as df
 
 from orchestrators.blueprint import bp
 from shared.domain import operation
+
+log = logging.getLogger("dev8.orchestrators")
 
 # Transient failures (throttling, timeouts, lost responses) are retried; permanent ones come back
 # as {"ok": false} results and are not.
@@ -93,9 +96,17 @@ def _compensate(context: df.DurableOrchestrationContext, activity: str, job: dic
         yield context.call_activity_with_retry(activity, RETRY, job)
 
 
+def _started(context: df.DurableOrchestrationContext, job: dict[str, Any], name: str) -> None:
+    """One log line when the orchestration first runs (not on every replay)."""
+    if not context.is_replaying:
+        fields = {key: job.get(key) for key in ("request_id", "environment_id", "operation")}
+        log.info("orchestration %s started", name, extra=fields)
+
+
 def _running(
     context: df.DurableOrchestrationContext, job: dict[str, Any], first: str, cleanup: str
 ) -> Orchestration:
+    _started(context, job, operation.PROVISION if first == "create_compute" else operation.START)
     try:
         if first == "create_compute":
             yield from _step(context, "ensure_workspace", job)
@@ -194,6 +205,7 @@ def _final_snapshot(context: df.DurableOrchestrationContext, job: dict[str, Any]
 def stop_environment(context: df.DurableOrchestrationContext) -> Orchestration:
     """Final snapshot (asked, awaited with a deadline) → stop the compute → STOPPED."""
     job = context.get_input(expected_type=dict)
+    _started(context, job, operation.STOP)
     yield from _final_snapshot(context, job)
     return (yield from _steps_then(context, job, ("stop_compute",), "stopped", "stop failed"))
 
@@ -202,6 +214,7 @@ def stop_environment(context: df.DurableOrchestrationContext) -> Orchestration:
 def delete_environment(context: df.DurableOrchestrationContext) -> Orchestration:
     """Compute first, then the workspace, then the record becomes DELETED (gone from the API)."""
     job = context.get_input(expected_type=dict)
+    _started(context, job, operation.DELETE)
     steps = ("delete_compute", "delete_workspace")
     return (yield from _steps_then(context, job, steps, "deleted", "delete failed"))
 

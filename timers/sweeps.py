@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from orchestrators.launch import alive_checker, launch_all
-from shared import wiring
+from shared import observability, wiring
 from shared.domain import operation
 
 bp = df.Blueprint()
@@ -20,17 +21,20 @@ log = logging.getLogger("dev8.timers")
 @bp.durable_client_input(client_name="client")
 async def idle_sweep(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
     """Stop environments idle past their timeout, or running past the session limit."""
+    observability.bind(request_id=f"idle-sweep-{uuid.uuid4().hex[:12]}")  # this pass, in every log line
     report = await asyncio.to_thread(wiring.sweeps().idle)
     started = await launch_all(client, [result.environment for result in report.accepted])
     log.info(
         "idle sweep: %d candidates, %d stopping, %d repaired", report.candidates, started, report.repaired
     )
+    observability.count("dev8.sweeps", started, action="idle-stop")
 
 
 @bp.timer_trigger(schedule="%DEV8_RETENTION_SCHEDULE%", arg_name="timer")
 @bp.durable_client_input(client_name="client")
 async def retention_sweep(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
     """Retire long-stopped environments, purge expired workspaces, ask for snapshot pruning."""
+    observability.bind(request_id=f"retention-{uuid.uuid4().hex[:12]}")
     report = await asyncio.to_thread(wiring.sweeps().retention)
     retiring = [result.environment for result in report.accepted]
     started = await launch_all(client, retiring)
@@ -50,12 +54,15 @@ async def retention_sweep(timer: func.TimerRequest, client: df.DurableOrchestrat
     except Exception as exc:  # a share that cannot be written now is asked again tomorrow
         log.warning("could not ask every workspace to prune its snapshots (%s)", type(exc).__name__)
     log.info("retention: %d retiring, %d purged, %d asked to prune snapshots", started, len(purges), pruning)
+    observability.count("dev8.sweeps", started, action="retire")
+    observability.count("dev8.sweeps", len(purges), action="purge")
 
 
 @bp.timer_trigger(schedule="%DEV8_RECONCILE_SCHEDULE%", arg_name="timer")
 @bp.durable_client_input(client_name="client")
 async def reconcile(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
     """Repair drift between the records and the compute backend."""
+    observability.bind(request_id=f"reconcile-{uuid.uuid4().hex[:12]}")
     alive = alive_checker(client, asyncio.get_running_loop())
     report = await asyncio.to_thread(wiring.reconciler().run, alive)
     await launch_all(client, report.launches)
@@ -67,3 +74,6 @@ async def reconcile(timer: func.TimerRequest, client: df.DurableOrchestrationCli
         len(report.orphans_removed),
         len(report.orphans_waiting),
     )
+    observability.count("dev8.sweeps", len(report.stopped), action="reconcile-stop")
+    observability.count("dev8.sweeps", len(report.redriven), action="reconcile-redrive")
+    observability.count("dev8.sweeps", len(report.orphans_removed), action="orphan-removed")
