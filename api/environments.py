@@ -7,6 +7,7 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
+from api import paging
 from api.http import bearer_token, blocking, handle, handle_async, owner_of, parse_body, respond
 from api.views import connection_view, environment_view, event_view, retired_view
 from orchestrators.launch import launch
@@ -85,9 +86,16 @@ def api_list_environments(req: func.HttpRequest) -> func.HttpResponse:
                 raise ValidationFailed(
                     f"unknown status {wanted!r}", [{"field": "status", "message": f"one of {shown}"}]
                 )
+        limit = paging.limit_of(req.params.get("limit"))
+        token = req.params.get("next")
         envs = wiring.environments().list(owner, status)
         policy = wiring.policy()
-        return respond(200, {"environments": [environment_view(env, policy) for env in envs]})
+        if limit is None and token is None:  # the whole list, as it always was
+            return respond(200, {"environments": [environment_view(env, policy) for env in envs]})
+        chosen, following = paging.page(envs, limit or paging.MAX_LIMIT, token)
+        return respond(
+            200, {"environments": [environment_view(env, policy) for env in chosen], "next": following}
+        )
 
     return handle(listing, req)
 
