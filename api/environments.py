@@ -15,8 +15,10 @@ from shared import wiring
 from shared.agent_tokens import PREFIX as AGENT_PREFIX
 from shared.domain.environment import Environment, Status
 from shared.domain.lifecycle import Command
+from shared.domain.logs import DEFAULT_TAIL, MAX_TAIL, LogSource, scrub, tail_lines
 from shared.domain.rate_limits import Limit
 from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
+from shared.domain.resources import compute_name
 from shared.errors import Unavailable, ValidationFailed
 from shared.services.environments import CommandResult
 
@@ -184,6 +186,35 @@ def api_connection(req: func.HttpRequest) -> func.HttpResponse:
         return respond(200, connection_view(details))
 
     return handle(connection, req)
+
+
+@bp.route(route=ENVIRONMENT + "/logs", methods=["GET"])
+def api_logs(req: func.HttpRequest) -> func.HttpResponse:
+    """The container's recent log (?container=ide|tls, ?tail=1-1000), the environment's secrets
+    taken out; owner only."""
+
+    def logs() -> func.HttpResponse:
+        env = wiring.environments().get(owner_of(req), req.route_params["environment_id"])
+        try:
+            source = LogSource(req.params.get("container", LogSource.IDE.value))
+        except ValueError:
+            shown = [s.value for s in LogSource]
+            raise ValidationFailed(
+                f"container must be one of {shown}", [{"field": "container", "message": "unknown"}]
+            ) from None
+        raw_tail = req.params.get("tail", str(DEFAULT_TAIL))
+        if not raw_tail.isdigit() or not 1 <= int(raw_tail) <= MAX_TAIL:
+            raise ValidationFailed(
+                f"tail must be 1-{MAX_TAIL}", [{"field": "tail", "message": f"1-{MAX_TAIL}"}]
+            )
+        tail = int(raw_tail)
+        text = wiring.compute().logs(compute_name(env.id), source, tail)
+        secrets = list(wiring.environments().secure_environment(env).values())
+        return respond(
+            200, {"logs": scrub(tail_lines(text, tail), secrets), "container": source.value, "tail": tail}
+        )
+
+    return handle(logs, req)
 
 
 @bp.route(route=ENVIRONMENT + "/events", methods=["GET"])

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from shared.domain.environment import Actor, AuditEvent, Environment, Status
+from shared.domain.logs import LogSource
 from shared.domain.quota import Limits
 from shared.domain.resources import ComputeState
 from shared.domain.snapshots import Reason, SnapshotEvent, SnapshotLog
@@ -186,6 +187,11 @@ class ComputeBackend(Protocol):
 
     def list(self) -> builtins.list[ComputeStatus]:
         """Every compute resource this backend manages for Dev8 (for reconciliation)."""
+        ...
+
+    def logs(self, name: str, source: LogSource, tail: int) -> str:
+        """The last `tail` lines one container wrote ("" when there is none, or no such compute);
+        raw: the caller bounds and scrubs them."""
         ...
 
 

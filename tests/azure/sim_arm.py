@@ -78,6 +78,7 @@ class ArmSimulator(SimTransport):
         self.limits = {"ContainerGroups": 100, "StandardCores": 100}
         self.extra_usage = {"ContainerGroups": 0, "StandardCores": 0}
         self.created: list[str] = []  # names, once per group brought into existence
+        self.container_logs: dict[tuple[str, str], str] = {}  # (group, container) -> what it wrote
         self.storage_key = STORAGE_KEY
         self.tls_broken: set[str] = set()
         self.https_probes: list[str] = []
@@ -105,6 +106,13 @@ class ArmSimulator(SimTransport):
                 return self._list()
             name = rest[0]
             action = rest[1].lower() if len(rest) > 1 else None
+            if (
+                action == "containers"
+                and len(rest) == 4
+                and rest[3].lower() == "logs"
+                and request.method == "GET"
+            ):
+                return self._logs(name, rest[2], request.query.get("tail"))
             if action in ("start", "stop") and request.method == "POST":
                 return self._start(name) if action == "start" else self._stop(name)
             if action is None:
@@ -144,6 +152,19 @@ class ArmSimulator(SimTransport):
             if booted:
                 group.phase = "failed" if self._fails(name, group) else "running"
         return Reply(200, self._view(name))
+
+    def _logs(self, name: str, container: str, tail: str | None) -> Reply:
+        """Containers - List Logs: {"content": "..."}, the last `tail` lines when given."""
+        group = self.groups.get(name)
+        if group is None:
+            return _not_found(name)
+        names = [c["name"] for c in group.body["properties"]["containers"]]
+        if container not in names:
+            return Reply(404, _error_body("ContainerNotFound", f"container {container} not found in {name}"))
+        lines = self.container_logs.get((name, container), "").splitlines()
+        if tail is not None:
+            lines = lines[-int(tail) :] if int(tail) > 0 else []
+        return Reply(200, {"content": "\n".join(lines)})
 
     def _list(self) -> Reply:
         views = [self._view(name, instance_view=False) for name in self.groups]

@@ -390,3 +390,19 @@ def test_a_container_that_never_answers_is_stopped_at_the_deadline_with_few_poll
     assert timers <= limit / 5 + 4
     reads = [r for r in azure.files.requests if r.method == "GET" and r.path.endswith(".answer")]
     assert len(reads) <= limit / 5 + 5
+
+
+def test_container_logs_come_from_arm_for_either_container(engine, clock, azure: Azure) -> None:
+    env, _ = provision(engine, clock)
+    name = compute_name(env.id)
+    azure.arm.container_logs[(name, "workspace")] = "\n".join(f"line {n}" for n in range(10))
+    azure.arm.container_logs[(name, "tls")] = "certificate obtained"
+    from shared.domain.logs import LogSource
+
+    assert wiring.compute().logs(name, LogSource.IDE, 3) == "line 7\nline 8\nline 9"
+    assert wiring.compute().logs(name, LogSource.TLS, 50) == "certificate obtained"
+    (request,) = [r for r in azure.arm.requests if r.path.endswith("/containers/workspace/logs")]
+    assert request.query["tail"] == "3"
+    assert (
+        wiring.compute().logs(compute_name("env-00000000000000ff"), LogSource.IDE, 3) == ""
+    )  # no such group

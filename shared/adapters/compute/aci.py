@@ -38,6 +38,7 @@ from shared.adapters.azure_common import (
     credential as default_credential,
 )
 from shared.domain.catalog import SSH_PORT
+from shared.domain.logs import LogSource
 from shared.domain.resources import ComputeState
 from shared.errors import PermanentBackendError
 from shared.services.ports import ComputeSpec, ComputeStatus
@@ -230,6 +231,21 @@ class AciCompute:
         return [self._view(group) for group in groups if ENV_ID_TAG in (group.tags or {})]
 
     # --- internals --------------------------------------------------------------------------------
+
+    def logs(self, name: str, source: LogSource, tail: int) -> str:
+        """The container's log through ARM (Containers - List Logs; ACI keeps a running group's
+        logs only: learn.microsoft.com/azure/container-instances/container-instances-get-logs)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        from shared.adapters.compute.aci_group import TLS_CONTAINER, WORKSPACE_CONTAINER
+
+        container = WORKSPACE_CONTAINER if source is LogSource.IDE else TLS_CONTAINER
+        with azure_errors(f"reading the {source.value} log of {name}"):
+            try:
+                found = self._client.containers.list_logs(self._rg, name, container, tail=tail)
+            except ResourceNotFoundError:
+                return ""
+        return str(found.content or "")
 
     def _get(self, name: str) -> Any:
         from azure.core.exceptions import ResourceNotFoundError

@@ -43,6 +43,7 @@ from shared.adapters.compute.code_server import (
     process_environment,
     with_agents,
 )
+from shared.adapters.compute.local_logs import last_lines, read_end
 from shared.adapters.compute.local_tree import (
     TREE,
     discard_tree,
@@ -50,6 +51,7 @@ from shared.adapters.compute.local_tree import (
     prepare_tree,
     snapshot_environment,
 )
+from shared.domain.logs import LogSource, scrub
 from shared.domain.resources import ComputeState
 from shared.errors import PermanentBackendError, TransientBackendError
 from shared.services.ports import ComputeSpec, ComputeStatus
@@ -226,6 +228,10 @@ class LocalCompute:
         with lock:
             yield
 
+    def logs(self, name: str, source: LogSource, tail: int) -> str:
+        """code-server's log for "ide" (the agents log beside it); no TLS sidecar runs locally."""
+        return last_lines(self._dir(name) / _LOG, tail) if source is LogSource.IDE else ""
+
     def _dir(self, name: str) -> Path:
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise PermanentBackendError(f"invalid compute name {name!r}: use 1-63 of [a-z0-9-]")
@@ -392,15 +398,7 @@ class LocalCompute:
         return f"{reason}; log tail: {tail or '(empty log)'}"
 
     def _log_tail(self, name: str) -> str:
-        try:
-            with (self._dir(name) / _LOG).open("rb") as log:
-                log.seek(0, os.SEEK_END)
-                log.seek(max(0, log.tell() - 4 * _TAIL_CHARS))
-                text = log.read().decode(errors="replace")
-        except OSError:
-            return ""
-        for secret in sorted(self._secrets.get(name, ()), key=len, reverse=True):
-            text = text.replace(secret, "[redacted]")
+        text = scrub(read_end(self._dir(name) / _LOG, 4 * _TAIL_CHARS), list(self._secrets.get(name, ())))
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         return " | ".join(lines)[-_TAIL_CHARS:]
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+from shared.domain.logs import LogSource
 from shared.domain.resources import ComputeState, compute_name
 from shared.domain.snapshots import Reason, SnapshotEvent
 from shared.errors import BackendError, PermanentBackendError, TransientBackendError
@@ -67,6 +68,7 @@ class SimulatedCompute:
         self._calls: Counter[str] = Counter()
         self._creations = 0
         self._asked: dict[tuple[str, str], Reason | Literal["prune"]] = {}
+        self._output: dict[tuple[str, LogSource], list[str]] = {}
 
     @classmethod
     def from_settings(
@@ -148,6 +150,19 @@ class SimulatedCompute:
             return [self._view(resource) for resource in self._resources.values()]
 
         return self._operate("list", run)
+
+    def logs(self, name: str, source: LogSource, tail: int) -> str:
+        with self._lock:
+            resource = self._resources.get(name)
+            if resource is None:
+                return ""
+            written = self._output.get((name, source), [])
+            return "\n".join([f"[simulated] {name} {source.value}: {resource.state.value}", *written][-tail:])
+
+    def write_output(self, name: str, source: LogSource, line: str) -> None:
+        """Test control: a line the simulated container writes (to plant a secret, say)."""
+        with self._lock:
+            self._output.setdefault((name, source), []).append(line)
 
     # --- WorkspaceAgent: a simulated workspace has no files, so a snapshot finds nothing new ---
 
