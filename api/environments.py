@@ -8,7 +8,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from api import paging
-from api.http import bearer_token, blocking, handle, handle_async, owner_of, parse_body, respond
+from api.http import bearer_token, blocking, count_param, handle, handle_async, owner_of, parse_body, respond
 from api.views import connection_view, environment_view, event_view, retired_view
 from orchestrators.launch import launch
 from shared import wiring
@@ -88,7 +88,7 @@ def api_list_environments(req: func.HttpRequest) -> func.HttpResponse:
                 raise ValidationFailed(
                     f"unknown status {wanted!r}", [{"field": "status", "message": f"one of {shown}"}]
                 )
-        limit = paging.limit_of(req.params.get("limit"))
+        limit = count_param(req, "limit", paging.MAX_LIMIT)
         token = req.params.get("next")
         envs = wiring.environments().list(owner, status)
         policy = wiring.policy()
@@ -202,12 +202,7 @@ def api_logs(req: func.HttpRequest) -> func.HttpResponse:
             raise ValidationFailed(
                 f"container must be one of {shown}", [{"field": "container", "message": "unknown"}]
             ) from None
-        raw_tail = req.params.get("tail", str(DEFAULT_TAIL))
-        if not raw_tail.isdigit() or not 1 <= int(raw_tail) <= MAX_TAIL:
-            raise ValidationFailed(
-                f"tail must be 1-{MAX_TAIL}", [{"field": "tail", "message": f"1-{MAX_TAIL}"}]
-            )
-        tail = int(raw_tail)
+        tail = count_param(req, "tail", MAX_TAIL) or DEFAULT_TAIL
         text = wiring.compute().logs(compute_name(env.id), source, tail)
         secrets = list(wiring.environments().secure_environment(env).values())
         return respond(

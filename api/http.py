@@ -85,6 +85,19 @@ def bearer_token(req: func.HttpRequest) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def count_param(req: func.HttpRequest, name: str, maximum: int) -> int | None:
+    """A query parameter that must be a whole number from 1 to `maximum` (None when absent)."""
+    raw = req.params.get(name)
+    if raw is None:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise ValidationFailed(
+            f"{name} must be a whole number from 1 to {maximum}",
+            [{"field": name, "message": f"1-{maximum}"}],
+        )
+    return int(raw)
+
+
 def parse_body(req: func.HttpRequest, model: type[Model]) -> Model:
     """The request's JSON object as `model`: `application/json` only (else 415), at most
     MAX_BODY_BYTES, nested at most MAX_DEPTH deep, no duplicate keys, no unknown fields, and the

@@ -18,17 +18,6 @@ MAX_LIMIT = 100
 E = TypeVar("E", bound=Environment)
 
 
-def limit_of(raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise ValidationFailed(
-            f"limit must be a whole number from 1 to {MAX_LIMIT}",
-            [{"field": "limit", "message": f"1-{MAX_LIMIT}"}],
-        )
-    return int(raw)
-
-
 def _key(env: Environment) -> tuple[datetime, str]:
     return env.created_at, env.id
 
