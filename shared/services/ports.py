@@ -190,8 +190,8 @@ class ComputeBackend(Protocol):
         ...
 
     def logs(self, name: str, source: LogSource, tail: int) -> str:
-        """The last `tail` lines one container wrote ("" when there is none, or no such compute);
-        raw: the caller bounds and scrubs them."""
+        """At least the last `tail` lines one container wrote ("" when there is none, or no such
+        compute); raw: the caller cuts, bounds and scrubs them (shared/domain/logs.py)."""
         ...
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.adapters.compute.local_logs import last_lines, read_end
+from shared.adapters.compute.local_logs import read_end
 from shared.domain.logs import MAX_CHARS, REDACTED, scrub, tail_lines
 
 
@@ -23,5 +23,5 @@ def test_scrub_takes_out_each_secret_longest_first_and_leaves_short_values():
 def test_the_local_log_is_read_from_its_end(tmp_path: Path):
     log = tmp_path / "code-server.log"
     log.write_text("".join(f"entry {n}\n" for n in range(100_000)))
-    assert last_lines(log, 2) == "entry 99998\nentry 99999"
+    assert tail_lines(read_end(log, 4 * MAX_CHARS), 2) == "entry 99998\nentry 99999"
     assert read_end(tmp_path / "missing.log", 10) == ""

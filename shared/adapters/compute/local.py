@@ -43,7 +43,7 @@ from shared.adapters.compute.code_server import (
     process_environment,
     with_agents,
 )
-from shared.adapters.compute.local_logs import last_lines, read_end
+from shared.adapters.compute.local_logs import read_end
 from shared.adapters.compute.local_tree import (
     TREE,
     discard_tree,
@@ -51,7 +51,7 @@ from shared.adapters.compute.local_tree import (
     prepare_tree,
     snapshot_environment,
 )
-from shared.domain.logs import LogSource, scrub
+from shared.domain.logs import MAX_CHARS, LogSource, scrub
 from shared.domain.resources import ComputeState
 from shared.errors import PermanentBackendError, TransientBackendError
 from shared.services.ports import ComputeSpec, ComputeStatus
@@ -229,8 +229,9 @@ class LocalCompute:
             yield
 
     def logs(self, name: str, source: LogSource, tail: int) -> str:
-        """code-server's log for "ide" (the agents log beside it); no TLS sidecar runs locally."""
-        return last_lines(self._dir(name) / _LOG, tail) if source is LogSource.IDE else ""
+        """The end of code-server's log for "ide" (the agents log beside it); no TLS sidecar runs
+        locally. Enough of it for any `tail`: the caller cuts it to size."""
+        return read_end(self._dir(name) / _LOG, 4 * MAX_CHARS) if source is LogSource.IDE else ""
 
     def _dir(self, name: str) -> Path:
         if not isinstance(name, str) or not _NAME.fullmatch(name):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from shared.domain.logs import MAX_CHARS, tail_lines
-
 
 def read_end(path: Path, size: int) -> str:
     """The last `size` bytes of a file as text ("" when it cannot be read)."""
@@ -17,8 +15,3 @@ def read_end(path: Path, size: int) -> str:
             return log.read().decode(errors="replace")
     except OSError:
         return ""
-
-
-def last_lines(path: Path, tail: int) -> str:
-    """At most `tail` lines and MAX_CHARS of the file's end."""
-    return tail_lines(read_end(path, 4 * MAX_CHARS), tail)
