@@ -17,8 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from shared.adapters.compute.local import LocalCompute
-from shared.adapters.compute.local_tree import REPOSITORY, TREE
-from shared.domain.resources import ComputeState
+from shared.adapters.compute.local_tree import TREE
+from shared.domain.resources import SNAPSHOT_REPOSITORY, ComputeState
 from shared.secrets import SNAPSHOT_PASSWORD_KEY
 from shared.services.ports import ComputeSpec
 from tests.infra.test_snapshot_agent import build_tree, manifest
@@ -61,7 +61,7 @@ def test_the_tree_survives_stop_and_start_through_snapshots_only(
     assert backend.status(spec.name).state is ComputeState.STOPPED
     assert not tree.exists()  # the "container's disk" is gone; the share has the snapshot
     assert any('"reason":"stop"' in line for line in events(backend, spec))
-    stored = list((Path(workspace) / REPOSITORY).rglob("*"))
+    stored = list((Path(workspace) / SNAPSHOT_REPOSITORY).rglob("*"))
     assert (
         stored and all(p.is_file() or p.is_dir() for p in stored) and not any(p.is_symlink() for p in stored)
     )

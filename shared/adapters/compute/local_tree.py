@@ -25,7 +25,6 @@ from shared.secrets import SNAPSHOT_PASSWORD_KEY
 from shared.services.ports import ComputeSpec
 
 TREE = "workspace"  # below the compute directory
-REPOSITORY = SNAPSHOT_REPOSITORY  # below the workspace directory (the share)
 PID_FILE = "snapshot-agent.pid"
 RESTORE_SECONDS = 600
 NOT_INSTALLED = "restic is not installed: run scripts/install-restic.sh (make dev does)"
@@ -43,7 +42,7 @@ def snapshot_environment(spec: ComputeSpec, directory: Path) -> dict[str, str] |
     return {
         **policy,
         **({AGENT_TOKEN_VARIABLE: token} if token else {}),  # what it reports its snapshots with
-        "DEV8_SNAPSHOT_REPOSITORY": str(Path(spec.workspace.location) / REPOSITORY),
+        "DEV8_SNAPSHOT_REPOSITORY": str(Path(spec.workspace.location) / SNAPSHOT_REPOSITORY),
         "DEV8_SNAPSHOT_CONTROL": str(Path(spec.workspace.location) / SNAPSHOT_CONTROL),
         SNAPSHOT_PASSWORD_KEY: password,
         "DEV8_WORKSPACE_DIR": str(directory / TREE),
@@ -61,15 +60,15 @@ def prepare_tree(
     tree = directory / TREE
     discard_tree(directory)  # what a crash left is not the truth: the repository is
     share = Path(spec.workspace.location)
-    repository = share / REPOSITORY
+    repository = share / SNAPSHOT_REPOSITORY
     if not (repository / "config").exists():
-        earlier = [entry for entry in share.iterdir() if entry.name != REPOSITORY]
+        earlier = [entry for entry in share.iterdir() if entry.name != SNAPSHOT_REPOSITORY]
         if earlier:  # a workspace from before snapshots: its files become the first tree
             shutil.copytree(
                 share,
                 tree,
                 symlinks=True,
-                ignore=lambda _, names: [REPOSITORY] if REPOSITORY in names else [],
+                ignore=lambda _, names: [SNAPSHOT_REPOSITORY] if SNAPSHOT_REPOSITORY in names else [],
             )
             return tree
     done = subprocess.run(  # noqa: S603  # a fixed argv

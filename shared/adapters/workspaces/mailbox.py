@@ -17,13 +17,11 @@ from shared.domain.resources import SNAPSHOT_CONTROL, workspace_name
 from shared.domain.snapshots import REQUEST_ID, Reason, SnapshotEvent
 from shared.services.ports import WorkspaceStorage
 
-CONTROL = SNAPSHOT_CONTROL  # the agent is told where: DEV8_SNAPSHOT_CONTROL
-
 
 def _path(request_id: str, kind: str) -> str:
     if not REQUEST_ID.fullmatch(request_id):
         raise ValueError(f"invalid request id {request_id!r}")
-    return f"{CONTROL}/{request_id}.{kind}"
+    return f"{SNAPSHOT_CONTROL}/{request_id}.{kind}"  # DEV8_SNAPSHOT_CONTROL tells the agent
 
 
 class Mailbox:
