@@ -219,15 +219,13 @@ class SnapshotService:
         latest = self._logs.snapshot_log(owner, environment_id).latest
         snapshot = latest.id if latest is not None else LATEST
 
-        def note(env: Environment) -> Environment | None:
-            if env.operation != operation or env.snapshot is not None:
-                return None
-            return env.model_copy(update={"snapshot": snapshot})
-
-        change = Change(
-            Actor.RETENTION, f"kept for restore: snapshot {snapshot}", self._clock(), audited=True
+        env = self._environments.audit(
+            owner,
+            environment_id,
+            Change(Actor.RETENTION, f"kept for restore: snapshot {snapshot}", self._clock()),
+            unless=lambda env: env.operation != operation or env.snapshot is not None,
+            snapshot=snapshot,
         )
-        env = self._environments.mutate(owner, environment_id, note, change)
         return env.snapshot or snapshot
 
     def forget_snapshot(self, owner: str, environment_id: str) -> None:
