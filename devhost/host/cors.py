@@ -4,16 +4,16 @@ CORS headers, so the browser keeps the answer from it, and its preflight is refu
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
 
+from devhost.host.transport import error_answer
+
 _TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")  # an HTTP token (a header or method name)
 MAX_AGE_SECONDS = 600
-REFUSED = {"error": "this origin may not call the API", "details": None, "code": "FORBIDDEN"}
 
 
 class Cors:
@@ -55,12 +55,9 @@ class Cors:
     def _preflight(self, origin: str, method: str, requested: str) -> web.StreamResponse:
         names = [name.strip() for name in requested.split(",") if name.strip()]
         if not self.allows(origin) or not _TOKEN.match(method) or not all(_TOKEN.match(n) for n in names):
-            return web.Response(
-                status=403,
-                text=json.dumps(REFUSED),
-                content_type="application/json",
-                headers={"Vary": "Origin"},
-            )
+            refused = error_answer(403)
+            refused.headers["Vary"] = "Origin"
+            return refused
         headers = {
             **self.headers_for(origin),
             "Access-Control-Allow-Methods": method,
