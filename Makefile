@@ -18,6 +18,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	scripts/docs-assets.sh >/dev/null
 	touch $@
 
 lint: $(STAMP)

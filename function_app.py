@@ -3,7 +3,7 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from api import environments, snapshots, system
+from api import docs, environments, snapshots, system
 from orchestrators import bp as lifecycle
 from shared import observability
 from shared.settings import get_settings
@@ -15,6 +15,7 @@ def create_app() -> df.DFApp:
     observability.configure_azure_monitor()  # in Azure only: logs with their fields, and metrics
     app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
     app.register_functions(system.bp)  # health, readiness, catalog
+    app.register_functions(docs.bp)  # the OpenAPI document and its page
     app.register_functions(environments.bp)  # the environment API
     app.register_functions(snapshots.bp)  # workspace snapshots
     app.register_functions(lifecycle)  # provision / start / stop / delete orchestrations and activities

@@ -7,9 +7,22 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from api import paging
+from api import openapi, paging, views
+from api.contract import Auth, Operation, Query, Reply, route
 from api.http import bearer_token, blocking, count_param, handle, handle_async, owner_of, parse_body, respond
-from api.views import connection_view, environment_view, event_view, retired_view
+from api.views import (
+    ConnectionView,
+    EnvironmentBody,
+    EnvironmentList,
+    EventList,
+    Logs,
+    RetiredList,
+    StatusBody,
+    connection_view,
+    environment_view,
+    event_view,
+    retired_view,
+)
 from orchestrators.launch import launch
 from shared import wiring
 from shared.agent_tokens import PREFIX as AGENT_PREFIX
@@ -28,6 +41,31 @@ log = logging.getLogger("dev8.api")
 ENVIRONMENT = "v1/environments/{environment_id}"
 MAX_IDEMPOTENCY_KEY = 128
 AGENT_TOKEN_PREFIX = AGENT_PREFIX + "."
+TAG = "environments"
+# What a client can do next with the environment an answer names (OpenAPI links, which
+# schemathesis follows to walk create -> get -> stop -> start -> delete).
+NEXT = {
+    "get": "getEnvironment",
+    "stop": "stopEnvironment",
+    "start": "startEnvironment",
+    "delete": "deleteEnvironment",
+    "connection": "getConnection",
+    "events": "listEvents",
+    "snapshots": "listSnapshots",
+}
+CREATED = Reply(
+    "Created (or, for a repeated Idempotency-Key with the same body, the environment it made).",
+    EnvironmentBody,
+    ("Location",),
+    example=openapi.environment_example,
+)
+ONE = Reply("The environment.", EnvironmentBody, example=openapi.environment_example)
+ACCEPTED = Reply(
+    "Accepted: the environment is in its transitional status; poll it.",
+    EnvironmentBody,
+    example=lambda: openapi.environment_example(Status.STOPPING),
+)
+UNCHANGED = Reply("Already there (or on its way): nothing was started.", EnvironmentBody)
 
 
 def one_environment(
@@ -54,7 +92,23 @@ def _idempotency_key(req: func.HttpRequest) -> str | None:
     return key
 
 
-@bp.route(route="v1/environments", methods=["POST"])
+@route(
+    bp,
+    Operation(
+        "POST",
+        "v1/environments",
+        "createEnvironment",
+        "Create an environment",
+        TAG,
+        {201: CREATED},
+        body=CreateEnvironmentRequest,
+        body_example={"name": "my-app", "template": "node", "size": "small"},
+        idempotency_key=True,
+        refusals=(403, 409, 503),
+        links=NEXT,
+        description="Provisioning goes on after the answer: poll the environment until RUNNING.",
+    ),
+)
 @bp.durable_client_input(client_name="client")
 async def api_create_environment(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
@@ -72,7 +126,27 @@ async def api_create_environment(
     return await handle_async(create, req)
 
 
-@bp.route(route="v1/environments", methods=["GET"])
+@route(
+    bp,
+    Operation(
+        "GET",
+        "v1/environments",
+        "listEnvironments",
+        "List the caller's environments",
+        TAG,
+        {200: Reply("Oldest first.", EnvironmentList, example=openapi.list_example)},
+        query=(
+            Query("status", "Only those in this status.", {"type": "string", "enum": views.SHOWN_STATUSES}),
+            Query(
+                "limit",
+                f"Page size (1-{paging.MAX_LIMIT}); the answer then has `next`.",
+                {"type": "integer", "minimum": 1, "maximum": paging.MAX_LIMIT},
+                20,
+            ),
+            Query("next", "The `next` of the previous page.", {"type": "string", "maxLength": 200}),
+        ),
+    ),
+)
 def api_list_environments(req: func.HttpRequest) -> func.HttpResponse:
     def listing() -> func.HttpResponse:
         owner = owner_of(req)
@@ -102,7 +176,7 @@ def api_list_environments(req: func.HttpRequest) -> func.HttpResponse:
     return handle(listing, req)
 
 
-@bp.route(route=ENVIRONMENT, methods=["GET"])
+@route(bp, Operation("GET", ENVIRONMENT, "getEnvironment", "Get one environment", TAG, {200: ONE}))
 def api_get_environment(req: func.HttpRequest) -> func.HttpResponse:
     return handle(
         lambda: one_environment(wiring.environments().get(owner_of(req), req.route_params["environment_id"])),
@@ -110,7 +184,20 @@ def api_get_environment(req: func.HttpRequest) -> func.HttpResponse:
     )
 
 
-@bp.route(route=ENVIRONMENT, methods=["PATCH"])
+@route(
+    bp,
+    Operation(
+        "PATCH",
+        ENVIRONMENT,
+        "updateEnvironment",
+        "Rename it, change its idle timeout or keep it from retention",
+        TAG,
+        {200: ONE},
+        body=UpdateEnvironmentRequest,
+        body_example={"idle_timeout_minutes": 60, "keep": True},
+        refusals=(409,),
+    ),
+)
 def api_update_environment(req: func.HttpRequest) -> func.HttpResponse:
     def update() -> func.HttpResponse:
         owner = owner_of(req, Limit.COMMAND)
@@ -139,7 +226,19 @@ async def _command(
     return await handle_async(run, req)
 
 
-@bp.route(route=ENVIRONMENT + "/start", methods=["POST"])
+@route(
+    bp,
+    Operation(
+        "POST",
+        ENVIRONMENT + "/start",
+        "startEnvironment",
+        "Start a stopped environment",
+        TAG,
+        {200: UNCHANGED, 202: ACCEPTED},
+        refusals=(403, 409, 503),
+        links=NEXT,
+    ),
+)
 @bp.durable_client_input(client_name="client")
 async def api_start_environment(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
@@ -147,7 +246,19 @@ async def api_start_environment(
     return await _command(req, client, Command.START)
 
 
-@bp.route(route=ENVIRONMENT + "/stop", methods=["POST"])
+@route(
+    bp,
+    Operation(
+        "POST",
+        ENVIRONMENT + "/stop",
+        "stopEnvironment",
+        "Stop a running environment (the workspace is kept)",
+        TAG,
+        {200: UNCHANGED, 202: ACCEPTED},
+        refusals=(409, 503),
+        links=NEXT,
+    ),
+)
 @bp.durable_client_input(client_name="client")
 async def api_stop_environment(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
@@ -155,7 +266,19 @@ async def api_stop_environment(
     return await _command(req, client, Command.STOP)
 
 
-@bp.route(route=ENVIRONMENT, methods=["DELETE"])
+@route(
+    bp,
+    Operation(
+        "DELETE",
+        ENVIRONMENT,
+        "deleteEnvironment",
+        "Delete an environment and its workspace",
+        TAG,
+        {200: UNCHANGED, 202: ACCEPTED},
+        refusals=(409, 503),
+        links={"get": "getEnvironment"},
+    ),
+)
 @bp.durable_client_input(client_name="client")
 async def api_delete_environment(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
@@ -163,7 +286,19 @@ async def api_delete_environment(
     return await _command(req, client, Command.DELETE)
 
 
-@bp.route(route=ENVIRONMENT + "/activity", methods=["POST"])
+@route(
+    bp,
+    Operation(
+        "POST",
+        ENVIRONMENT + "/activity",
+        "recordActivity",
+        "Say the environment is in use (defers the idle stop)",
+        TAG,
+        {200: Reply("Recorded.", StatusBody, example={"status": "ok"})},
+        auth=Auth.USER_OR_AGENT,
+        refusals=(409,),
+    ),
+)
 def api_record_activity(req: func.HttpRequest) -> func.HttpResponse:
     """The owner's token, or the environment's own agent token (valid on this route only)."""
 
@@ -179,7 +314,18 @@ def api_record_activity(req: func.HttpRequest) -> func.HttpResponse:
     return handle(touch, req)
 
 
-@bp.route(route=ENVIRONMENT + "/connection", methods=["GET"])
+@route(
+    bp,
+    Operation(
+        "GET",
+        ENVIRONMENT + "/connection",
+        "getConnection",
+        "The IDE's URL and password (RUNNING only)",
+        TAG,
+        {200: Reply("How to connect: the one answer holding the IDE password.", ConnectionView)},
+        refusals=(409,),
+    ),
+)
 def api_connection(req: func.HttpRequest) -> func.HttpResponse:
     def connection() -> func.HttpResponse:
         details = wiring.environments().connection(owner_of(req), req.route_params["environment_id"])
@@ -188,7 +334,27 @@ def api_connection(req: func.HttpRequest) -> func.HttpResponse:
     return handle(connection, req)
 
 
-@bp.route(route=ENVIRONMENT + "/logs", methods=["GET"])
+@route(
+    bp,
+    Operation(
+        "GET",
+        ENVIRONMENT + "/logs",
+        "getLogs",
+        "The container's recent log, secrets taken out",
+        TAG,
+        {200: Reply("The end of the log.", Logs)},
+        query=(
+            Query("container", "Whose log.", {"type": "string", "enum": [s.value for s in LogSource]}, "ide"),
+            Query(
+                "tail",
+                f"How many lines from the end (default {DEFAULT_TAIL}).",
+                {"type": "integer", "minimum": 1, "maximum": MAX_TAIL},
+                100,
+            ),
+        ),
+        refusals=(409,),
+    ),
+)
 def api_logs(req: func.HttpRequest) -> func.HttpResponse:
     """The container's recent log (?container=ide|tls, ?tail=1-1000), the environment's secrets
     taken out; owner only."""
@@ -212,7 +378,17 @@ def api_logs(req: func.HttpRequest) -> func.HttpResponse:
     return handle(logs, req)
 
 
-@bp.route(route=ENVIRONMENT + "/events", methods=["GET"])
+@route(
+    bp,
+    Operation(
+        "GET",
+        ENVIRONMENT + "/events",
+        "listEvents",
+        "The environment's audit trail",
+        TAG,
+        {200: Reply("Oldest first.", EventList, example=openapi.event_example)},
+    ),
+)
 def api_events(req: func.HttpRequest) -> func.HttpResponse:
     def events() -> func.HttpResponse:
         found = wiring.environments().events(owner_of(req), req.route_params["environment_id"])
@@ -221,7 +397,17 @@ def api_events(req: func.HttpRequest) -> func.HttpResponse:
     return handle(events, req)
 
 
-@bp.route(route="v1/retired-environments", methods=["GET"])
+@route(
+    bp,
+    Operation(
+        "GET",
+        "v1/retired-environments",
+        "listRetiredEnvironments",
+        "Environments retention retired that can still be restored",
+        TAG,
+        {200: Reply("Restorable until their `restorable_until`.", RetiredList)},
+    ),
+)
 def api_list_retired(req: func.HttpRequest) -> func.HttpResponse:
     """Environments retention retired that can still be restored from their snapshot."""
 
@@ -232,7 +418,19 @@ def api_list_retired(req: func.HttpRequest) -> func.HttpResponse:
     return handle(listing, req)
 
 
-@bp.route(route="v1/retired-environments/{environment_id}/restore", methods=["POST"])
+@route(
+    bp,
+    Operation(
+        "POST",
+        "v1/retired-environments/{environment_id}/restore",
+        "restoreRetiredEnvironment",
+        "Bring a retired environment back from its snapshot",
+        TAG,
+        {201: CREATED},
+        refusals=(403, 409, 503),
+        links=NEXT,
+    ),
+)
 @bp.durable_client_input(client_name="client")
 async def api_restore_environment(
     req: func.HttpRequest, client: df.DurableOrchestrationClient

@@ -8,7 +8,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -38,7 +38,7 @@ SECURITY_HEADERS = {
 }
 
 
-def respond(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> func.HttpResponse:
+def respond(status: int, body: Mapping[str, Any], headers: dict[str, str] | None = None) -> func.HttpResponse:
     return func.HttpResponse(
         json.dumps(body, separators=(",", ":")),
         status_code=status,

@@ -6,9 +6,17 @@ import azure.durable_functions as df
 import azure.functions as func
 from pydantic import BaseModel, ConfigDict
 
-from api.environments import ENVIRONMENT, launch_or_unavailable, one_environment
+from api import openapi
+from api.contract import Auth, Operation, Reply, route
+from api.environments import CREATED, ENVIRONMENT, launch_or_unavailable, one_environment
 from api.http import bearer_token, blocking, handle, handle_async, owner_of, parse_body, respond
-from api.views import snapshot_view
+from api.views import (
+    ReportAnswer,
+    RestoreBody,
+    SnapshotList,
+    SnapshotRequestBody,
+    snapshot_view,
+)
 from shared import wiring
 from shared.domain.rate_limits import Limit
 from shared.domain.snapshots import SnapshotReport
@@ -17,15 +25,32 @@ from shared.errors import Unauthorized
 bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 SNAPSHOTS = ENVIRONMENT + "/snapshots"
+TAG = "snapshots"
 
 
 class RestoreRequest(BaseModel):
+    """Where to restore: in place at the next start (the default), or into a new environment."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
     new_environment: bool = False
 
 
-@bp.route(route=SNAPSHOTS, methods=["GET"])
+@route(
+    bp,
+    Operation(
+        "GET",
+        SNAPSHOTS,
+        "listSnapshots",
+        "The workspace's snapshots, newest first",
+        TAG,
+        {
+            200: Reply(
+                "Newest first.", SnapshotList, example=lambda: {"snapshots": [openapi.snapshot_example()]}
+            )
+        },
+    ),
+)
 def api_list_snapshots(req: func.HttpRequest) -> func.HttpResponse:
     def listing() -> func.HttpResponse:
         found = wiring.snapshots().list(owner_of(req), req.route_params["environment_id"])
@@ -34,7 +59,18 @@ def api_list_snapshots(req: func.HttpRequest) -> func.HttpResponse:
     return handle(listing, req)
 
 
-@bp.route(route=SNAPSHOTS, methods=["POST"])
+@route(
+    bp,
+    Operation(
+        "POST",
+        SNAPSHOTS,
+        "takeSnapshot",
+        "Ask a RUNNING workspace for a snapshot now",
+        TAG,
+        {202: Reply("Asked: listed once the workspace took it.", SnapshotRequestBody)},
+        refusals=(409,),
+    ),
+)
 def api_take_snapshot(req: func.HttpRequest) -> func.HttpResponse:
     """A manual snapshot of a RUNNING environment: asked now, listed once the workspace took it."""
 
@@ -46,7 +82,34 @@ def api_take_snapshot(req: func.HttpRequest) -> func.HttpResponse:
     return handle(take, req)
 
 
-@bp.route(route=SNAPSHOTS + "/{snapshot_id}/restore", methods=["POST"])
+@route(
+    bp,
+    Operation(
+        "POST",
+        SNAPSHOTS + "/{snapshot_id}/restore",
+        "restoreSnapshot",
+        "Restore a snapshot: at the next start, or into a new environment",
+        TAG,
+        {
+            200: Reply(
+                "The stopped environment restores it at its next start.",
+                RestoreBody,
+                example=lambda: {
+                    "restore": {
+                        "environment_id": "env-3f2a9c1b7d4e5a60",
+                        "snapshot": openapi.snapshot_example(),
+                        "on": "next start",
+                    }
+                },
+            ),
+            201: CREATED,
+        },
+        body=RestoreRequest,
+        body_required=False,
+        body_example={"new_environment": True},
+        refusals=(403, 409, 503),
+    ),
+)
 @bp.durable_client_input(client_name="client")
 async def api_restore_snapshot(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
@@ -80,7 +143,20 @@ async def api_restore_snapshot(
     return await handle_async(restore, req)
 
 
-@bp.route(route=SNAPSHOTS + "/report", methods=["POST"])
+@route(
+    bp,
+    Operation(
+        "POST",
+        SNAPSHOTS + "/report",
+        "reportSnapshots",
+        "The workspace's snapshot agent reports (its agent token only)",
+        TAG,
+        {200: Reply("Recorded.", ReportAnswer)},
+        auth=Auth.AGENT,
+        body=SnapshotReport,
+        refusals=(409,),
+    ),
+)
 def api_snapshot_report(req: func.HttpRequest) -> func.HttpResponse:
     """The workspace's snapshot agent, with its environment's agent token only."""
 

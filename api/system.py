@@ -6,8 +6,9 @@ import logging
 
 import azure.functions as func
 
-from api.http import handle, respond
-from api.views import catalog_view
+from api.contract import Auth, Operation, Reply, route
+from api.http import handle, owner_of, respond
+from api.views import Catalog, StatusBody, Unready, catalog_view
 from shared import wiring
 from shared.domain.catalog import TEMPLATES
 from shared.domain.placement import offered_sizes
@@ -17,17 +18,46 @@ bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 log = logging.getLogger("dev8.api")
 
 
-@bp.route(route="v1/health", methods=["GET"])
+TAG = "service"
+
+
+def _probe(path: str, operation_id: str, summary: str, status: str) -> Operation:
+    return Operation(
+        "GET",
+        path,
+        operation_id,
+        summary,
+        TAG,
+        {200: Reply("Answering.", StatusBody, example={"status": status})},
+        auth=Auth.NONE,
+    )
+
+
+@route(bp, _probe("v1/health", "health", "Is the app answering", "healthy"))
 def api_health(req: func.HttpRequest) -> func.HttpResponse:
     return handle(lambda: respond(200, {"status": "healthy"}), req)
 
 
-@bp.route(route="v1/live", methods=["GET"])
+@route(bp, _probe("v1/live", "live", "Liveness: the process answers", "alive"))
 def api_live(req: func.HttpRequest) -> func.HttpResponse:
     return handle(lambda: respond(200, {"status": "alive"}), req)
 
 
-@bp.route(route="v1/ready", methods=["GET"])
+@route(
+    bp,
+    Operation(
+        "GET",
+        "v1/ready",
+        "ready",
+        "Readiness: table storage is reachable",
+        TAG,
+        {
+            200: Reply("Ready.", StatusBody, example={"status": "ready"}),
+            503: Reply("Table storage is unreachable.", Unready),
+        },
+        auth=Auth.NONE,
+    ),
+)
 def api_ready(req: func.HttpRequest) -> func.HttpResponse:
     return handle(_ready, req)
 
@@ -49,10 +79,20 @@ def _ready() -> func.HttpResponse:
     return respond(200, {"status": "ready"})
 
 
-@bp.route(route="v1/templates", methods=["GET"])
+@route(
+    bp,
+    Operation(
+        "GET",
+        "v1/templates",
+        "listTemplates",
+        "The templates and the sizes this deployment offers",
+        TAG,
+        {200: Reply("The catalog.", Catalog)},
+    ),
+)
 def api_templates(req: func.HttpRequest) -> func.HttpResponse:
     def catalog() -> func.HttpResponse:
-        wiring.verifier().verify(req.headers.get("Authorization"))
+        owner_of(req)
         # Only the sizes the configured compute backend can run (no xlarge on ACI).
         sizes = offered_sizes(wiring.placement(get_settings()))
         return respond(200, catalog_view(list(TEMPLATES.values()), sizes))

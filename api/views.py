@@ -1,22 +1,246 @@
-"""Response shapes of the API: documented fields only, never secrets."""
+"""Response shapes of the API: documented fields only, never secrets.
+
+Each shape is a TypedDict: mypy checks every view against it, the answer stays a plain dict (no
+model to build per request), and pydantic turns the same classes into the OpenAPI document's
+schemas (api/openapi.py), so the document cannot drift from what the views return."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, NotRequired
 from urllib.parse import urlsplit
 
+from pydantic import ConfigDict, Field, with_config
+from typing_extensions import TypedDict
+
 from shared.domain.catalog import Size, Template
-from shared.domain.environment import AuditEvent, Environment, Policy
-from shared.domain.snapshots import Snapshot
+from shared.domain.environment import Actor, AuditEvent, Environment, Policy, Status
+from shared.domain.snapshots import Reason, Snapshot
 from shared.services.environments import Connection
+
+SHOWN_STATUSES = [s.value for s in Status if s is not Status.DELETED]
+_CLOSED = ConfigDict(extra="forbid")  # the document says no other field is ever sent
+
+
+def one_of(values: list[str], description: str) -> Any:
+    return Field(description=description, json_schema_extra={"enum": list(values)})
+
+
+Moment = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+Url = Annotated[str, Field(json_schema_extra={"format": "uri"})]
+EnvironmentId = Annotated[str, Field(pattern=r"^env-[0-9a-f]{16}$", examples=["env-3f2a9c1b7d4e5a60"])]
 
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
 
 
-def forwarded_ports(vs_code_url: str | None, ports: list[int]) -> list[dict[str, Any]]:
+@with_config(_CLOSED)
+class ForwardedPort(TypedDict):
+    """A dev-server port, previewed through the IDE's own proxy (it needs the IDE login)."""
+
+    port: int
+    url: Url
+
+
+@with_config(_CLOSED)
+class EnvironmentView(TypedDict):
+    """A cloud development environment. Secrets and the IDE password are never part of it
+    (the owner's `GET .../connection` gives the password)."""
+
+    id: EnvironmentId
+    name: str
+    status: Annotated[str, one_of(SHOWN_STATUSES, "Where the environment is in its lifecycle.")]
+    status_reason: Annotated[str | None, Field(description="Why it is in this status, when known.")]
+    template: str
+    size: str
+    cpu_cores: float
+    memory_gb: float
+    storage_gb: int
+    cloud_provider: Annotated[str, one_of(["AZURE", "LOCAL"], "Where the environment runs.")]
+    cloud_region: str
+    vs_code_url: Annotated[Url | None, Field(description="The IDE in a browser, once RUNNING.")]
+    ssh_connection_string: str | None
+    ports: list[int]
+    forwarded_ports: list[ForwardedPort]
+    environment_variables: dict[str, str]
+    repository_url: str | None
+    idle_timeout_minutes: int
+    idle_stop_at: Annotated[Moment | None, Field(description="When the idle sweep stops it, if unused.")]
+    session_stop_at: Annotated[Moment | None, Field(description="When the session limit stops it.")]
+    delete_at: Annotated[Moment | None, Field(description="When retention retires it (unless keep).")]
+    keep: Annotated[bool, Field(description="Exempt from retention.")]
+    last_accessed_at: Moment | None
+    created_at: Moment | None
+    updated_at: Moment | None
+    stopped_at: Moment | None
+    estimated_cost_per_hour: Annotated[float, Field(description="USD per running hour, estimated.")]
+
+
+@with_config(_CLOSED)
+class EnvironmentBody(TypedDict):
+    environment: EnvironmentView
+
+
+@with_config(_CLOSED)
+class EnvironmentList(TypedDict):
+    """The caller's environments, oldest first; `next` only when `limit` or `next` was given."""
+
+    environments: list[EnvironmentView]
+    next: NotRequired[
+        Annotated[str | None, Field(description="The token of the following page; null on the last.")]
+    ]
+
+
+@with_config(_CLOSED)
+class RetiredView(TypedDict):
+    """An environment retention retired, restorable from its snapshot until `restorable_until`."""
+
+    id: EnvironmentId
+    name: str
+    template: str
+    size: str
+    status_reason: str | None
+    retired_at: Moment | None
+    restorable_until: Moment | None
+
+
+@with_config(_CLOSED)
+class RetiredList(TypedDict):
+    retired_environments: list[RetiredView]
+
+
+@with_config(_CLOSED)
+class EventView(TypedDict):
+    """One entry of the audit trail: a change of status (or a note that kept it), who and why."""
+
+    from_status: Annotated[str | None, Field(description="null for the first event.")]
+    to_status: str
+    actor: Annotated[str, one_of([a.value for a in Actor], "Who made the change.")]
+    reason: str
+    at: Moment | None
+
+
+@with_config(_CLOSED)
+class EventList(TypedDict):
+    events: list[EventView]
+
+
+@with_config(_CLOSED)
+class ConnectionView(TypedDict):
+    """How to reach a RUNNING environment: the one answer that carries the IDE password."""
+
+    vs_code_url: Url | None
+    password: str
+    ssh_connection_string: str | None
+
+
+@with_config(_CLOSED)
+class TemplateView(TypedDict):
+    name: str
+    display_name: str
+    description: str
+    image: str
+    default_size: str
+    ports: list[int]
+
+
+@with_config(_CLOSED)
+class SizeView(TypedDict):
+    name: str
+    cpu_cores: float
+    memory_gb: float
+    storage_gb: int
+    estimated_cost_per_hour: float
+
+
+@with_config(_CLOSED)
+class Catalog(TypedDict):
+    """The templates, and the sizes the configured compute backend can run."""
+
+    templates: list[TemplateView]
+    sizes: list[SizeView]
+
+
+@with_config(_CLOSED)
+class SnapshotView(TypedDict):
+    """A workspace snapshot; `files` and `bytes_added` are null when never reported."""
+
+    id: Annotated[str, Field(pattern=r"^[0-9a-f]{8}$", examples=["4bd1f0c2"])]
+    taken_at: Moment | None
+    reason: Annotated[str, one_of([r.value for r in Reason], "Why it was taken.")]
+    files: int | None
+    bytes_added: int | None
+
+
+@with_config(_CLOSED)
+class SnapshotList(TypedDict):
+    snapshots: list[SnapshotView]
+
+
+@with_config(_CLOSED)
+class SnapshotRequestView(TypedDict):
+    id: Annotated[str, Field(description="The request's id; the snapshot is listed once taken.")]
+    environment_id: EnvironmentId
+
+
+@with_config(_CLOSED)
+class SnapshotRequestBody(TypedDict):
+    snapshot_request: SnapshotRequestView
+
+
+@with_config(_CLOSED)
+class RestoreView(TypedDict):
+    environment_id: EnvironmentId
+    snapshot: SnapshotView
+    on: Annotated[str, one_of(["next start"], "When the snapshot is restored.")]
+
+
+@with_config(_CLOSED)
+class RestoreBody(TypedDict):
+    restore: RestoreView
+
+
+@with_config(_CLOSED)
+class ReportAnswer(TypedDict):
+    listed: Annotated[int, Field(description="Snapshots the report listed.")]
+
+
+@with_config(_CLOSED)
+class Logs(TypedDict):
+    """The end of a container's log, every secret of the environment replaced by [redacted]."""
+
+    logs: str
+    container: Annotated[str, one_of(["ide", "tls"], "Whose log.")]
+    tail: int
+
+
+@with_config(_CLOSED)
+class StatusBody(TypedDict):
+    status: str
+
+
+@with_config(_CLOSED)
+class ErrorBody(TypedDict):
+    """Every refusal and failure: a message for people, a stable code for programs."""
+
+    error: Annotated[str, Field(description="What went wrong, in words a user can act on.")]
+    details: Annotated[
+        Any,
+        Field(description="The fields at fault ([{field, message}]), other facts, or null."),
+    ]
+    code: Annotated[str, Field(examples=["VALIDATION_ERROR"])]
+
+
+@with_config(_CLOSED)
+class Unready(TypedDict):
+    status: str
+    code: str
+    error: str
+    details: None
+
+
+def forwarded_ports(vs_code_url: str | None, ports: list[int]) -> list[ForwardedPort]:
     """Preview URLs of the environment's dev-server ports: code-server's own proxy (`/proxy/<port>/`
     strips the prefix, `/absproxy/<port>/` keeps it) on the IDE's origin, so they need the IDE login
     and ride the IDE's TLS. No port is ever published on its own (ACI allows 5 per IP)."""
@@ -27,7 +251,7 @@ def forwarded_ports(vs_code_url: str | None, ports: list[int]) -> list[dict[str,
     return [{"port": port, "url": f"{origin}/proxy/{port}/"} for port in ports]
 
 
-def environment_view(env: Environment, policy: Policy) -> dict[str, Any]:
+def environment_view(env: Environment, policy: Policy) -> EnvironmentView:
     """The API shape of an environment: documented fields only, never secrets."""
     return {
         "id": env.id,
@@ -60,7 +284,7 @@ def environment_view(env: Environment, policy: Policy) -> dict[str, Any]:
     }
 
 
-def retired_view(env: Environment) -> dict[str, Any]:
+def retired_view(env: Environment) -> RetiredView:
     """The API shape of an environment retention retired, while it can still be restored."""
     return {
         "id": env.id,
@@ -73,7 +297,7 @@ def retired_view(env: Environment) -> dict[str, Any]:
     }
 
 
-def event_view(event: AuditEvent) -> dict[str, Any]:
+def event_view(event: AuditEvent) -> EventView:
     return {
         "from_status": event.from_status.value if event.from_status else None,
         "to_status": event.to_status.value,
@@ -83,7 +307,7 @@ def event_view(event: AuditEvent) -> dict[str, Any]:
     }
 
 
-def connection_view(details: Connection) -> dict[str, Any]:
+def connection_view(details: Connection) -> ConnectionView:
     """The one response that carries the IDE password (the owner's /connection)."""
     return {
         "vs_code_url": details.vs_code_url,
@@ -92,7 +316,7 @@ def connection_view(details: Connection) -> dict[str, Any]:
     }
 
 
-def catalog_view(templates: list[Template], sizes: list[Size]) -> dict[str, Any]:
+def catalog_view(templates: list[Template], sizes: list[Size]) -> Catalog:
     return {
         "templates": [
             {
@@ -118,7 +342,7 @@ def catalog_view(templates: list[Template], sizes: list[Size]) -> dict[str, Any]
     }
 
 
-def snapshot_view(snapshot: Snapshot) -> dict[str, Any]:
+def snapshot_view(snapshot: Snapshot) -> SnapshotView:
     return {
         "id": snapshot.id,
         "taken_at": _iso(snapshot.taken_at),
