@@ -176,7 +176,9 @@ def api_list_environments(req: func.HttpRequest) -> func.HttpResponse:
     return handle(listing, req)
 
 
-@route(bp, Operation("GET", ENVIRONMENT, "getEnvironment", "Get one environment", TAG, {200: ONE}))
+@route(
+    bp, Operation("GET", ENVIRONMENT, "getEnvironment", "Get one environment", TAG, {200: ONE}, links=NEXT)
+)
 def api_get_environment(req: func.HttpRequest) -> func.HttpResponse:
     return handle(
         lambda: one_environment(wiring.environments().get(owner_of(req), req.route_params["environment_id"])),

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.domain.catalog import RESERVED_PORTS
+from shared.domain.catalog import RESERVED_PORTS, SIZES, TEMPLATE_ALIASES, TEMPLATES
 
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MAX_VARIABLES = 50
@@ -48,19 +48,42 @@ def _check_variable_name(name: str, kind: str) -> None:
         raise ValueError(f"{kind} name {name!r} is reserved")
 
 
+# What the OpenAPI document says of a field beyond its type (the validators below enforce it),
+# so generated clients and schemathesis make requests the API takes.
+_TEMPLATE_NAMES = {"enum": [*sorted([*TEMPLATES, *TEMPLATE_ALIASES]), None]}
+_VARIABLES = {
+    "propertyNames": {"pattern": VARIABLE_NAME.pattern},
+    "maxProperties": MAX_VARIABLES,
+    "additionalProperties": {"type": "string", "maxLength": MAX_VARIABLE_VALUE},
+}
+_SECRETS = {
+    "propertyNames": {"pattern": VARIABLE_NAME.pattern},
+    "maxProperties": MAX_SECRETS,
+    "additionalProperties": {"type": "string", "maxLength": MAX_SECRET_VALUE},
+    "writeOnly": True,
+}
+_PRINTABLE = {"pattern": r"^[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$", "description": "Printable text."}
+_PORTS = {"maxItems": MAX_USER_PORTS, "uniqueItems": True, "items": {"minimum": 1024, "maximum": 65535}}
+
+
 class CreateEnvironmentRequest(_Strict):
-    name: str = Field(min_length=1, max_length=50)
-    template: str | None = Field(default=None, max_length=40)
-    base_image: str | None = Field(default=None, max_length=40)
-    size: str | None = Field(default=None, max_length=20)
+    """A new environment. `template` (or its older name `base_image`) is required; `size` picks a
+    preset, or give `cpu_cores`/`memory_gb`/`storage_gb`."""
+
+    name: str = Field(min_length=1, max_length=50, examples=["my-app"], json_schema_extra=_PRINTABLE)
+    template: str | None = Field(default=None, max_length=40, json_schema_extra=_TEMPLATE_NAMES)
+    base_image: str | None = Field(default=None, max_length=40, json_schema_extra=_TEMPLATE_NAMES)
+    size: str | None = Field(default=None, max_length=20, json_schema_extra={"enum": [*SIZES, None]})
     cpu_cores: float | None = Field(default=None, gt=0)
     memory_gb: float | None = Field(default=None, gt=0)
     storage_gb: int | None = Field(default=None, gt=0)
-    environment_variables: dict[str, str] = Field(default_factory=dict)
-    secrets: dict[str, str] = Field(default_factory=dict, repr=False)
-    ports: list[int] | None = None
+    environment_variables: dict[str, str] = Field(default_factory=dict, json_schema_extra=_VARIABLES)
+    secrets: dict[str, str] = Field(default_factory=dict, repr=False, json_schema_extra=_SECRETS)
+    ports: list[int] | None = Field(default=None, json_schema_extra=_PORTS)
     idle_timeout_minutes: int | None = Field(default=None, ge=5, le=240)
-    repository_url: str | None = Field(default=None, max_length=2048)
+    repository_url: str | None = Field(
+        default=None, max_length=2048, json_schema_extra={"format": "uri", "pattern": "^https://"}
+    )
 
     @field_validator("name")
     @classmethod
@@ -136,7 +159,9 @@ class CreateEnvironmentRequest(_Strict):
 
 
 class UpdateEnvironmentRequest(_Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=50)
+    """What can change on an existing environment: at least one field."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=50, json_schema_extra=_PRINTABLE)
     idle_timeout_minutes: int | None = Field(default=None, ge=5, le=240)
     keep: bool | None = None
 
