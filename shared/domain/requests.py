@@ -7,6 +7,7 @@ import re
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import JsonDict
 
 from shared.domain.catalog import RESERVED_PORTS, SIZES, TEMPLATE_ALIASES, TEMPLATES
 
@@ -50,20 +51,26 @@ def _check_variable_name(name: str, kind: str) -> None:
 
 # What the OpenAPI document says of a field beyond its type (the validators below enforce it),
 # so generated clients and schemathesis make requests the API takes.
-_TEMPLATE_NAMES = {"enum": [*sorted([*TEMPLATES, *TEMPLATE_ALIASES]), None]}
-_VARIABLES = {
+_TEMPLATE_NAMES: JsonDict = {"enum": [*sorted([*TEMPLATES, *TEMPLATE_ALIASES]), None]}
+_VARIABLES: JsonDict = {
     "propertyNames": {"pattern": VARIABLE_NAME.pattern},
     "maxProperties": MAX_VARIABLES,
     "additionalProperties": {"type": "string", "maxLength": MAX_VARIABLE_VALUE},
 }
-_SECRETS = {
+_SECRETS: JsonDict = {
     "propertyNames": {"pattern": VARIABLE_NAME.pattern},
     "maxProperties": MAX_SECRETS,
     "additionalProperties": {"type": "string", "maxLength": MAX_SECRET_VALUE},
     "writeOnly": True,
 }
-_PRINTABLE = {"pattern": r"^[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$", "description": "Printable text."}
-_PORTS = {"maxItems": MAX_USER_PORTS, "uniqueItems": True, "items": {"minimum": 1024, "maximum": 65535}}
+_SIZE_NAMES: JsonDict = {"enum": [*SIZES, None]}
+_HTTPS: JsonDict = {"format": "uri", "pattern": "^https://"}
+_PRINTABLE: JsonDict = {"pattern": r"^[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$", "description": "Printable text."}
+_PORTS: JsonDict = {
+    "maxItems": MAX_USER_PORTS,
+    "uniqueItems": True,
+    "items": {"minimum": 1024, "maximum": 65535},
+}
 
 
 class CreateEnvironmentRequest(_Strict):
@@ -73,7 +80,7 @@ class CreateEnvironmentRequest(_Strict):
     name: str = Field(min_length=1, max_length=50, examples=["my-app"], json_schema_extra=_PRINTABLE)
     template: str | None = Field(default=None, max_length=40, json_schema_extra=_TEMPLATE_NAMES)
     base_image: str | None = Field(default=None, max_length=40, json_schema_extra=_TEMPLATE_NAMES)
-    size: str | None = Field(default=None, max_length=20, json_schema_extra={"enum": [*SIZES, None]})
+    size: str | None = Field(default=None, max_length=20, json_schema_extra=_SIZE_NAMES)
     cpu_cores: float | None = Field(default=None, gt=0)
     memory_gb: float | None = Field(default=None, gt=0)
     storage_gb: int | None = Field(default=None, gt=0)
@@ -81,9 +88,7 @@ class CreateEnvironmentRequest(_Strict):
     secrets: dict[str, str] = Field(default_factory=dict, repr=False, json_schema_extra=_SECRETS)
     ports: list[int] | None = Field(default=None, json_schema_extra=_PORTS)
     idle_timeout_minutes: int | None = Field(default=None, ge=5, le=240)
-    repository_url: str | None = Field(
-        default=None, max_length=2048, json_schema_extra={"format": "uri", "pattern": "^https://"}
-    )
+    repository_url: str | None = Field(default=None, max_length=2048, json_schema_extra=_HTTPS)
 
     @field_validator("name")
     @classmethod
