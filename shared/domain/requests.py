@@ -7,7 +7,7 @@ import re
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.json_schema import JsonDict
+from pydantic.config import JsonDict
 
 from shared.domain.catalog import RESERVED_PORTS, SIZES, TEMPLATE_ALIASES, TEMPLATES
 
