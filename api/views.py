@@ -15,6 +15,7 @@ from typing_extensions import TypedDict
 
 from shared.domain.catalog import Size, Template
 from shared.domain.environment import Actor, AuditEvent, Environment, Policy, Status
+from shared.domain.progress import Phase, Step
 from shared.domain.snapshots import Reason, Snapshot
 from shared.services.environments import Connection
 
@@ -41,6 +42,16 @@ class ForwardedPort(TypedDict):
 
     port: int
     url: Url
+
+
+@with_config(_CLOSED)
+class ProgressStep(TypedDict):
+    """A phase a create or start reached: when it began, and when the next one did (null while
+    it is the current one)."""
+
+    phase: Annotated[str, one_of([p.value for p in Phase], "In this order; a backend may skip one.")]
+    started_at: Moment | None
+    ended_at: Moment | None
 
 
 @with_config(_CLOSED)
@@ -75,6 +86,10 @@ class EnvironmentView(TypedDict):
     updated_at: Moment | None
     stopped_at: Moment | None
     estimated_cost_per_hour: Annotated[float, Field(description="USD per running hour, estimated.")]
+    progress: Annotated[
+        list[ProgressStep],
+        Field(description="The phases of the current (or last) create or start, for a progress bar."),
+    ]
 
 
 @with_config(_CLOSED)
@@ -281,7 +296,12 @@ def environment_view(env: Environment, policy: Policy) -> EnvironmentView:
         "updated_at": _iso(env.updated_at),
         "stopped_at": _iso(env.stopped_at),
         "estimated_cost_per_hour": env.estimated_cost_per_hour,
+        "progress": [progress_view(step) for step in env.progress],
     }
+
+
+def progress_view(step: Step) -> ProgressStep:
+    return {"phase": step.phase.value, "started_at": _iso(step.started_at), "ended_at": _iso(step.ended_at)}
 
 
 def retired_view(env: Environment) -> RetiredView:

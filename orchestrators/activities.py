@@ -22,6 +22,7 @@ from orchestrators.blueprint import bp
 from shared import agent_tokens, observability, wiring
 from shared.domain.catalog import TEMPLATES
 from shared.domain.environment import Environment, Status
+from shared.domain.progress import Phase
 from shared.domain.resources import (
     SNAPSHOT_REPOSITORY,
     ComputeState,
@@ -137,7 +138,22 @@ def _compute_result(status: ComputeStatus) -> Result:
         "ssh_connection_string": status.ssh_connection_string,
         "error": status.detail if status.state is ComputeState.FAILED else None,
         "detail": status.detail,
+        "phase": status.phase.value if status.phase else None,
     }
+
+
+def _reach(job: dict[str, Any], phase: Phase | None) -> None:
+    """Put the phase a create or start reached on the record, for progress bars; the job's
+    `phase` is the last one the orchestration saw, so an unchanged poll costs no table read."""
+    if phase is not None and job.get("operation") and phase.value != job.get("phase"):
+        wiring.environments().reach(job["owner"], job["environment_id"], job["operation"], phase)
+
+
+def _requested(job: dict[str, Any], request: Callable[[], ComputeStatus]) -> Result:
+    _reach(job, Phase.COMPUTE_REQUESTED)
+    status = request()
+    _reach(job, status.phase)
+    return _compute_result(status)
 
 
 @bp.activity_trigger(input_name="job", activity="ensure_workspace")
@@ -145,6 +161,7 @@ def _compute_result(status: ComputeStatus) -> Result:
 def ensure_workspace(job: dict[str, Any]) -> Result:
     """Create the workspace; for an environment restored from another one, fill it with a copy
     of that one's snapshot repository (its first start restores the chosen snapshot)."""
+    _reach(job, Phase.WORKSPACE)
     env = environment_of(job)
     storage = wiring.workspaces()
     if not env.restored_from:
@@ -180,7 +197,7 @@ def snapshot_workspace(job: dict[str, Any]) -> Result:
 @bp.activity_trigger(input_name="job", activity="create_compute")
 @reported
 def create_compute(job: dict[str, Any]) -> Result:
-    return _compute_result(wiring.compute().create(_spec(environment_of(job))))
+    return _requested(job, lambda: wiring.compute().create(_spec(environment_of(job))))
 
 
 @bp.activity_trigger(input_name="job", activity="start_compute")
@@ -192,14 +209,16 @@ def start_compute(job: dict[str, Any]) -> Result:
     spec = _spec(env)
     # An environment in ERROR may have lost its compute: starting it again means creating it.
     if current.state is ComputeState.ABSENT:
-        return _compute_result(backend.create(spec))
-    return _compute_result(backend.start(spec))
+        return _requested(job, lambda: backend.create(spec))
+    return _requested(job, lambda: backend.start(spec))
 
 
 @bp.activity_trigger(input_name="job", activity="compute_status")
 @reported
 def compute_status(job: dict[str, Any]) -> Result:
-    return _compute_result(wiring.compute().status(compute_name(job["environment_id"])))
+    status = wiring.compute().status(compute_name(job["environment_id"]))
+    _reach(job, status.phase)
+    return _compute_result(status)
 
 
 @bp.activity_trigger(input_name="job", activity="stop_compute")

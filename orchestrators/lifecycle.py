@@ -57,13 +57,17 @@ def _step(context: df.DurableOrchestrationContext, activity: str, job: dict[str,
         wait = min(wait * 2, 120)
 
 
-def _wait_until_running(context: df.DurableOrchestrationContext, job: dict[str, Any]) -> Orchestration:
+def _wait_until_running(
+    context: df.DurableOrchestrationContext, job: dict[str, Any], phase: str | None = None
+) -> Orchestration:
     """Poll the compute with durable timers until it runs, fails or the deadline passes; the wait
-    between polls doubles from poll_seconds up to poll_max_seconds."""
+    between polls doubles from poll_seconds up to poll_max_seconds. Each poll carries the last
+    phase seen, so the activity writes progress only when it moved."""
     deadline = context.current_utc_datetime + timedelta(seconds=job["deadline_seconds"])
     wait = job["poll_seconds"]
     while True:
-        status = yield from _step(context, "compute_status", job)
+        status = yield from _step(context, "compute_status", {**job, "phase": phase})
+        phase = status.get("phase") or phase
         if status["state"] == "running":
             return status
         if status["state"] == "absent":
@@ -110,8 +114,8 @@ def _running(
     try:
         if first == "create_compute":
             yield from _step(context, "ensure_workspace", job)
-        yield from _step(context, first, job)
-        ready = yield from _wait_until_running(context, job)
+        requested = yield from _step(context, first, job)
+        ready = yield from _wait_until_running(context, job, requested.get("phase"))
     except OperationFailed as failure:
         context.set_custom_status({"phase": "failed", "reason": str(failure)})
         yield from _compensate(context, cleanup, job)

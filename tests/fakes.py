@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import itertools
+import re
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -185,3 +186,11 @@ class FixedClock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+
+_PHASE_TIMINGS = re.compile(r" \((?:[A-Za-z ]+ \d+\.\d s(?:, )?)+\)$")
+
+
+def without_phase_timings(reason: str) -> str:
+    """A settle's audit reason without the phase timings it ends with ("running (workspace 0.1 s, ...)")."""
+    return _PHASE_TIMINGS.sub("", reason)

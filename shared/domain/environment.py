@@ -10,6 +10,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain.catalog import estimate_cost_per_hour
+from shared.domain.progress import Step
 
 ENVIRONMENT_ID = re.compile(r"^env-[0-9a-f]{16}$")
 
@@ -76,6 +77,7 @@ class Environment(BaseModel):
     restore_snapshot: str | None = None  # the snapshot the next start restores (None: the latest)
     unclean_stop: str | None = None  # why the last session ended without a final snapshot
     handoff_noted: str | None = None  # the stop whose final-snapshot outcome is in the audit trail
+    progress: list[Step] = Field(default_factory=list)  # the phases of the current (or last) create/start
     sealed_secrets: str = Field(default="", repr=False)
     version: int = 0
     etag: str | None = Field(default=None, repr=False)

@@ -8,6 +8,7 @@ write is never applied.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import hashlib
 import hmac
 import json
@@ -18,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared import agent_tokens
-from shared.domain import lifecycle
+from shared.domain import lifecycle, progress
 from shared.domain.catalog import choose_template
 from shared.domain.environment import ENVIRONMENT_ID, Actor, AuditEvent, Environment, Status
 from shared.domain.lifecycle import Command, Verdict
@@ -244,6 +245,8 @@ class EnvironmentService:
                     "status_reason": why,
                     "operation": operation_id(kind or Kind(command.value), env.id, env.version + 1),
                     "redrives": 0,
+                    # A start's phases from the first; other commands keep the last start's.
+                    "progress": [] if command is Command.START else env.progress,
                 }
             )
 
@@ -305,14 +308,33 @@ class EnvironmentService:
                 return None
             status = lifecycle.settle(env.status, succeeded)
             extra = _settled_fields(status, now, restorable_days, fields)
+            if env.progress:
+                extra["progress"] = progress.finished(env.progress, now)
             return env.model_copy(update={"status": status, "status_reason": reason, **extra})
 
+        def change(before: Environment, after: Environment) -> Change:
+            # The audit trail keeps how long each phase of a create or start took.
+            spent = progress.timings(after.progress) if before.progress else ""
+            return Change(actor, f"{reason} ({spent})" if spent else reason, now)
+
         try:
-            return self.mutate(
-                owner, environment_id, finish, Change(actor, reason, now), include_deleted=True
-            )
+            return self.mutate(owner, environment_id, finish, change, include_deleted=True)
         except NotFound:
             return None
+
+    def reach(self, owner: str, environment_id: str, operation: str, phase: progress.Phase) -> None:
+        """Note that `operation` (a create or start, still under way) reached `phase` (nothing is
+        written when it had). No audit event of its own: settle puts the timings in the trail."""
+        now = self._clock()
+
+        def advance(env: Environment) -> Environment | None:
+            if env.operation != operation or env.status not in (Status.CREATING, Status.STARTING):
+                return None
+            steps = progress.reached(env.progress, phase, now)
+            return None if steps is None else env.model_copy(update={"progress": steps})
+
+        with contextlib.suppress(NotFound):  # deleted meanwhile: nothing to tell
+            self.mutate(owner, environment_id, advance, Change(Actor.SYSTEM, phase.value, now))
 
     def audit(
         self,
@@ -349,7 +371,7 @@ class EnvironmentService:
         owner: str,
         environment_id: str,
         mutation: Callable[[Environment], Environment | None],
-        change: Change,
+        change: Change | Callable[[Environment, Environment], Change],
         limits: Limits | None = None,
         *,
         include_deleted: bool = False,
@@ -364,8 +386,9 @@ class EnvironmentService:
             updated = mutation(current)
             if updated is None:
                 return current
+            made = change(current, updated) if callable(change) else change
             try:
-                return self._records.save(current, updated, change, limits)
+                return self._records.save(current, updated, made, limits)
             except ConcurrencyConflict:
                 continue  # someone else wrote first: decide again on the fresh record
         raise Conflict("the environment is changing too often; try again")

@@ -10,6 +10,7 @@ from typing import Literal, Protocol
 
 from shared.domain.environment import Actor, AuditEvent, Environment, Status
 from shared.domain.logs import LogSource
+from shared.domain.progress import Phase
 from shared.domain.quota import Limits
 from shared.domain.resources import ComputeState
 from shared.domain.snapshots import Reason, SnapshotEvent, SnapshotLog
@@ -168,6 +169,7 @@ class ComputeStatus:
     ssh_connection_string: str | None = None
     detail: str | None = None
     environment_id: str | None = None
+    phase: Phase | None = None  # how far a create or start has got, as the backend sees it
 
 
 class ComputeBackend(Protocol):

@@ -7,7 +7,9 @@ the raw bodies are compared as text, so a changed field order, spacing or messag
 
 Re-recorded deliberately once since: issue 11 adds the stop hand-off's outcome to the audit trail
 (one STOPPING -> STOPPING event, "final snapshot: ...", in the events of a stopped environment);
-nothing else changed."""
+nothing else changed. Re-recorded deliberately for issue 13: every environment carries `progress`
+(its create or start phases) and a settle's event reason ends with the phase timings
+("running (compute requested 0.0 s, ...)", the seconds replaced by a placeholder)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ _ID = re.compile(r"\b(env|dev8|ws)-([0-9a-f]{16})\b")  # an environment and its 
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
 _PORT = re.compile(r"127\.0\.0\.1:\d+")
 _INCIDENT = re.compile(r'"incident":"[0-9a-f]{12}"')
+_SECONDS = re.compile(r"\b\d+\.\d s\b")  # a phase timing in an audit reason
 HEADERS = ("content-type", "cache-control", "location", "www-authenticate")
 
 
@@ -41,6 +44,7 @@ class Recorder:
             lambda m: f"{m.group(1)}-{self.ids.setdefault(m.group(2), f'{len(self.ids):016d}')}", text
         )
         text = _INCIDENT.sub('"incident":"<incident>"', text)
+        text = _SECONDS.sub("<seconds> s", text)
         return _PORT.sub("127.0.0.1:<port>", _TIME.sub("<time>", text))
 
     def placeholder(self, hex_id: str) -> str:

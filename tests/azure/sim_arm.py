@@ -326,11 +326,28 @@ class ArmSimulator(SimTransport):
                 )
                 events = [{"type": kind, "name": event, "message": reason}]
             properties["instanceView"] = {"state": state, "events": events}
+            # Each container's events as ACI records them while it comes up: Pulling, Pulled,
+            # Started (learn.microsoft.com/azure/container-instances/container-instances-get-logs).
+            # The image pull begins after the first poll (or any virtual time) of a create or start.
+            pulling = (
+                group.polls_left < self.boot_polls if self.boot_seconds is None else self.now() > group.since
+            )
+            came_up = {"running": ["Pulling", "Pulled", "Started"]}
+            if pulling:
+                came_up.update(creating=["Pulling"], starting=["Pulling"])
             for container in properties.get("containers", []):
                 container["properties"]["instanceView"] = {
                     "restartCount": 0,
                     "currentState": {"state": container_state},
-                    "events": [],
+                    "events": [
+                        {
+                            "type": "Normal",
+                            "name": name,
+                            "message": f"{name} ({container['name']})",
+                            "count": 1,
+                        }
+                        for name in came_up.get(group.phase, [])
+                    ],
                 }
         return view
 

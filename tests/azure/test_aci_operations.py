@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from shared.adapters.compute.aci import AciCompute
+from shared.domain.progress import Phase
 from shared.domain.resources import ComputeState
 from shared.errors import PermanentBackendError, TransientBackendError
 from tests.azure.conftest import make_spec
@@ -31,6 +32,25 @@ def test_create_returns_at_once_and_status_follows_the_instance_view(
     assert created.environment_id == "env-1a2b3c4d"
     assert arm.sleeps == []  # the create did not poll the long-running operation
     assert until_settled(aci).state is ComputeState.RUNNING
+
+
+def test_status_reports_how_far_the_group_has_got_from_its_events(aci: AciCompute, arm: ArmSimulator) -> None:
+    phases = [aci.create(make_spec()).phase]
+    while (status := aci.status(NAME)).state is ComputeState.PENDING:
+        phases.append(status.phase)
+    phases.append(status.phase)
+    seen = list(dict.fromkeys(phases))  # each phase once, in the order first seen
+    assert seen == [Phase.COMPUTE_REQUESTED, Phase.IMAGE_PULLING, Phase.IDE_ANSWERING], phases
+
+
+def test_a_group_whose_https_does_not_answer_yet_is_a_started_container(
+    aci: AciCompute, arm: ArmSimulator
+) -> None:
+    arm.tls_broken.add(NAME)  # the sidecar has no certificate yet
+    aci.create(make_spec())
+    statuses = [aci.status(NAME) for _ in range(6)]
+    assert statuses[-1].state is ComputeState.PENDING and statuses[-1].phase is Phase.CONTAINER_STARTED
+    assert statuses[-1].detail.startswith("waiting for HTTPS")
 
 
 def test_create_twice_with_the_same_spec_leaves_the_group_alone(aci: AciCompute, arm: ArmSimulator) -> None:

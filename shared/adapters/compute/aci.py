@@ -39,6 +39,7 @@ from shared.adapters.azure_common import (
 )
 from shared.domain.catalog import SSH_PORT
 from shared.domain.logs import LogSource
+from shared.domain.progress import Phase
 from shared.domain.resources import ComputeState
 from shared.errors import PermanentBackendError
 from shared.services.ports import ComputeSpec, ComputeStatus
@@ -171,8 +172,13 @@ class AciCompute:
                 vs_code_url=None,
                 ssh_connection_string=None,
                 detail=f"waiting for HTTPS at {view.vs_code_url}healthz",
+                phase=Phase.CONTAINER_STARTED,
             )
-        return view
+        return (
+            dataclasses.replace(view, phase=Phase.IDE_ANSWERING)
+            if view.state is ComputeState.RUNNING
+            else view
+        )
 
     def start(self, spec: ComputeSpec) -> ComputeStatus:
         from shared.adapters.compute.aci_group import SPEC_HASH_TAG, build_group
@@ -293,7 +299,26 @@ class AciCompute:
             ssh_connection_string=f"ssh -p {SSH_PORT} dev8@{fqdn}" if running else None,
             detail=group.provisioning_state,
             environment_id=_env_id(group),
+            phase=_phase(group),
         )
+
+
+def _phase(group: Any) -> Phase | None:
+    """How far the group has got, from its containers' events: `Pulling` while an image is
+    pulled, `Started` once every container started (the events ACI records, as `az container show`
+    lists them: learn.microsoft.com/azure/container-instances/container-instances-get-logs)."""
+    if group.provisioning_state in _FAILED_PROVISIONING:
+        return None
+    seen = [
+        {str(event.name) for event in (container.instance_view.events or [])}
+        for container in group.containers or []
+        if container.instance_view is not None
+    ]
+    if seen and all("Started" in names for names in seen):
+        return Phase.CONTAINER_STARTED
+    if any("Pulling" in names or "Pulled" in names for names in seen):
+        return Phase.IMAGE_PULLING
+    return Phase.COMPUTE_REQUESTED
 
 
 def _state(group: Any) -> ComputeState:

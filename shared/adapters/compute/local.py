@@ -52,6 +52,7 @@ from shared.adapters.compute.local_tree import (
     snapshot_environment,
 )
 from shared.domain.logs import MAX_CHARS, LogSource, scrub
+from shared.domain.progress import Phase
 from shared.domain.resources import ComputeState
 from shared.errors import PermanentBackendError, TransientBackendError
 from shared.services.ports import ComputeSpec, ComputeStatus
@@ -361,14 +362,10 @@ class LocalCompute:
         return state.pid is not None and process_groups.is_alive(state.pid, state.identity or "")
 
     def _status(self, state: _State) -> ComputeStatus:
-        def status(compute_state: ComputeState, detail: str, url: str | None = None) -> ComputeStatus:
-            return ComputeStatus(
-                name=state.name,
-                state=compute_state,
-                vs_code_url=url,
-                detail=detail,
-                environment_id=state.environment_id,
-            )
+        def status(
+            at: ComputeState, detail: str, url: str | None = None, phase: Phase | None = None
+        ) -> ComputeStatus:
+            return ComputeStatus(state.name, at, url, None, detail, state.environment_id, phase)
 
         if state.pid is None:
             return status(ComputeState.STOPPED, f"stopped at {state.stopped_at}")
@@ -377,12 +374,15 @@ class LocalCompute:
         if self._answers(state.port):
             self._ready.add(state.name)
             url = f"http://127.0.0.1:{state.port}/?folder={quote(state.workspace)}"
-            return status(ComputeState.RUNNING, f"code-server pid {state.pid} on port {state.port}", url)
+            detail = f"code-server pid {state.pid} on port {state.port}"
+            return status(ComputeState.RUNNING, detail, url, Phase.IDE_ANSWERING)
         waited = (self._clock() - datetime.fromisoformat(state.started_at)).total_seconds()
         if waited > self._boot_timeout:
             reason = f"code-server gave no answer on port {state.port} within {self._boot_timeout:.0f}s"
             return status(ComputeState.FAILED, f"{reason}; log tail: {self._log_tail(state.name)}")
-        return status(ComputeState.PENDING, f"code-server starting on port {state.port}")
+        # The process runs (the tree was restored before it started): the IDE is booting.
+        booting = f"code-server starting on port {state.port}"
+        return status(ComputeState.PENDING, booting, None, Phase.CONTAINER_STARTED)
 
     def _failure(self, state: _State) -> str:
         child = self._children.get(state.name)

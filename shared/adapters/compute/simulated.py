@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from shared.domain.logs import LogSource
+from shared.domain.progress import Phase
 from shared.domain.resources import ComputeState, compute_name
 from shared.domain.snapshots import Reason, SnapshotEvent
 from shared.errors import BackendError, PermanentBackendError, TransientBackendError
@@ -256,7 +257,17 @@ class SimulatedCompute:
             ssh_connection_string=f"ssh -p 2222 dev8@{name}.{DOMAIN}" if running else None,
             detail="simulated",
             environment_id=resource.spec.environment_id,
+            phase=_phase(resource),
         )
+
+
+def _phase(resource: _Resource) -> Phase | None:
+    """As ACI reports it: the image is pulled on the first polls, the container then boots."""
+    if resource.state is ComputeState.RUNNING:
+        return Phase.IDE_ANSWERING
+    if resource.state is not ComputeState.PENDING:
+        return None
+    return Phase.IMAGE_PULLING if resource.polls_left > 1 else Phase.CONTAINER_STARTED
 
 
 def _refuse_broken(spec: ComputeSpec) -> None:

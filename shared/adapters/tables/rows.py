@@ -136,7 +136,9 @@ def _put(row: Row, column: str, value: Any) -> None:
 
 def environment_row(partition: str, environment: Environment) -> Row:
     row: Row = {"PartitionKey": partition, "RowKey": env_row(environment.id)}
-    for name, value in environment.model_dump(exclude={"etag"}).items():
+    values = environment.model_dump(exclude={"etag", *_JSON_FIELDS})
+    values.update(environment.model_dump(mode="json", include=set(_JSON_FIELDS)))  # JSON text columns
+    for name, value in values.items():
         _put(row, _COLUMN.get(name, name), value)
     return row
 
