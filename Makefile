@@ -9,11 +9,12 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP) node_modules/.installed
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .  # the `dev8` command line: .venv/bin/dev8
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -24,7 +25,7 @@ node_modules/.installed: package.json package-lock.json
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared api orchestrators timers devhost function_app.py
+	$(VENV)/bin/mypy shared api orchestrators timers devhost cli function_app.py
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q

@@ -1,0 +1,137 @@
+"""The `dev8` command line (the console script `make setup` installs) against the live local host:
+what a person sees, what a script gets from --json and the exit codes, and the API's own messages
+shown plainly."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.clients.conftest import CLI_USER
+from tests.e2e.harness import DevHost
+
+DEV8 = Path(sys.executable).with_name("dev8")  # the console script beside this venv's python
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@dataclass
+class Cli:
+    host: DevHost
+    home: Path  # XDG_CONFIG_HOME: where `dev8 login` saves
+    token: str | None
+
+    def __call__(self, *args: str, token: str | None = None, timeout: float = 300) -> Ran:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DEV8_")}
+        env.update(XDG_CONFIG_HOME=str(self.home), COLUMNS="200", NO_COLOR="1")
+        env["DEV8_API_URL"] = self.host.url
+        if token or self.token:
+            env["DEV8_TOKEN"] = token or self.token or ""
+        done = subprocess.run(  # our own console script
+            [str(DEV8), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        return Ran(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture(scope="module")
+def cli(live_host: DevHost, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    if not DEV8.exists():
+        pytest.fail(f"{DEV8} is missing: `make setup` installs the dev8 console script", pytrace=False)
+    yield Cli(live_host, tmp_path_factory.mktemp("cli-home"), live_host.mint(CLI_USER))
+
+
+def test_login_saves_the_token_for_later_commands_and_refuses_a_bad_one(cli: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad-token"
+    bad.write_text("not-a-token\n")
+    refused = Cli(cli.host, cli.home, None)("login", "--token-file", str(bad))
+    assert refused.code == 3, refused
+    assert "the bearer token is malformed (UNAUTHORIZED)" in refused.err
+    assert "Not logged in" not in refused.err
+
+    good = tmp_path / "token"
+    good.write_text(cli.token + "\n")
+    logged = Cli(cli.host, cli.home, None)("login", "--token-file", str(good))
+    assert logged.code == 0, logged
+    saved = cli.home / "dev8" / "credentials.json"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert json.loads(saved.read_text()) == {"url": cli.host.url, "token": cli.token}
+    catalog = Cli(cli.host, cli.home, None)("templates", "--json")  # no DEV8_TOKEN: the saved one
+    assert catalog.code == 0, catalog
+    assert "node" in {t["name"] for t in catalog.json()["templates"]}
+    assert Cli(cli.host, cli.home, None)("logout").code == 0
+    unknown = Cli(cli.host, cli.home, None)("list")
+    assert unknown.code == 3 and "Not logged in" in unknown.err
+
+
+def test_a_lifecycle_from_the_command_line(cli: Cli) -> None:
+    made = cli("create", "cli-demo", "--template", "node", "--size", "small", "--wait", "--json")
+    assert made.code == 0, made
+    env = made.json()
+    assert env["status"] == "RUNNING" and env["name"] == "cli-demo" and env["size"] == "small"
+    phases = [step["phase"] for step in env["progress"]]
+    assert phases[0] == "workspace" and phases[-1] == "ide_answering", phases
+    assert "Running" in made.err and "5/5" in made.err  # the progress bar's last frame
+    env_id = env["id"]
+
+    listed = cli("list", "--json")
+    assert listed.code == 0 and env_id in {e["id"] for e in listed.json()}
+    shown = cli("get", env_id)
+    assert shown.code == 0 and env_id in shown.out and "ide_answering" in shown.out
+    opened = cli("open", env_id, "--json")
+    assert opened.code == 0 and opened.json()["password"] and opened.json()["vs_code_url"].startswith("http")
+    human = cli("open", env_id)
+    assert f"Password: {opened.json()['password']}" in human.out
+    trail = cli("events", env_id, "--json")
+    assert trail.code == 0 and trail.json()[0]["reason"].startswith("running (workspace ")
+    log = cli("logs", env_id, "--tail", "5")
+    assert log.code == 0 and 0 < len(log.out.splitlines()) <= 5
+    assert cli("snapshots", env_id, "--json").code == 0
+
+    stopped = cli("stop", env_id, "--wait", "--json")
+    assert stopped.code == 0 and stopped.json()["status"] == "STOPPED", stopped
+    started = cli("start", env_id, "--wait", "--json")
+    assert started.code == 0 and started.json()["status"] == "RUNNING", started
+    assert next(s["phase"] for s in started.json()["progress"]) == "compute_requested"
+    refused = cli("start", env_id)  # already running: nothing to do, and said so
+    assert refused.code == 0 and "RUNNING" in refused.err
+    deleted = cli("delete", env_id, "--wait", "--json")
+    assert deleted.code == 0 and deleted.json() == {"id": env_id, "deleted": True}, deleted
+    gone = cli("get", env_id)
+    assert gone.code == 4 and "environment not found (NOT_FOUND)" in gone.err
+
+
+def test_a_wait_that_ends_in_error_says_why_and_exits_5(cli: Cli) -> None:
+    # A real failure: node refuses the option, so code-server exits while it starts.
+    failed = cli("create", "broken", "--env", "NODE_OPTIONS=--no-such-node-flag", "--wait", "--json")
+    assert failed.code == 5, failed
+    assert "is in ERROR" in failed.err and "code-server exited during start" in failed.err
+    assert failed.out == ""  # nothing a script could take for the environment
+
+
+def test_refusals_are_the_apis_own_words_with_their_exit_codes(cli: Cli) -> None:
+    unknown = cli("create", "x", "--template", "cobol")
+    assert unknown.code == 1
+    assert "unknown template 'cobol' (VALIDATION_ERROR)" in unknown.err and "template: one of" in unknown.err
+    assert cli("get", "env-0000000000000000").code == 4
+    assert cli("create", "x", "--env", "novalue").code == 2
+    unreachable = cli("list", "--url", "http://127.0.0.1:9")
+    assert unreachable.code == 7 and "cannot reach" in unreachable.err
+    other = cli("get", "env-0000000000000000", token="Bearer-less")
+    assert other.code == 3
