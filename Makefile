@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: dev test lint unit bench bench-api bench-e2e setup clean code-server infra-tools browser restic
 
-setup: $(STAMP) node_modules/.installed
+setup: $(STAMP) node_modules/.installed clients/typescript/node_modules/.installed
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
@@ -21,6 +21,18 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	scripts/docs-assets.sh >/dev/null
 	touch $@
+
+# The TypeScript client's own pinned tools (openapi-typescript, openapi-fetch, tsc).
+clients/typescript/node_modules/.installed: clients/typescript/package.json clients/typescript/package-lock.json
+	cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Regenerates the TypeScript client's generated files from the app's route table:
+# the OpenAPI document and its types (tests/clients/test_typescript.py fails when they are stale).
+.PHONY: client
+client: setup
+	$(PY) -c 'import api.openapi; api.openapi.main()' > clients/typescript/openapi.json
+	cd clients/typescript && npm run --silent generate
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -291,3 +291,12 @@ def snapshot_example() -> views.SnapshotView:
     return views.snapshot_view(
         Snapshot(id="4bd1f0c2", taken_at=_AT, reason=Reason.STOP, files=412, bytes_added=18_204)
     )
+
+
+def main() -> None:
+    """Print the document (`make client` writes it into the TypeScript client)."""
+    import json
+
+    from api import docs, environments, snapshots, system  # noqa: F401  # every route registers itself
+
+    print(json.dumps(document(), indent=2))
