@@ -67,6 +67,11 @@ Dev8 is running on {host.url}  (Ctrl-C stops it)
   curl -s {auth} -X POST {api}/environments/<id>/stop
   curl -s {auth} -X POST {api}/environments/<id>/start
   curl -s {auth} -X DELETE {api}/environments/<id>
+
+  # or with the command line (make setup installed it): .venv/bin/dev8 --help
+  .venv/bin/dev8 create demo --template node --size small --wait
+
+  API reference: {api}/docs  (OpenAPI document: {api}/openapi.json)
 """
 
 
