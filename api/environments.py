@@ -65,7 +65,11 @@ ACCEPTED = Reply(
     EnvironmentBody,
     example=lambda: openapi.environment_example(Status.STOPPING),
 )
-UNCHANGED = Reply("Already there (or on its way): nothing was started.", EnvironmentBody)
+UNCHANGED = Reply(
+    "Already there (or on its way): nothing was started.",
+    EnvironmentBody,
+    example=openapi.environment_example,
+)
 
 
 def one_environment(
@@ -324,7 +328,13 @@ def api_record_activity(req: func.HttpRequest) -> func.HttpResponse:
         "getConnection",
         "The IDE's URL and password (RUNNING only)",
         TAG,
-        {200: Reply("How to connect: the one answer holding the IDE password.", ConnectionView)},
+        {
+            200: Reply(
+                "How to connect: the one answer holding the IDE password.",
+                ConnectionView,
+                example=openapi.connection_example,
+            )
+        },
         refusals=(409,),
     ),
 )
@@ -344,7 +354,7 @@ def api_connection(req: func.HttpRequest) -> func.HttpResponse:
         "getLogs",
         "The container's recent log, secrets taken out",
         TAG,
-        {200: Reply("The end of the log.", Logs)},
+        {200: Reply("The end of the log.", Logs, example=openapi.logs_example)},
         query=(
             Query("container", "Whose log.", {"type": "string", "enum": [s.value for s in LogSource]}, "ide"),
             Query(
@@ -407,7 +417,11 @@ def api_events(req: func.HttpRequest) -> func.HttpResponse:
         "listRetiredEnvironments",
         "Environments retention retired that can still be restored",
         TAG,
-        {200: Reply("Restorable until their `restorable_until`.", RetiredList)},
+        {
+            200: Reply(
+                "Restorable until their `restorable_until`.", RetiredList, example=openapi.retired_example
+            )
+        },
     ),
 )
 def api_list_retired(req: func.HttpRequest) -> func.HttpResponse:

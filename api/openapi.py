@@ -12,6 +12,7 @@ from pydantic import TypeAdapter
 
 from api import errors, views
 from api.contract import ROUTES, Auth, Operation, Reply
+from shared.domain.catalog import SIZES, TEMPLATES
 from shared.domain.environment import Actor, AuditEvent, CloudProvider, Environment, Policy, Status
 from shared.domain.snapshots import Reason, Snapshot
 
@@ -285,6 +286,35 @@ def event_example() -> dict[str, Any]:
         at=_AT,
     )
     return {"events": [views.event_view(event)]}
+
+
+def connection_example() -> views.ConnectionView:
+    env = sample_environment()
+    return {
+        "vs_code_url": env.vs_code_url,
+        "password": "kq3V9xZp2LwE8tRb",
+        "ssh_connection_string": f"ssh -p 2222 dev8@dev8-{env.id[4:]}.westeurope.azurecontainer.io",
+    }
+
+
+def logs_example() -> views.Logs:
+    text = "[2026-12-01T09:29:58Z] info  HTTP server listening on http://0.0.0.0:8080/\n"
+    return {
+        "logs": text + "[2026-12-01T09:29:58Z] info    - Authentication is enabled\n",
+        "container": "ide",
+        "tail": 2,
+    }
+
+
+def retired_example() -> views.RetiredList:
+    env = sample_environment(Status.STOPPED).model_copy(
+        update={"status_reason": "retired after 30 days unused", "restorable_until": _AT + timedelta(days=7)}
+    )
+    return {"retired_environments": [views.retired_view(env)]}
+
+
+def catalog_example() -> views.Catalog:
+    return views.catalog_view(list(TEMPLATES.values()), list(SIZES.values()))
 
 
 def snapshot_example() -> views.SnapshotView:

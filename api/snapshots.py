@@ -67,7 +67,13 @@ def api_list_snapshots(req: func.HttpRequest) -> func.HttpResponse:
         "takeSnapshot",
         "Ask a RUNNING workspace for a snapshot now",
         TAG,
-        {202: Reply("Asked: listed once the workspace took it.", SnapshotRequestBody)},
+        {
+            202: Reply(
+                "Asked: listed once the workspace took it.",
+                SnapshotRequestBody,
+                example={"snapshot_request": {"id": "c0ffee01", "environment_id": "env-3f2a9c1b7d4e5a60"}},
+            )
+        },
         refusals=(409,),
     ),
 )
@@ -151,7 +157,7 @@ async def api_restore_snapshot(
         "reportSnapshots",
         "The workspace's snapshot agent reports (its agent token only)",
         TAG,
-        {200: Reply("Recorded.", ReportAnswer)},
+        {200: Reply("Recorded.", ReportAnswer, example={"listed": 3})},
         auth=Auth.AGENT,
         body=SnapshotReport,
         refusals=(409,),

@@ -6,6 +6,7 @@ import logging
 
 import azure.functions as func
 
+from api import openapi
 from api.contract import Auth, Operation, Reply, route
 from api.http import handle, owner_of, respond
 from api.views import Catalog, StatusBody, Unready, catalog_view
@@ -53,7 +54,16 @@ def api_live(req: func.HttpRequest) -> func.HttpResponse:
         TAG,
         {
             200: Reply("Ready.", StatusBody, example={"status": "ready"}),
-            503: Reply("Table storage is unreachable.", Unready),
+            503: Reply(
+                "Table storage is unreachable.",
+                Unready,
+                example={
+                    "status": "unavailable",
+                    "code": "UNAVAILABLE",
+                    "error": "table storage is unreachable",
+                    "details": None,
+                },
+            ),
         },
         auth=Auth.NONE,
     ),
@@ -87,7 +97,7 @@ def _ready() -> func.HttpResponse:
         "listTemplates",
         "The templates and the sizes this deployment offers",
         TAG,
-        {200: Reply("The catalog.", Catalog)},
+        {200: Reply("The catalog.", Catalog, example=openapi.catalog_example)},
     ),
 )
 def api_templates(req: func.HttpRequest) -> func.HttpResponse:

@@ -1407,6 +1407,49 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "environment": {
+                     *         "id": "env-3f2a9c1b7d4e5a60",
+                     *         "name": "my-app",
+                     *         "status": "RUNNING",
+                     *         "status_reason": null,
+                     *         "template": "node",
+                     *         "size": "small",
+                     *         "cpu_cores": 1,
+                     *         "memory_gb": 2,
+                     *         "storage_gb": 20,
+                     *         "cloud_provider": "AZURE",
+                     *         "cloud_region": "westeurope",
+                     *         "vs_code_url": "https://dev8-3f2a9c1b7d4e5a60.westeurope.azurecontainer.io",
+                     *         "ssh_connection_string": null,
+                     *         "ports": [
+                     *           3000
+                     *         ],
+                     *         "forwarded_ports": [
+                     *           {
+                     *             "port": 3000,
+                     *             "url": "https://dev8-3f2a9c1b7d4e5a60.westeurope.azurecontainer.io/proxy/3000/"
+                     *           }
+                     *         ],
+                     *         "environment_variables": {
+                     *           "NODE_ENV": "development"
+                     *         },
+                     *         "repository_url": null,
+                     *         "idle_timeout_minutes": 30,
+                     *         "idle_stop_at": "2026-12-01T10:00:00Z",
+                     *         "session_stop_at": "2026-12-01T21:30:00Z",
+                     *         "delete_at": null,
+                     *         "keep": false,
+                     *         "last_accessed_at": "2026-12-01T09:30:00Z",
+                     *         "created_at": "2026-12-01T09:25:00Z",
+                     *         "updated_at": "2026-12-01T09:30:00Z",
+                     *         "stopped_at": null,
+                     *         "estimated_cost_per_hour": 0.061,
+                     *         "progress": []
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["EnvironmentBody"];
                 };
             };
@@ -1611,6 +1654,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "vs_code_url": "https://dev8-3f2a9c1b7d4e5a60.westeurope.azurecontainer.io",
+                     *       "password": "kq3V9xZp2LwE8tRb",
+                     *       "ssh_connection_string": "ssh -p 2222 dev8@dev8-3f2a9c1b7d4e5a60.westeurope.azurecontainer.io"
+                     *     }
+                     */
                     "application/json": components["schemas"]["ConnectionView"];
                 };
             };
@@ -1698,6 +1748,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "logs": "[2026-12-01T09:29:58Z] info  HTTP server listening on http://0.0.0.0:8080/\n[2026-12-01T09:29:58Z] info    - Authentication is enabled\n",
+                     *       "container": "ide",
+                     *       "tail": 2
+                     *     }
+                     */
                     "application/json": components["schemas"]["Logs"];
                 };
             };
@@ -1775,6 +1832,14 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "snapshot_request": {
+                     *         "id": "c0ffee01",
+                     *         "environment_id": "env-3f2a9c1b7d4e5a60"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["SnapshotRequestBody"];
                 };
             };
@@ -1811,6 +1876,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "listed": 3
+                     *     }
+                     */
                     "application/json": components["schemas"]["ReportAnswer"];
                 };
             };
@@ -1958,6 +2028,49 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "environment": {
+                     *         "id": "env-3f2a9c1b7d4e5a60",
+                     *         "name": "my-app",
+                     *         "status": "RUNNING",
+                     *         "status_reason": null,
+                     *         "template": "node",
+                     *         "size": "small",
+                     *         "cpu_cores": 1,
+                     *         "memory_gb": 2,
+                     *         "storage_gb": 20,
+                     *         "cloud_provider": "AZURE",
+                     *         "cloud_region": "westeurope",
+                     *         "vs_code_url": "https://dev8-3f2a9c1b7d4e5a60.westeurope.azurecontainer.io",
+                     *         "ssh_connection_string": null,
+                     *         "ports": [
+                     *           3000
+                     *         ],
+                     *         "forwarded_ports": [
+                     *           {
+                     *             "port": 3000,
+                     *             "url": "https://dev8-3f2a9c1b7d4e5a60.westeurope.azurecontainer.io/proxy/3000/"
+                     *           }
+                     *         ],
+                     *         "environment_variables": {
+                     *           "NODE_ENV": "development"
+                     *         },
+                     *         "repository_url": null,
+                     *         "idle_timeout_minutes": 30,
+                     *         "idle_stop_at": "2026-12-01T10:00:00Z",
+                     *         "session_stop_at": "2026-12-01T21:30:00Z",
+                     *         "delete_at": null,
+                     *         "keep": false,
+                     *         "last_accessed_at": "2026-12-01T09:30:00Z",
+                     *         "created_at": "2026-12-01T09:25:00Z",
+                     *         "updated_at": "2026-12-01T09:30:00Z",
+                     *         "stopped_at": null,
+                     *         "estimated_cost_per_hour": 0.061,
+                     *         "progress": []
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["EnvironmentBody"];
                 };
             };
@@ -2039,6 +2152,49 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "environment": {
+                     *         "id": "env-3f2a9c1b7d4e5a60",
+                     *         "name": "my-app",
+                     *         "status": "RUNNING",
+                     *         "status_reason": null,
+                     *         "template": "node",
+                     *         "size": "small",
+                     *         "cpu_cores": 1,
+                     *         "memory_gb": 2,
+                     *         "storage_gb": 20,
+                     *         "cloud_provider": "AZURE",
+                     *         "cloud_region": "westeurope",
+                     *         "vs_code_url": "https://dev8-3f2a9c1b7d4e5a60.westeurope.azurecontainer.io",
+                     *         "ssh_connection_string": null,
+                     *         "ports": [
+                     *           3000
+                     *         ],
+                     *         "forwarded_ports": [
+                     *           {
+                     *             "port": 3000,
+                     *             "url": "https://dev8-3f2a9c1b7d4e5a60.westeurope.azurecontainer.io/proxy/3000/"
+                     *           }
+                     *         ],
+                     *         "environment_variables": {
+                     *           "NODE_ENV": "development"
+                     *         },
+                     *         "repository_url": null,
+                     *         "idle_timeout_minutes": 30,
+                     *         "idle_stop_at": "2026-12-01T10:00:00Z",
+                     *         "session_stop_at": "2026-12-01T21:30:00Z",
+                     *         "delete_at": null,
+                     *         "keep": false,
+                     *         "last_accessed_at": "2026-12-01T09:30:00Z",
+                     *         "created_at": "2026-12-01T09:25:00Z",
+                     *         "updated_at": "2026-12-01T09:30:00Z",
+                     *         "stopped_at": null,
+                     *         "estimated_cost_per_hour": 0.061,
+                     *         "progress": []
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["EnvironmentBody"];
                 };
             };
@@ -2218,6 +2374,14 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "status": "unavailable",
+                     *       "code": "UNAVAILABLE",
+                     *       "error": "table storage is unreachable",
+                     *       "details": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["Unready"];
                 };
             };
@@ -2242,6 +2406,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "retired_environments": [
+                     *         {
+                     *           "id": "env-3f2a9c1b7d4e5a60",
+                     *           "name": "my-app",
+                     *           "template": "node",
+                     *           "size": "small",
+                     *           "status_reason": "retired after 30 days unused",
+                     *           "retired_at": "2026-12-01T09:30:00Z",
+                     *           "restorable_until": "2026-12-08T09:30:00Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["RetiredList"];
                 };
             };
@@ -2347,6 +2526,86 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "templates": [
+                     *         {
+                     *           "name": "node",
+                     *           "display_name": "Node.js",
+                     *           "description": "Node.js LTS with npm, pnpm, yarn and TypeScript.",
+                     *           "image": "dev8-node",
+                     *           "default_size": "medium",
+                     *           "ports": [
+                     *             3000,
+                     *             5173
+                     *           ]
+                     *         },
+                     *         {
+                     *           "name": "python",
+                     *           "display_name": "Python",
+                     *           "description": "Python 3 with pip, uv, poetry, Jupyter and common linters.",
+                     *           "image": "dev8-python",
+                     *           "default_size": "medium",
+                     *           "ports": [
+                     *             8000,
+                     *             8888
+                     *           ]
+                     *         },
+                     *         {
+                     *           "name": "go",
+                     *           "display_name": "Go",
+                     *           "description": "Go toolchain with gopls, delve and golangci-lint.",
+                     *           "image": "dev8-go",
+                     *           "default_size": "medium",
+                     *           "ports": [
+                     *             8000
+                     *           ]
+                     *         },
+                     *         {
+                     *           "name": "fullstack",
+                     *           "display_name": "Full stack",
+                     *           "description": "Node.js, Python and Go together, for apps that span all three.",
+                     *           "image": "dev8-fullstack",
+                     *           "default_size": "large",
+                     *           "ports": [
+                     *             3000,
+                     *             5173,
+                     *             8000
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "sizes": [
+                     *         {
+                     *           "name": "small",
+                     *           "cpu_cores": 1,
+                     *           "memory_gb": 2,
+                     *           "storage_gb": 20,
+                     *           "estimated_cost_per_hour": 0.061
+                     *         },
+                     *         {
+                     *           "name": "medium",
+                     *           "cpu_cores": 2,
+                     *           "memory_gb": 4,
+                     *           "storage_gb": 50,
+                     *           "estimated_cost_per_hour": 0.1229
+                     *         },
+                     *         {
+                     *           "name": "large",
+                     *           "cpu_cores": 4,
+                     *           "memory_gb": 8,
+                     *           "storage_gb": 100,
+                     *           "estimated_cost_per_hour": 0.2458
+                     *         },
+                     *         {
+                     *           "name": "xlarge",
+                     *           "cpu_cores": 8,
+                     *           "memory_gb": 16,
+                     *           "storage_gb": 200,
+                     *           "estimated_cost_per_hour": 0.4916
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["Catalog"];
                 };
             };
