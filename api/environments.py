@@ -16,12 +16,10 @@ from api.views import (
     EnvironmentList,
     EventList,
     Logs,
-    RetiredList,
     StatusBody,
     connection_view,
     environment_view,
     event_view,
-    retired_view,
 )
 from orchestrators.launch import launch
 from shared import wiring
@@ -75,7 +73,7 @@ UNCHANGED = Reply(
 def one_environment(
     env: Environment, status: int = 200, headers: dict[str, str] | None = None
 ) -> func.HttpResponse:
-    return respond(status, {"environment": environment_view(env, wiring.policy())}, headers)
+    return respond(status, {"environment": environment_view(env, wiring.policy(), wiring.utcnow())}, headers)
 
 
 async def launch_or_unavailable(client: df.DurableOrchestrationClient, env: Environment) -> Environment:
@@ -169,12 +167,12 @@ def api_list_environments(req: func.HttpRequest) -> func.HttpResponse:
         limit = count_param(req, "limit", paging.MAX_LIMIT)
         token = req.params.get("next")
         envs = wiring.environments().list(owner, status)
-        policy = wiring.policy()
+        policy, now = wiring.policy(), wiring.utcnow()
         if limit is None and token is None:  # the whole list, as it always was
-            return respond(200, {"environments": [environment_view(env, policy) for env in envs]})
+            return respond(200, {"environments": [environment_view(env, policy, now) for env in envs]})
         chosen, following = paging.page(envs, limit or paging.MAX_LIMIT, token)
         return respond(
-            200, {"environments": [environment_view(env, policy) for env in chosen], "next": following}
+            200, {"environments": [environment_view(env, policy, now) for env in chosen], "next": following}
         )
 
     return handle(listing, req)
@@ -407,55 +405,3 @@ def api_events(req: func.HttpRequest) -> func.HttpResponse:
         return respond(200, {"events": [event_view(event) for event in found]})
 
     return handle(events, req)
-
-
-@route(
-    bp,
-    Operation(
-        "GET",
-        "v1/retired-environments",
-        "listRetiredEnvironments",
-        "Environments retention retired that can still be restored",
-        TAG,
-        {
-            200: Reply(
-                "Restorable until their `restorable_until`.", RetiredList, example=openapi.retired_example
-            )
-        },
-    ),
-)
-def api_list_retired(req: func.HttpRequest) -> func.HttpResponse:
-    """Environments retention retired that can still be restored from their snapshot."""
-
-    def listing() -> func.HttpResponse:
-        retired = wiring.snapshots().retired(owner_of(req))
-        return respond(200, {"retired_environments": [retired_view(env) for env in retired]})
-
-    return handle(listing, req)
-
-
-@route(
-    bp,
-    Operation(
-        "POST",
-        "v1/retired-environments/{environment_id}/restore",
-        "restoreRetiredEnvironment",
-        "Bring a retired environment back from its snapshot",
-        TAG,
-        {201: CREATED},
-        refusals=(403, 409, 503),
-        links=NEXT,
-    ),
-)
-@bp.durable_client_input(client_name="client")
-async def api_restore_environment(
-    req: func.HttpRequest, client: df.DurableOrchestrationClient
-) -> func.HttpResponse:
-    async def restore() -> func.HttpResponse:
-        owner = await blocking(lambda: owner_of(req, Limit.COMMAND))
-        environment_id = req.route_params["environment_id"]
-        result = await blocking(lambda: wiring.snapshots().restore_retired(owner, environment_id))
-        env = await launch_or_unavailable(client, result.environment)
-        return one_environment(env, 201, {"Location": f"/api/{ENVIRONMENT.format(environment_id=env.id)}"})
-
-    return await handle_async(restore, req)

@@ -269,11 +269,11 @@ def sample_environment(status: Status = Status.RUNNING) -> Environment:
 
 
 def environment_example(status: Status = Status.RUNNING) -> dict[str, Any]:
-    return {"environment": views.environment_view(sample_environment(status), _POLICY)}
+    return {"environment": views.environment_view(sample_environment(status), _POLICY, _AT)}
 
 
 def list_example() -> dict[str, Any]:
-    return {"environments": [views.environment_view(sample_environment(), _POLICY)]}
+    return {"environments": [views.environment_view(sample_environment(), _POLICY, _AT)]}
 
 
 def event_example() -> dict[str, Any]:
@@ -327,6 +327,6 @@ def main() -> None:
     """Print the document (`make client` writes it into the TypeScript client)."""
     import json
 
-    from api import docs, environments, snapshots, system  # noqa: F401  # every route registers itself
+    from api import docs, environments, retired, snapshots, system, usage  # noqa: F401  # every route registers itself
 
     print(json.dumps(document(), indent=2))

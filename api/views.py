@@ -13,14 +13,16 @@ from urllib.parse import urlsplit
 from pydantic import ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
+from shared.domain import metering
 from shared.domain.catalog import Size, Template
 from shared.domain.environment import Actor, AuditEvent, Environment, Policy, Status
+from shared.domain.meter import MonthUsage
 from shared.domain.progress import Phase, Step
 from shared.domain.snapshots import Reason, Snapshot
 from shared.services.environments import Connection
 
 SHOWN_STATUSES = [s.value for s in Status if s is not Status.DELETED]
-_CLOSED = ConfigDict(extra="forbid")  # the document says no other field is ever sent
+CLOSED = ConfigDict(extra="forbid")  # the document says no other field is ever sent
 
 
 def one_of(values: list[str], description: str) -> Any:
@@ -36,7 +38,7 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class ForwardedPort(TypedDict):
     """A dev-server port, previewed through the IDE's own proxy (it needs the IDE login)."""
 
@@ -44,7 +46,7 @@ class ForwardedPort(TypedDict):
     url: Url
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class ProgressStep(TypedDict):
     """A phase a create or start reached: when it began, and when the next one did (null while
     it is the current one)."""
@@ -54,7 +56,16 @@ class ProgressStep(TypedDict):
     ended_at: Moment | None
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
+class UsageView(TypedDict):
+    """What the environment has used since it was created (metered from its lifecycle)."""
+
+    compute_seconds: Annotated[float, Field(description="Time in STARTING, RUNNING or STOPPING.")]
+    storage_gb_hours: Annotated[float, Field(description="The workspace's quota, for as long as it exists.")]
+    cost_to_date: Annotated[float, Field(description="USD, at the region's list prices.")]
+
+
+@with_config(CLOSED)
 class EnvironmentView(TypedDict):
     """A cloud development environment. Secrets and the IDE password are never part of it
     (the owner's `GET .../connection` gives the password)."""
@@ -86,18 +97,19 @@ class EnvironmentView(TypedDict):
     updated_at: Moment | None
     stopped_at: Moment | None
     estimated_cost_per_hour: Annotated[float, Field(description="USD per running hour, estimated.")]
+    usage: UsageView
     progress: Annotated[
         list[ProgressStep],
         Field(description="The phases of the current (or last) create or start, for a progress bar."),
     ]
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class EnvironmentBody(TypedDict):
     environment: EnvironmentView
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class EnvironmentList(TypedDict):
     """The caller's environments, oldest first; `next` only when `limit` or `next` was given."""
 
@@ -107,7 +119,7 @@ class EnvironmentList(TypedDict):
     ]
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class RetiredView(TypedDict):
     """An environment retention retired, restorable from its snapshot until `restorable_until`."""
 
@@ -120,12 +132,12 @@ class RetiredView(TypedDict):
     restorable_until: Moment | None
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class RetiredList(TypedDict):
     retired_environments: list[RetiredView]
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class EventView(TypedDict):
     """One entry of the audit trail: a change of status (or a note that kept it), who and why."""
 
@@ -136,12 +148,12 @@ class EventView(TypedDict):
     at: Moment | None
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class EventList(TypedDict):
     events: list[EventView]
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class ConnectionView(TypedDict):
     """How to reach a RUNNING environment: the one answer that carries the IDE password."""
 
@@ -150,7 +162,7 @@ class ConnectionView(TypedDict):
     ssh_connection_string: str | None
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class TemplateView(TypedDict):
     name: str
     display_name: str
@@ -160,7 +172,7 @@ class TemplateView(TypedDict):
     ports: list[int]
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class SizeView(TypedDict):
     name: str
     cpu_cores: float
@@ -169,7 +181,7 @@ class SizeView(TypedDict):
     estimated_cost_per_hour: float
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class Catalog(TypedDict):
     """The templates, and the sizes the configured compute backend can run."""
 
@@ -177,7 +189,7 @@ class Catalog(TypedDict):
     sizes: list[SizeView]
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class SnapshotView(TypedDict):
     """A workspace snapshot; `files` and `bytes_added` are null when never reported."""
 
@@ -188,40 +200,40 @@ class SnapshotView(TypedDict):
     bytes_added: int | None
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class SnapshotList(TypedDict):
     snapshots: list[SnapshotView]
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class SnapshotRequestView(TypedDict):
     id: Annotated[str, Field(description="The request's id; the snapshot is listed once taken.")]
     environment_id: EnvironmentId
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class SnapshotRequestBody(TypedDict):
     snapshot_request: SnapshotRequestView
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class RestoreView(TypedDict):
     environment_id: EnvironmentId
     snapshot: SnapshotView
     on: Annotated[str, one_of(["next start"], "When the snapshot is restored.")]
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class RestoreBody(TypedDict):
     restore: RestoreView
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class ReportAnswer(TypedDict):
     listed: Annotated[int, Field(description="Snapshots the report listed.")]
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class Logs(TypedDict):
     """The end of a container's log, every secret of the environment replaced by [redacted]."""
 
@@ -230,12 +242,12 @@ class Logs(TypedDict):
     tail: int
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class StatusBody(TypedDict):
     status: str
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class ErrorBody(TypedDict):
     """Every refusal and failure: a message for people, a stable code for programs."""
 
@@ -247,7 +259,7 @@ class ErrorBody(TypedDict):
     code: Annotated[str, Field(examples=["VALIDATION_ERROR"])]
 
 
-@with_config(_CLOSED)
+@with_config(CLOSED)
 class Unready(TypedDict):
     status: str
     code: str
@@ -266,8 +278,17 @@ def forwarded_ports(vs_code_url: str | None, ports: list[int]) -> list[Forwarded
     return [{"port": port, "url": f"{origin}/proxy/{port}/"} for port in ports]
 
 
-def environment_view(env: Environment, policy: Policy) -> EnvironmentView:
-    """The API shape of an environment: documented fields only, never secrets."""
+def usage_view(usage: MonthUsage) -> UsageView:
+    return {
+        "compute_seconds": round(usage.compute_seconds, 3),
+        "storage_gb_hours": round(usage.storage_gb_hours, 6),
+        "cost_to_date": round(usage.cost, 6),
+    }
+
+
+def environment_view(env: Environment, policy: Policy, now: datetime) -> EnvironmentView:
+    """The API shape of an environment: documented fields only, never secrets; `usage` as it
+    stands at `now`."""
     return {
         "id": env.id,
         "name": env.name,
@@ -296,6 +317,7 @@ def environment_view(env: Environment, policy: Policy) -> EnvironmentView:
         "updated_at": _iso(env.updated_at),
         "stopped_at": _iso(env.stopped_at),
         "estimated_cost_per_hour": env.estimated_cost_per_hour,
+        "usage": usage_view(metering.total(metering.to_date(env, now))),
         "progress": [progress_view(step) for step in env.progress],
     }
 

@@ -10,6 +10,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain.catalog import estimate_cost_per_hour
+from shared.domain.meter import MonthUsage
 from shared.domain.progress import Step
 
 ENVIRONMENT_ID = re.compile(r"^env-[0-9a-f]{16}$")
@@ -78,6 +79,8 @@ class Environment(BaseModel):
     unclean_stop: str | None = None  # why the last session ended without a final snapshot
     handoff_noted: str | None = None  # the stop whose final-snapshot outcome is in the audit trail
     progress: list[Step] = Field(default_factory=list)  # the phases of the current (or last) create/start
+    meter: dict[str, MonthUsage] = Field(default_factory=dict)  # use by month ("2026-12"), metering.py
+    metered_at: datetime | None = None  # the meter counts up to here (None: from created_at)
     sealed_secrets: str = Field(default="", repr=False)
     version: int = 0
     etag: str | None = Field(default=None, repr=False)

@@ -19,10 +19,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared import agent_tokens
-from shared.domain import lifecycle, progress
+from shared.domain import lifecycle, metering, progress
 from shared.domain.catalog import choose_template
 from shared.domain.environment import ENVIRONMENT_ID, Actor, AuditEvent, Environment, Status
 from shared.domain.lifecycle import Command, Verdict
+from shared.domain.meter import MonthUsage
 from shared.domain.operation import Kind, operation_id
 from shared.domain.placement import Placement, ResourceBounds, SizeRequest, resolve_size
 from shared.domain.quota import Limits
@@ -90,6 +91,17 @@ class EnvironmentService:
             for env in self._records.list(owner)
             if env.status is not Status.DELETED and (status is None or env.status is status)
         ]
+
+    def usage(self, owner: str, month: str) -> builtins.list[tuple[Environment, MonthUsage]]:
+        """What each of the owner's environments used in `month` ("2026-12"), deleted and
+        retired ones included (their records are kept for this), metered up to now."""
+        now = self._clock()
+        found = []
+        for env in self._records.list(owner):
+            used = metering.to_date(env, now).get(month)
+            if used is not None:
+                found.append((env, used))
+        return found
 
     def events(self, owner: str, environment_id: str, limit: int = 100) -> builtins.list[AuditEvent]:
         self.get(owner, environment_id)
@@ -387,6 +399,8 @@ class EnvironmentService:
             if updated is None:
                 return current
             made = change(current, updated) if callable(change) else change
+            if updated.status is not current.status:  # the time in the status it leaves, metered
+                updated = metering.metered(current, updated, made.at)
             try:
                 return self._records.save(current, updated, made, limits)
             except ConcurrencyConflict:

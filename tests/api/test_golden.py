@@ -9,7 +9,8 @@ Re-recorded deliberately once since: issue 11 adds the stop hand-off's outcome t
 (one STOPPING -> STOPPING event, "final snapshot: ...", in the events of a stopped environment);
 nothing else changed. Re-recorded deliberately for issue 13: every environment carries `progress`
 (its create or start phases) and a settle's event reason ends with the phase timings
-("running (compute requested 0.0 s, ...)", the seconds replaced by a placeholder)."""
+("running (compute requested 0.0 s, ...)", the seconds replaced by a placeholder); issue 14 adds
+`usage`. Both fields' values depend on timing and are replaced by placeholders here."""
 
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
 _PORT = re.compile(r"127\.0\.0\.1:\d+")
 _INCIDENT = re.compile(r'"incident":"[0-9a-f]{12}"')
 _SECONDS = re.compile(r"\b\d+\.\d s\b")  # a phase timing in an audit reason
+# How far an orchestration running beside the calls has got, and what the clock metered: both
+# depend on timing (tests/api/test_progress_api.py and tests/services/test_metering.py pin them).
+_PROGRESS = re.compile(r'"progress":\[[^\]]*\]')
+_USAGE = re.compile(r'"usage":\{[^}]*\}')
 HEADERS = ("content-type", "cache-control", "location", "www-authenticate")
 
 
@@ -45,6 +50,7 @@ class Recorder:
         )
         text = _INCIDENT.sub('"incident":"<incident>"', text)
         text = _SECONDS.sub("<seconds> s", text)
+        text = _PROGRESS.sub('"progress":"<progress>"', _USAGE.sub('"usage":"<usage>"', text))
         return _PORT.sub("127.0.0.1:<port>", _TIME.sub("<time>", text))
 
     def placeholder(self, hex_id: str) -> str:

@@ -351,6 +351,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What you used and spent in a month, per environment (deleted ones included) */
+        get: operations["getUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -558,6 +575,7 @@ export interface components {
              * @description USD per running hour, estimated.
              */
             estimated_cost_per_hour: number;
+            usage: components["schemas"]["UsageView"];
             /**
              * Progress
              * @description The phases of the current (or last) create or start, for a progress bar.
@@ -641,6 +659,26 @@ export interface components {
             container: "ide" | "tls";
             /** Tail */
             tail: number;
+        };
+        /**
+         * MonthlyUsage
+         * @description The caller's use in one calendar month (UTC), per environment and in all.
+         */
+        MonthlyUsage: {
+            /**
+             * Month
+             * @example 2026-12
+             */
+            month: string;
+            /**
+             * Currency
+             * @description Of every cost.
+             * @enum {string}
+             */
+            currency: "USD";
+            /** Environments */
+            environments: components["schemas"]["UsageRow"][];
+            totals: components["schemas"]["UsageTotals"];
         };
         /**
          * ProgressStep
@@ -901,6 +939,72 @@ export interface components {
              * @default null
              */
             keep?: boolean | null;
+        };
+        /**
+         * UsageRow
+         * @description One environment's use in the month; `deleted` ones (retired included) are still billed.
+         */
+        UsageRow: {
+            /**
+             * Environment Id
+             * @example env-3f2a9c1b7d4e5a60
+             */
+            environment_id: string;
+            /** Name */
+            name: string;
+            /** Template */
+            template: string;
+            /** Size */
+            size: string;
+            /** Deleted */
+            deleted: boolean;
+            /** Compute Seconds */
+            compute_seconds: number;
+            /** Vcpu Seconds */
+            vcpu_seconds: number;
+            /** Gb Seconds */
+            gb_seconds: number;
+            /** Storage Gb Hours */
+            storage_gb_hours: number;
+            /**
+             * Cost
+             * @description USD.
+             */
+            cost: number;
+        };
+        /** UsageTotals */
+        UsageTotals: {
+            /** Compute Seconds */
+            compute_seconds: number;
+            /** Vcpu Seconds */
+            vcpu_seconds: number;
+            /** Gb Seconds */
+            gb_seconds: number;
+            /** Storage Gb Hours */
+            storage_gb_hours: number;
+            /** Cost */
+            cost: number;
+        };
+        /**
+         * UsageView
+         * @description What the environment has used since it was created (metered from its lifecycle).
+         */
+        UsageView: {
+            /**
+             * Compute Seconds
+             * @description Time in STARTING, RUNNING or STOPPING.
+             */
+            compute_seconds: number;
+            /**
+             * Storage Gb Hours
+             * @description The workspace's quota, for as long as it exists.
+             */
+            storage_gb_hours: number;
+            /**
+             * Cost To Date
+             * @description USD, at the region's list prices.
+             */
+            cost_to_date: number;
         };
     };
     responses: {
@@ -1208,6 +1312,11 @@ export interface operations {
                      *           "updated_at": "2026-12-01T09:30:00Z",
                      *           "stopped_at": null,
                      *           "estimated_cost_per_hour": 0.061,
+                     *           "usage": {
+                     *             "compute_seconds": 300,
+                     *             "storage_gb_hours": 1.666667,
+                     *             "cost_to_date": 0.005087
+                     *           },
                      *           "progress": []
                      *         }
                      *       ]
@@ -1295,6 +1404,11 @@ export interface operations {
                      *         "updated_at": "2026-12-01T09:30:00Z",
                      *         "stopped_at": null,
                      *         "estimated_cost_per_hour": 0.061,
+                     *         "usage": {
+                     *           "compute_seconds": 300,
+                     *           "storage_gb_hours": 1.666667,
+                     *           "cost_to_date": 0.005087
+                     *         },
                      *         "progress": []
                      *       }
                      *     }
@@ -1372,6 +1486,11 @@ export interface operations {
                      *         "updated_at": "2026-12-01T09:30:00Z",
                      *         "stopped_at": null,
                      *         "estimated_cost_per_hour": 0.061,
+                     *         "usage": {
+                     *           "compute_seconds": 300,
+                     *           "storage_gb_hours": 1.666667,
+                     *           "cost_to_date": 0.005087
+                     *         },
                      *         "progress": []
                      *       }
                      *     }
@@ -1446,6 +1565,11 @@ export interface operations {
                      *         "updated_at": "2026-12-01T09:30:00Z",
                      *         "stopped_at": null,
                      *         "estimated_cost_per_hour": 0.061,
+                     *         "usage": {
+                     *           "compute_seconds": 300,
+                     *           "storage_gb_hours": 1.666667,
+                     *           "cost_to_date": 0.005087
+                     *         },
                      *         "progress": []
                      *       }
                      *     }
@@ -1494,6 +1618,11 @@ export interface operations {
                      *         "updated_at": "2026-12-01T09:30:00Z",
                      *         "stopped_at": null,
                      *         "estimated_cost_per_hour": 0.061,
+                     *         "usage": {
+                     *           "compute_seconds": 300,
+                     *           "storage_gb_hours": 1.666667,
+                     *           "cost_to_date": 0.005087
+                     *         },
                      *         "progress": []
                      *       }
                      *     }
@@ -1579,6 +1708,11 @@ export interface operations {
                      *         "updated_at": "2026-12-01T09:30:00Z",
                      *         "stopped_at": null,
                      *         "estimated_cost_per_hour": 0.061,
+                     *         "usage": {
+                     *           "compute_seconds": 300,
+                     *           "storage_gb_hours": 1.666667,
+                     *           "cost_to_date": 0.005087
+                     *         },
                      *         "progress": []
                      *       }
                      *     }
@@ -1989,6 +2123,11 @@ export interface operations {
                      *         "updated_at": "2026-12-01T09:30:00Z",
                      *         "stopped_at": null,
                      *         "estimated_cost_per_hour": 0.061,
+                     *         "usage": {
+                     *           "compute_seconds": 300,
+                     *           "storage_gb_hours": 1.666667,
+                     *           "cost_to_date": 0.005087
+                     *         },
                      *         "progress": []
                      *       }
                      *     }
@@ -2067,6 +2206,11 @@ export interface operations {
                      *         "updated_at": "2026-12-01T09:30:00Z",
                      *         "stopped_at": null,
                      *         "estimated_cost_per_hour": 0.061,
+                     *         "usage": {
+                     *           "compute_seconds": 300,
+                     *           "storage_gb_hours": 1.666667,
+                     *           "cost_to_date": 0.005087
+                     *         },
                      *         "progress": []
                      *       }
                      *     }
@@ -2115,6 +2259,11 @@ export interface operations {
                      *         "updated_at": "2026-12-01T09:30:00Z",
                      *         "stopped_at": null,
                      *         "estimated_cost_per_hour": 0.061,
+                     *         "usage": {
+                     *           "compute_seconds": 300,
+                     *           "storage_gb_hours": 1.666667,
+                     *           "cost_to_date": 0.005087
+                     *         },
                      *         "progress": []
                      *       }
                      *     }
@@ -2191,6 +2340,11 @@ export interface operations {
                      *         "updated_at": "2026-12-01T09:30:00Z",
                      *         "stopped_at": null,
                      *         "estimated_cost_per_hour": 0.061,
+                     *         "usage": {
+                     *           "compute_seconds": 300,
+                     *           "storage_gb_hours": 1.666667,
+                     *           "cost_to_date": 0.005087
+                     *         },
                      *         "progress": []
                      *       }
                      *     }
@@ -2239,6 +2393,11 @@ export interface operations {
                      *         "updated_at": "2026-12-01T09:30:00Z",
                      *         "stopped_at": null,
                      *         "estimated_cost_per_hour": 0.061,
+                     *         "usage": {
+                     *           "compute_seconds": 300,
+                     *           "storage_gb_hours": 1.666667,
+                     *           "cost_to_date": 0.005087
+                     *         },
                      *         "progress": []
                      *       }
                      *     }
@@ -2491,6 +2650,11 @@ export interface operations {
                      *         "updated_at": "2026-12-01T09:30:00Z",
                      *         "stopped_at": null,
                      *         "estimated_cost_per_hour": 0.061,
+                     *         "usage": {
+                     *           "compute_seconds": 300,
+                     *           "storage_gb_hours": 1.666667,
+                     *           "cost_to_date": 0.005087
+                     *         },
                      *         "progress": []
                      *       }
                      *     }
@@ -2609,6 +2773,55 @@ export interface operations {
                     "application/json": components["schemas"]["Catalog"];
                 };
             };
+            401: components["responses"]["Error401"];
+            429: components["responses"]["Error429"];
+            500: components["responses"]["Error500"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    getUsage: {
+        parameters: {
+            query?: {
+                /**
+                 * @description YYYY-MM (UTC); this month when absent.
+                 * @example 2026-12
+                 */
+                month?: string;
+            };
+            header?: {
+                /** @description An id for this request, echoed back and carried by every log line it causes. */
+                "X-Request-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Per environment and in all. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "month": "2026-12",
+                     *       "currency": "USD",
+                     *       "environments": [],
+                     *       "totals": {
+                     *         "compute_seconds": 0,
+                     *         "vcpu_seconds": 0,
+                     *         "gb_seconds": 0,
+                     *         "storage_gb_hours": 0,
+                     *         "cost": 0
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["MonthlyUsage"];
+                };
+            };
+            400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];

@@ -1,0 +1,35 @@
+"""GET /usage through the app: the caller's rows per environment (deleted ones included), totals,
+another user's environments never counted, and a bad month refused."""
+
+from __future__ import annotations
+
+from tests.api.conftest import Api
+from tests.api.test_environments_api import error_of
+
+
+def test_usage_lists_the_callers_environments_deleted_ones_included(api: Api) -> None:
+    kept = api.create(name="kept")
+    gone = api.create(name="gone")
+    api.create(user="bob", name="bobs")
+    for env in (kept, gone):
+        assert api.settled(env["id"])["status"] == "RUNNING"
+    assert api.call("DELETE", f"/environments/{gone['id']}").status_code == 202
+    assert api.settled(gone["id"])["status"] is None
+
+    answer = api.call("GET", "/usage")
+    assert answer.status_code == 200, answer.text
+    usage = answer.json()
+    assert usage["currency"] == "USD"
+    rows = {row["environment_id"]: row for row in usage["environments"]}
+    assert set(rows) == {kept["id"], gone["id"]}  # bob's is not alice's
+    assert rows[gone["id"]]["deleted"] is True and rows[kept["id"]]["deleted"] is False
+    assert all(row["storage_gb_hours"] > 0 and row["cost"] > 0 for row in rows.values())
+    totals = usage["totals"]
+    assert abs(totals["cost"] - sum(row["cost"] for row in rows.values())) < 1e-5
+    shown = api.call("GET", f"/environments/{kept['id']}").json()["environment"]["usage"]
+    assert set(shown) == {"compute_seconds", "storage_gb_hours", "cost_to_date"}
+    assert shown["compute_seconds"] > 0  # it has been RUNNING
+
+    assert api.call("GET", "/usage?month=1999-01").json()["environments"] == []
+    error_of(api.call("GET", "/usage?month=2026-13"), 400, "VALIDATION_ERROR")
+    error_of(api.call("GET", "/usage", None), 401, "UNAUTHORIZED")
