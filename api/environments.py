@@ -9,7 +9,17 @@ import azure.functions as func
 
 from api import openapi, paging, views
 from api.contract import Auth, Operation, Query, Reply, route
-from api.http import bearer_token, blocking, count_param, handle, handle_async, owner_of, parse_body, respond
+from api.http import (
+    bearer_token,
+    blocking,
+    count_param,
+    handle,
+    handle_async,
+    owner_of,
+    parse_body,
+    principal_of,
+    respond,
+)
 from api.views import (
     ConnectionView,
     EnvironmentBody,
@@ -116,10 +126,11 @@ async def api_create_environment(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
     async def create() -> func.HttpResponse:
-        owner = await blocking(lambda: owner_of(req, Limit.COMMAND))
+        caller = await blocking(lambda: principal_of(req, Limit.COMMAND))
         request = parse_body(req, CreateEnvironmentRequest)
         key = _idempotency_key(req)
-        result = await blocking(lambda: wiring.environments().create(owner, request, key))
+        budget = caller.monthly_budget
+        result = await blocking(lambda: wiring.environments().create(caller.subject, request, key, budget))
         env = result.environment
         if result.accepted:
             env = await launch_or_unavailable(client, env)
@@ -217,10 +228,12 @@ async def _command(
     req: func.HttpRequest, client: df.DurableOrchestrationClient, command: Command
 ) -> func.HttpResponse:
     async def run() -> func.HttpResponse:
-        owner = await blocking(lambda: owner_of(req, Limit.COMMAND))
+        caller = await blocking(lambda: principal_of(req, Limit.COMMAND))
         environment_id = req.route_params["environment_id"]
         result: CommandResult = await blocking(
-            lambda: wiring.environments().command(owner, environment_id, command)
+            lambda: wiring.environments().command(
+                caller.subject, environment_id, command, budget=caller.monthly_budget
+            )
         )
         if not result.accepted:
             return one_environment(result.environment, 200)

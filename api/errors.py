@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.errors import (
+    BudgetExceeded,
     Conflict,
     DomainError,
     InvalidState,
@@ -21,6 +22,7 @@ STATUS: dict[type[DomainError], tuple[int, str]] = {
     ValidationFailed: (400, "VALIDATION_ERROR"),
     Unauthorized: (401, "UNAUTHORIZED"),
     QuotaExceeded: (403, "QUOTA_EXCEEDED"),
+    BudgetExceeded: (403, "BUDGET_EXCEEDED"),
     NotFound: (404, "NOT_FOUND"),
     InvalidState: (409, "INVALID_STATE"),
     Conflict: (409, "CONFLICT"),

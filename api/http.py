@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from api import errors
 from shared import observability, wiring
+from shared.auth import Principal
 from shared.domain.rate_limits import Limit
 from shared.errors import DomainError, Unauthorized, UnsupportedMediaType, ValidationFailed
 
@@ -57,14 +58,19 @@ def owner_of(req: func.HttpRequest, limit: Limit = Limit.READ) -> str:
     the request counts against that owner's budget for `limit` (429 when it is spent, before
     anything is done). A request that fails authentication counts against its client address,
     and is answered 429 instead of 401 once that address has failed too often."""
+    return principal_of(req, limit).subject
+
+
+def principal_of(req: func.HttpRequest, limit: Limit = Limit.READ) -> Principal:
+    """As owner_of, with what else the token says (a monthly budget of the caller's own)."""
     limiter = wiring.rate_limiter()
     try:
-        owner = wiring.verifier().verify(req.headers.get("Authorization")).subject
+        principal = wiring.verifier().verify(req.headers.get("Authorization"))
     except Unauthorized:
         limiter.charge(Limit.AUTH_FAILURE, client_address(req))
         raise
-    limiter.charge(limit, owner)
-    return owner
+    limiter.charge(limit, principal.subject)
+    return principal
 
 
 def client_address(req: func.HttpRequest) -> str:

@@ -21,7 +21,7 @@ REF = "#/components/schemas/{model}"
 TITLES = {
     400: "The request is malformed: a body, parameter or header the API does not take.",
     401: "No valid bearer token.",
-    403: "The owner is at a quota (environments, cores, memory or storage).",
+    403: "The owner is at a quota (QUOTA_EXCEEDED) or this month's budget would be passed (BUDGET_EXCEEDED).",
     404: "No such environment for this caller (another owner's is 404 too).",
     409: "The lifecycle does not allow this now, or the request contradicts an earlier one.",
     415: "The body is not JSON (Content-Type: application/json).",

@@ -144,6 +144,9 @@ param restoreGraceDays int = 7
 @maxValue(168)
 param maxSessionHours int = 12
 
+@description('USD a user may spend a month; empty for no budget. A token\'s dev8_monthly_budget claim wins.')
+param monthlyBudgetPerUser string = ''
+
 @description('Minutes an orphan container group is left alone before the reconciler removes it.')
 @minValue(1)
 @maxValue(1440)
@@ -446,6 +449,7 @@ var dev8Settings = union(jwtModeSettings, {
   DEV8_RETENTION_DAYS: string(retentionDays)
   DEV8_RESTORE_GRACE_DAYS: string(restoreGraceDays)
   DEV8_MAX_SESSION_HOURS: string(maxSessionHours)
+  DEV8_MONTHLY_BUDGET_PER_USER: monthlyBudgetPerUser
   DEV8_ORPHAN_GRACE_MINUTES: string(orphanGraceMinutes)
   DEV8_SNAPSHOT_INTERVAL_SECONDS: string(snapshotIntervalSeconds)
   DEV8_SNAPSHOT_KEEP_LAST: string(snapshotKeepLast)

@@ -25,6 +25,7 @@ LEEWAY_SECONDS = 30
 MIN_SECRET_BYTES = 32
 MAX_SUBJECT_LENGTH = 256
 MAX_TOKEN_LENGTH = 8192  # far above any real token; bounds the work an anonymous caller can cause
+BUDGET_CLAIM = "dev8_monthly_budget"  # a per-user monthly budget in USD, set by the identity provider
 JWKS_CACHE_SECONDS = 300
 JWKS_TIMEOUT_SECONDS = 5.0
 
@@ -36,6 +37,7 @@ class Principal:
     subject: str
     issuer: str | None
     expires_at: datetime
+    monthly_budget: float | None = None  # the `dev8_monthly_budget` claim (USD), when the IdP sets one
 
 
 class TokenVerifier:
@@ -182,10 +184,14 @@ def _principal(claims: dict[str, Any]) -> Principal:
         expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
     except (OverflowError, OSError, ValueError):  # far past what a datetime holds (e.g. 1e300)
         raise Unauthorized("the bearer token has an invalid expiry") from None
+    budget = claims.get(BUDGET_CLAIM)
+    if not (isinstance(budget, int | float) and not isinstance(budget, bool) and 0 < budget <= 1e6):
+        budget = None
     return Principal(
         subject=subject,
         issuer=issuer if isinstance(issuer, str) else None,
         expires_at=expires_at,
+        monthly_budget=float(budget) if budget is not None else None,  # else the deployment's budget
     )
 
 

@@ -40,6 +40,10 @@ class QuotaExceeded(DomainError):
     """The owner is at a limit; the change would grow past it."""
 
 
+class BudgetExceeded(DomainError):
+    """The owner's spend this month (and the next hour of what is asked) would pass the budget."""
+
+
 class NotFound(DomainError):
     """Unknown, deleted, or another owner's (indistinguishable on purpose)."""
 

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=30, ge=1, le=3650)
     restore_grace_days: int = Field(default=7, ge=1, le=365)
     max_session_hours: int = Field(default=12, ge=1, le=168)
+    # USD a user may spend a month (unset: no budget); a token's dev8_monthly_budget claim wins.
+    monthly_budget_per_user: float | None = Field(default=None, gt=0, le=1_000_000)
     orphan_grace_minutes: int = Field(default=30, ge=1, le=1440)
     # Workspace snapshots (docker/base/dev8-snapshot-agent): how often a running workspace is saved
     # when something changed, and which snapshots pruning keeps.
@@ -106,6 +108,11 @@ class Settings(BaseSettings):
     simulated_lost_response_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     simulated_boot_polls: int = Field(default=1, ge=0, le=100)
     simulated_seed: int | None = None
+
+    @field_validator("monthly_budget_per_user", mode="before")
+    @classmethod
+    def _no_budget(cls, value: object) -> object:
+        return None if value == "" else value  # an app setting left empty: no budget
 
     @field_validator("jwt_secret", "secrets_key", "tables_connection")
     @classmethod

@@ -149,7 +149,8 @@ def snapshots() -> SnapshotService:
 def sweeps() -> Sweeps:
     from shared.services.sweeps import Sweeps
 
-    return Sweeps(store(), environments(), utcnow, policy(), index=store().index)
+    budget = get_settings().monthly_budget_per_user
+    return Sweeps(store(), environments(), utcnow, policy(), index=store().index, monthly_budget=budget)
 
 
 @lru_cache(maxsize=1)

@@ -20,7 +20,8 @@ log = logging.getLogger("dev8.timers")
 @bp.timer_trigger(schedule="%DEV8_IDLE_SWEEP_SCHEDULE%", arg_name="timer")
 @bp.durable_client_input(client_name="client")
 async def idle_sweep(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
-    """Stop environments idle past their timeout, or running past the session limit."""
+    """Stop environments idle past their timeout, or running past the session limit; then the
+    budget pass."""
     observability.bind(request_id=f"idle-sweep-{uuid.uuid4().hex[:12]}")  # this pass, in every log line
     report = await asyncio.to_thread(wiring.sweeps().idle)
     started = await launch_all(client, [result.environment for result in report.accepted])
@@ -28,6 +29,12 @@ async def idle_sweep(timer: func.TimerRequest, client: df.DurableOrchestrationCl
         "idle sweep: %d candidates, %d stopping, %d repaired", report.candidates, started, report.repaired
     )
     observability.count("dev8.sweeps", started, action="idle-stop")
+    # Monthly budgets ride the same timer: 80% noted once a month, 100% stops what runs.
+    budgets = await asyncio.to_thread(wiring.sweeps().budgets)
+    stopped = await launch_all(client, [result.environment for result in budgets.accepted])
+    if budgets.candidates:
+        log.info("budget sweep: %d running past 80%%, %d stopping", budgets.candidates, stopped)
+    observability.count("dev8.sweeps", stopped, action="budget-stop")
 
 
 @bp.timer_trigger(schedule="%DEV8_RETENTION_SCHEDULE%", arg_name="timer")

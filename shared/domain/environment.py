@@ -32,6 +32,7 @@ class Actor(StrEnum):
     IDLE_SWEEP = "idle-sweep"
     RECONCILER = "reconciler"
     RETENTION = "retention"
+    BUDGET = "budget"
     SYSTEM = "system"
 
 
@@ -81,6 +82,8 @@ class Environment(BaseModel):
     progress: list[Step] = Field(default_factory=list)  # the phases of the current (or last) create/start
     meter: dict[str, MonthUsage] = Field(default_factory=dict)  # use by month ("2026-12"), metering.py
     metered_at: datetime | None = None  # the meter counts up to here (None: from created_at)
+    monthly_budget: float | None = None  # the owner's budget (USD) as of the last create or start
+    budget_warned: str | None = None  # the month ("2026-12") whose 80% warning is in the trail
     sealed_secrets: str = Field(default="", repr=False)
     version: int = 0
     etag: str | None = Field(default=None, repr=False)

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared import agent_tokens
+from shared.domain import budget as budget_rules
 from shared.domain import lifecycle, metering, progress
 from shared.domain.catalog import choose_template
 from shared.domain.environment import ENVIRONMENT_ID, Actor, AuditEvent, Environment, Status
@@ -121,16 +122,22 @@ class EnvironmentService:
     # --- create -------------------------------------------------------------------------------------
 
     def create(
-        self, owner: str, request: CreateEnvironmentRequest, idempotency_key: str | None = None
+        self,
+        owner: str,
+        request: CreateEnvironmentRequest,
+        idempotency_key: str | None = None,
+        budget: float | None = None,
     ) -> CommandResult:
         """Create a CREATING record. With an idempotency key, a repeat returns the first result
-        (accepted=False: its orchestration is already running) and a different body is 409."""
+        (accepted=False: its orchestration is already running) and a different body is 409.
+        `budget` is the caller's own (their token's claim), else the deployment's applies."""
         request_hash = self._request_hash(request) if idempotency_key else ""
         if idempotency_key:
             replay = self._replay(owner, idempotency_key, request_hash)
             if replay is not None:
                 return CommandResult(replay, accepted=False)
-        env = self._plan(owner, request)
+        env = self._plan(owner, request).model_copy(update={"monthly_budget": budget})
+        self._within_budget(owner, env, budget)
         now = self._clock()
         record = IdempotencyRecord(idempotency_key, request_hash, env.id, now) if idempotency_key else None
         change = Change(Actor.USER, "created", now)
@@ -144,6 +151,12 @@ class EnvironmentService:
             if replay is None:
                 raise
             return CommandResult(replay, accepted=False)
+
+    def _within_budget(self, owner: str, env: Environment, budget: float | None) -> None:
+        """BudgetExceeded when this month's spend plus an hour of `env` would pass the budget."""
+        limit = budget if budget is not None else self._settings.monthly_budget_per_user
+        if limit is not None:
+            budget_rules.spend(self._records.list(owner), self._clock(), limit).admit(env)
 
     def _replay(self, owner: str, key: str, request_hash: str) -> Environment | None:
         record = self._records.idempotency(owner, key)
@@ -229,15 +242,22 @@ class EnvironmentService:
         reason: str | None = None,
         precondition: Callable[[Environment], bool] | None = None,
         kind: Kind | None = None,
+        budget: float | None = None,
     ) -> CommandResult:
         """Apply a lifecycle command. Accepted commands move to a transitional status and name the
-        orchestration that must run (`environment.operation`); the caller starts it.
+        orchestration that must run (`environment.operation`); the caller starts it. A user's
+        start is refused past the month's budget (`budget`: their token's, else the deployment's).
 
         Sweeps pass a `precondition`, checked on the fresh record of every attempt, so a user's
         activity that lands first wins; `kind` names a variant of the command's orchestration
         (retention's "retire" is a delete that keeps a snapshot)."""
         accepted = False
         why = reason or f"{command.value} requested by {actor.value}"
+        user_start = command is Command.START and actor is Actor.USER
+        if user_start:
+            current = self.get(owner, environment_id)
+            if lifecycle.decide(current.status, command).verdict is Verdict.TRANSITION:
+                self._within_budget(owner, current, budget)
 
         def apply(env: Environment) -> Environment | None:
             nonlocal accepted
@@ -259,6 +279,7 @@ class EnvironmentService:
                     "redrives": 0,
                     # A start's phases from the first; other commands keep the last start's.
                     "progress": [] if command is Command.START else env.progress,
+                    "monthly_budget": budget if user_start else env.monthly_budget,
                 }
             )
 

@@ -12,13 +12,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from shared.domain import budget as budget_rules
 from shared.domain.decisions import purge_due, retire_reason, stop_reason
 from shared.domain.environment import Actor, Environment, Policy, Status
 from shared.domain.lifecycle import Command
 from shared.domain.operation import Kind
 from shared.errors import DomainError
 from shared.services.environments import CommandResult, EnvironmentService
-from shared.services.ports import Clock, EnvironmentRecords, IndexEntry, SweepIndex
+from shared.services.ports import Change, Clock, EnvironmentRecords, IndexEntry, SweepIndex
 
 
 @dataclass
@@ -38,7 +39,9 @@ class Sweeps:
         policy: Policy,
         *,
         index: SweepIndex,
+        monthly_budget: float | None = None,
     ):
+        self._monthly_budget = monthly_budget  # the deployment's (a token's claim, on the record, wins)
         self._records = records
         self._index = index
         self._service = service
@@ -62,6 +65,50 @@ class Sweeps:
             Status.STOPPED, stopped_before=now - timedelta(days=self._policy.retention_days)
         )
         return self._pass(candidates, Command.DELETE, Actor.RETENTION, retire_reason, now, kind=Kind.RETIRE)
+
+    def budgets(self) -> SweepReport:
+        """Owners with running environments, against their monthly budget: at 80% a note on each
+        running environment (once a month), at 100% each is stopped ("monthly budget reached").
+        One index read for who is running, then one partition read per such owner."""
+        now = self._clock()
+        report = SweepReport()
+        for owner in sorted({entry.owner for entry in self._index.candidates(Status.RUNNING)}):
+            records = self._records.list(owner)
+            spent = budget_rules.spend(records, now, budget_rules.budget_of(records, self._monthly_budget))
+            if spent.budget is None or spent.share < budget_rules.WARN_AT:
+                continue
+            for env in (env for env in records if env.status is Status.RUNNING):
+                report.candidates += 1
+                try:
+                    if spent.share >= 1:
+                        self._stop_for_budget(env, report)
+                    else:
+                        self._warn(env, spent, now)
+                except DomainError:
+                    report.skipped += 1  # changed under us (stopped, deleted): nothing to do
+        return report
+
+    def _stop_for_budget(self, env: Environment, report: SweepReport) -> None:
+        result = self._service.command(
+            env.owner,
+            env.id,
+            Command.STOP,
+            Actor.BUDGET,
+            reason="monthly budget reached",
+            precondition=lambda fresh: fresh.status is Status.RUNNING,
+        )
+        if result.accepted:
+            report.accepted.append(result)
+
+    def _warn(self, env: Environment, spent: budget_rules.Spend, now: datetime) -> None:
+        used = f"{spent.share:.0%} of the monthly budget used: USD {spent.spent:.2f} of {spent.budget:.2f}"
+        self._service.audit(
+            env.owner,
+            env.id,
+            Change(Actor.BUDGET, used, now),
+            unless=lambda fresh: fresh.budget_warned == spent.month,
+            budget_warned=spent.month,
+        )
 
     def expired_snapshots(self) -> list[tuple[str, str]]:
         """Retired environments whose restore window has closed: (owner, id) to purge."""

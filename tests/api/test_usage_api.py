@@ -33,3 +33,34 @@ def test_usage_lists_the_callers_environments_deleted_ones_included(api: Api) ->
     assert api.call("GET", "/usage?month=1999-01").json()["environments"] == []
     error_of(api.call("GET", "/usage?month=2026-13"), 400, "VALIDATION_ERROR")
     error_of(api.call("GET", "/usage", None), 401, "UNAUTHORIZED")
+
+
+def test_a_token_budget_too_small_for_an_hour_refuses_the_create(api: Api) -> None:
+    import time
+
+    import jwt
+
+    from tests.conftest import JWT_SECRET
+
+    now = int(time.time())
+    claims = {"sub": "frugal", "iss": "dev8-tests", "aud": "dev8-api", "iat": now, "exp": now + 600}
+    tight = jwt.encode({**claims, "dev8_monthly_budget": 0.01}, JWT_SECRET, algorithm="HS256")
+    refused = api.call(
+        "POST",
+        "/environments",
+        None,
+        json={"name": "x", "template": "node"},
+        headers={"Authorization": f"Bearer {tight}"},
+    )
+    body = error_of(refused, 403, "BUDGET_EXCEEDED")
+    assert body["details"]["budget"] == 0.01
+    assert api.call("GET", "/environments", "frugal").json()["environments"] == []
+    roomy = jwt.encode({**claims, "dev8_monthly_budget": 25}, JWT_SECRET, algorithm="HS256")
+    allowed = api.call(
+        "POST",
+        "/environments",
+        None,
+        json={"name": "x", "template": "node"},
+        headers={"Authorization": f"Bearer {roomy}"},
+    )
+    assert allowed.status_code == 201, allowed.text

@@ -22,7 +22,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "shared.adapters": ("shared.adapters", "shared.domain", "shared.services.ports", *TOP),
     "shared.wiring": ("shared",),  # the composition root
     "shared": ("shared.domain", *TOP),
-    "api": ("api", "orchestrators.launch", *ENTRY),
+    "api": ("api", "orchestrators.launch", "shared.auth", *ENTRY),  # auth: the caller's Principal
     "orchestrators": ("orchestrators", *ENTRY),
     "timers": ("timers", "orchestrators", *ENTRY),
     "devhost.host": ("devhost.host",),  # generic: runs any v2 app, knows nothing of Dev8

@@ -200,7 +200,24 @@ def test_valid_hs256_token_gives_the_principal(verifier: TokenVerifier) -> None:
     assert principal == Principal(
         subject="auth0|abc", issuer=ISSUER, expires_at=datetime.fromtimestamp(expires, UTC)
     )
-    assert {field.name for field in fields(Principal)} == {"subject", "issuer", "expires_at"}
+    assert {field.name for field in fields(Principal)} == {
+        "subject",
+        "issuer",
+        "expires_at",
+        "monthly_budget",
+    }
+    assert principal.monthly_budget is None
+
+
+@pytest.mark.parametrize(
+    ("claim", "budget"),
+    [(25, 25.0), (0.5, 0.5), (0, None), (-3, None), ("25", None), (True, None), (1e9, None), (None, None)],
+)
+def test_a_monthly_budget_claim_is_taken_only_as_a_sensible_number(
+    verifier: TokenVerifier, claim: object, budget: float | None
+) -> None:
+    token = hs256({**claims(sub="u", exp=now() + 600), "dev8_monthly_budget": claim})
+    assert verifier.verify(f"Bearer {token}").monthly_budget == budget
 
 
 @pytest.mark.parametrize("scheme", ["bearer", "BEARER", "BeArEr"])

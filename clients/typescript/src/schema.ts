@@ -625,7 +625,7 @@ export interface components {
              * @description Who made the change.
              * @enum {string}
              */
-            actor: "user" | "idle-sweep" | "reconciler" | "retention" | "system";
+            actor: "user" | "idle-sweep" | "reconciler" | "retention" | "budget" | "system";
             /** Reason */
             reason: string;
             /** At */
@@ -1048,7 +1048,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"];
             };
         };
-        /** @description The owner is at a quota (environments, cores, memory or storage). */
+        /** @description The owner is at a quota (QUOTA_EXCEEDED) or this month's budget would be passed (BUDGET_EXCEEDED). */
         Error403: {
             headers: {
                 "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -1059,7 +1059,7 @@ export interface components {
                  * @example {
                  *       "error": "at most 5 environments per user",
                  *       "details": null,
-                 *       "code": "QUOTA_EXCEEDED"
+                 *       "code": "BUDGET_EXCEEDED"
                  *     }
                  */
                 "application/json": components["schemas"]["ErrorBody"];
