@@ -58,7 +58,7 @@ class MonthlyUsage(TypedDict):
     totals: UsageTotals
 
 
-def _figures(usage: MonthUsage) -> UsageTotals:
+def figures(usage: MonthUsage) -> UsageTotals:
     return {
         "compute_seconds": round(usage.compute_seconds, 3),
         "vcpu_seconds": round(usage.vcpu_seconds, 3),
@@ -80,10 +80,10 @@ def monthly_usage_view(month: str, rows: list[tuple[Environment, MonthUsage]]) -
                 "template": env.template,
                 "size": env.size,
                 "deleted": env.status is Status.DELETED,
-                **_figures(used),
+                **figures(used),
             }
         )
-    return {"month": month, "currency": "USD", "environments": listed, "totals": _figures(summed)}
+    return {"month": month, "currency": "USD", "environments": listed, "totals": figures(summed)}
 
 
 @route(

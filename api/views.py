@@ -34,7 +34,7 @@ Url = Annotated[str, Field(json_schema_extra={"format": "uri"})]
 EnvironmentId = Annotated[str, Field(pattern=r"^env-[0-9a-f]{16}$", examples=["env-3f2a9c1b7d4e5a60"])]
 
 
-def _iso(moment: datetime | None) -> str | None:
+def iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
 
 
@@ -308,14 +308,14 @@ def environment_view(env: Environment, policy: Policy, now: datetime) -> Environ
         "environment_variables": dict(env.environment_variables),
         "repository_url": env.repository_url,
         "idle_timeout_minutes": env.idle_timeout_minutes,
-        "idle_stop_at": _iso(env.idle_stop_at),
-        "session_stop_at": _iso(env.session_stop_at(policy)),
-        "delete_at": _iso(env.delete_at(policy)),
+        "idle_stop_at": iso(env.idle_stop_at),
+        "session_stop_at": iso(env.session_stop_at(policy)),
+        "delete_at": iso(env.delete_at(policy)),
         "keep": env.keep,
-        "last_accessed_at": _iso(env.last_accessed_at),
-        "created_at": _iso(env.created_at),
-        "updated_at": _iso(env.updated_at),
-        "stopped_at": _iso(env.stopped_at),
+        "last_accessed_at": iso(env.last_accessed_at),
+        "created_at": iso(env.created_at),
+        "updated_at": iso(env.updated_at),
+        "stopped_at": iso(env.stopped_at),
         "estimated_cost_per_hour": env.estimated_cost_per_hour,
         "usage": usage_view(metering.total(metering.to_date(env, now))),
         "progress": [progress_view(step) for step in env.progress],
@@ -323,7 +323,7 @@ def environment_view(env: Environment, policy: Policy, now: datetime) -> Environ
 
 
 def progress_view(step: Step) -> ProgressStep:
-    return {"phase": step.phase.value, "started_at": _iso(step.started_at), "ended_at": _iso(step.ended_at)}
+    return {"phase": step.phase.value, "started_at": iso(step.started_at), "ended_at": iso(step.ended_at)}
 
 
 def retired_view(env: Environment) -> RetiredView:
@@ -334,8 +334,8 @@ def retired_view(env: Environment) -> RetiredView:
         "template": env.template,
         "size": env.size,
         "status_reason": env.status_reason,
-        "retired_at": _iso(env.updated_at),
-        "restorable_until": _iso(env.restorable_until),
+        "retired_at": iso(env.updated_at),
+        "restorable_until": iso(env.restorable_until),
     }
 
 
@@ -345,7 +345,7 @@ def event_view(event: AuditEvent) -> EventView:
         "to_status": event.to_status.value,
         "actor": event.actor.value,
         "reason": event.reason,
-        "at": _iso(event.at),
+        "at": iso(event.at),
     }
 
 
@@ -387,7 +387,7 @@ def catalog_view(templates: list[Template], sizes: list[Size]) -> Catalog:
 def snapshot_view(snapshot: Snapshot) -> SnapshotView:
     return {
         "id": snapshot.id,
-        "taken_at": _iso(snapshot.taken_at),
+        "taken_at": iso(snapshot.taken_at),
         "reason": snapshot.reason.value,
         "files": snapshot.files,
         "bytes_added": snapshot.bytes_added,

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from shared.domain.environment import Policy
     from shared.domain.placement import Placement
     from shared.services.environments import EnvironmentService
+    from shared.services.my_data import MyData
     from shared.services.ports import ComputeBackend, WorkspaceAgent, WorkspaceStorage
     from shared.services.rate_limits import RateLimiter
     from shared.services.reconcile import Reconciler
@@ -143,6 +144,12 @@ def snapshots() -> SnapshotService:
     from shared.services.snapshots import SnapshotService
 
     return SnapshotService(environments(), store(), store().snapshot_logs, agent, get_settings(), utcnow)
+
+
+def my_data() -> MyData:
+    from shared.services.my_data import MyData
+
+    return MyData(store(), utcnow)
 
 
 @lru_cache(maxsize=1)

@@ -266,6 +266,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/me/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Everything the backend holds about you (never a secret) */
+        get: operations["exportMyData"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/openapi.json": {
         parameters: {
             query?: never;
@@ -631,6 +648,18 @@ export interface components {
             /** At */
             at: string | null;
         };
+        /** Export */
+        Export: {
+            /**
+             * Owner
+             * @description Your token's subject: who the backend knows you as.
+             */
+            owner: string;
+            /** Exported At */
+            exported_at: string | null;
+            /** Environments */
+            environments: components["schemas"]["HeldEnvironment"][];
+        };
         /**
          * ForwardedPort
          * @description A dev-server port, previewed through the IDE's own proxy (it needs the IDE login).
@@ -643,6 +672,55 @@ export interface components {
              * Format: uri
              */
             url: string;
+        };
+        /**
+         * HeldEnvironment
+         * @description One environment as the backend keeps it (deleted and retired ones too), its whole audit
+         *     trail and its use month by month.
+         */
+        HeldEnvironment: {
+            /**
+             * Id
+             * @example env-3f2a9c1b7d4e5a60
+             */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Status
+             * @description DELETED too: the record is kept for audit and billing.
+             */
+            status: string;
+            /** Template */
+            template: string;
+            /** Size */
+            size: string;
+            /** Cpu Cores */
+            cpu_cores: number;
+            /** Memory Gb */
+            memory_gb: number;
+            /** Storage Gb */
+            storage_gb: number;
+            /** Cloud Region */
+            cloud_region: string;
+            /** Repository Url */
+            repository_url: string | null;
+            /** Environment Variables */
+            environment_variables: {
+                [key: string]: string;
+            };
+            /** Created At */
+            created_at: string | null;
+            /** Updated At */
+            updated_at: string | null;
+            /** Restorable Until */
+            restorable_until: string | null;
+            /** Events */
+            events: components["schemas"]["EventView"][];
+            /** Usage */
+            usage: {
+                [key: string]: components["schemas"]["UsageTotals"];
+            };
         };
         /**
          * Logs
@@ -2471,6 +2549,41 @@ export interface operations {
                 };
             };
             500: components["responses"]["Error500"];
+        };
+    };
+    exportMyData: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An id for this request, echoed back and carried by every log line it causes. */
+                "X-Request-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Your environments (deleted ones included), their audit trails and usage. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "owner": "user-123",
+                     *       "exported_at": "2026-12-01T09:30:00Z",
+                     *       "environments": []
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Export"];
+                };
+            };
+            401: components["responses"]["Error401"];
+            429: components["responses"]["Error429"];
+            500: components["responses"]["Error500"];
+            503: components["responses"]["Error503"];
         };
     };
     openapi: {
