@@ -165,7 +165,7 @@ class EnvironmentService:
         if not hmac.compare_digest(record.request_hash, request_hash):
             raise Conflict("this Idempotency-Key was used with a different request body")
         env = self._records.get(owner, record.environment_id)
-        if env is None:
+        if env is None or env.status is Status.DELETED:  # a DELETED record is kept, never shown
             raise Conflict("this Idempotency-Key belongs to an environment that no longer exists")
         return env
 

@@ -200,6 +200,17 @@ def test_same_idempotency_key_same_body_returns_the_same_environment_once(store)
     assert len(service.list("gina")) == 1
 
 
+def test_an_idempotency_key_of_a_deleted_environment_is_a_conflict_never_the_deleted_record(store):
+    # Found by schemathesis: a repeated create answered 201 with the kept DELETED record.
+    service = make_service(store)
+    env = service.create("ivy", request(), "key-3").environment
+    run(service, "ivy", env.id, Status.RUNNING)
+    service.command("ivy", env.id, Command.DELETE)
+    run(service, "ivy", env.id, Status.DELETED)
+    with pytest.raises(Conflict, match="no longer exists"):
+        service.create("ivy", request(), "key-3")
+
+
 def test_same_idempotency_key_different_body_is_a_conflict(store):
     service = make_service(store)
     service.create("hank", request(), "key-2")
