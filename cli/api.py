@@ -100,5 +100,11 @@ class Api:
     def snapshots(self, environment_id: str) -> list[dict[str, Any]]:
         return list(self.call("GET", f"/environments/{environment_id}/snapshots")["snapshots"])
 
+    def usage(self, month: str | None) -> dict[str, Any]:
+        return dict(self.call("GET", "/usage", params={"month": month} if month else {}))
+
+    def export(self) -> dict[str, Any]:
+        return dict(self.call("GET", "/me/export"))
+
     def take_snapshot(self, environment_id: str) -> dict[str, Any]:
         return dict(self.call("POST", f"/environments/{environment_id}/snapshots")["snapshot_request"])

@@ -351,6 +351,49 @@ def snapshots(
     emit(as_json, found, lambda: out.print(_table(["id", "taken", "why", "files", "bytes added"], rows)))
 
 
+@app.command()
+def usage(
+    month: Annotated[
+        str | None, typer.Option("--month", help="YYYY-MM (UTC); this month by default.")
+    ] = None,
+    url: Url = None,
+    as_json: Json = False,
+) -> None:
+    """What you used and spent in a month, per environment (deleted ones included)."""
+    with session(url) as api:
+        found = api.usage(month)
+    rows = [
+        [
+            e["environment_id"],
+            e["name"] + (" (deleted)" if e["deleted"] else ""),
+            round(e["compute_seconds"] / 3600, 2),
+            round(e["storage_gb_hours"], 1),
+            f"{e['cost']:.4f}",
+        ]
+        for e in found["environments"]
+    ]
+    totals = found["totals"]
+    rows.append(
+        [
+            "total",
+            "",
+            round(totals["compute_seconds"] / 3600, 2),
+            round(totals["storage_gb_hours"], 1),
+            f"{totals['cost']:.4f}",
+        ]
+    )
+    columns = ["id", "name", "compute hours", "storage GB-hours", f"cost ({found['currency']})"]
+    emit(as_json, found, lambda: out.print(f"{found['month']}", _table(columns, rows)))
+
+
+@app.command("export")
+def export_my_data(url: Url = None) -> None:
+    """Everything the backend holds about you, as JSON (never a secret)."""
+    with session(url) as api:
+        found = api.export()
+    print(json.dumps(found, indent=2))
+
+
 def run() -> None:
     """The console script."""
     app()

@@ -116,6 +116,18 @@ def test_a_lifecycle_from_the_command_line(cli: Cli) -> None:
     gone = cli("get", env_id)
     assert gone.code == 4 and "environment not found (NOT_FOUND)" in gone.err
 
+    spent = cli("usage", "--json")  # the deleted one is still billed, and shown
+    assert spent.code == 0, spent
+    row = next(r for r in spent.json()["environments"] if r["environment_id"] == env_id)
+    assert row["deleted"] is True and row["compute_seconds"] > 0 and row["cost"] > 0
+    table = cli("usage")
+    assert table.code == 0 and "(deleted)" in table.out and "total" in table.out
+    exported = cli("export")
+    assert exported.code == 0 and exported.json()["owner"] == CLI_USER
+    held = next(e for e in exported.json()["environments"] if e["id"] == env_id)
+    assert held["status"] == "DELETED" and held["events"][0]["to_status"] == "DELETED"
+    assert opened.json()["password"] not in exported.out
+
 
 def test_a_wait_that_ends_in_error_says_why_and_exits_5(cli: Cli) -> None:
     # A real failure: node refuses the option, so code-server exits while it starts.
