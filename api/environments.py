@@ -86,6 +86,11 @@ def one_environment(
     return respond(status, {"environment": environment_view(env, wiring.policy(), wiring.utcnow())}, headers)
 
 
+def created(env: Environment) -> func.HttpResponse:
+    """201 with the new environment and where it lives (create, and both restores)."""
+    return one_environment(env, 201, {"Location": f"/api/{ENVIRONMENT.format(environment_id=env.id)}"})
+
+
 async def launch_or_unavailable(client: df.DurableOrchestrationClient, env: Environment) -> Environment:
     """Start the orchestration of an accepted command; when it cannot be started the record has
     settled as failed (orchestrators/launch.py) and the caller is told to try again."""
@@ -134,7 +139,7 @@ async def api_create_environment(
         env = result.environment
         if result.accepted:
             env = await launch_or_unavailable(client, env)
-        return one_environment(env, 201, {"Location": f"/api/{ENVIRONMENT.format(environment_id=env.id)}"})
+        return created(env)
 
     return await handle_async(create, req)
 
@@ -171,7 +176,7 @@ def api_list_environments(req: func.HttpRequest) -> func.HttpResponse:
             except ValueError:
                 status = None
             if status is None or status is Status.DELETED:
-                shown = [s.value for s in Status if s is not Status.DELETED]
+                shown = views.SHOWN_STATUSES
                 raise ValidationFailed(
                     f"unknown status {wanted!r}", [{"field": "status", "message": f"one of {shown}"}]
                 )

@@ -8,7 +8,7 @@ import azure.functions as func
 
 from api import openapi
 from api.contract import Operation, Reply, route
-from api.environments import CREATED, ENVIRONMENT, NEXT, TAG, launch_or_unavailable, one_environment
+from api.environments import CREATED, NEXT, TAG, created, launch_or_unavailable
 from api.http import blocking, handle, handle_async, owner_of, respond
 from api.views import RetiredList, retired_view
 from shared import wiring
@@ -64,6 +64,6 @@ async def api_restore_environment(
         environment_id = req.route_params["environment_id"]
         result = await blocking(lambda: wiring.snapshots().restore_retired(owner, environment_id))
         env = await launch_or_unavailable(client, result.environment)
-        return one_environment(env, 201, {"Location": f"/api/{ENVIRONMENT.format(environment_id=env.id)}"})
+        return created(env)
 
     return await handle_async(restore, req)

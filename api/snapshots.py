@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from api import openapi
 from api.contract import Auth, Operation, Reply, route
-from api.environments import CREATED, ENVIRONMENT, launch_or_unavailable, one_environment
+from api.environments import CREATED, ENVIRONMENT, created, launch_or_unavailable
 from api.http import bearer_token, blocking, handle, handle_async, owner_of, parse_body, respond
 from api.views import (
     ReportAnswer,
@@ -131,9 +131,7 @@ async def api_restore_snapshot(
         if body.new_environment:
             result = await blocking(lambda: service.restore_into_new(owner, environment_id, snapshot_id))
             env = await launch_or_unavailable(client, result.environment)
-            return one_environment(
-                env, 201, {"Location": f"/api/{ENVIRONMENT.format(environment_id=env.id)}"}
-            )
+            return created(env)
         snap = await blocking(lambda: service.restore_on_start(owner, environment_id, snapshot_id))
         return respond(
             200,
