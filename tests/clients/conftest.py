@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.harness import DevHost, delete_everything, kill_all, missing_tools
+from tests.e2e.harness import DevHost, missing_tools, shut_down
 
 CLI_USER = "cli-user"
 TS_USER = "ts-user"
@@ -33,13 +33,4 @@ def live_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevHost]:
     try:
         yield host
     finally:
-        try:
-            for user in (CLI_USER, TS_USER):
-                api = host.api(user)
-                try:
-                    delete_everything(api)
-                finally:
-                    api.close()
-        finally:
-            host.stop()
-            kill_all(host.leftovers())
+        shut_down(host, (CLI_USER, TS_USER))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import DEV_USER, Api, Browser, DevHost, delete_everything, kill_all, missing_tools
+from tests.e2e.harness import DEV_USER, Api, Browser, DevHost, missing_tools, shut_down
 
 OTHER_USER = "e2e-bob"
 
@@ -48,21 +48,9 @@ def devhost(e2e_tools: None, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     try:
         yield host
     finally:
-        try:
-            for user in (DEV_USER, OTHER_USER):
-                api = host.api(user)
-                try:
-                    delete_everything(api)
-                finally:
-                    api.close()
-        finally:
-            exit_code = host.stop()
-            left = host.leftovers()
-            kill_all(left)  # only processes with this run's own data directory in their arguments
-            assert exit_code == 0, (
-                f"devhost did not stop cleanly on Ctrl-C (exit {exit_code}): {host.log_path}"
-            )
-            assert not left, f"still running after the host stopped: pids {left}"
+        exit_code, left = shut_down(host, (DEV_USER, OTHER_USER))
+        assert exit_code == 0, f"devhost did not stop cleanly on Ctrl-C (exit {exit_code}): {host.log_path}"
+        assert not left, f"still running after the host stopped: pids {left}"
 
 
 @pytest.fixture(scope="module")

@@ -205,6 +205,24 @@ def delete_everything(api: Api, timeout: float = BOOT_TIMEOUT) -> None:
         api.wait_gone(env["id"], timeout)
 
 
+def shut_down(host: DevHost, users: tuple[str, ...]) -> tuple[int, list[int]]:
+    """Test clean-up: every environment of `users` deleted through the API (the host's own Ctrl-C
+    need not stop code-servers), then Ctrl-C; returns the host's exit code and the pids it left
+    running (already killed: only processes with this run's data directory in their arguments)."""
+    try:
+        for user in users:
+            api = host.api(user)
+            try:
+                delete_everything(api)
+            finally:
+                api.close()
+    finally:
+        exit_code = host.stop()
+        left = host.leftovers()
+        kill_all(left)
+    return exit_code, left
+
+
 # --- the HTTP API -----------------------------------------------------------------------------------
 
 
