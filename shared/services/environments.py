@@ -254,8 +254,8 @@ class EnvironmentService:
         accepted = False
         why = reason or f"{command.value} requested by {actor.value}"
         user_start = command is Command.START and actor is Actor.USER
-        if user_start:
-            current = self.get(owner, environment_id)
+        if user_start and (budget is not None or self._settings.monthly_budget_per_user is not None):
+            current = self.get(owner, environment_id)  # only when a budget applies: one read more
             if lifecycle.decide(current.status, command).verdict is Verdict.TRANSITION:
                 self._within_budget(owner, current, budget)
 
