@@ -3,7 +3,7 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from api import docs, environments, me, retired, snapshots, system, usage
+from api import docs, environments, me, metrics, retired, snapshots, system, usage
 from orchestrators import bp as lifecycle
 from shared import observability
 from shared.settings import get_settings
@@ -20,6 +20,7 @@ def create_app() -> df.DFApp:
     app.register_functions(retired.bp)  # environments retention retired, and their restore
     app.register_functions(snapshots.bp)  # workspace snapshots
     app.register_functions(usage.bp)  # metering: what each user used and spent
+    app.register_functions(metrics.bp)  # resource samples from each workspace's agent
     app.register_functions(me.bp)  # a user's own data: export
     app.register_functions(lifecycle)  # provision / start / stop / delete orchestrations and activities
     app.register_functions(timers)  # idle sweep, retention, reconciler

@@ -38,7 +38,7 @@ from shared.domain.environment import Environment, Status
 from shared.domain.lifecycle import Command
 from shared.domain.logs import DEFAULT_TAIL, MAX_TAIL, LogSource, scrub, tail_lines
 from shared.domain.rate_limits import Limit
-from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
+from shared.domain.requests import ActivityReport, CreateEnvironmentRequest, UpdateEnvironmentRequest
 from shared.domain.resources import compute_name
 from shared.errors import Unavailable, ValidationFailed
 from shared.services.environments import CommandResult
@@ -318,7 +318,12 @@ async def api_delete_environment(
         TAG,
         {200: Reply("Recorded.", StatusBody, example={"status": "ok"})},
         auth=Auth.USER_OR_AGENT,
+        body=ActivityReport,
+        body_required=False,
+        body_example={"active": True, "sample": {"cpu_percent": 12.5, "memory_mb": 640.0, "disk_mb": 820.3}},
         refusals=(409,),
+        description="A resource sample is the environment's own agent's to send (GET .../metrics "
+        "shows them); `active: false` sends only the sample.",
     ),
 )
 def api_record_activity(req: func.HttpRequest) -> func.HttpResponse:
@@ -327,13 +332,28 @@ def api_record_activity(req: func.HttpRequest) -> func.HttpResponse:
     def touch() -> func.HttpResponse:
         environment_id = req.route_params["environment_id"]
         token = bearer_token(req)
+        # Authenticated before the body is looked at: a stranger learns nothing from a 400.
         if token is not None and token.startswith(AGENT_TOKEN_PREFIX):
-            wiring.environments().record_agent_activity(token, environment_id)
-        else:
-            wiring.environments().record_activity(owner_of(req), environment_id)
+            env = wiring.environments().agent_environment(token, environment_id)
+            wiring.metrics().report(env, _activity_report(req))
+            return respond(200, {"status": "ok"})
+        service = wiring.environments()
+        env = service.get(owner_of(req), environment_id)  # another owner's: 404 whatever the body
+        report = _activity_report(req)
+        if report.sample is not None:
+            raise ValidationFailed(
+                "only the environment's own agent sends resource samples",
+                [{"field": "sample", "message": "agent token only"}],
+            )
+        if report.active:
+            service.touch(env)
         return respond(200, {"status": "ok"})
 
     return handle(touch, req)
+
+
+def _activity_report(req: func.HttpRequest) -> ActivityReport:
+    return parse_body(req, ActivityReport) if req.get_body() else ActivityReport()
 
 
 @route(

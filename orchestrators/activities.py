@@ -105,6 +105,7 @@ def _spec(env: Environment) -> ComputeSpec:
     workspace = wiring.workspaces().ensure(workspace_name(env.id), env.storage_gb)
     variables = dict(env.environment_variables)
     variables["DEV8_ENVIRONMENT_ID"] = env.id
+    variables["DEV8_CPU_CORES"] = f"{env.cpu_cores:g}"  # the agent's CPU percent is of these
     variables[agent_tokens.ACTIVITY_URL_VARIABLE] = agent_tokens.activity_url(
         settings.public_base_url, env.id
     )

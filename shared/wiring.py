@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from shared.domain.environment import Policy
     from shared.domain.placement import Placement
     from shared.services.environments import EnvironmentService
+    from shared.services.metrics import ResourceMetrics
     from shared.services.my_data import MyData
     from shared.services.ports import ComputeBackend, WorkspaceAgent, WorkspaceStorage
     from shared.services.rate_limits import RateLimiter
@@ -115,6 +116,13 @@ def environments() -> EnvironmentService:
 
 
 @lru_cache(maxsize=1)
+def metrics() -> ResourceMetrics:
+    from shared.services.metrics import ResourceMetrics
+
+    return ResourceMetrics(environments(), store().samples, utcnow)
+
+
+@lru_cache(maxsize=1)
 def compute() -> ComputeBackend:
     from shared.adapters.factory import compute_backend
 
@@ -187,6 +195,7 @@ def reset() -> None:
         verifier,
         rate_limiter,
         environments,
+        metrics,
         compute,
         workspaces,
         agent,

@@ -42,7 +42,7 @@ def store(azurite: str) -> Iterator[TableEnvironmentStore]:
     table_store = TableEnvironmentStore(service, f"t{uuid.uuid4().hex[:12]}")
     table_store.ensure_tables()
     yield table_store
-    for name in (table_store.environments_table, table_store.index_table):
+    for name in table_store.table_names:
         service.delete_table(name)
     service.close()
 

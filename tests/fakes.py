@@ -19,6 +19,7 @@ from typing import Literal
 from shared.domain.environment import AuditEvent, Environment, Status
 from shared.domain.lifecycle import can_move
 from shared.domain.quota import Limits, Usage, admit
+from shared.domain.samples import Point, minute_of
 from shared.domain.snapshots import Reason, SnapshotEvent, SnapshotLog
 from shared.errors import ConcurrencyConflict
 from shared.services.ports import Change, IdempotencyRecord
@@ -173,6 +174,35 @@ class ScriptedAgent:
     def withdraw(self, environment_id: str, request_id: str) -> None:
         self.withdrawn.append(request_id)
         self.asked.pop((environment_id, request_id), None)
+
+
+@dataclass
+class InMemoryResourceSamples:
+    """ResourceSamples in a dict, kept in hour blocks as the table keeps them."""
+
+    points: dict[str, dict[datetime, Point]] = field(default_factory=dict)
+
+    def add(self, environment_id: str, point: Point) -> None:
+        at = minute_of(point.at)
+        self.points.setdefault(environment_id, {})[at] = point.model_copy(update={"at": at})
+
+    def series(self, environment_id: str, since: datetime) -> builtins.list[Point]:
+        since = minute_of(since)
+        return sorted(
+            (p for at, p in self.points.get(environment_id, {}).items() if at >= since), key=lambda p: p.at
+        )
+
+    def expire(self, before: datetime) -> int:
+        first_kept = before.replace(minute=0, second=0, microsecond=0)
+        gone = set()
+        for environment_id, series in self.points.items():
+            for at in [at for at in series if at < first_kept]:
+                gone.add((environment_id, at.replace(minute=0)))
+                del series[at]
+        return len(gone)
+
+    def drop(self, environment_id: str) -> None:
+        self.points.pop(environment_id, None)
 
 
 class FixedClock:

@@ -68,7 +68,7 @@ async def retention_sweep(timer: func.TimerRequest, client: df.DurableOrchestrat
 @bp.timer_trigger(schedule="%DEV8_RECONCILE_SCHEDULE%", arg_name="timer")
 @bp.durable_client_input(client_name="client")
 async def reconcile(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
-    """Repair drift between the records and the compute backend."""
+    """Repair drift between the records and the compute backend; expire old resource samples."""
     observability.bind(request_id=f"reconcile-{uuid.uuid4().hex[:12]}")
     alive = alive_checker(client, asyncio.get_running_loop())
     report = await asyncio.to_thread(wiring.reconciler().run, alive)
@@ -84,3 +84,11 @@ async def reconcile(timer: func.TimerRequest, client: df.DurableOrchestrationCli
     observability.count("dev8.sweeps", len(report.stopped), action="reconcile-stop")
     observability.count("dev8.sweeps", len(report.redriven), action="reconcile-redrive")
     observability.count("dev8.sweeps", len(report.orphans_removed), action="orphan-removed")
+    # Resource samples past their window (samples.WINDOW) go on the same timer: a filtered scan of
+    # hour rows, a few pages even for a large fleet.
+    try:
+        expired = await asyncio.to_thread(wiring.metrics().expire)
+    except Exception as exc:  # the next pass deletes them; reads never show them meanwhile
+        log.warning("could not expire resource samples (%s)", type(exc).__name__)
+    else:
+        log.info("resource samples: %d hour blocks expired", expired)

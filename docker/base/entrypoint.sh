@@ -252,7 +252,8 @@ start_activity_agent() {
     log "activity agent: none in this image"
     return 0
   fi
-  CODE_SERVER_USER_DATA_DIR="$USER_DATA_DIR" without_secrets "$ACTIVITY_AGENT_BIN" &
+  CODE_SERVER_USER_DATA_DIR="$USER_DATA_DIR" DEV8_AGENT_WORKSPACE="$WORKSPACE_DIR" \
+    without_secrets "$ACTIVITY_AGENT_BIN" &
   log "activity agent: started (pid $!)"
 }
 

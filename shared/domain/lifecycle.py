@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from shared.domain.environment import Status
 
@@ -90,3 +92,23 @@ def settle(status: Status, succeeded: bool) -> Status:
         Status.STOPPING: Status.STOPPED,
         Status.DELETING: Status.DELETED,
     }[status]
+
+
+def settled_fields(
+    status: Status, now: datetime, restorable_days: int | None, given: dict[str, Any]
+) -> dict[str, Any]:
+    """What else changes when a record settles in `status` (`given` fields win)."""
+    extra = dict(given)
+    if status in (Status.STOPPED, Status.ERROR, Status.DELETED):
+        # No URL to offer until it runs again (ACI may even hand out a new address on start).
+        extra.setdefault("vs_code_url", None)
+        extra.setdefault("ssh_connection_string", None)
+    if status is Status.STOPPED:
+        extra.setdefault("stopped_at", now)
+    if restorable_days is not None:
+        extra["restorable_until"] = now + timedelta(days=restorable_days)
+    if status is Status.RUNNING:
+        extra.setdefault("started_at", now)
+        extra.setdefault("last_accessed_at", now)
+        extra.setdefault("stopped_at", None)
+    return extra

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.config import JsonDict
 
 from shared.domain.catalog import RESERVED_PORTS, SIZES, TEMPLATE_ALIASES, TEMPLATES
+from shared.domain.samples import Sample
 
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MAX_VARIABLES = 50
@@ -177,3 +178,11 @@ class UpdateEnvironmentRequest(_Strict):
         if self.name is not None and not self.name.isprintable():
             raise ValueError("name must be printable text")
         return self
+
+
+class ActivityReport(_Strict):
+    """What POST .../activity may carry (no body: `{}`). The environment's agent says whether
+    anyone is at work (`active`; false only sends the sample) and adds a resource sample."""
+
+    active: bool = True
+    sample: Sample | None = None

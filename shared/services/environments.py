@@ -15,7 +15,7 @@ import json
 import secrets as pysecrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from shared import agent_tokens
@@ -288,10 +288,6 @@ class EnvironmentService:
         env = self.mutate(owner, environment_id, apply, change, limits)
         return CommandResult(env, accepted)
 
-    def record_agent_activity(self, token: str, environment_id: str) -> None:
-        """Activity reported by the environment's own agent."""
-        self._touch(self.agent_environment(token, environment_id))
-
     def agent_environment(self, token: str, environment_id: str) -> Environment:
         """The environment whose own agent holds `token`: the token names the owner (one point
         read) and is valid for this one environment only."""
@@ -309,9 +305,10 @@ class EnvironmentService:
 
     def record_activity(self, owner: str, environment_id: str) -> None:
         """Note that the environment is in use; at most one write a minute per environment."""
-        self._touch(self.get(owner, environment_id))
+        self.touch(self.get(owner, environment_id))
 
-    def _touch(self, env: Environment) -> None:
+    def touch(self, env: Environment) -> None:
+        """Note that `env` (as just read) is in use; a write only when the last is a minute old."""
         owner, environment_id = env.owner, env.id
         now = self._clock()
         if now - env.last_accessed_at >= ACTIVITY_WRITE_INTERVAL:
@@ -340,7 +337,7 @@ class EnvironmentService:
             if env.operation != operation or env.status not in lifecycle.TRANSITIONAL:
                 return None
             status = lifecycle.settle(env.status, succeeded)
-            extra = _settled_fields(status, now, restorable_days, fields)
+            extra = lifecycle.settled_fields(status, now, restorable_days, fields)
             if env.progress:
                 extra["progress"] = progress.finished(env.progress, now)
             return env.model_copy(update={"status": status, "status_reason": reason, **extra})
@@ -427,23 +424,3 @@ class EnvironmentService:
             except ConcurrencyConflict:
                 continue  # someone else wrote first: decide again on the fresh record
         raise Conflict("the environment is changing too often; try again")
-
-
-def _settled_fields(
-    status: Status, now: datetime, restorable_days: int | None, given: dict[str, Any]
-) -> dict[str, Any]:
-    """What else changes when a record settles in `status` (`given` fields win)."""
-    extra = dict(given)
-    if status in (Status.STOPPED, Status.ERROR, Status.DELETED):
-        # No URL to offer until it runs again (ACI may even hand out a new address on start).
-        extra.setdefault("vs_code_url", None)
-        extra.setdefault("ssh_connection_string", None)
-    if status is Status.STOPPED:
-        extra.setdefault("stopped_at", now)
-    if restorable_days is not None:
-        extra["restorable_until"] = now + timedelta(days=restorable_days)
-    if status is Status.RUNNING:
-        extra.setdefault("started_at", now)
-        extra.setdefault("last_accessed_at", now)
-        extra.setdefault("stopped_at", None)
-    return extra

@@ -13,6 +13,7 @@ from shared.domain.logs import LogSource
 from shared.domain.progress import Phase
 from shared.domain.quota import Limits
 from shared.domain.resources import ComputeState
+from shared.domain.samples import Point
 from shared.domain.snapshots import Reason, SnapshotEvent, SnapshotLog
 
 Clock = Callable[[], datetime]  # the time now, tz-aware UTC (a fixed one in tests)
@@ -132,6 +133,27 @@ class OrphanLedger(Protocol):
         ...
 
     def forget_orphan(self, name: str) -> None: ...
+
+
+class ResourceSamples(Protocol):
+    """Each environment's resource samples, one per minute, for samples.WINDOW."""
+
+    def add(self, environment_id: str, point: Point) -> None:
+        """Keep `point` (one write, no read; a point in the same minute replaces it)."""
+        ...
+
+    def series(self, environment_id: str, since: datetime) -> builtins.list[Point]:
+        """The points from `since` on, oldest first."""
+        ...
+
+    def expire(self, before: datetime) -> int:
+        """Delete every environment's points older than `before` (a whole stored block at a
+        time: what is kept may reach a little further back). Returns the blocks deleted."""
+        ...
+
+    def drop(self, environment_id: str) -> None:
+        """Delete all of one environment's points."""
+        ...
 
 
 # --- Compute and workspace backends ---------------------------------------------------------------

@@ -29,6 +29,7 @@ PROTECTED = [
     ("POST", f"/environments/{ENV_ID}/activity"),
     ("GET", f"/environments/{ENV_ID}/connection"),
     ("GET", f"/environments/{ENV_ID}/events"),
+    ("GET", f"/environments/{ENV_ID}/metrics"),
 ]
 DOCUMENTED_FIELDS = {
     "id",

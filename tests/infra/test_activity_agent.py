@@ -6,15 +6,17 @@ travels on a command line.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,6 +119,7 @@ def workspace(tmp_path: Path, recorder: Recorder) -> Workspace:
         "DEV8_AGENT_TOKEN": token,
         "DEV8_AGENT_ONCE": "1",
         "DEV8_PROC_NET": str(proc_net),
+        "DEV8_AGENT_SAMPLES": "0",  # activity alone; the samples' tests turn them on
     }
     state = Workspace(home, proc_net, token, env)
     state.ssh()  # no connections at all
@@ -389,3 +392,93 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+# --- resource samples -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def process_tree() -> Iterator[Callable[[str], int]]:
+    """Starts `/bin/sh -c SCRIPT` as a process tree's root; every tree ends with the test."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(script: str) -> int:
+        process = subprocess.Popen(["/bin/sh", "-c", script], start_new_session=True)
+        started.append(process)
+        return process.pid
+
+    yield start
+    for process in started:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=WAIT_LIMIT)
+
+
+def sampled(workspace: Workspace, recorder: Recorder, root: int, **overrides: str) -> dict[str, Any]:
+    """One report with samples on, measuring the tree under `root`: its JSON body."""
+    settings = {"DEV8_AGENT_SAMPLES": "1", "DEV8_AGENT_ROOT_PID": str(root), "DEV8_AGENT_INTERVAL": "0.5"}
+    result = workspace.run(**{**settings, **overrides})
+    assert result.returncode == 0, result.stderr
+    (request,) = recorder.requests[-1:]
+    body: dict[str, Any] = json.loads(request.body)
+    return body
+
+
+def test_an_idle_workspace_still_reports_its_sample(
+    workspace: Workspace, recorder: Recorder, process_tree: Callable[[str], int], tmp_path: Path
+) -> None:
+    tree = tmp_path / "tree"
+    (tree / "src").mkdir(parents=True)
+    (tree / "src" / "data.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    root = process_tree("exec sleep 60")  # a process that uses no CPU at all
+    body = sampled(workspace, recorder, root, DEV8_AGENT_WORKSPACE=str(tree), DEV8_CPU_CORES="1")
+    assert body["active"] is False  # no heartbeat, no SSH session: idle, but measured
+    sample = body["sample"]
+    assert set(sample) == {"cpu_percent", "memory_mb", "disk_mb"}
+    assert sample["cpu_percent"] == 0.0
+    assert 0 < sample["memory_mb"] < 100  # sleep's resident memory
+    assert 3.0 <= sample["disk_mb"] < 3.5  # du: the 3 MiB file and the directories' blocks
+
+
+def test_a_busy_tree_shows_cpu_and_its_descendants_memory(
+    workspace: Workspace, recorder: Recorder, process_tree: Callable[[str], int], tmp_path: Path
+) -> None:
+    workspace.beat()
+    # The root only waits; its child spins and a grandchild holds 150 MB: both below the root.
+    held = tmp_path / "held"
+    spin = "while :; do :; done"
+    hold = (
+        f"{sys.executable} -c 'import pathlib, time; b = bytearray(150 * 2**20); "
+        f'pathlib.Path("{held}").touch(); time.sleep(60)\''
+    )
+    root = process_tree(f"(sh -c '{spin}') & ( {hold} ) & wait")
+    deadline = time.monotonic() + WAIT_LIMIT
+    while not held.exists():  # the memory is held before it is measured
+        assert time.monotonic() < deadline, "the process never allocated its memory"
+        time.sleep(0.05)
+    body = sampled(workspace, recorder, root, DEV8_CPU_CORES="2")
+    assert body["active"] is True
+    sample = body["sample"]
+    assert 10 < sample["cpu_percent"] <= 100  # one busy process of two cores: near 50
+    assert sample["memory_mb"] >= 150
+    assert "disk_mb" not in sample  # no working tree given: not measured
+
+
+def test_the_cpu_percent_is_of_the_environments_cores(
+    workspace: Workspace, recorder: Recorder, process_tree: Callable[[str], int]
+) -> None:
+    root = process_tree("while :; do :; done")
+    one = sampled(workspace, recorder, root, DEV8_CPU_CORES="1")["sample"]["cpu_percent"]
+    four = sampled(workspace, recorder, root, DEV8_CPU_CORES="4")["sample"]["cpu_percent"]
+    assert four < one and four <= 25.0  # a process that can use one core uses at most a quarter of four
+
+
+def test_no_such_root_sends_the_activity_without_a_sample(workspace: Workspace, recorder: Recorder) -> None:
+    body = sampled(workspace, recorder, 2**22 + 1)  # past pid_max's largest value: no such process
+    assert body == {"active": False}
+
+
+def test_samples_off_keeps_the_old_report(workspace: Workspace, recorder: Recorder) -> None:
+    workspace.beat()
+    assert workspace.run(DEV8_AGENT_SAMPLES="0").returncode == 0
+    (request,) = recorder.requests
+    assert request.body == "{}"

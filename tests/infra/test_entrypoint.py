@@ -233,6 +233,7 @@ def test_full_start(sandbox: Sandbox) -> None:
     # The activity agent: started, told where the heartbeat is, given its token and no other secret.
     ((args, env),) = sandbox.calls("dev8-activity-agent")
     assert env["CODE_SERVER_USER_DATA_DIR"] == str(user_data)
+    assert env["DEV8_AGENT_WORKSPACE"] == str(sandbox.workspace)  # the tree its samples measure
     assert env["HOME"] == str(sandbox.home)  # code-server's heartbeat is under HOME/.local/share
     assert env["DEV8_AGENT_TOKEN"] == AGENT_TOKEN
     assert env["DEV8_ACTIVITY_URL"] == sandbox.env["DEV8_ACTIVITY_URL"]

@@ -495,8 +495,11 @@ def recorder() -> Iterator[Recorder]:
         yield server
 
 
-def with_agent(spec: ComputeSpec, recorder: Recorder, interval: str = "0.2") -> ComputeSpec:
-    """The spec as the service makes it for an environment that reports activity."""
+def with_agent(
+    spec: ComputeSpec, recorder: Recorder, interval: str = "0.2", samples: bool = False
+) -> ComputeSpec:
+    """The spec as the service makes it for an environment that reports activity (with resource
+    samples, when asked: then it reports every interval, idle or not)."""
     token = agent_tokens.mint(spec.owner, spec.environment_id)
     return dataclasses.replace(
         spec,
@@ -504,6 +507,9 @@ def with_agent(spec: ComputeSpec, recorder: Recorder, interval: str = "0.2") -> 
             **spec.environment_variables,
             agent_tokens.ACTIVITY_URL_VARIABLE: recorder.url(spec.environment_id),
             "DEV8_AGENT_INTERVAL": interval,
+            "DEV8_AGENT_SAMPLES": "1" if samples else "0",
+            "DEV8_AGENT_DISK_EVERY": "1",
+            "DEV8_CPU_CORES": f"{spec.cpu_cores:g}",
         },
         secure_environment={**spec.secure_environment, agent_tokens.AGENT_TOKEN_VARIABLE: token},
     )
@@ -600,6 +606,49 @@ def test_the_agent_runs_beside_the_real_code_server_and_reports_its_heartbeat(
     # stop ends the agent with code-server: the whole group is gone.
     assert backend.stop(spec.name).state is ComputeState.STOPPED
     assert group_pids(pgid) == [] and not alive(agent)
+
+
+def test_the_agents_samples_follow_the_work_done_in_the_workspace(
+    code_server: str,
+    backends: Callable[..., LocalCompute],
+    workspace: str,
+    home: Path,
+    recorder: Recorder,
+) -> None:
+    backend = backends(code_server)
+    spec = with_agent(make_spec(workspace), recorder, samples=True)
+    backend.create(spec)
+    running = wait_until(backend, spec.name, settled)
+    assert running.state is ComputeState.RUNNING, running.detail
+    assert_agent_beside(backend, spec, int(recorded(backend, spec.name)["pgid"]))
+
+    def samples_from(start: int) -> list[dict[str, Any]]:
+        return [json.loads(r.body)["sample"] for r in recorder.requests[start:] if "sample" in r.body]
+
+    # Idle, and still measured: code-server's own processes, the working tree as it is.
+    recorder.wait_for(2)
+    first = samples_from(0)[-1]
+    assert first["memory_mb"] > 30  # a real node process, measured from its /proc entries
+    assert json.loads(recorder.requests[0].body)["active"] is False
+
+    # Work in the workspace: 24 MB of files written into the working tree...
+    seen = len(recorder.requests)
+    (Path(workspace) / "build").mkdir()
+    for part in range(3):
+        (Path(workspace) / "build" / f"part{part}.bin").write_bytes(os.urandom(8 * 2**20))
+    deadline = time.monotonic() + WAIT_LIMIT
+    while not any(s["disk_mb"] >= first["disk_mb"] + 24 for s in samples_from(seen)):
+        assert time.monotonic() < deadline, f"the tree's growth never showed: {samples_from(seen)}"
+        time.sleep(0.1)
+
+    # ...and the IDE serving requests: code-server's CPU shows, and the report says it is in use.
+    seen = len(recorder.requests)
+    while not any(s["cpu_percent"] >= 1.0 for s in samples_from(seen)):
+        assert time.monotonic() < deadline, f"code-server's CPU never showed: {samples_from(seen)}"
+        for _ in range(20):
+            assert get(port_of(running), "/login").status == 200
+    assert any(json.loads(r.body)["active"] for r in recorder.requests[seen:])
+    backend.delete(spec.name)
 
 
 def test_the_agent_stops_and_starts_with_its_environment(

@@ -416,7 +416,7 @@ def test_crash_after_write_ahead_keeps_a_superset_until_repaired(azurite: str) -
     # ...until the grace period says it was a failed write.
     TableEnvironmentStore(service, prefix, pending_grace=timedelta(0)).index.repair_index(entry)
     assert index_statuses(azurite, healthy, running.id) == ["RUNNING"]
-    for name in (healthy.environments_table, healthy.index_table):
+    for name in healthy.table_names:
         service.delete_table(name)
 
 
@@ -492,7 +492,7 @@ def test_a_later_writer_never_raises_an_in_flight_lower_idle_time(azurite: str) 
 
     (entry,) = list(healthy.index.candidates(Status.RUNNING))
     assert entry.idle_stop_at == T0 + timedelta(minutes=5)
-    for name in (healthy.environments_table, healthy.index_table):
+    for name in healthy.table_names:
         service.delete_table(name)
 
 

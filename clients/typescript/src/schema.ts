@@ -87,7 +87,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Say the environment is in use (defers the idle stop) */
+        /**
+         * Say the environment is in use (defers the idle stop)
+         * @description A resource sample is the environment's own agent's to send (GET .../metrics shows them); `active: false` sends only the sample.
+         */
         post: operations["recordActivity"];
         delete?: never;
         options?: never;
@@ -389,6 +392,20 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * ActivityReport
+         * @description What POST .../activity may carry (no body: `{}`). The environment's agent says whether
+         *     anyone is at work (`active`; false only sends the sample) and adds a resource sample.
+         */
+        ActivityReport: {
+            /**
+             * Active
+             * @default true
+             */
+            active?: boolean;
+            /** @default null */
+            sample?: components["schemas"]["Sample"] | null;
+        };
         /**
          * Catalog
          * @description The templates, and the sizes the configured compute backend can run.
@@ -863,6 +880,21 @@ export interface components {
             retired_at: string | null;
             /** Restorable Until */
             restorable_until: string | null;
+        };
+        /**
+         * Sample
+         * @description One measurement. `cpu_percent` is of the environment's own cores (100: all of them busy).
+         */
+        Sample: {
+            /** Cpu Percent */
+            cpu_percent: number;
+            /** Memory Mb */
+            memory_mb: number;
+            /**
+             * Disk Mb
+             * @default null
+             */
+            disk_mb?: number | null;
         };
         /** SizeView */
         SizeView: {
@@ -1820,7 +1852,21 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "active": true,
+                 *       "sample": {
+                 *         "cpu_percent": 12.5,
+                 *         "memory_mb": 640,
+                 *         "disk_mb": 820.3
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ActivityReport"];
+            };
+        };
         responses: {
             /** @description Recorded. */
             200: {
@@ -1837,9 +1883,11 @@ export interface operations {
                     "application/json": components["schemas"]["StatusBody"];
                 };
             };
+            400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
+            415: components["responses"]["Error415"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
             503: components["responses"]["Error503"];

@@ -49,6 +49,8 @@ SNAPSHOT_AGENT = ACTIVITY_AGENT.with_name("dev8-snapshot-agent")
 # repository's password, and the agent token it reports with). The activity agent's
 # `--user-data-dir` lets a restarted host find it by its command line like code-server. Local
 # environments have no sshd of their own, so connections to the host's port 2222 are not theirs.
+# Its resource samples measure this launcher's pid (code-server's, after the exec) and what
+# descends from it, not the host's init, and the working tree is the launcher's directory.
 # code-server then replaces this shell (same pid, start time and group) without either credential.
 LAUNCH_WITH_AGENT = """\
 activity=$1 user_data=$2 snapshots=$3 state=$4
@@ -69,7 +71,9 @@ if [ "$activity" != - ]; then
     # shellcheck disable=SC2086 # split on purpose: a list of variable names
     unset $DEV8_AGENT_UNSET DEV8_AGENT_UNSET
     DEV8_AGENT_TOKEN=$token CODE_SERVER_USER_DATA_DIR=$user_data DEV8_AGENT_SSH_PORT=0
+    DEV8_AGENT_ROOT_PID=$$ DEV8_AGENT_WORKSPACE=$PWD
     export DEV8_AGENT_TOKEN CODE_SERVER_USER_DATA_DIR DEV8_AGENT_SSH_PORT
+    export DEV8_AGENT_ROOT_PID DEV8_AGENT_WORKSPACE
     exec /bin/sh "$activity" --user-data-dir "$user_data"
   ) </dev/null &
 fi

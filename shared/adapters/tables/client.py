@@ -63,20 +63,23 @@ class TableStats:
 
 
 class Tables:
-    """`{prefix}Environments` (one partition per owner) and `{prefix}EnvironmentIndex` (one
-    partition per status, plus the id directory and the orphan ledger), with counted requests."""
+    """`{prefix}Environments` (one partition per owner), `{prefix}EnvironmentIndex` (one
+    partition per status, plus the id directory and the orphan ledger) and `{prefix}ResourceSamples`
+    (one partition per environment, a row per hour), with counted requests."""
 
     def __init__(self, service: TableServiceClient, prefix: str) -> None:
         self.service = service
         self.environments_table = f"{prefix}Environments"
         self.index_table = f"{prefix}EnvironmentIndex"
+        self.samples_table = f"{prefix}ResourceSamples"
         self.environments: TableClient = service.get_table_client(self.environments_table)
         self.index: TableClient = service.get_table_client(self.index_table)
+        self.samples: TableClient = service.get_table_client(self.samples_table)
         self.stats = TableStats()
 
     def ensure(self) -> None:
-        """Create both tables if absent (idempotent)."""
-        for name in (self.environments_table, self.index_table):
+        """Create the tables if absent (idempotent)."""
+        for name in (self.environments_table, self.index_table, self.samples_table):
             self.stats.add("writes")
             self.service.create_table_if_not_exists(name)
 

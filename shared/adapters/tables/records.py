@@ -1,5 +1,6 @@
-"""Table Storage adapter of the EnvironmentRecords port; the SweepIndex and OrphanLedger ports of
-the same tables are its `index` (status_index.py) and `orphans` (orphans.py).
+"""Table Storage adapter of the EnvironmentRecords port; the SweepIndex, OrphanLedger, SnapshotLogs
+and ResourceSamples ports of the same account are its `index` (status_index.py), `orphans`
+(orphans.py), `snapshot_logs` (snapshot_logs.py) and `samples` (samples.py, a table of its own).
 
 `{prefix}Environments` holds one partition per owner with rows `env:{id}` (the record),
 `evt:{id}:{n}` (audit events, newest first), `idem:{sha256}` (idempotency) and `usage` (quota
@@ -35,6 +36,7 @@ from shared.adapters.tables.client import (
 )
 from shared.adapters.tables.orphans import TableOrphanLedger
 from shared.adapters.tables.rows import Row, utc
+from shared.adapters.tables.samples import TableResourceSamples
 from shared.adapters.tables.snapshot_logs import TableSnapshotLogs
 from shared.adapters.tables.status_index import StatusIndex
 from shared.domain.environment import AuditEvent, Environment, Status
@@ -66,12 +68,14 @@ class TableEnvironmentStore:
         self._tables = Tables(service, prefix)
         self.environments_table = self._tables.environments_table
         self.index_table = self._tables.index_table
+        self.table_names = (self.environments_table, self.index_table, self._tables.samples_table)
         self.stats = self._tables.stats
         self._envs = self._tables.environments
         # The other ports on the same tables, each its own object (wiring hands them out).
         self.index = StatusIndex(self._tables, pending_grace, self.get)
         self.orphans = TableOrphanLedger(self._tables)
         self.snapshot_logs = TableSnapshotLogs(self._tables)
+        self.samples = TableResourceSamples(self._tables)
         self._point = self._tables.point
         self._query = self._tables.query
 

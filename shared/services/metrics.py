@@ -1,0 +1,37 @@
+"""Resource samples: the agent's reports kept as a series, the owner's view of it, and expiry."""
+
+from __future__ import annotations
+
+from shared.domain.environment import Environment
+from shared.domain.requests import ActivityReport
+from shared.domain.samples import Point, expired_before, window_start
+from shared.services.environments import EnvironmentService
+from shared.services.ports import Clock, ResourceSamples
+
+
+class ResourceMetrics:
+    def __init__(self, environments: EnvironmentService, samples: ResourceSamples, clock: Clock) -> None:
+        self._environments = environments
+        self._samples = samples
+        self._clock = clock
+
+    def report(self, env: Environment, report: ActivityReport) -> None:
+        """A report of `env`'s own agent (authenticated: EnvironmentService.agent_environment):
+        activity when it says so, and its sample, stamped with the API's own clock (an agent's
+        clock is not trusted to place it)."""
+        if report.active:
+            self._environments.touch(env)
+        if report.sample is not None:
+            self._samples.add(env.id, Point(at=self._clock(), sample=report.sample))
+
+    def series(self, owner: str, environment_id: str, hours: int) -> tuple[Environment, list[Point]]:
+        """The owner's environment and its samples of the last `hours` hours, oldest first."""
+        env = self._environments.get(owner, environment_id)
+        return env, self._samples.series(env.id, window_start(self._clock(), hours))
+
+    def expire(self) -> int:
+        """Delete samples past the window, every environment's (a timer's pass)."""
+        return self._samples.expire(expired_before(self._clock()))
+
+    def forget(self, environment_id: str) -> None:
+        self._samples.drop(environment_id)
