@@ -1,22 +1,27 @@
 """The caller's own data: everything the backend holds about them, to take away (GDPR's access
-and portability). Secrets, the IDE password and agent tokens are never part of it."""
+and portability; secrets, the IDE password and agent tokens are never part of it), and its
+erasure (every environment deleted, then every row; anonymous usage totals stay)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
+import azure.durable_functions as df
 import azure.functions as func
 from pydantic import Field, with_config
 from typing_extensions import TypedDict
 
 from api.contract import Operation, Reply, route
-from api.http import handle, owner_of, respond
+from api.http import blocking, handle, handle_async, owner_of, respond
 from api.usage import UsageTotals, figures
-from api.views import CLOSED, EnvironmentId, EventView, Moment, event_view, iso
+from api.views import CLOSED, EnvironmentId, EventView, Moment, event_view, iso, one_of
+from orchestrators.launch import forget
 from shared import wiring
+from shared.domain.rate_limits import Limit
+from shared.errors import Unavailable
 from shared.services.my_data import Held
 
-bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
+bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 
 @with_config(CLOSED)
@@ -100,3 +105,42 @@ def api_export(req: func.HttpRequest) -> func.HttpResponse:
         return respond(200, body)
 
     return handle(export, req)
+
+
+@with_config(CLOSED)
+class Erasing(TypedDict):
+    status: Annotated[str, one_of(["deleting"], "Under way; poll GET /environments until it is empty.")]
+
+
+@route(
+    bp,
+    Operation(
+        "DELETE",
+        "v1/me",
+        "deleteMyData",
+        "Delete everything the backend holds about you",
+        "me",
+        {
+            202: Reply(
+                "Under way: every environment is deleted (workspaces and snapshots with it), then "
+                "every record, audit event and idempotency key about you; only anonymous usage "
+                "totals stay. Asking again while it runs, or after, is the same answer.",
+                Erasing,
+                example={"status": "deleting"},
+            )
+        },
+        refusals=(503,),
+    ),
+)
+@bp.durable_client_input(client_name="client")
+async def api_delete_my_data(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    async def erase() -> func.HttpResponse:
+        owner = await blocking(lambda: owner_of(req, Limit.COMMAND))
+        if not await forget(client, owner):
+            raise Unavailable("could not start deleting your data; try again")
+        body: Erasing = {"status": "deleting"}
+        return respond(202, body)
+
+    return await handle_async(erase, req)

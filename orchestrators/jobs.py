@@ -19,6 +19,8 @@ POLL_MAX_SECONDS = 30
 # up to 10 minutes to apply (learn.microsoft.com/azure/role-based-access-control/troubleshooting,
 # "Role assignment changes are not being detected").
 AUTHORIZATION_GRACE_SECONDS = 600
+# Between the rounds of an owner's erasure while some environment is busy (creating, stopping...).
+FORGET_WAIT_SECONDS = 15
 
 
 class Job(TypedDict):
@@ -53,3 +55,14 @@ def job_for(env: Environment, settings: Settings) -> Job:
         snapshot_wait_seconds=settings.snapshot_stop_wait_seconds,
         request_id=observability.current("request_id"),
     )
+
+
+def forget_job(owner: str, settings: Settings) -> dict[str, object]:
+    """The input of an owner's erasure (DELETE /me): who, and the wait between its rounds (the
+    local backends settle in seconds: their first poll's wait)."""
+    aci = settings.compute_backend is ComputeBackendName.ACI
+    return {
+        "owner": owner,
+        "wait_seconds": FORGET_WAIT_SECONDS if aci else POLL_SECONDS,
+        "request_id": observability.current("request_id"),
+    }

@@ -9,6 +9,7 @@ import azure.durable_functions as df
 
 from orchestrators import jobs
 from shared import wiring
+from shared.domain import operation
 from shared.domain.environment import Environment
 from shared.domain.operation import instance_id, orchestrator
 from shared.settings import get_settings
@@ -50,6 +51,24 @@ async def launch_all(client: df.DurableOrchestrationClient, envs: list[Environme
     for env in envs:
         started += await launch(client, env)
     return started
+
+
+async def forget(client: df.DurableOrchestrationClient, owner: str) -> bool:
+    """Start the erasure of everything held about `owner` (DELETE /me), unless it runs already:
+    one per owner at a time. False when it neither runs nor could be started."""
+    instance = operation.forget_instance_id(owner)
+    if await is_running(client, instance):
+        return True
+    try:
+        await client.start_new(
+            operation.FORGET, instance_id=instance, client_input=jobs.forget_job(owner, get_settings())
+        )
+        return True
+    except Exception as exc:  # started by a request racing this one, or Durable is down
+        if await is_running(client, instance):
+            return True
+        log.error("could not start the erasure (%s)", type(exc).__name__)
+        return False
 
 
 async def is_running(client: df.DurableOrchestrationClient, instance: str) -> bool:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from shared.domain.environment import Policy
     from shared.domain.placement import Placement
     from shared.services.environments import EnvironmentService
+    from shared.services.forgetting import Forgetting
     from shared.services.metrics import ResourceMetrics
     from shared.services.my_data import MyData
     from shared.services.ports import ComputeBackend, WorkspaceAgent, WorkspaceStorage
@@ -158,6 +159,13 @@ def my_data() -> MyData:
     from shared.services.my_data import MyData
 
     return MyData(store(), utcnow)
+
+
+def forgetting() -> Forgetting:
+    """For the erasure's activities only: it holds the workspace backend (and its SDK)."""
+    from shared.services.forgetting import Forgetting
+
+    return Forgetting(environments(), store(), store().erasure, workspaces(), utcnow)
 
 
 @lru_cache(maxsize=1)

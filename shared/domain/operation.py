@@ -7,6 +7,7 @@ record version), so a retried start cannot run the same operation twice.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -26,6 +27,7 @@ STOP = "stop_environment"
 DELETE = "delete_environment"
 RETIRE = "retire_environment"
 PURGE = "purge_retired_workspace"  # not an operation on the record: the end of a restore window
+FORGET = "forget_owner"  # an owner's DELETE /me: every environment deleted, then their rows erased
 
 ORCHESTRATOR: dict[Kind, str] = {
     Kind.CREATE: PROVISION,
@@ -71,3 +73,8 @@ def instance_id(operation_id: str, redrives: int = 0) -> str:
 def purge_instance_id(environment_id: str) -> str:
     """The one purge of a retired environment's workspace (a second start is refused while it runs)."""
     return f"{environment_id}-purge"
+
+
+def forget_instance_id(owner: str) -> str:
+    """The one erasure of an owner's data at a time (the id names no owner: a digest of it)."""
+    return "forget-" + hashlib.sha256(owner.encode()).hexdigest()[:32]

@@ -10,6 +10,7 @@ from typing import Literal, Protocol
 
 from shared.domain.environment import Actor, AuditEvent, Environment, Status
 from shared.domain.logs import LogSource
+from shared.domain.meter import MonthUsage
 from shared.domain.progress import Phase
 from shared.domain.quota import Limits
 from shared.domain.resources import ComputeState
@@ -153,6 +154,25 @@ class ResourceSamples(Protocol):
 
     def drop(self, environment_id: str) -> None:
         """Delete all of one environment's points."""
+        ...
+
+
+class Erasure(Protocol):
+    """What an owner's own account deletion removes, and the anonymous totals it leaves."""
+
+    def keep_anonymous_usage(self, erasure_id: str, month: str, usage: MonthUsage) -> None:
+        """Keep one month's totals under `erasure_id` (random: no owner, no environment);
+        writing the same id and month again replaces them."""
+        ...
+
+    def anonymous_usage(self, month: str) -> MonthUsage:
+        """The month's totals of every erased owner, summed (what billing may still need)."""
+        ...
+
+    def erase(self, owner: str, environment_ids: Collection[str]) -> None:
+        """Delete the owner's partition (records, audit trails, idempotency keys, quota
+        counters, snapshot logs) and the ids' index rows, directory rows and resource samples.
+        Idempotent."""
         ...
 
 

@@ -269,6 +269,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete everything the backend holds about you */
+        delete: operations["deleteMyData"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me/export": {
         parameters: {
             query?: never;
@@ -615,6 +632,15 @@ export interface components {
              * @description The phases of the current (or last) create or start, for a progress bar.
              */
             progress: components["schemas"]["ProgressStep"][];
+        };
+        /** Erasing */
+        Erasing: {
+            /**
+             * Status
+             * @description Under way; poll GET /environments until it is empty.
+             * @enum {string}
+             */
+            status: "deleting";
         };
         /**
          * ErrorBody
@@ -2597,6 +2623,39 @@ export interface operations {
                 };
             };
             500: components["responses"]["Error500"];
+        };
+    };
+    deleteMyData: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An id for this request, echoed back and carried by every log line it causes. */
+                "X-Request-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Under way: every environment is deleted (workspaces and snapshots with it), then every record, audit event and idempotency key about you; only anonymous usage totals stay. Asking again while it runs, or after, is the same answer. */
+            202: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": "deleting"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Erasing"];
+                };
+            };
+            401: components["responses"]["Error401"];
+            429: components["responses"]["Error429"];
+            500: components["responses"]["Error500"];
+            503: components["responses"]["Error503"];
         };
     };
     exportMyData: {

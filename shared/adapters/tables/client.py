@@ -8,7 +8,8 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from shared.errors import ConcurrencyConflict, QuotaExceeded
 if TYPE_CHECKING:
     from shared.settings import Settings
 
+BATCH = 100  # operations in one entity group transaction
 MAX_ATTEMPTS = 20  # usage races (and index row races) before giving up with ConcurrencyConflict
 # Codes of a lost optimistic race: an ETag mismatch, a row created meanwhile, a row gone meanwhile.
 RACE_CODES = frozenset(
@@ -109,6 +111,27 @@ class Tables:
         for page in pages.by_page():
             self.stats.add("queries")
             yield from page
+
+    def delete_rows(self, table: TableClient, found: Iterable[TableEntity]) -> int:
+        """Delete the rows (their keys are enough), a transaction per partition and hundred
+        (the most one entity group transaction holds: performing-entity-group-transactions).
+        A row gone meanwhile is done: that batch is deleted one by one. Returns the rows."""
+        by_partition: dict[str, builtins.list[str]] = defaultdict(list)
+        for row in found:
+            by_partition[str(row["PartitionKey"])].append(str(row["RowKey"]))
+        for partition, keys in by_partition.items():
+            for start in range(0, len(keys), BATCH):
+                chunk = keys[start : start + BATCH]
+                self.stats.add("transactions")
+                try:
+                    table.submit_transaction(
+                        [("delete", {"PartitionKey": partition, "RowKey": k}) for k in chunk]
+                    )
+                except (TableTransactionError, ResourceNotFoundError):
+                    for key in chunk:
+                        self.stats.add("writes")
+                        table.delete_entity(partition, key)  # absent: no error (the SDK's rule)
+        return sum(len(keys) for keys in by_partition.values())
 
 
 def service_from_settings(settings: Settings) -> TableServiceClient:

@@ -1,6 +1,7 @@
-"""Table Storage adapter of the EnvironmentRecords port; the SweepIndex, OrphanLedger, SnapshotLogs
-and ResourceSamples ports of the same account are its `index` (status_index.py), `orphans`
-(orphans.py), `snapshot_logs` (snapshot_logs.py) and `samples` (samples.py, a table of its own).
+"""Table Storage adapter of the EnvironmentRecords port; the SweepIndex, OrphanLedger, SnapshotLogs,
+ResourceSamples and Erasure ports of the same account are its `index` (status_index.py), `orphans`
+(orphans.py), `snapshot_logs` (snapshot_logs.py), `samples` (samples.py, a table of its own) and
+`erasure` (erasure.py).
 
 `{prefix}Environments` holds one partition per owner with rows `env:{id}` (the record),
 `evt:{id}:{n}` (audit events, newest first), `idem:{sha256}` (idempotency) and `usage` (quota
@@ -34,6 +35,7 @@ from shared.adapters.tables.client import (
     nothing_committed,
     service_from_settings,
 )
+from shared.adapters.tables.erasure import TableErasure
 from shared.adapters.tables.orphans import TableOrphanLedger
 from shared.adapters.tables.rows import Row, utc
 from shared.adapters.tables.samples import TableResourceSamples
@@ -76,6 +78,7 @@ class TableEnvironmentStore:
         self.orphans = TableOrphanLedger(self._tables)
         self.snapshot_logs = TableSnapshotLogs(self._tables)
         self.samples = TableResourceSamples(self._tables)
+        self.erasure = TableErasure(self._tables)
         self._point = self._tables.point
         self._query = self._tables.query
 

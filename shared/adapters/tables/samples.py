@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections import defaultdict
-from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
+from azure.data.tables import UpdateMode
 
 from shared.adapters.tables import rows
 from shared.adapters.tables.client import Tables
 from shared.domain.samples import Point, Sample, minute_of
 
 HOUR_KEY = "%Y%m%d%H"
-BATCH = 100  # operations in one entity group transaction (performing-entity-group-transactions)
 
 
 def hour_key(at: datetime) -> str:
@@ -65,40 +61,18 @@ class TableResourceSamples:
         old = self._tables.query(
             self._table, "RowKey lt @cutoff", {"cutoff": hour_key(before)}, select=["PartitionKey", "RowKey"]
         )
-        return self._delete(old)
+        return self._tables.delete_rows(self._table, old)
 
     def drop(self, environment_id: str) -> None:
-        self._delete(
+        self._tables.delete_rows(
+            self._table,
             self._tables.query(
                 self._table,
                 "PartitionKey eq @pk",
                 {"pk": rows.check_environment_id(environment_id)},
                 select=["PartitionKey", "RowKey"],
-            )
+            ),
         )
-
-    def _delete(self, found: Iterable[TableEntity]) -> int:
-        by_partition: dict[str, builtins.list[str]] = defaultdict(list)
-        for row in found:
-            by_partition[str(row["PartitionKey"])].append(str(row["RowKey"]))
-        deleted = 0
-        for partition, keys in by_partition.items():
-            for start in range(0, len(keys), BATCH):
-                chunk = keys[start : start + BATCH]
-                batch = [("delete", {"PartitionKey": partition, "RowKey": key}) for key in chunk]
-                self._tables.stats.add("transactions")
-                try:
-                    self._table.submit_transaction(batch)
-                    deleted += len(batch)
-                except (TableTransactionError, ResourceNotFoundError):
-                    # A row went meanwhile (another pass, a drop): one by one, gone is done.
-                    deleted += sum(self._delete_one(partition, key) for key in chunk)
-        return deleted
-
-    def _delete_one(self, partition: str, key: str) -> int:
-        self._tables.stats.add("writes")
-        self._table.delete_entity(partition, key)  # an absent entity is no error for delete_entity
-        return 1
 
 
 def _encode(sample: Sample) -> str:
