@@ -8,9 +8,8 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from api import openapi, paging, views
-from api.contract import Auth, Operation, Query, Reply, route
+from api.contract import Operation, Query, Reply, route
 from api.http import (
-    bearer_token,
     blocking,
     count_param,
     handle,
@@ -26,7 +25,6 @@ from api.views import (
     EnvironmentList,
     EventList,
     Logs,
-    StatusBody,
     connection_view,
     environment_view,
     event_view,
@@ -38,7 +36,7 @@ from shared.domain.environment import Environment, Status
 from shared.domain.lifecycle import Command
 from shared.domain.logs import DEFAULT_TAIL, MAX_TAIL, LogSource, scrub, tail_lines
 from shared.domain.rate_limits import Limit
-from shared.domain.requests import ActivityReport, CreateEnvironmentRequest, UpdateEnvironmentRequest
+from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
 from shared.domain.resources import compute_name
 from shared.errors import Unavailable, ValidationFailed
 from shared.services.environments import CommandResult
@@ -210,23 +208,47 @@ def api_get_environment(req: func.HttpRequest) -> func.HttpResponse:
         "PATCH",
         ENVIRONMENT,
         "updateEnvironment",
-        "Rename it, change its idle timeout or keep it from retention",
+        "Rename it, change its idle timeout, keep it from retention, or resize it",
         TAG,
-        {200: ONE},
+        {
+            200: ONE,
+            202: Reply(
+                "Resized with `restart: true` while RUNNING: it is STOPPING, and starts again with "
+                "the new size; poll it.",
+                EnvironmentBody,
+                example=lambda: openapi.environment_example(Status.STOPPING),
+            ),
+        },
         body=UpdateEnvironmentRequest,
         body_example={"idle_timeout_minutes": 60, "keep": True},
-        refusals=(409,),
+        refusals=(403, 409, 503),
+        links={"get": "getEnvironment"},
+        description="A new `size` (or `cpu_cores`, `memory_gb`, `storage_gb`: storage only grows) "
+        "applies at the next start of a STOPPED or ERROR environment. A RUNNING one answers 409 "
+        "unless `restart: true` is given: then it is stopped and started again with it (202).",
     ),
 )
-def api_update_environment(req: func.HttpRequest) -> func.HttpResponse:
-    def update() -> func.HttpResponse:
-        owner = owner_of(req, Limit.COMMAND)
+@bp.durable_client_input(client_name="client")
+async def api_update_environment(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    async def update() -> func.HttpResponse:
+        caller = await blocking(lambda: principal_of(req, Limit.COMMAND))
         request = parse_body(req, UpdateEnvironmentRequest)
-        return one_environment(
-            wiring.environments().update(owner, req.route_params["environment_id"], request)
+        environment_id = req.route_params["environment_id"]
+        if not request.resizes:
+            service = wiring.environments()
+            return one_environment(
+                await blocking(lambda: service.update(caller.subject, environment_id, request))
+            )
+        result: CommandResult = await blocking(
+            lambda: wiring.resizing().resize(caller.subject, environment_id, request, caller.monthly_budget)
         )
+        if not result.accepted:
+            return one_environment(result.environment)
+        return one_environment(await launch_or_unavailable(client, result.environment), 202)
 
-    return handle(update, req)
+    return await handle_async(update, req)
 
 
 async def _command(
@@ -306,54 +328,6 @@ async def api_delete_environment(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
     return await _command(req, client, Command.DELETE)
-
-
-@route(
-    bp,
-    Operation(
-        "POST",
-        ENVIRONMENT + "/activity",
-        "recordActivity",
-        "Say the environment is in use (defers the idle stop)",
-        TAG,
-        {200: Reply("Recorded.", StatusBody, example={"status": "ok"})},
-        auth=Auth.USER_OR_AGENT,
-        body=ActivityReport,
-        body_required=False,
-        body_example={"active": True, "sample": {"cpu_percent": 12.5, "memory_mb": 640.0, "disk_mb": 820.3}},
-        refusals=(409,),
-        description="A resource sample is the environment's own agent's to send (GET .../metrics "
-        "shows them); `active: false` sends only the sample.",
-    ),
-)
-def api_record_activity(req: func.HttpRequest) -> func.HttpResponse:
-    """The owner's token, or the environment's own agent token (valid on this route only)."""
-
-    def touch() -> func.HttpResponse:
-        environment_id = req.route_params["environment_id"]
-        token = bearer_token(req)
-        # Authenticated before the body is looked at: a stranger learns nothing from a 400.
-        if token is not None and token.startswith(AGENT_TOKEN_PREFIX):
-            env = wiring.environments().agent_environment(token, environment_id)
-            wiring.metrics().report(env, _activity_report(req))
-            return respond(200, {"status": "ok"})
-        service = wiring.environments()
-        env = service.get(owner_of(req), environment_id)  # another owner's: 404 whatever the body
-        report = _activity_report(req)
-        if report.sample is not None:
-            raise ValidationFailed(
-                "only the environment's own agent sends resource samples",
-                [{"field": "sample", "message": "agent token only"}],
-            )
-        if report.active:
-            service.touch(env)
-        return respond(200, {"status": "ok"})
-
-    return handle(touch, req)
-
-
-def _activity_report(req: func.HttpRequest) -> ActivityReport:
-    return parse_body(req, ActivityReport) if req.get_body() else ActivityReport()
 
 
 @route(

@@ -1,5 +1,6 @@
-"""An environment's resource samples (CPU, memory, the working tree's size), as its workspace
-agent reported them once a minute: the route and its response shapes."""
+"""What an environment's workspace agent reports once a minute: activity (which defers the idle
+stop) and resource samples (CPU, memory, the working tree's size), and the owner's view of the
+samples: the routes and their response shapes."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import azure.functions as func
 from pydantic import Field, with_config
 from typing_extensions import TypedDict
 
-from api.contract import Operation, Query, Reply, route
-from api.http import count_param, handle, owner_of, respond
-from api.views import CLOSED, EnvironmentId, iso
+from api.contract import Auth, Operation, Query, Reply, route
+from api.environments import AGENT_TOKEN_PREFIX, ENVIRONMENT, TAG
+from api.http import bearer_token, count_param, handle, owner_of, parse_body, respond
+from api.views import CLOSED, EnvironmentId, StatusBody, iso
 from shared import wiring
 from shared.domain import samples
+from shared.domain.requests import ActivityReport
 from shared.domain.samples import Point, Sample
+from shared.errors import ValidationFailed
 
 bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 WINDOW_HOURS = int(samples.WINDOW / timedelta(hours=1))
@@ -66,10 +70,10 @@ def _example() -> Metrics:
     bp,
     Operation(
         "GET",
-        "v1/environments/{environment_id}/metrics",
+        ENVIRONMENT + "/metrics",
         "getMetrics",
         "CPU, memory and disk of the last hours, a sample a minute",
-        "environments",
+        TAG,
         {200: Reply("The samples, oldest first.", Metrics, example=_example)},
         query=(
             Query(
@@ -89,3 +93,51 @@ def api_metrics(req: func.HttpRequest) -> func.HttpResponse:
         return respond(200, metrics_view(env.id, hours, points))
 
     return handle(metrics, req)
+
+
+@route(
+    bp,
+    Operation(
+        "POST",
+        ENVIRONMENT + "/activity",
+        "recordActivity",
+        "Say the environment is in use (defers the idle stop)",
+        TAG,
+        {200: Reply("Recorded.", StatusBody, example={"status": "ok"})},
+        auth=Auth.USER_OR_AGENT,
+        body=ActivityReport,
+        body_required=False,
+        body_example={"active": True, "sample": {"cpu_percent": 12.5, "memory_mb": 640.0, "disk_mb": 820.3}},
+        refusals=(409,),
+        description="A resource sample is the environment's own agent's to send (GET .../metrics "
+        "shows them); `active: false` sends only the sample.",
+    ),
+)
+def api_record_activity(req: func.HttpRequest) -> func.HttpResponse:
+    """The owner's token, or the environment's own agent token (valid on this route only)."""
+
+    def touch() -> func.HttpResponse:
+        environment_id = req.route_params["environment_id"]
+        token = bearer_token(req)
+        # Authenticated before the body is looked at: a stranger learns nothing from a 400.
+        if token is not None and token.startswith(AGENT_TOKEN_PREFIX):
+            env = wiring.environments().agent_environment(token, environment_id)
+            wiring.metrics().report(env, _activity_report(req))
+            return respond(200, {"status": "ok"})
+        service = wiring.environments()
+        env = service.get(owner_of(req), environment_id)  # another owner's: 404 whatever the body
+        report = _activity_report(req)
+        if report.sample is not None:
+            raise ValidationFailed(
+                "only the environment's own agent sends resource samples",
+                [{"field": "sample", "message": "agent token only"}],
+            )
+        if report.active:
+            service.touch(env)
+        return respond(200, {"status": "ok"})
+
+    return handle(touch, req)
+
+
+def _activity_report(req: func.HttpRequest) -> ActivityReport:
+    return parse_body(req, ActivityReport) if req.get_body() else ActivityReport()

@@ -327,6 +327,6 @@ def main() -> None:
     """Print the document (`make client` writes it into the TypeScript client)."""
     import json
 
-    from api import docs, environments, me, retired, snapshots, system, usage  # noqa: F401  # every route registers itself
+    from api import docs, environments, me, metrics, retired, snapshots, system, usage  # noqa: F401  # every route registers itself
 
     print(json.dumps(document(), indent=2))

@@ -18,10 +18,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from orchestrators import jobs
 from orchestrators.blueprint import bp
 from shared import agent_tokens, observability, wiring
 from shared.domain.catalog import TEMPLATES
-from shared.domain.environment import Environment, Status
+from shared.domain.environment import Actor, Environment, Status
+from shared.domain.operation import instance_id, orchestrator
 from shared.domain.progress import Phase
 from shared.domain.resources import (
     SNAPSHOT_REPOSITORY,
@@ -31,8 +33,8 @@ from shared.domain.resources import (
     workspace_name,
 )
 from shared.domain.snapshots import SNAPSHOT_ID
-from shared.errors import AuthorizationRefused, PermanentBackendError
-from shared.services.ports import ComputeSpec, ComputeStatus
+from shared.errors import AuthorizationRefused, DomainError, PermanentBackendError
+from shared.services.ports import Change, ComputeSpec, ComputeStatus
 from shared.services.snapshots import LATEST
 from shared.settings import Settings, get_settings
 
@@ -296,3 +298,25 @@ def _restored(env: Environment) -> str:
             "later changes were lost"
         )
     return ""
+
+
+@bp.activity_trigger(input_name="job", activity="start_after_restart")
+@reported
+def start_after_restart(job: dict[str, Any]) -> Result:
+    """A restart's start, once its stop settled: the start orchestration to run, or none (the
+    record changed meanwhile, or the budget no longer allows it: it stays STOPPED, and says why)."""
+    owner, environment_id = job["owner"], job["environment_id"]
+    try:
+        env = wiring.resizing().start_after_restart(owner, environment_id, job["operation"])
+    except DomainError as refused:
+        change = Change(Actor.SYSTEM, f"not started again: {refused.message}", wiring.utcnow())
+        wiring.environments().audit(owner, environment_id, change)
+        return {"ok": True, "start": None, "error": refused.message}
+    if env is None or env.operation is None:
+        return {"ok": True, "start": None}
+    start = {
+        "orchestrator": orchestrator(env.operation),
+        "instance_id": instance_id(env.operation, env.redrives),
+        "input": jobs.job_for(env, get_settings()),
+    }
+    return {"ok": True, "start": start}

@@ -214,6 +214,23 @@ def stop_environment(context: df.DurableOrchestrationContext) -> Orchestration:
     return (yield from _steps_then(context, job, ("stop_compute",), "stopped", "stop failed"))
 
 
+@bp.orchestration_trigger(context_name="context", orchestration=operation.RESTART)
+def restart_environment(context: df.DurableOrchestrationContext) -> Orchestration:
+    """A stop (as above), then a start under its own operation, as a sub-orchestration: a resize
+    asked while the environment ran takes effect as that start is accepted."""
+    job = context.get_input(expected_type=dict)
+    _started(context, job, operation.RESTART)
+    yield from _final_snapshot(context, job)
+    stopped = yield from _steps_then(context, job, ("stop_compute",), "stopped to restart", "stop failed")
+    if stopped.get("status") != "STOPPED":
+        return stopped  # the stop failed (ERROR, with its reason): nothing to start
+    start = yield context.call_activity_with_retry("start_after_restart", RETRY, job)
+    child = start.get("start")
+    if not child:
+        return {**stopped, "reason": start.get("error") or "not started again: it changed meanwhile"}
+    return (yield context.call_sub_orchestrator(child["orchestrator"], child["input"], child["instance_id"]))
+
+
 @bp.orchestration_trigger(context_name="context", orchestration=operation.DELETE)
 def delete_environment(context: df.DurableOrchestrationContext) -> Orchestration:
     """Compute first, then the workspace, then the record becomes DELETED (gone from the API)."""

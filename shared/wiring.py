@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from shared.services.ports import ComputeBackend, WorkspaceAgent, WorkspaceStorage
     from shared.services.rate_limits import RateLimiter
     from shared.services.reconcile import Reconciler
+    from shared.services.resizing import Resizing
     from shared.services.snapshots import SnapshotService
     from shared.services.sweeps import Sweeps
 
@@ -121,6 +122,12 @@ def metrics() -> ResourceMetrics:
     from shared.services.metrics import ResourceMetrics
 
     return ResourceMetrics(environments(), store().samples, utcnow)
+
+
+def resizing() -> Resizing:
+    from shared.services.resizing import Resizing
+
+    return Resizing(environments(), utcnow)
 
 
 @lru_cache(maxsize=1)

@@ -41,6 +41,18 @@ class CloudProvider(StrEnum):
     LOCAL = "LOCAL"
 
 
+class SizeChange(BaseModel):
+    """Resources a resize asked for while the environment ran: applied when its next start is
+    accepted (so the meter charges the old size up to the stop)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    size: str
+    cpu_cores: float
+    memory_gb: float
+    storage_gb: int
+
+
 class Environment(BaseModel):
     """The stored environment record. `sealed_secrets` and `etag` never reach an API response."""
 
@@ -84,6 +96,7 @@ class Environment(BaseModel):
     metered_at: datetime | None = None  # the meter counts up to here (None: from created_at)
     monthly_budget: float | None = None  # the owner's budget (USD) as of the last create or start
     budget_warned: str | None = None  # the month ("2026-12") whose 80% warning is in the trail
+    pending_size: SizeChange | None = None  # a resize asked while RUNNING, for the next start
     sealed_secrets: str = Field(default="", repr=False)
     version: int = 0
     etag: str | None = Field(default=None, repr=False)

@@ -3,8 +3,9 @@
 Compute counts while the status is STARTING, RUNNING or STOPPING (the container group exists and
 bills), at the record's cpu_cores and memory_gb; storage counts the workspace's quota from create
 until the record is DELETED (a retired environment's snapshots until its restore window closes).
-Each status change accrues the time since `metered_at` into the record itself, in the same write
-as the change, so nothing is counted twice and a lost write loses nothing (it is redone)."""
+Each status change (and each resize) accrues the time since `metered_at` into the record itself,
+in the same write as the change, so nothing is counted twice and a lost write loses nothing (it
+is redone)."""
 
 from __future__ import annotations
 
@@ -60,6 +61,16 @@ def accrued(env: Environment, until: datetime) -> dict[str, MonthUsage]:
         spent = _use(env, (end - begin).total_seconds(), prices)
         meter[month] = meter.get(month, MonthUsage()).plus(spent)
     return meter
+
+
+def rates_change(before: Environment, after: Environment) -> bool:
+    """Whether a write changes what the record accrues per second: its status or its size."""
+    return (before.status, before.cpu_cores, before.memory_gb, before.storage_gb) != (
+        after.status,
+        after.cpu_cores,
+        after.memory_gb,
+        after.storage_gb,
+    )
 
 
 def metered(before: Environment, after: Environment, at: datetime) -> Environment:

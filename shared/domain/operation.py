@@ -18,6 +18,7 @@ class Kind(StrEnum):
     STOP = "stop"
     DELETE = "delete"
     RETIRE = "retire"  # retention's delete: the workspace is snapshotted first and kept a while
+    RESTART = "restart"  # a stop that starts again once stopped (a resize asked while running)
 
 
 # The orchestrator function that carries out each kind (its registered name).
@@ -26,6 +27,7 @@ START = "start_environment"
 STOP = "stop_environment"
 DELETE = "delete_environment"
 RETIRE = "retire_environment"
+RESTART = "restart_environment"
 PURGE = "purge_retired_workspace"  # not an operation on the record: the end of a restore window
 FORGET = "forget_owner"  # an owner's DELETE /me: every environment deleted, then their rows erased
 
@@ -35,6 +37,7 @@ ORCHESTRATOR: dict[Kind, str] = {
     Kind.STOP: STOP,
     Kind.DELETE: DELETE,
     Kind.RETIRE: RETIRE,
+    Kind.RESTART: RESTART,
 }
 
 

@@ -123,3 +123,39 @@ def resolve_size(
             problems,
         )
     return ResolvedSize("custom" if wanted.explicit else base.name, cpu, memory, int(storage))
+
+
+def resize(
+    current: ResolvedSize,
+    wanted: SizeRequest,
+    template: Template,
+    placement: Placement,
+    bounds: ResourceBounds,
+) -> ResolvedSize:
+    """An existing environment's new resources: a preset, or explicit values over what it has
+    (what is not asked for stays). Storage only grows: a smaller preset keeps today's storage, a
+    smaller explicit value is refused. Named after the preset it equals, else "custom"."""
+    if wanted.storage_gb is not None and wanted.storage_gb < current.storage_gb:
+        raise ValidationFailed(
+            "storage can only grow",
+            [{"field": "storage_gb", "message": f"at least {current.storage_gb} (today's)"}],
+        )
+    if wanted.size is None:
+        wanted = SizeRequest(
+            None,
+            wanted.cpu_cores if wanted.cpu_cores is not None else current.cpu_cores,
+            wanted.memory_gb if wanted.memory_gb is not None else current.memory_gb,
+            wanted.storage_gb if wanted.storage_gb is not None else current.storage_gb,
+        )
+    resolved = resolve_size(wanted, template, placement, bounds)
+    storage = max(resolved.storage_gb, current.storage_gb)
+    resources = (resolved.cpu_cores, resolved.memory_gb, storage)
+    name = next(
+        (
+            size.name
+            for size in SIZES.values()
+            if (size.cpu_cores, size.memory_gb, size.storage_gb) == resources
+        ),
+        "custom",
+    )
+    return ResolvedSize(name, *resources)

@@ -78,6 +78,16 @@ class CreateEnvironmentRequest(_Strict):
     """A new environment. `template` (or its older name `base_image`) is required; `size` picks a
     preset, or give `cpu_cores`/`memory_gb`/`storage_gb`."""
 
+    # The document says what the validators require: a template by one of its two names.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["template"], "properties": {"template": {"type": "string"}}},
+                {"required": ["base_image"], "properties": {"base_image": {"type": "string"}}},
+            ]
+        }
+    )
+
     name: str = Field(min_length=1, max_length=50, examples=["my-app"], json_schema_extra=_PRINTABLE)
     template: str | None = Field(default=None, max_length=40, json_schema_extra=_TEMPLATE_NAMES)
     base_image: str | None = Field(default=None, max_length=40, json_schema_extra=_TEMPLATE_NAMES)
@@ -165,16 +175,36 @@ class CreateEnvironmentRequest(_Strict):
 
 
 class UpdateEnvironmentRequest(_Strict):
-    """What can change on an existing environment: at least one field."""
+    """What can change on an existing environment: at least one field. A new `size` (or
+    `cpu_cores`/`memory_gb`/`storage_gb`, storage only growing) applies at the next start; on a
+    RUNNING environment only with `restart: true`, which stops and starts it."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
 
     name: str | None = Field(default=None, min_length=1, max_length=50, json_schema_extra=_PRINTABLE)
     idle_timeout_minutes: int | None = Field(default=None, ge=5, le=240)
     keep: bool | None = None
+    size: str | None = Field(default=None, max_length=20, json_schema_extra=_SIZE_NAMES)
+    cpu_cores: float | None = Field(default=None, gt=0)
+    memory_gb: float | None = Field(default=None, gt=0)
+    storage_gb: int | None = Field(default=None, gt=0)
+    restart: bool = False
+
+    @property
+    def resizes(self) -> bool:
+        return any(v is not None for v in (self.size, self.cpu_cores, self.memory_gb, self.storage_gb))
+
+    def settings(self) -> dict[str, object]:
+        """The changes that are not a resize (name, idle timeout, keep)."""
+        return self.model_dump(exclude_none=True, include={"name", "idle_timeout_minutes", "keep"})
 
     @model_validator(mode="after")
     def _something_to_change(self) -> UpdateEnvironmentRequest:
-        if self.name is None and self.idle_timeout_minutes is None and self.keep is None:
-            raise ValueError("give at least one of: name, idle_timeout_minutes, keep")
+        if self.restart and not self.resizes:
+            raise ValueError("restart goes with a resize (size, cpu_cores, memory_gb or storage_gb)")
+        if not self.settings() and not self.resizes:
+            fields = "name, idle_timeout_minutes, keep, size, cpu_cores, memory_gb, storage_gb"
+            raise ValueError(f"give at least one of: {fields}")
         if self.name is not None and not self.name.isprintable():
             raise ValueError("name must be printable text")
         return self

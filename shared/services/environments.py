@@ -75,6 +75,14 @@ class EnvironmentService:
     def limits(self) -> Limits:
         return self._limits
 
+    @property
+    def placement(self) -> Placement:
+        return self._placement
+
+    @property
+    def bounds(self) -> ResourceBounds:
+        return self._bounds
+
     # --- reads ------------------------------------------------------------------------------------
 
     def get(self, owner: str, environment_id: str) -> Environment:
@@ -137,7 +145,7 @@ class EnvironmentService:
             if replay is not None:
                 return CommandResult(replay, accepted=False)
         env = self._plan(owner, request).model_copy(update={"monthly_budget": budget})
-        self._within_budget(owner, env, budget)
+        self.check_budget(owner, env, budget)
         now = self._clock()
         record = IdempotencyRecord(idempotency_key, request_hash, env.id, now) if idempotency_key else None
         change = Change(Actor.USER, "created", now)
@@ -152,7 +160,7 @@ class EnvironmentService:
                 raise
             return CommandResult(replay, accepted=False)
 
-    def _within_budget(self, owner: str, env: Environment, budget: float | None) -> None:
+    def check_budget(self, owner: str, env: Environment, budget: float | None) -> None:
         """BudgetExceeded when this month's spend plus an hour of `env` would pass the budget."""
         limit = budget if budget is not None else self._settings.monthly_budget_per_user
         if limit is not None:
@@ -223,7 +231,8 @@ class EnvironmentService:
     # --- changes ------------------------------------------------------------------------------------
 
     def update(self, owner: str, environment_id: str, request: UpdateEnvironmentRequest) -> Environment:
-        changes: dict[str, Any] = request.model_dump(exclude_none=True)
+        """The changes that are not a resize (services/resizing.py takes those)."""
+        changes = request.settings()
 
         def rename(env: Environment) -> Environment | None:
             if all(getattr(env, field) == value for field, value in changes.items()):
@@ -257,7 +266,7 @@ class EnvironmentService:
         if user_start and (budget is not None or self._settings.monthly_budget_per_user is not None):
             current = self.get(owner, environment_id)  # only when a budget applies: one read more
             if lifecycle.decide(current.status, command).verdict is Verdict.TRANSITION:
-                self._within_budget(owner, current, budget)
+                self.check_budget(owner, current, budget)
 
         def apply(env: Environment) -> Environment | None:
             nonlocal accepted
@@ -271,8 +280,11 @@ class EnvironmentService:
                 return None
             assert decision.target is not None
             accepted = True
+            resized = env.pending_size.model_dump() if command is Command.START and env.pending_size else {}
             return env.model_copy(
                 update={
+                    **resized,  # a resize asked while it ran takes effect as it starts again
+                    "pending_size": None if resized else env.pending_size,
                     "status": decision.target,
                     "status_reason": why,
                     "operation": operation_id(kind or Kind(command.value), env.id, env.version + 1),
@@ -417,7 +429,7 @@ class EnvironmentService:
             if updated is None:
                 return current
             made = change(current, updated) if callable(change) else change
-            if updated.status is not current.status:  # the time in the status it leaves, metered
+            if metering.rates_change(current, updated):  # the time at the old rates, metered
                 updated = metering.metered(current, updated, made.at)
             try:
                 return self._records.save(current, updated, made, limits)

@@ -241,7 +241,8 @@ class ComputeBackend(Protocol):
 
 class WorkspaceStorage(Protocol):
     def ensure(self, name: str, quota_gb: int) -> Workspace:
-        """Create the workspace if absent; an existing one (and its files) is kept."""
+        """Create the workspace if absent; an existing one (and its files) is kept, its quota
+        grown to `quota_gb` if smaller (never shrunk)."""
         ...
 
     def exists(self, name: str) -> bool: ...

@@ -1,8 +1,9 @@
 """The Azure Files data plane, as far as Dev8 uses it, behind an azure-core transport.
 
 Shares: create (201, x-ms-share-quota honoured; 409 ShareAlreadyExists), properties (200 / 404
-ShareNotFound), snapshot (201 with x-ms-snapshot), delete (202; 404 ShareNotFound; 409
-ShareHasSnapshots unless x-ms-delete-snapshots: include). Directories: create (201 / 409
+ShareNotFound), set properties (the quota, checked as at create), snapshot (201 with
+x-ms-snapshot), delete (202; 404 ShareNotFound; 409 ShareHasSnapshots unless
+x-ms-delete-snapshots: include). Directories: create (201 / 409
 ResourceAlreadyExists) and list (the EnumerationResults XML, of a share or of a snapshot). Files:
 server-side copy (x-ms-copy-source, from the share or a snapshot of it in the same account;
 `copy_status` says whether the copy reports success at once or stays pending for `pending_polls`
@@ -156,6 +157,15 @@ class FilesSimulator(SimTransport):
             snapshot_id = f"2026-11-21T{9 + n // 3600:02d}:{n // 60 % 60:02d}:{n % 60:02d}.0000000Z"
             share.snapshots[snapshot_id] = Tree(dict(share.tree.files), set(share.tree.dirs))
             return Reply(201, None, {**_props(), "x-ms-snapshot": snapshot_id})
+        if request.method == "PUT" and comp == "properties":  # Set Share Properties
+            quota_header = headers.get("x-ms-share-quota")
+            if quota_header is not None:
+                quota = int(quota_header)
+                message = SHARE_QUOTA_RULE.check(name, quota)
+                if message is not None:
+                    return self._refuse(SHARE_QUOTA_RULE, name, message)
+                share.quota = quota
+            return Reply(200, None, _props())
         if request.method in ("GET", "HEAD") and comp is None:
             if snapshot is not None and snapshot not in share.snapshots:
                 return _error(404, "ShareSnapshotNotFound", "The specified share snapshot does not exist.")

@@ -214,3 +214,25 @@ def test_start_of_a_failed_group_replaces_it(aci: AciCompute, arm: ArmSimulator)
     arm.fail_provisioning[NAME] = "OOM killed"
     assert aci.start(make_spec()).state is ComputeState.PENDING
     assert arm.created == [NAME, NAME] and arm.groups[NAME].phase == "creating"
+
+
+def test_a_start_with_new_resources_recreates_the_group_on_the_same_share(
+    aci: AciCompute, arm: ArmSimulator
+) -> None:
+    # A group's CPU and memory cannot change in place (container-instances-update, "Properties
+    # that require container delete"): a resized start replaces the group, the workspace kept.
+    aci.create(make_spec())
+    until_settled(aci)
+    aci.stop(NAME)
+    resized = make_spec(cpu_cores=4.0, memory_gb=8.0)
+    assert aci.start(resized).state is ComputeState.PENDING
+    assert arm.created == [NAME, NAME] and len(arm.of("DELETE", NAME)) == 1
+    assert arm.of("POST", "/start") == []  # replaced, not started as it was
+    requests = [
+        c["properties"]["resources"]["requests"] for c in arm.groups[NAME].body["properties"]["containers"]
+    ]
+    assert round(sum(r["cpu"] for r in requests), 1) == 4.0  # the IDE's and the HTTPS sidecar's together
+    assert round(sum(r["memoryInGB"] for r in requests), 1) == 8.0
+    volumes = arm.groups[NAME].body["properties"]["volumes"]
+    assert any(v.get("azureFile", {}).get("shareName") == "ws-1a2b3c4d" for v in volumes)
+    assert until_settled(aci).state is ComputeState.RUNNING

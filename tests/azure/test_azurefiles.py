@@ -25,6 +25,27 @@ def test_ensure_creates_the_share_with_its_quota_once(
     assert files.shares["ws-1a2b3c4d"].tree.files == {"notes.txt": b"keep me"}
 
 
+def test_ensure_grows_a_kept_share_and_never_shrinks_it(
+    workspaces: AzureFilesWorkspaces, files: FilesSimulator
+) -> None:
+    workspaces.ensure("ws-grow", 50)
+    files.write("ws-grow", "notes.txt", b"keep me")
+    workspaces.ensure("ws-grow", 100)  # a resize: Set Share Properties with the new quota
+    assert files.shares["ws-grow"].quota == 100
+    (grow,) = [r for r in files.of("PUT", "/ws-grow") if r.query.get("comp") == "properties"]
+    assert grow.query == {"restype": "share", "comp": "properties"}
+    assert {k.lower(): v for k, v in grow.headers.items()}["x-ms-share-quota"] == "100"
+    workspaces.ensure("ws-grow", 50)  # never shrunk: nothing set
+    workspaces.ensure("ws-grow", 100)  # already that size: nothing set
+    assert files.shares["ws-grow"].quota == 100
+    assert len([r for r in files.of("PUT", "/ws-grow") if r.query.get("comp") == "properties"]) == 1
+    assert files.shares["ws-grow"].tree.files == {"notes.txt": b"keep me"}
+    # Past the largest share Azure Files allows: refused as Azure refuses it, the share unchanged.
+    with pytest.raises(PermanentBackendError):
+        workspaces.ensure("ws-grow", 200_000)
+    assert files.shares["ws-grow"].quota == 100
+
+
 def test_requests_are_signed_with_the_key_listed_through_arm(
     workspaces: AzureFilesWorkspaces, files: FilesSimulator, arm: ArmSimulator
 ) -> None:

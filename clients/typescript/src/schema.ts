@@ -74,7 +74,10 @@ export interface paths {
         delete: operations["deleteEnvironment"];
         options?: never;
         head?: never;
-        /** Rename it, change its idle timeout or keep it from retention */
+        /**
+         * Rename it, change its idle timeout, keep it from retention, or resize it
+         * @description A new `size` (or `cpu_cores`, `memory_gb`, `storage_gb`: storage only grows) applies at the next start of a STOPPED or ERROR environment. A RUNNING one answers 409 unless `restart: true` is given: then it is stopped and started again with it (202).
+         */
         patch: operations["updateEnvironment"];
         trace?: never;
     };
@@ -141,6 +144,23 @@ export interface paths {
         };
         /** The container's recent log, secrets taken out */
         get: operations["getLogs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/environments/{environment_id}/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** CPU, memory and disk of the last hours, a sample a minute */
+        get: operations["getMetrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -514,6 +534,10 @@ export interface components {
              * @default null
              */
             repository_url?: string | null;
+        } | {
+            template: string;
+        } | {
+            base_image: string;
         };
         /** EnvironmentBody */
         EnvironmentBody: {
@@ -780,6 +804,46 @@ export interface components {
             container: "ide" | "tls";
             /** Tail */
             tail: number;
+        };
+        /** MetricPoint */
+        MetricPoint: {
+            /**
+             * At
+             * @description The minute the sample was received in (UTC).
+             */
+            at: string;
+            /**
+             * Cpu Percent
+             * @description Of the environment's own cores: 100 is all busy.
+             */
+            cpu_percent: number;
+            /**
+             * Memory Mb
+             * @description Resident memory of the workspace's processes.
+             */
+            memory_mb: number;
+            /**
+             * Disk Mb
+             * @description The working tree's size; null: not measured.
+             */
+            disk_mb: number | null;
+        };
+        /**
+         * Metrics
+         * @description Oldest first; a minute with no report (stopped, or the agent silent) has no point.
+         */
+        Metrics: {
+            /**
+             * Environment Id
+             * @example env-3f2a9c1b7d4e5a60
+             */
+            environment_id: string;
+            /** Resolution Seconds */
+            resolution_seconds: number;
+            /** Hours */
+            hours: number;
+            /** Samples */
+            samples: components["schemas"]["MetricPoint"][];
         };
         /**
          * MonthlyUsage
@@ -1056,7 +1120,9 @@ export interface components {
         };
         /**
          * UpdateEnvironmentRequest
-         * @description What can change on an existing environment: at least one field.
+         * @description What can change on an existing environment: at least one field. A new `size` (or
+         *     `cpu_cores`/`memory_gb`/`storage_gb`, storage only growing) applies at the next start; on a
+         *     RUNNING environment only with `restart: true`, which stops and starts it.
          */
         UpdateEnvironmentRequest: {
             /**
@@ -1075,6 +1141,32 @@ export interface components {
              * @default null
              */
             keep?: boolean | null;
+            /**
+             * Size
+             * @default null
+             * @enum {unknown}
+             */
+            size?: "small" | "medium" | "large" | "xlarge" | null;
+            /**
+             * Cpu Cores
+             * @default null
+             */
+            cpu_cores?: number | null;
+            /**
+             * Memory Gb
+             * @default null
+             */
+            memory_gb?: number | null;
+            /**
+             * Storage Gb
+             * @default null
+             */
+            storage_gb?: number | null;
+            /**
+             * Restart
+             * @default false
+             */
+            restart?: boolean;
         };
         /**
          * UsageRow
@@ -1856,8 +1948,62 @@ export interface operations {
                     "application/json": components["schemas"]["EnvironmentBody"];
                 };
             };
+            /** @description Resized with `restart: true` while RUNNING: it is STOPPING, and starts again with the new size; poll it. */
+            202: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "environment": {
+                     *         "id": "env-3f2a9c1b7d4e5a60",
+                     *         "name": "my-app",
+                     *         "status": "STOPPING",
+                     *         "status_reason": null,
+                     *         "template": "node",
+                     *         "size": "small",
+                     *         "cpu_cores": 1,
+                     *         "memory_gb": 2,
+                     *         "storage_gb": 20,
+                     *         "cloud_provider": "AZURE",
+                     *         "cloud_region": "westeurope",
+                     *         "vs_code_url": null,
+                     *         "ssh_connection_string": null,
+                     *         "ports": [
+                     *           3000
+                     *         ],
+                     *         "forwarded_ports": [],
+                     *         "environment_variables": {
+                     *           "NODE_ENV": "development"
+                     *         },
+                     *         "repository_url": null,
+                     *         "idle_timeout_minutes": 30,
+                     *         "idle_stop_at": null,
+                     *         "session_stop_at": null,
+                     *         "delete_at": null,
+                     *         "keep": false,
+                     *         "last_accessed_at": "2026-12-01T09:30:00Z",
+                     *         "created_at": "2026-12-01T09:25:00Z",
+                     *         "updated_at": "2026-12-01T09:30:00Z",
+                     *         "stopped_at": null,
+                     *         "estimated_cost_per_hour": 0.061,
+                     *         "usage": {
+                     *           "compute_seconds": 300,
+                     *           "storage_gb_hours": 1.666667,
+                     *           "cost_to_date": 0.005087
+                     *         },
+                     *         "progress": []
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["EnvironmentBody"];
+                };
+            };
             400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             415: components["responses"]["Error415"];
@@ -2048,6 +2194,59 @@ export interface operations {
             401: components["responses"]["Error401"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
+            429: components["responses"]["Error429"];
+            500: components["responses"]["Error500"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: {
+                /**
+                 * @description How far back, 1 to 24 hours (the samples kept); 24 when absent.
+                 * @example 1
+                 */
+                hours?: number;
+            };
+            header?: {
+                /** @description An id for this request, echoed back and carried by every log line it causes. */
+                "X-Request-ID"?: string;
+            };
+            path: {
+                environment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The samples, oldest first. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "environment_id": "env-3f2a9c1b7d4e5a60",
+                     *       "resolution_seconds": 60,
+                     *       "hours": 1,
+                     *       "samples": [
+                     *         {
+                     *           "at": "2026-12-03T09:41:00Z",
+                     *           "cpu_percent": 37.5,
+                     *           "memory_mb": 812.4,
+                     *           "disk_mb": 1534.2
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Metrics"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            404: components["responses"]["Error404"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
             503: components["responses"]["Error503"];

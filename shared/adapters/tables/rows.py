@@ -13,10 +13,11 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, get_origin
+from typing import Any, get_args, get_origin
 from urllib.parse import quote
 
 from azure.data.tables import EntityProperty
+from pydantic import BaseModel
 
 from shared.domain.environment import Actor, AuditEvent, Environment, Status
 from shared.domain.quota import Usage
@@ -40,8 +41,11 @@ _CHUNK = 16_000
 # The model field `id` is stored as `environment_id` (some table APIs reserve `id`).
 _COLUMN = {"id": "environment_id"}
 _JSON_FIELDS = frozenset(
-    name for name, info in Environment.model_fields.items() if get_origin(info.annotation) in (list, dict)
-)
+    name
+    for name, info in Environment.model_fields.items()
+    if get_origin(info.annotation) in (list, dict)
+    or any(isinstance(arg, type) and issubclass(arg, BaseModel) for arg in get_args(info.annotation))
+)  # lists, maps and nested models (`X | None`): JSON text columns
 
 
 def owner_key(owner: str) -> str:

@@ -104,12 +104,20 @@ class AzureFilesWorkspaces:
     def ensure(self, name: str, quota_gb: int) -> Workspace:
         from azure.core.exceptions import ResourceExistsError
 
+        share = self._share(name)
         with self._calls(f"creating file share {name}"):
             try:
-                self._share(name).create_share(quota=quota_gb)
+                share.create_share(quota=quota_gb)
+                return Workspace(name=name, location=name, quota_gb=quota_gb)
             except ResourceExistsError as error:
                 if error_code(error) != "ShareAlreadyExists":
                     raise  # e.g. ShareBeingDeleted: transient, the activity is retried
+        # Kept, files and all; a resize may have grown it since. The quota only ever grows:
+        # Set Share Properties with x-ms-share-quota (learn.microsoft.com/rest/api/storageservices/
+        # set-share-properties); a smaller quota asked for leaves it as it is.
+        with self._calls(f"growing file share {name}"):
+            if share.get_share_properties().quota < quota_gb:
+                share.set_share_quota(quota_gb)
         return Workspace(name=name, location=name, quota_gb=quota_gb)
 
     def exists(self, name: str) -> bool:
