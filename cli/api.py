@@ -87,6 +87,15 @@ class Api:
             answer = self.call("POST", f"/environments/{environment_id}/{verb}")
         return dict(answer["environment"])
 
+    def update(self, environment_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.call("PATCH", f"/environments/{environment_id}", json=body)["environment"])
+
+    def metrics(self, environment_id: str, hours: int) -> dict[str, Any]:
+        return dict(self.call("GET", f"/environments/{environment_id}/metrics", params={"hours": hours}))
+
+    def forget_me(self) -> dict[str, Any]:
+        return dict(self.call("DELETE", "/me"))
+
     def connection(self, environment_id: str) -> dict[str, Any]:
         return dict(self.call("GET", f"/environments/{environment_id}/connection"))
 

@@ -1,110 +1,34 @@
-"""The `dev8` commands. Output is for people by default (rich tables, a progress bar on stderr)
-and for scripts with --json (stdout holds only the JSON); exit codes say what happened."""
+"""The `dev8` commands on environments. Output is for people by default (rich tables, a
+progress bar on stderr) and for scripts with --json (stdout holds only the JSON); exit codes say
+what happened (cli/app.py). Account commands are in cli/account.py."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import webbrowser
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from cli import credentials
-from cli.api import Api, ApiError, Unreachable
-from cli.waiting import WaitFailed, WaitTimedOut, wait_for
-
-
-class Exit(IntEnum):
-    """What a script can tell from `$?`."""
-
-    OK = 0
-    API_ERROR = 1  # the API refused the request (its message is printed)
-    USAGE = 2  # a bad option or argument (click's own code)
-    UNAUTHORIZED = 3  # no token, or the API did not accept it: run `dev8 login`
-    NOT_FOUND = 4  # no such environment (or another owner's)
-    FAILED = 5  # --wait saw the environment end in ERROR
-    TIMED_OUT = 6  # --wait gave up
-    UNREACHABLE = 7  # nothing answered at the API's URL
-
-
-app = typer.Typer(help="Dev8 cloud development environments.", no_args_is_help=True, add_completion=False)
-out = Console()
-err = Console(stderr=True)
-
-Json = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of tables.")]
-Url = Annotated[str | None, typer.Option("--url", help="The API's base URL (default: the saved login).")]
-Wait = Annotated[bool, typer.Option("--wait", help="Wait until it gets there, with progress.")]
-Timeout = Annotated[float, typer.Option("--timeout", help="Seconds --wait waits at most.")]
-EnvironmentId = Annotated[str, typer.Argument(help="The environment's id (env-...).")]
-
-
-@contextmanager
-def session(url: str | None, token: str | None = None) -> Iterator[Api]:
-    """An API client (with `token`, else the saved or $DEV8_TOKEN one), and every failure turned
-    into a plain message and its exit code."""
-    saved = credentials.load(url)
-    if token is not None:
-        saved = credentials.Credentials(saved.url, token)
-    api = Api(saved.url, saved.token)
-    try:
-        yield api
-    except ApiError as error:
-        err.print(f"[red]Error:[/red] {error.message} [dim]({error.code})[/dim]", highlight=False)
-        for problem in error.details if isinstance(error.details, list) else []:
-            if isinstance(problem, dict) and "field" in problem:
-                err.print(f"  {problem['field']}: {problem.get('message', '')}", highlight=False)
-        if error.status == 401:
-            if not saved.token:
-                err.print("Not logged in: run `dev8 login` or set DEV8_TOKEN.")
-            raise typer.Exit(Exit.UNAUTHORIZED) from None
-        raise typer.Exit(Exit.NOT_FOUND if error.status == 404 else Exit.API_ERROR) from None
-    except Unreachable as problem:
-        err.print(f"[red]Error:[/red] {problem}. Is the API running (`make dev`)?", highlight=False)
-        raise typer.Exit(Exit.UNREACHABLE) from None
-    except WaitFailed as failed:
-        err.print(f"[red]{failed.environment['id']} is in ERROR:[/red] {failed}", highlight=False)
-        raise typer.Exit(Exit.FAILED) from None
-    except WaitTimedOut as late:
-        err.print(f"[yellow]Gave up waiting:[/yellow] {late}", highlight=False)
-        raise typer.Exit(Exit.TIMED_OUT) from None
-    finally:
-        api.close()
-
-
-def emit(as_json: bool, data: Any, human: Callable[[], None]) -> None:
-    if as_json:
-        print(json.dumps(data, indent=2))
-    else:
-        human()
-
-
-def _table(columns: list[str], rows: list[list[Any]]) -> Table:
-    table = Table(*columns, box=None, header_style="bold")
-    for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
-    return table
-
-
-def _describe(env: dict[str, Any]) -> None:
-    fields = ["id", "name", "status", "status_reason", "template", "size", "vs_code_url"]
-    fields += ["ssh_connection_string", "idle_stop_at", "estimated_cost_per_hour"]
-    out.print(_table(["field", "value"], [[name, env.get(name)] for name in fields]))
-    if env.get("progress"):
-        out.print(
-            _table(
-                ["phase", "started", "ended"],
-                [[s["phase"], s["started_at"], s["ended_at"]] for s in env["progress"]],
-            )
-        )
-
+from cli.app import (
+    EnvironmentId,
+    Exit,
+    Json,
+    Timeout,
+    Url,
+    Wait,
+    app,
+    describe,
+    emit,
+    err,
+    out,
+    session,
+    table,
+)
+from cli.waiting import wait_for
 
 # --- login ---------------------------------------------------------------------------------------
 
@@ -145,14 +69,14 @@ def templates(url: Url = None, as_json: Json = False) -> None:
 
     def human() -> None:
         out.print(
-            _table(
+            table(
                 ["template", "name", "ports"],
                 [[t["name"], t["display_name"], t["ports"]] for t in catalog["templates"]],
             )
         )
         sizes = catalog["sizes"]
         out.print(
-            _table(
+            table(
                 ["size", "cpu", "memory GB", "storage GB", "$/hour"],
                 [
                     [s["name"], s["cpu_cores"], s["memory_gb"], s["storage_gb"], s["estimated_cost_per_hour"]]
@@ -198,7 +122,7 @@ def create(
         err.print(f"Created {made['id']} ({made['status']}).")
         if wait:
             made = wait_for(api, made["id"], "RUNNING", timeout, err) or made
-    emit(as_json, made, lambda: _describe(made))
+    emit(as_json, made, lambda: describe(made))
 
 
 @app.command("list")
@@ -211,7 +135,7 @@ def list_environments(
     with session(url) as api:
         found = api.environments(status)
     rows = [[e["id"], e["name"], e["status"], e["template"], e["size"], e["vs_code_url"]] for e in found]
-    emit(as_json, found, lambda: out.print(_table(["id", "name", "status", "template", "size", "url"], rows)))
+    emit(as_json, found, lambda: out.print(table(["id", "name", "status", "template", "size", "url"], rows)))
 
 
 @app.command()
@@ -219,7 +143,7 @@ def get(environment_id: EnvironmentId, url: Url = None, as_json: Json = False) -
     """One environment, with its provisioning progress."""
     with session(url) as api:
         env = api.environment(environment_id)
-    emit(as_json, env, lambda: _describe(env))
+    emit(as_json, env, lambda: describe(env))
 
 
 @app.command("open")
@@ -262,7 +186,7 @@ def _lifecycle(
     if env is None:
         emit(as_json, {"id": environment_id, "deleted": True}, lambda: None)
         return
-    emit(as_json, env, lambda: _describe(env))
+    emit(as_json, env, lambda: describe(env))
 
 
 @app.command()
@@ -307,7 +231,7 @@ def events(environment_id: EnvironmentId, url: Url = None, as_json: Json = False
     with session(url) as api:
         found = api.events(environment_id)
     rows = [[e["at"], e["from_status"], e["to_status"], e["actor"], e["reason"]] for e in found]
-    emit(as_json, found, lambda: out.print(_table(["at", "from", "to", "by", "reason"], rows)))
+    emit(as_json, found, lambda: out.print(table(["at", "from", "to", "by", "reason"], rows)))
 
 
 @app.command()
@@ -348,50 +272,56 @@ def snapshots(
             return
         found = api.snapshots(environment_id)
     rows = [[s["id"], s["taken_at"], s["reason"], s["files"], s["bytes_added"]] for s in found]
-    emit(as_json, found, lambda: out.print(_table(["id", "taken", "why", "files", "bytes added"], rows)))
+    emit(as_json, found, lambda: out.print(table(["id", "taken", "why", "files", "bytes added"], rows)))
 
 
 @app.command()
-def usage(
-    month: Annotated[
-        str | None, typer.Option("--month", help="YYYY-MM (UTC); this month by default.")
-    ] = None,
+def resize(
+    environment_id: EnvironmentId,
+    size: Annotated[str | None, typer.Option("--size", "-s", help="small, medium, large...")] = None,
+    cpu: Annotated[float | None, typer.Option("--cpu", help="CPU cores.")] = None,
+    memory: Annotated[float | None, typer.Option("--memory", help="Memory in GB.")] = None,
+    storage: Annotated[int | None, typer.Option("--storage", help="Storage in GB (only grows).")] = None,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Running: stop and start it now with the new size.")
+    ] = False,
+    wait: Wait = False,
+    timeout: Timeout = 900,
     url: Url = None,
     as_json: Json = False,
 ) -> None:
-    """What you used and spent in a month, per environment (deleted ones included)."""
+    """Change the size: at the next start, or now with --restart."""
+    wanted = {"size": size, "cpu_cores": cpu, "memory_gb": memory, "storage_gb": storage}
+    body: dict[str, Any] = {name: value for name, value in wanted.items() if value is not None}
+    if not body:
+        err.print("Give --size, or any of --cpu, --memory, --storage.")
+        raise typer.Exit(Exit.USAGE)
+    if restart:
+        body["restart"] = True
     with session(url) as api:
-        found = api.usage(month)
-    rows = [
-        [
-            e["environment_id"],
-            e["name"] + (" (deleted)" if e["deleted"] else ""),
-            round(e["compute_seconds"] / 3600, 2),
-            round(e["storage_gb_hours"], 1),
-            f"{e['cost']:.4f}",
-        ]
-        for e in found["environments"]
-    ]
-    totals = found["totals"]
-    rows.append(
-        [
-            "total",
-            "",
-            round(totals["compute_seconds"] / 3600, 2),
-            round(totals["storage_gb_hours"], 1),
-            f"{totals['cost']:.4f}",
-        ]
-    )
-    columns = ["id", "name", "compute hours", "storage GB-hours", f"cost ({found['currency']})"]
-    emit(as_json, found, lambda: out.print(f"{found['month']}", _table(columns, rows)))
+        env = api.update(environment_id, body)
+        restarting = env["status"] == "STOPPING"
+        err.print(f"{environment_id}: {'restarting' if restarting else 'resized at the next start'}.")
+        if wait and restarting:
+            env = wait_for(api, environment_id, "RUNNING", timeout, err) or env
+    emit(as_json, env, lambda: describe(env))
 
 
-@app.command("export")
-def export_my_data(url: Url = None) -> None:
-    """Everything the backend holds about you, as JSON (never a secret)."""
+@app.command()
+def metrics(
+    environment_id: EnvironmentId,
+    hours: Annotated[int, typer.Option("--hours", min=1, max=24, help="How far back.")] = 1,
+    url: Url = None,
+    as_json: Json = False,
+) -> None:
+    """CPU, memory and disk of the workspace, a sample a minute."""
     with session(url) as api:
-        found = api.export()
-    print(json.dumps(found, indent=2))
+        found = api.metrics(environment_id, hours)
+    rows = [[p["at"], p["cpu_percent"], p["memory_mb"], p["disk_mb"]] for p in found["samples"]]
+    emit(as_json, found, lambda: out.print(table(["at", "cpu %", "memory MB", "disk MB"], rows)))
+
+
+from cli import account  # noqa: E402, F401  # the account commands register on the same app, after these
 
 
 def run() -> None:

@@ -104,6 +104,15 @@ def test_a_lifecycle_from_the_command_line(cli: Cli) -> None:
     assert log.code == 0 and 0 < len(log.out.splitlines()) <= 5
     assert cli("snapshots", env_id, "--json").code == 0
 
+    samples = cli("metrics", env_id, "--json")  # the agent's first report comes a second after start
+    assert samples.code == 0 and samples.json()["hours"] == 1, samples
+    refused_resize = cli("resize", env_id, "--size", "medium")
+    assert refused_resize.code == 1 and "restart: true" in refused_resize.err
+    resized = cli("resize", env_id, "--size", "medium", "--restart", "--wait", "--json")
+    assert resized.code == 0, resized
+    assert (resized.json()["status"], resized.json()["size"]) == ("RUNNING", "medium")
+    assert cli("resize", env_id).code == 2  # nothing to change
+
     stopped = cli("stop", env_id, "--wait", "--json")
     assert stopped.code == 0 and stopped.json()["status"] == "STOPPED", stopped
     started = cli("start", env_id, "--wait", "--json")
@@ -147,3 +156,17 @@ def test_refusals_are_the_apis_own_words_with_their_exit_codes(cli: Cli) -> None
     assert unreachable.code == 7 and "cannot reach" in unreachable.err
     other = cli("get", "env-0000000000000000", token="Bearer-less")
     assert other.code == 3
+
+
+def test_deleting_my_data_asks_first_then_leaves_nothing(cli: Cli) -> None:
+    leaving = cli.host.mint("cli-leaving")
+    made = cli("create", "short-lived", "--template", "node", "--size", "small", token=leaving)
+    assert made.code == 0, made
+    unsure = cli("delete-my-data", token=leaving)
+    assert unsure.code == 2 and "--yes" in unsure.err
+    assert cli("list", "--json", token=leaving).json() != []
+    gone = cli("delete-my-data", "--yes", "--wait", "--json", token=leaving)
+    assert gone.code == 0 and gone.json() == {"status": "deleting"}, gone
+    assert cli("list", "--json", token=leaving).json() == []
+    assert cli("export", token=leaving).json()["environments"] == []
+    assert cli("list", "--json").code == 0  # the other user's session is untouched
