@@ -5,13 +5,14 @@ import azure.functions as func
 
 from api import docs, environments, me, metrics, retired, snapshots, system, usage
 from orchestrators import bp as lifecycle
-from shared import observability
+from shared import observability, templates
 from shared.settings import get_settings
 from timers import bp as timers
 
 
 def create_app() -> df.DFApp:
     get_settings()  # fail fast at start-up with one line naming a missing or bad setting
+    templates.catalog()  # and a template catalog entry that breaks a rule
     observability.configure_azure_monitor()  # in Azure only: logs with their fields, and metrics
     app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
     app.register_functions(system.bp)  # health, readiness, catalog

@@ -222,7 +222,7 @@ def api_get_environment(req: func.HttpRequest) -> func.HttpResponse:
         body=UpdateEnvironmentRequest,
         body_example={"idle_timeout_minutes": 60, "keep": True},
         refusals=(403, 409, 503),
-        links={"get": "getEnvironment"},
+        links=NEXT,
         description="A new `size` (or `cpu_cores`, `memory_gb`, `storage_gb`: storage only grows) "
         "applies at the next start of a STOPPED or ERROR environment. A RUNNING one answers 409 "
         "unless `restart: true` is given: then it is stopped and started again with it (202).",

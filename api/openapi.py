@@ -12,7 +12,8 @@ from pydantic import TypeAdapter
 
 from api import errors, views
 from api.contract import ROUTES, Auth, Operation, Reply
-from shared.domain.catalog import SIZES, TEMPLATES
+from shared import templates
+from shared.domain.catalog import SIZES
 from shared.domain.environment import Actor, AuditEvent, CloudProvider, Environment, Policy, Status
 from shared.domain.snapshots import Reason, Snapshot
 
@@ -63,6 +64,7 @@ def document(routes: dict[tuple[str, str], Operation] | None = None) -> dict[str
     responses = _errors(schemas)
     for operation in sorted((routes or ROUTES).values(), key=lambda op: (op.tag, op.path, op.method)):
         paths.setdefault("/" + operation.path, {})[operation.method.lower()] = _operation(operation, schemas)
+    _template_names(schemas)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -111,6 +113,16 @@ def _schema(kind: Any, schemas: dict[str, Any], mode: str = "serialization") -> 
     name = generated.get("title") or kind.__name__
     schemas[name] = generated
     return {"$ref": REF.format(model=name)}
+
+
+def _template_names(schemas: dict[str, Any]) -> None:
+    """The create body's template fields take the deployed catalog's names and aliases."""
+    catalog = templates.catalog()
+    names = sorted([*catalog.names, *catalog.aliases])
+    for field in ("template", "base_image"):
+        prop = schemas.get("CreateEnvironmentRequest", {}).get("properties", {}).get(field)
+        if prop is not None:
+            prop["enum"] = [*names, None]
 
 
 def _security(auth: Auth) -> list[dict[str, list[str]]]:
@@ -314,7 +326,7 @@ def retired_example() -> views.RetiredList:
 
 
 def catalog_example() -> views.Catalog:
-    return views.catalog_view(list(TEMPLATES.values()), list(SIZES.values()))
+    return views.catalog_view(list(templates.catalog().templates), list(SIZES.values()))
 
 
 def snapshot_example() -> views.SnapshotView:

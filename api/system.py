@@ -10,8 +10,7 @@ from api import openapi
 from api.contract import Auth, Operation, Reply, route
 from api.http import handle, owner_of, respond
 from api.views import Catalog, StatusBody, Unready, catalog_view
-from shared import wiring
-from shared.domain.catalog import TEMPLATES
+from shared import templates, wiring
 from shared.domain.placement import offered_sizes
 from shared.settings import get_settings
 
@@ -105,6 +104,6 @@ def api_templates(req: func.HttpRequest) -> func.HttpResponse:
         owner_of(req)
         # Only the sizes the configured compute backend can run (no xlarge on ACI).
         sizes = offered_sizes(wiring.placement(get_settings()))
-        return respond(200, catalog_view(list(TEMPLATES.values()), sizes))
+        return respond(200, catalog_view(list(templates.catalog().templates), sizes))
 
     return handle(catalog, req)

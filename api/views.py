@@ -164,12 +164,24 @@ class ConnectionView(TypedDict):
 
 @with_config(CLOSED)
 class TemplateView(TypedDict):
+    """A catalog entry, as the product documents' Template model has it."""
+
     name: str
     display_name: str
     description: str
     image: str
     default_size: str
+    default_cpu_cores: float
+    default_memory_gb: float
+    default_storage_gb: int
     ports: list[int]
+    extensions: Annotated[list[str], Field(description="VS Code extensions the image installs.")]
+    environment_variables: Annotated[dict[str, str], Field(description="Defaults; a create's own win.")]
+    category: str
+    tags: list[str]
+    icon: Annotated[str | None, Field(description="A name the frontend maps to a picture.")]
+    popular: bool
+    aliases: Annotated[list[str], Field(description="Other names a create may give.")]
 
 
 @with_config(CLOSED)
@@ -367,7 +379,17 @@ def catalog_view(templates: list[Template], sizes: list[Size]) -> Catalog:
                 "description": t.description,
                 "image": t.image,
                 "default_size": t.default_size,
+                "default_cpu_cores": t.size.cpu_cores,
+                "default_memory_gb": t.size.memory_gb,
+                "default_storage_gb": t.size.storage_gb,
                 "ports": list(t.ports),
+                "extensions": list(t.extensions),
+                "environment_variables": dict(t.environment_variables),
+                "category": t.category,
+                "tags": list(t.tags),
+                "icon": t.icon,
+                "popular": t.popular,
+                "aliases": list(t.aliases),
             }
             for t in templates
         ],

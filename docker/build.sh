@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the Dev8 images in dependency order: dev8-base first, then dev8-node, dev8-python,
-# dev8-go and dev8-fullstack (FROM the base just built) and dev8-tls (the TLS sidecar).
+# Builds the Dev8 images in dependency order: dev8-base first, then every template's image (each
+# docker/<name>/Dockerfile but base's and tls's, FROM the base just built) and dev8-tls (the TLS
+# sidecar). A new template's image is found by its directory: nothing to add here.
 #
 #   docker/build.sh local [TAG]             docker build on this machine: dev8-*:TAG (default dev)
 #   docker/build.sh acr REGISTRY TAG        ACR Tasks (az acr build) in registry REGISTRY (its name,
@@ -12,10 +13,15 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-readonly CHILDREN=(node python go fullstack)
+CHILDREN=()
+for dockerfile in "$here"/*/Dockerfile; do
+  image="$(basename "$(dirname "$dockerfile")")"
+  [[ "$image" == base || "$image" == tls ]] || CHILDREN+=("$image")
+done
+readonly CHILDREN
 
 usage() {
-  sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 

@@ -20,8 +20,7 @@ from typing import Any
 
 from orchestrators import jobs
 from orchestrators.blueprint import bp
-from shared import agent_tokens, observability, wiring
-from shared.domain.catalog import TEMPLATES
+from shared import agent_tokens, observability, templates, wiring
 from shared.domain.environment import Actor, Environment, Status
 from shared.domain.operation import instance_id, orchestrator
 from shared.domain.progress import Phase
@@ -102,6 +101,13 @@ def environment_of(job: dict[str, Any]) -> Environment:
     return env
 
 
+def _image_of(env: Environment) -> str:
+    template = templates.catalog().find(env.template)
+    if template is None:  # taken out of the catalog since it was created
+        raise PermanentBackendError(f"the template {env.template!r} is no longer offered")
+    return template.image
+
+
 def _spec(env: Environment) -> ComputeSpec:
     settings = get_settings()
     workspace = wiring.workspaces().ensure(workspace_name(env.id), env.storage_gb)
@@ -123,7 +129,7 @@ def _spec(env: Environment) -> ComputeSpec:
         name=compute_name(env.id),
         environment_id=env.id,
         owner=env.owner,
-        image=image_reference(settings.registry, TEMPLATES[env.template].image, settings.image_tag),
+        image=image_reference(settings.registry, _image_of(env), settings.image_tag),
         cpu_cores=env.cpu_cores,
         memory_gb=env.memory_gb,
         ports=tuple(env.ports),

@@ -1,9 +1,14 @@
-"""The template catalog and size presets users choose from."""
+"""The template catalog and size presets users choose from. The templates are data
+(shared/templates.toml, read by shared/templates.py); here are their rules. Pure."""
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from shared.domain.variables import check_variable_name
 from shared.errors import ValidationFailed
 
 # Reserved inside every workspace: the IDE and SSH.
@@ -29,14 +34,15 @@ class Size:
         return estimate_cost_per_hour(self.cpu_cores, self.memory_gb, self.storage_gb)
 
 
-@dataclass(frozen=True, slots=True)
-class Template:
-    name: str
-    display_name: str
-    description: str
-    image: str
-    default_size: str
-    ports: tuple[int, ...]
+def check_user_ports(ports: tuple[int, ...] | list[int]) -> None:
+    """ValueError unless each is a dev-server port (unprivileged, not the IDE's or SSH's), once."""
+    for port in ports:
+        if not 1024 <= port <= 65535:
+            raise ValueError(f"port {port} must be between 1024 and 65535")
+        if port in RESERVED_PORTS:
+            raise ValueError(f"port {port} is reserved for the IDE or SSH")
+    if len(set(ports)) != len(ports):
+        raise ValueError("ports must be unique")
 
 
 def estimate_cost_per_hour(cpu_cores: float, memory_gb: float, storage_gb: int) -> float:
@@ -55,58 +61,124 @@ SIZES: dict[str, Size] = {
 }
 DEFAULT_SIZE = "medium"
 
-TEMPLATES: dict[str, Template] = {
-    template.name: template
-    for template in (
-        Template(
-            "node",
-            "Node.js",
-            "Node.js LTS with npm, pnpm, yarn and TypeScript.",
-            "dev8-node",
-            "medium",
-            (3000, 5173),
-        ),
-        Template(
-            "python",
-            "Python",
-            "Python 3 with pip, uv, poetry, Jupyter and common linters.",
-            "dev8-python",
-            "medium",
-            (8000, 8888),
-        ),
-        Template(
-            "go",
-            "Go",
-            "Go toolchain with gopls, delve and golangci-lint.",
-            "dev8-go",
-            "medium",
-            (8000,),
-        ),
-        Template(
-            "fullstack",
-            "Full stack",
-            "Node.js, Python and Go together, for apps that span all three.",
-            "dev8-fullstack",
-            "large",
-            (3000, 5173, 8000),
-        ),
-    )
-}
 
-TEMPLATE_ALIASES = {"nodejs": "node", "golang": "go"}
+class Template(BaseModel):
+    """One entry of the catalog (the product documents' Template model)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")
+    display_name: str = Field(min_length=1, max_length=40)
+    description: str = Field(min_length=1, max_length=300)
+    image: str = Field(pattern=r"^dev8-[a-z0-9][a-z0-9-]*$")  # a repository in the registry
+    default_size: str
+    ports: tuple[int, ...] = ()
+    extensions: tuple[str, ...] = ()
+    environment_variables: dict[str, str] = Field(default_factory=dict)
+    category: str = Field(default="language", pattern=r"^[a-z][a-z-]{0,30}$")
+    tags: tuple[str, ...] = ()
+    icon: str | None = Field(default=None, pattern=r"^[a-z0-9-]{1,40}$")
+    popular: bool = False
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> Size:
+        return SIZES[self.default_size]
+
+    @field_validator("default_size")
+    @classmethod
+    def _a_preset(cls, value: str) -> str:
+        if value not in SIZES:
+            raise ValueError(f"default_size must be one of {list(SIZES)}")
+        return value
+
+    @field_validator("ports")
+    @classmethod
+    def _user_ports(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        check_user_ports(value)
+        return value
+
+    @field_validator("extensions")
+    @classmethod
+    def _extension_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for extension in value:  # publisher.name, as the marketplace and Open VSX name them
+            publisher, dot, name = extension.partition(".")
+            if not (dot and publisher and name) or not extension.replace("-", "").replace(".", "").isalnum():
+                raise ValueError(f"extension {extension!r} must be publisher.name")
+        return value
+
+    @field_validator("aliases", "tags")
+    @classmethod
+    def _words(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for word in value:
+            if not word or not word.replace("-", "").isalnum() or word != word.lower():
+                raise ValueError(f"{word!r} must be lower-case letters, digits and dashes")
+        return value
+
+    @field_validator("environment_variables")
+    @classmethod
+    def _variable_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            check_variable_name(name, "environment variable")
+        return value
 
 
-def resolve_template(name: str) -> Template | None:
-    key = name.strip().lower()
-    return TEMPLATES.get(TEMPLATE_ALIASES.get(key, key))
+class Catalog(BaseModel):
+    """Every template, by name and alias (case-insensitive). Names and aliases are unique."""
+
+    model_config = ConfigDict(frozen=True)
+
+    templates: tuple[Template, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Catalog:
+        seen: set[str] = set()
+        for template in self.templates:
+            for key in (template.name, *template.aliases):
+                if key.lower() in seen:
+                    raise ValueError(f"{key!r} names two templates")
+                seen.add(key.lower())
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        return [template.name for template in self.templates]
+
+    @property
+    def aliases(self) -> list[str]:
+        return [alias for template in self.templates for alias in template.aliases]
+
+    def find(self, name: str) -> Template | None:
+        key = name.strip().lower()
+        return next((t for t in self.templates if key == t.name or key in t.aliases), None)
+
+    def __getitem__(self, name: str) -> Template:
+        found = self.find(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    def choose(self, name: str | None) -> Template:
+        """The template a create request names (aliases allowed), or a 400 naming the choices."""
+        choices = [{"field": "template", "message": f"one of {sorted(self.names)}"}]
+        if not name:
+            raise ValidationFailed("template is required", choices)
+        template = self.find(name)
+        if template is None:
+            raise ValidationFailed(f"unknown template {name!r}", choices)
+        return template
 
 
-def choose_template(name: str | None) -> Template:
-    """The template a create request names (aliases allowed), or a 400 naming the choices."""
-    choices = [{"field": "template", "message": f"one of {sorted(TEMPLATES)}"}]
-    if not name:
-        raise ValidationFailed("template is required", choices)
-    template = resolve_template(name)
-    if template is None:
-        raise ValidationFailed(f"unknown template {name!r}", choices)
-    return template
+def parse_catalog(text: str) -> Catalog:
+    """The catalog in TOML (`[[template]]` tables); ValueError naming what is wrong."""
+    try:
+        data = tomllib.loads(text)
+        return Catalog.model_validate({"templates": data.get("template", [])})
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"the template catalog is not valid TOML: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+            for problem in exc.errors(include_url=False)
+        )
+        raise ValueError(f"the template catalog is invalid: {problems}") from None

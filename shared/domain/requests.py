@@ -9,21 +9,16 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.config import JsonDict
 
-from shared.domain.catalog import RESERVED_PORTS, SIZES, TEMPLATE_ALIASES, TEMPLATES
+from shared.domain.catalog import SIZES, check_user_ports
 from shared.domain.samples import Sample
+from shared.domain.variables import VARIABLE_NAME, check_variable_name
 
-VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MAX_VARIABLES = 50
 MAX_VARIABLE_VALUE = 4096
 MAX_VARIABLES_TOTAL = 32 * 1024
 MAX_SECRETS = 20
 MAX_SECRET_VALUE = 16 * 1024
 MAX_USER_PORTS = 10
-# Names the platform sets inside a workspace; a user may not shadow them.
-RESERVED_VARIABLES = frozenset(
-    {"PASSWORD", "HASHED_PASSWORD", "HOME", "USER", "PATH", "SHELL", "PORT", "HOSTNAME", "PWD", "LANG"}
-)
-RESERVED_PREFIXES = ("DEV8_", "CODE_SERVER_", "VSCODE_", "AZURE_")
 
 
 class _Strict(BaseModel):
@@ -43,16 +38,9 @@ def _check_variable_value(name: str, text: str, kind: str) -> None:
         )
 
 
-def _check_variable_name(name: str, kind: str) -> None:
-    if not VARIABLE_NAME.match(name):
-        raise ValueError(f"{kind} name {name!r} must match [A-Za-z_][A-Za-z0-9_]*")
-    if name.upper() in RESERVED_VARIABLES or name.upper().startswith(RESERVED_PREFIXES):
-        raise ValueError(f"{kind} name {name!r} is reserved")
-
-
 # What the OpenAPI document says of a field beyond its type (the validators below enforce it),
-# so generated clients and schemathesis make requests the API takes.
-_TEMPLATE_NAMES: JsonDict = {"enum": [*sorted([*TEMPLATES, *TEMPLATE_ALIASES]), None]}
+# so generated clients and schemathesis make requests the API takes. The template names are the
+# deployed catalog's: api/openapi.py adds them.
 _VARIABLES: JsonDict = {
     "propertyNames": {"pattern": VARIABLE_NAME.pattern},
     "maxProperties": MAX_VARIABLES,
@@ -65,6 +53,9 @@ _SECRETS: JsonDict = {
     "writeOnly": True,
 }
 _SIZE_NAMES: JsonDict = {"enum": [*SIZES, None]}
+# The smallest resources any size resolves to (placement.resolve_size); the largest are settings.
+_AT_LEAST_HALF_A_CORE: JsonDict = {"minimum": 0.5}
+_AT_LEAST_ONE: JsonDict = {"minimum": 1}
 _HTTPS: JsonDict = {"format": "uri", "pattern": "^https://"}
 _PRINTABLE: JsonDict = {"pattern": r"^[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$", "description": "Printable text."}
 _PORTS: JsonDict = {
@@ -89,12 +80,12 @@ class CreateEnvironmentRequest(_Strict):
     )
 
     name: str = Field(min_length=1, max_length=50, examples=["my-app"], json_schema_extra=_PRINTABLE)
-    template: str | None = Field(default=None, max_length=40, json_schema_extra=_TEMPLATE_NAMES)
-    base_image: str | None = Field(default=None, max_length=40, json_schema_extra=_TEMPLATE_NAMES)
+    template: str | None = Field(default=None, max_length=40)
+    base_image: str | None = Field(default=None, max_length=40)
     size: str | None = Field(default=None, max_length=20, json_schema_extra=_SIZE_NAMES)
-    cpu_cores: float | None = Field(default=None, gt=0)
-    memory_gb: float | None = Field(default=None, gt=0)
-    storage_gb: int | None = Field(default=None, gt=0)
+    cpu_cores: float | None = Field(default=None, gt=0, json_schema_extra=_AT_LEAST_HALF_A_CORE)
+    memory_gb: float | None = Field(default=None, gt=0, json_schema_extra=_AT_LEAST_ONE)
+    storage_gb: int | None = Field(default=None, gt=0, json_schema_extra=_AT_LEAST_ONE)
     environment_variables: dict[str, str] = Field(default_factory=dict, json_schema_extra=_VARIABLES)
     secrets: dict[str, str] = Field(default_factory=dict, repr=False, json_schema_extra=_SECRETS)
     ports: list[int] | None = Field(default=None, json_schema_extra=_PORTS)
@@ -115,7 +106,7 @@ class CreateEnvironmentRequest(_Strict):
             raise ValueError(f"at most {MAX_VARIABLES} environment variables")
         total = 0
         for name, text in value.items():
-            _check_variable_name(name, "environment variable")
+            check_variable_name(name, "environment variable")
             if len(text) > MAX_VARIABLE_VALUE:
                 raise ValueError(f"environment variable {name!r} is longer than {MAX_VARIABLE_VALUE}")
             _check_variable_value(name, text, "environment variable")
@@ -130,7 +121,7 @@ class CreateEnvironmentRequest(_Strict):
         if len(value) > MAX_SECRETS:
             raise ValueError(f"at most {MAX_SECRETS} secrets")
         for name, text in value.items():
-            _check_variable_name(name, "secret")
+            check_variable_name(name, "secret")
             if len(text) > MAX_SECRET_VALUE:
                 raise ValueError(f"secret {name!r} is longer than {MAX_SECRET_VALUE}")
             _check_variable_value(name, text, "secret")
@@ -143,13 +134,7 @@ class CreateEnvironmentRequest(_Strict):
             return None
         if len(value) > MAX_USER_PORTS:
             raise ValueError(f"at most {MAX_USER_PORTS} ports")
-        for port in value:
-            if not 1024 <= port <= 65535:
-                raise ValueError(f"port {port} must be between 1024 and 65535")
-            if port in RESERVED_PORTS:
-                raise ValueError(f"port {port} is reserved for the IDE or SSH")
-        if len(set(value)) != len(value):
-            raise ValueError("ports must be unique")
+        check_user_ports(value)
         return value
 
     @field_validator("repository_url")
@@ -185,9 +170,9 @@ class UpdateEnvironmentRequest(_Strict):
     idle_timeout_minutes: int | None = Field(default=None, ge=5, le=240)
     keep: bool | None = None
     size: str | None = Field(default=None, max_length=20, json_schema_extra=_SIZE_NAMES)
-    cpu_cores: float | None = Field(default=None, gt=0)
-    memory_gb: float | None = Field(default=None, gt=0)
-    storage_gb: int | None = Field(default=None, gt=0)
+    cpu_cores: float | None = Field(default=None, gt=0, json_schema_extra=_AT_LEAST_HALF_A_CORE)
+    memory_gb: float | None = Field(default=None, gt=0, json_schema_extra=_AT_LEAST_ONE)
+    storage_gb: int | None = Field(default=None, gt=0, json_schema_extra=_AT_LEAST_ONE)
     restart: bool = False
 
     @property

@@ -18,10 +18,9 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from shared import agent_tokens
+from shared import agent_tokens, templates
 from shared.domain import budget as budget_rules
 from shared.domain import lifecycle, metering, progress
-from shared.domain.catalog import choose_template
 from shared.domain.environment import ENVIRONMENT_ID, Actor, AuditEvent, Environment, Status
 from shared.domain.lifecycle import Command, Verdict
 from shared.domain.meter import MonthUsage
@@ -183,7 +182,7 @@ class EnvironmentService:
         return hmac.new(self._settings.secrets_key_bytes, canonical.encode(), hashlib.sha256).hexdigest()
 
     def _plan(self, owner: str, request: CreateEnvironmentRequest) -> Environment:
-        template = choose_template(request.template or request.base_image)
+        template = templates.catalog().choose(request.template or request.base_image)
         size = resolve_size(
             SizeRequest(request.size, request.cpu_cores, request.memory_gb, request.storage_gb),
             template,
@@ -217,7 +216,11 @@ class EnvironmentService:
             cloud_provider=self._placement.provider,
             cloud_region=self._placement.region,
             ports=list(request.ports if request.ports is not None else template.ports),
-            environment_variables=dict(request.environment_variables),
+            # The template's defaults under the user's own (a secret of the same name wins too).
+            environment_variables={
+                **{k: v for k, v in template.environment_variables.items() if k not in request.secrets},
+                **request.environment_variables,
+            },
             repository_url=request.repository_url,
             idle_timeout_minutes=request.idle_timeout_minutes or self._settings.idle_timeout_minutes,
             last_accessed_at=now,

@@ -10,8 +10,8 @@ running-environment quota by the start itself); the audit trail records the chan
 
 from __future__ import annotations
 
+from shared import templates
 from shared.domain import placement
-from shared.domain.catalog import TEMPLATES
 from shared.domain.environment import Actor, Environment, SizeChange, Status
 from shared.domain.lifecycle import Command
 from shared.domain.operation import Kind
@@ -42,7 +42,7 @@ class Resizing:
         current = service.get(owner, environment_id)
         now_size = ResolvedSize(current.size, current.cpu_cores, current.memory_gb, current.storage_gb)
         wanted = SizeRequest(request.size, request.cpu_cores, request.memory_gb, request.storage_gb)
-        template = TEMPLATES[current.template]
+        template = templates.catalog()[current.template]
         new = placement.resize(now_size, wanted, template, service.placement, service.bounds)
         change = SizeChange(
             size=new.name, cpu_cores=new.cpu_cores, memory_gb=new.memory_gb, storage_gb=new.storage_gb

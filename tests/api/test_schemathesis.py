@@ -102,11 +102,12 @@ def test_workflows_follow_the_links_through_the_lifecycle(schema: tuple[Any, Api
     loaded, api = schema
     seen: Counter[str] = Counter()
     # The lifecycle's operations only: every route had its fuzzing above; here each step should
-    # be a link followed, not a guess at an id.
+    # be a link followed, not a guess at an id. PATCH stays with the fuzzing: its resizes (409
+    # while running, 400 past the bounds) would spend the walk's steps going nowhere.
     # Valid inputs only: a link's id with a mutated body or header walks nowhere (the fuzzing above
     # sends the invalid ones).
     loaded.config.generation.update(modes=["positive"])
-    lifecycle = loaded.include(operation_id=[*LIFECYCLE, "getConnection", "listEvents", "updateEnvironment"])
+    lifecycle = loaded.include(operation_id=[*LIFECYCLE, "getConnection", "listEvents"])
 
     class Workflow(lifecycle.as_state_machine()):  # type: ignore[misc]
         def get_call_kwargs(self, case: Any) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import pytest
 from shared.domain.resources import ComputeState, compute_name, workspace_name
 from shared.services.ports import ComputeSpec
 from shared.settings import Settings
+from shared.templates import catalog
 
 pytestmark = pytest.mark.azure_live
 
@@ -139,14 +140,13 @@ if [ -d npm-live ]; then test -e npm-live/node_modules/is-number/package.json; f
 """
 
 
-@pytest.mark.parametrize("template", ["node", "python", "go", "fullstack"])
+@pytest.mark.parametrize("template", catalog().names)
 def test_every_template_as_a_user_meets_it(template: str, tmp_path: Path) -> None:
     import httpx
 
     from shared.adapters.compute.aci import AciCompute
     from shared.adapters.workspaces.azurefiles import AzureFilesWorkspaces
     from shared.adapters.workspaces.mailbox import Mailbox
-    from shared.domain.catalog import TEMPLATES
     from shared.domain.resources import image_reference
     from shared.domain.snapshots import Reason
     from shared.secrets import SNAPSHOT_PASSWORD_KEY
@@ -157,17 +157,17 @@ def test_every_template_as_a_user_meets_it(template: str, tmp_path: Path) -> Non
     compute = AciCompute.from_settings(settings)
     shares = AzureFilesWorkspaces.from_settings(settings)
     env_id = f"env-live{uuid.uuid4().hex[:8]}"
-    name, password, port = compute_name(env_id), secrets.token_urlsafe(16), TEMPLATES[template].ports[0]
+    name, password, port = compute_name(env_id), secrets.token_urlsafe(16), catalog()[template].ports[0]
     try:
         workspace = shares.ensure(workspace_name(env_id), 5)
         spec = ComputeSpec(
             name=name,
             environment_id=env_id,
             owner="azure-live-test",
-            image=image_reference(settings.registry, TEMPLATES[template].image, settings.image_tag),
+            image=image_reference(settings.registry, catalog()[template].image, settings.image_tag),
             cpu_cores=2.0,
             memory_gb=4.0,
-            ports=TEMPLATES[template].ports,
+            ports=catalog()[template].ports,
             environment_variables={"DEV8_ENVIRONMENT_ID": env_id},
             workspace=workspace,
             secure_environment={

@@ -17,10 +17,10 @@ from shared.adapters.azure_common import client_options, translate
 from shared.adapters.compute.aci import AciCompute
 from shared.adapters.compute.aci_group import build_group
 from shared.adapters.workspaces.azurefiles import AzureFilesWorkspaces
-from shared.domain.catalog import TEMPLATES
 from shared.domain.placement import offered_sizes
 from shared.domain.resources import compute_name, image_reference, workspace_name
 from shared.errors import PermanentBackendError
+from shared.templates import catalog
 from shared.wiring import aci_placement
 from tests.azure import azure_rules
 from tests.azure.conftest import (
@@ -174,17 +174,17 @@ def test_the_unchanged_body_is_accepted() -> None:
     assert arm.refused == [] and list(arm.groups) == ["dev8-ok"]
 
 
-@pytest.mark.parametrize("template", sorted(TEMPLATES))
+@pytest.mark.parametrize("template", sorted(catalog().names))
 @pytest.mark.parametrize("size", [size.name for size in offered_sizes(aci_placement())])
 def test_the_aci_adapter_sends_only_what_azure_accepts(
     template: str, size: str, aci: AciCompute, arm: ArmSimulator
 ) -> None:
     offered = {s.name: s for s in offered_sizes(aci_placement())}[size]
     spec = make_spec(
-        image=image_reference(REGISTRY, TEMPLATES[template].image, "v42"),
+        image=image_reference(REGISTRY, catalog()[template].image, "v42"),
         cpu_cores=offered.cpu_cores,
         memory_gb=offered.memory_gb,
-        ports=(*TEMPLATES[template].ports, 9000, 9001, 9002),  # the template's and a user's own
+        ports=(*catalog()[template].ports, 9000, 9001, 9002),  # the template's and a user's own
     )
     aci.create(spec)
     assert arm.refused == []

@@ -17,12 +17,14 @@ from typing import Any
 
 import pytest
 
-from shared.domain.catalog import IDE_PORT, SSH_PORT, TEMPLATES
+from shared.domain.catalog import IDE_PORT, SSH_PORT
+from shared.templates import catalog
 from tests.infra.tooling import ROOT, checkov, missing, probe, run, unpacked, venv_tool
 
 DOCKER = ROOT / "docker"
 DOCKERFILES = sorted(DOCKER.glob("*/Dockerfile"))
-LANGUAGE_IMAGES = ("node", "python", "go", "fullstack")
+CATALOG = catalog()
+LANGUAGE_IMAGES = tuple(CATALOG.names)
 VERSION = re.compile(r"^v?\d+(\.\d+)+$")
 
 
@@ -45,13 +47,25 @@ def arg_defaults(dockerfile: dict[str, Any]) -> dict[str, str]:
 
 def test_every_image_the_catalog_offers_has_a_dockerfile() -> None:
     names = {path.parent.name for path in DOCKERFILES}
-    assert names == {"base", "tls", *LANGUAGE_IMAGES}, names
-    for template in TEMPLATES.values():
+    assert names == {"base", "tls", *LANGUAGE_IMAGES}, names  # and no image the catalog does not offer
+    for template in CATALOG.templates:
         assert template.image == f"dev8-{template.name}"
         assert (DOCKER / template.name / "Dockerfile").is_file()
     script = (DOCKER / "build.sh").read_text()
-    assert "readonly CHILDREN=(node python go fullstack)" in script
+    assert '"$here"/*/Dockerfile' in script  # the children are found by their directories
     assert "base/Dockerfile" in script and "tls/Dockerfile" in script
+
+
+def test_each_image_installs_the_extensions_its_catalog_entry_names(parsed: dict[Path, Any]) -> None:
+    for template in CATALOG.templates:
+        runs = " ".join(instructions(parsed[DOCKER / template.name / "Dockerfile"], "RUN"))
+        installing = (
+            runs.split("install-extensions.sh", 1)[1].split("&&", 1)[0]
+            if "install-extensions" in runs
+            else ""
+        )
+        installed = [word for word in installing.replace("\\", " ").split() if "." in word]
+        assert installed == list(template.extensions), f"{template.name}: installs {installed}"
 
 
 def test_base_images_are_pinned(parsed: dict[Path, Any]) -> None:
@@ -104,7 +118,8 @@ def test_healthcheck_and_ports(parsed: dict[Path, Any]) -> None:
     base = parsed[DOCKER / "base" / "Dockerfile"]
     assert instructions(base, "EXPOSE") == [f"{IDE_PORT} {SSH_PORT}"]
     assert "/healthz" in instructions(base, "HEALTHCHECK")[0]
-    for name, template in TEMPLATES.items():
+    for template in CATALOG.templates:
+        name = template.name
         exposed = {
             int(p) for v in instructions(parsed[DOCKER / name / "Dockerfile"], "EXPOSE") for p in v.split()
         }

@@ -3,8 +3,9 @@
 import pytest
 from pydantic import ValidationError
 
-from shared.domain.catalog import SIZES, TEMPLATES, resolve_template
+from shared.domain.catalog import SIZES
 from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
+from shared.templates import catalog
 
 
 def create(**fields):
@@ -68,10 +69,11 @@ def test_update_needs_a_change():
 
 
 def test_catalog():
-    assert set(TEMPLATES) == {"node", "python", "go", "fullstack"}
-    assert resolve_template("nodejs") is TEMPLATES["node"]
-    assert resolve_template("GoLang") is TEMPLATES["go"]
-    assert resolve_template("ruby") is None
+    templates = catalog()
+    assert templates.names[:4] == ["node", "python", "go", "fullstack"]
+    assert templates.find("nodejs") is templates["node"]
+    assert templates.find("GoLang") is templates["go"]
+    assert templates.find("ruby") is None
     assert {name: (s.cpu_cores, s.memory_gb, s.storage_gb) for name, s in SIZES.items()} == {
         "small": (1, 2, 20),
         "medium": (2, 4, 50),
@@ -80,7 +82,7 @@ def test_catalog():
     }
     costs = [s.estimated_cost_per_hour for s in SIZES.values()]
     assert costs == sorted(costs) and costs[0] > 0
-    for template in TEMPLATES.values():
+    for template in templates.templates:
         assert template.default_size in SIZES
         assert 8080 not in template.ports and 2222 not in template.ports
 

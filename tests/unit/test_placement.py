@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from api.views import forwarded_ports
-from shared.domain.catalog import TEMPLATES
 from shared.domain.environment import CloudProvider
 from shared.domain.placement import (
     Placement,
@@ -16,6 +15,7 @@ from shared.domain.placement import (
     resolve_size,
 )
 from shared.errors import ValidationFailed
+from shared.templates import catalog
 from shared.wiring import aci_placement
 
 
@@ -69,7 +69,7 @@ BOUNDS = ResourceBounds(max_cpu_cores=8, max_memory_gb=16, max_storage_gb=200)
     ],
 )
 def test_a_size_request_resolves_to_exact_resources(wanted, placement, resolved) -> None:
-    assert resolve_size(wanted, TEMPLATES["fullstack"], placement, BOUNDS) == resolved
+    assert resolve_size(wanted, catalog()["fullstack"], placement, BOUNDS) == resolved
 
 
 @pytest.mark.parametrize(
@@ -85,6 +85,6 @@ def test_a_size_request_resolves_to_exact_resources(wanted, placement, resolved)
 )
 def test_a_size_that_cannot_be_had_is_refused_per_field(wanted, placement, message, fields) -> None:
     with pytest.raises(ValidationFailed) as refused:
-        resolve_size(wanted, TEMPLATES["node"], placement, BOUNDS)
+        resolve_size(wanted, catalog()["node"], placement, BOUNDS)
     assert refused.value.message.startswith(message)
     assert [detail["field"] for detail in refused.value.details] == fields

@@ -482,13 +482,13 @@ export interface components {
              * @default null
              * @enum {unknown}
              */
-            template?: "fullstack" | "go" | "golang" | "node" | "nodejs" | "python" | null;
+            template?: "fullstack" | "fullstack-react" | "go" | "golang" | "node" | "nodejs" | "python" | null;
             /**
              * Base Image
              * @default null
              * @enum {unknown}
              */
-            base_image?: "fullstack" | "go" | "golang" | "node" | "nodejs" | "python" | null;
+            base_image?: "fullstack" | "fullstack-react" | "go" | "golang" | "node" | "nodejs" | "python" | null;
             /**
              * Size
              * @default null
@@ -1092,7 +1092,10 @@ export interface components {
             /** Status */
             status: string;
         };
-        /** TemplateView */
+        /**
+         * TemplateView
+         * @description A catalog entry, as the product documents' Template model has it.
+         */
         TemplateView: {
             /** Name */
             name: string;
@@ -1104,8 +1107,42 @@ export interface components {
             image: string;
             /** Default Size */
             default_size: string;
+            /** Default Cpu Cores */
+            default_cpu_cores: number;
+            /** Default Memory Gb */
+            default_memory_gb: number;
+            /** Default Storage Gb */
+            default_storage_gb: number;
             /** Ports */
             ports: number[];
+            /**
+             * Extensions
+             * @description VS Code extensions the image installs.
+             */
+            extensions: string[];
+            /**
+             * Environment Variables
+             * @description Defaults; a create's own win.
+             */
+            environment_variables: {
+                [key: string]: string;
+            };
+            /** Category */
+            category: string;
+            /** Tags */
+            tags: string[];
+            /**
+             * Icon
+             * @description A name the frontend maps to a picture.
+             */
+            icon: string | null;
+            /** Popular */
+            popular: boolean;
+            /**
+             * Aliases
+             * @description Other names a create may give.
+             */
+            aliases: string[];
         };
         /** Unready */
         Unready: {
@@ -3118,9 +3155,28 @@ export interface operations {
                      *           "description": "Node.js LTS with npm, pnpm, yarn and TypeScript.",
                      *           "image": "dev8-node",
                      *           "default_size": "medium",
+                     *           "default_cpu_cores": 2,
+                     *           "default_memory_gb": 4,
+                     *           "default_storage_gb": 50,
                      *           "ports": [
                      *             3000,
                      *             5173
+                     *           ],
+                     *           "extensions": [
+                     *             "dbaeumer.vscode-eslint",
+                     *             "esbenp.prettier-vscode"
+                     *           ],
+                     *           "environment_variables": {},
+                     *           "category": "language",
+                     *           "tags": [
+                     *             "javascript",
+                     *             "typescript",
+                     *             "web"
+                     *           ],
+                     *           "icon": "nodejs",
+                     *           "popular": true,
+                     *           "aliases": [
+                     *             "nodejs"
                      *           ]
                      *         },
                      *         {
@@ -3129,10 +3185,28 @@ export interface operations {
                      *           "description": "Python 3 with pip, uv, poetry, Jupyter and common linters.",
                      *           "image": "dev8-python",
                      *           "default_size": "medium",
+                     *           "default_cpu_cores": 2,
+                     *           "default_memory_gb": 4,
+                     *           "default_storage_gb": 50,
                      *           "ports": [
                      *             8000,
                      *             8888
-                     *           ]
+                     *           ],
+                     *           "extensions": [
+                     *             "ms-python.python",
+                     *             "ms-toolsai.jupyter",
+                     *             "charliermarsh.ruff"
+                     *           ],
+                     *           "environment_variables": {},
+                     *           "category": "language",
+                     *           "tags": [
+                     *             "python",
+                     *             "web",
+                     *             "scripting"
+                     *           ],
+                     *           "icon": "python",
+                     *           "popular": true,
+                     *           "aliases": []
                      *         },
                      *         {
                      *           "name": "go",
@@ -3140,8 +3214,26 @@ export interface operations {
                      *           "description": "Go toolchain with gopls, delve and golangci-lint.",
                      *           "image": "dev8-go",
                      *           "default_size": "medium",
+                     *           "default_cpu_cores": 2,
+                     *           "default_memory_gb": 4,
+                     *           "default_storage_gb": 50,
                      *           "ports": [
                      *             8000
+                     *           ],
+                     *           "extensions": [
+                     *             "golang.go"
+                     *           ],
+                     *           "environment_variables": {},
+                     *           "category": "language",
+                     *           "tags": [
+                     *             "go",
+                     *             "backend",
+                     *             "cli"
+                     *           ],
+                     *           "icon": "go",
+                     *           "popular": true,
+                     *           "aliases": [
+                     *             "golang"
                      *           ]
                      *         },
                      *         {
@@ -3150,10 +3242,34 @@ export interface operations {
                      *           "description": "Node.js, Python and Go together, for apps that span all three.",
                      *           "image": "dev8-fullstack",
                      *           "default_size": "large",
+                     *           "default_cpu_cores": 4,
+                     *           "default_memory_gb": 8,
+                     *           "default_storage_gb": 100,
                      *           "ports": [
                      *             3000,
                      *             5173,
                      *             8000
+                     *           ],
+                     *           "extensions": [
+                     *             "dbaeumer.vscode-eslint",
+                     *             "esbenp.prettier-vscode",
+                     *             "ms-python.python",
+                     *             "ms-toolsai.jupyter",
+                     *             "charliermarsh.ruff",
+                     *             "golang.go"
+                     *           ],
+                     *           "environment_variables": {},
+                     *           "category": "framework",
+                     *           "tags": [
+                     *             "javascript",
+                     *             "python",
+                     *             "go",
+                     *             "web"
+                     *           ],
+                     *           "icon": "stack",
+                     *           "popular": false,
+                     *           "aliases": [
+                     *             "fullstack-react"
                      *           ]
                      *         }
                      *       ],

@@ -1,0 +1,21 @@
+"""Environment-variable names: what a workspace's environment may hold, whoever sets them (a
+create request, or a template's defaults). Pure."""
+
+from __future__ import annotations
+
+import re
+
+VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# Names the platform sets inside a workspace; a user may not shadow them.
+RESERVED_VARIABLES = frozenset(
+    {"PASSWORD", "HASHED_PASSWORD", "HOME", "USER", "PATH", "SHELL", "PORT", "HOSTNAME", "PWD", "LANG"}
+)
+RESERVED_PREFIXES = ("DEV8_", "CODE_SERVER_", "VSCODE_", "AZURE_")
+
+
+def check_variable_name(name: str, kind: str) -> None:
+    """ValueError when `name` is no variable name, or one the platform keeps for itself."""
+    if not VARIABLE_NAME.match(name):
+        raise ValueError(f"{kind} name {name!r} must match [A-Za-z_][A-Za-z0-9_]*")
+    if name.upper() in RESERVED_VARIABLES or name.upper().startswith(RESERVED_PREFIXES):
+        raise ValueError(f"{kind} name {name!r} is reserved")
