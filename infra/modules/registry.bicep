@@ -1,5 +1,6 @@
-// Azure Container Registry for the workspace images (dev8-base, dev8-node, dev8-python, dev8-go,
-// dev8-fullstack) and the TLS sidecar (dev8-tls). No admin user: ACI pulls with the workspace
+// Azure Container Registry for the workspace images (dev8-base and one per template: dev8-node,
+// dev8-python, dev8-go, dev8-fullstack, dev8-rust, dev8-java, dev8-data-science) and the TLS
+// sidecar (dev8-tls). No admin user: ACI pulls with the workspace
 // pull identity (AcrPull on this registry only); CI pushes with its federated identity.
 
 @description('Registry name (5-50 letters and digits, globally unique).')

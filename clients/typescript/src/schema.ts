@@ -482,13 +482,13 @@ export interface components {
              * @default null
              * @enum {unknown}
              */
-            template?: "fullstack" | "fullstack-react" | "go" | "golang" | "node" | "nodejs" | "python" | null;
+            template?: "data-science" | "datascience" | "fullstack" | "fullstack-react" | "go" | "golang" | "java" | "jupyter" | "node" | "nodejs" | "python" | "rust" | null;
             /**
              * Base Image
              * @default null
              * @enum {unknown}
              */
-            base_image?: "fullstack" | "fullstack-react" | "go" | "golang" | "node" | "nodejs" | "python" | null;
+            base_image?: "data-science" | "datascience" | "fullstack" | "fullstack-react" | "go" | "golang" | "java" | "jupyter" | "node" | "nodejs" | "python" | "rust" | null;
             /**
              * Size
              * @default null
@@ -3270,6 +3270,97 @@ export interface operations {
                      *           "popular": false,
                      *           "aliases": [
                      *             "fullstack-react"
+                     *           ]
+                     *         },
+                     *         {
+                     *           "name": "rust",
+                     *           "display_name": "Rust",
+                     *           "description": "A pinned Rust toolchain with cargo, rustfmt, clippy and rust-analyzer.",
+                     *           "image": "dev8-rust",
+                     *           "default_size": "medium",
+                     *           "default_cpu_cores": 2,
+                     *           "default_memory_gb": 4,
+                     *           "default_storage_gb": 50,
+                     *           "ports": [
+                     *             8000
+                     *           ],
+                     *           "extensions": [
+                     *             "rust-lang.rust-analyzer"
+                     *           ],
+                     *           "environment_variables": {},
+                     *           "category": "language",
+                     *           "tags": [
+                     *             "rust",
+                     *             "systems",
+                     *             "backend"
+                     *           ],
+                     *           "icon": "rust",
+                     *           "popular": false,
+                     *           "aliases": []
+                     *         },
+                     *         {
+                     *           "name": "java",
+                     *           "display_name": "Java",
+                     *           "description": "OpenJDK 21 with Maven and Gradle, and the Java, debugger and Maven extensions.",
+                     *           "image": "dev8-java",
+                     *           "default_size": "medium",
+                     *           "default_cpu_cores": 2,
+                     *           "default_memory_gb": 4,
+                     *           "default_storage_gb": 50,
+                     *           "ports": [
+                     *             8081,
+                     *             8082
+                     *           ],
+                     *           "extensions": [
+                     *             "redhat.java",
+                     *             "vscjava.vscode-java-debug",
+                     *             "vscjava.vscode-maven"
+                     *           ],
+                     *           "environment_variables": {
+                     *             "SERVER_PORT": "8081"
+                     *           },
+                     *           "category": "language",
+                     *           "tags": [
+                     *             "java",
+                     *             "jvm",
+                     *             "spring",
+                     *             "backend"
+                     *           ],
+                     *           "icon": "java",
+                     *           "popular": false,
+                     *           "aliases": []
+                     *         },
+                     *         {
+                     *           "name": "data-science",
+                     *           "display_name": "Data science",
+                     *           "description": "Python with JupyterLab, NumPy, pandas, SciPy, scikit-learn, matplotlib and seaborn.",
+                     *           "image": "dev8-data-science",
+                     *           "default_size": "large",
+                     *           "default_cpu_cores": 4,
+                     *           "default_memory_gb": 8,
+                     *           "default_storage_gb": 100,
+                     *           "ports": [
+                     *             8888,
+                     *             8501,
+                     *             8000
+                     *           ],
+                     *           "extensions": [
+                     *             "ms-python.python",
+                     *             "ms-toolsai.jupyter"
+                     *           ],
+                     *           "environment_variables": {},
+                     *           "category": "data",
+                     *           "tags": [
+                     *             "python",
+                     *             "jupyter",
+                     *             "machine-learning",
+                     *             "notebooks"
+                     *           ],
+                     *           "icon": "jupyter",
+                     *           "popular": true,
+                     *           "aliases": [
+                     *             "datascience",
+                     *             "jupyter"
                      *           ]
                      *         }
                      *       ],
