@@ -32,6 +32,11 @@ EXPECTED = {
     "docker/lib/install-python.sh",
     "docker/lib/install-go.sh",
     "docker/lib/install-extensions.sh",
+    "docker/lib/install-rust.sh",
+    "docker/lib/install-java.sh",
+    "docker/lib/install-data-science.sh",
+    "docker/lib/install-ai-clis.sh",
+    "docker/base/dev8-ai-cli",
     "scripts/install-infra-tools.sh",
 }
 SHEBANG = re.compile(rb"^#!\s*(/usr/bin/env\s+)?(/bin/|/usr/bin/)?(ba|da)?sh\b")
