@@ -39,6 +39,7 @@ class HeldEnvironment(TypedDict):
     storage_gb: int
     cloud_region: str
     repository_url: str | None
+    dotfiles_url: str | None
     environment_variables: dict[str, str]
     created_at: Moment | None
     updated_at: Moment | None
@@ -67,6 +68,7 @@ def held_view(held: Held) -> HeldEnvironment:
         "storage_gb": env.storage_gb,
         "cloud_region": env.cloud_region,
         "repository_url": env.repository_url,
+        "dotfiles_url": env.dotfiles_url,
         "environment_variables": dict(env.environment_variables),
         "created_at": iso(env.created_at),
         "updated_at": iso(env.updated_at),

@@ -87,6 +87,7 @@ class EnvironmentView(TypedDict):
     forwarded_ports: list[ForwardedPort]
     environment_variables: dict[str, str]
     repository_url: str | None
+    dotfiles_url: str | None
     idle_timeout_minutes: int
     idle_stop_at: Annotated[Moment | None, Field(description="When the idle sweep stops it, if unused.")]
     session_stop_at: Annotated[Moment | None, Field(description="When the session limit stops it.")]
@@ -319,6 +320,7 @@ def environment_view(env: Environment, policy: Policy, now: datetime) -> Environ
         "forwarded_ports": forwarded_ports(env.vs_code_url, env.ports),
         "environment_variables": dict(env.environment_variables),
         "repository_url": env.repository_url,
+        "dotfiles_url": env.dotfiles_url,
         "idle_timeout_minutes": env.idle_timeout_minutes,
         "idle_stop_at": iso(env.idle_stop_at),
         "session_stop_at": iso(env.session_stop_at(policy)),

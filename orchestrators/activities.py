@@ -122,6 +122,8 @@ def _spec(env: Environment) -> ComputeSpec:
     )
     if env.repository_url:
         variables["REPOSITORY_URL"] = env.repository_url
+    if env.dotfiles_url:
+        variables["DOTFILES_URL"] = env.dotfiles_url
     variables.update(snapshot_policy(settings))
     if env.restore_snapshot:
         variables["DEV8_SNAPSHOT_RESTORE"] = env.restore_snapshot

@@ -10,7 +10,10 @@
 #   SSH_PUBLIC_KEY     public key(s) that may log in over SSH, one per line.
 #   GITHUB_TOKEN       token for git over https (github.com) and the GitHub CLI.
 #   GIT_AUTHOR_NAME, GIT_AUTHOR_EMAIL   git identity (defaults below).
+#   (GIT_USER_NAME, GIT_USER_EMAIL are accepted for them, as the Dev8 frontend names them.)
 #   REPOSITORY_URL     https repository cloned into the workspace when the workspace is empty.
+#   DOTFILES_URL       https repository of the user's dotfiles: cloned into ~/.dotfiles and its
+#                      install script run (or its dotfiles linked into HOME), as Codespaces does.
 #   DEV8_ACTIVITY_URL, DEV8_AGENT_TOKEN   where and with what the activity agent reports; the
 #                      token reaches the agent only, not sshd or code-server.
 #   DEV8_SNAPSHOT_REPOSITORY, DEV8_SNAPSHOT_PASSWORD   the restic repository on the share (mounted
@@ -131,8 +134,9 @@ install_ssh_public_keys() {
 }
 
 configure_git() {
-  git config --global user.name "${GIT_AUTHOR_NAME:-Dev8 Developer}"
-  git config --global user.email "${GIT_AUTHOR_EMAIL:-developer@dev8.local}"
+  # GIT_USER_NAME / GIT_USER_EMAIL: the names the Dev8 frontend sends, accepted as aliases.
+  git config --global user.name "${GIT_AUTHOR_NAME:-${GIT_USER_NAME:-Dev8 Developer}}"
+  git config --global user.email "${GIT_AUTHOR_EMAIL:-${GIT_USER_EMAIL:-developer@dev8.local}}"
   git config --global init.defaultBranch main
   # Files on the Azure Files share appear owned by root; the container has a single user.
   git config --global --replace-all safe.directory '*'
@@ -206,6 +210,46 @@ clone_repository() {
     redact "$(tail -n 3 "$errors")" | sed 's/^/[dev8]   /' >&2
   fi
   rm -f "$errors"
+}
+
+# The user's dotfiles, as Codespaces installs them: DOTFILES_URL (https) cloned into ~/.dotfiles,
+# then its first install script of install.sh, install, bootstrap.sh, bootstrap, script/bootstrap,
+# setup.sh, setup, script/setup run there (without the platform's secrets); without one, its
+# dotfiles (.name) are linked into HOME. HOME is on the container's own disk: every start installs
+# them afresh. A failure is logged (credentials taken out) and the IDE starts anyway.
+install_dotfiles() {
+  local url="${DOTFILES_URL:-}" target="$HOME/.dotfiles" errors script name
+  if [[ -z "$url" ]]; then
+    return 0
+  fi
+  if [[ "$url" != https://* ]]; then
+    log "dotfiles: DOTFILES_URL is not an https URL; not installing"
+    return 0
+  fi
+  errors="$(mktemp)"
+  if [[ ! -d "$target/.git" ]] && ! GIT_TERMINAL_PROMPT=0 git clone --quiet --depth 1 -- "$url" "$target" 2>"$errors"; then
+    log "dotfiles: clone failed; the workspace starts without them"
+    redact "$(tail -n 3 "$errors")" | sed 's/^/[dev8]   /' >&2
+    rm -f "$errors"
+    return 0
+  fi
+  rm -f "$errors"
+  for script in install.sh install bootstrap.sh bootstrap script/bootstrap setup.sh setup script/setup; do
+    if [[ -f "$target/$script" ]]; then
+      log "dotfiles: running $script"
+      if (cd "$target" && without_secrets bash "./$script" >"$STATE_DIR/dotfiles.log" 2>&1); then
+        log "dotfiles: installed"
+      else
+        log "dotfiles: $script failed (see $STATE_DIR/dotfiles.log); the workspace starts anyway"
+      fi
+      return 0
+    fi
+  done
+  for name in "$target"/.[!.]*; do
+    [[ -e "$name" && "$(basename "$name")" != .git ]] || continue
+    ln -sfn "$name" "$HOME/$(basename "$name")"
+  done
+  log "dotfiles: linked into HOME"
 }
 
 # Per-environment host keys, kept on the workspace share so clients see the same host key after a
@@ -294,6 +338,7 @@ main() {
   configure_github
   clone_repository
   mkdir -p "$STATE_DIR"
+  install_dotfiles
   start_sshd
   start_snapshot_agent
   start_activity_agent

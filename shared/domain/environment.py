@@ -75,6 +75,7 @@ class Environment(BaseModel):
     ports: list[int] = Field(default_factory=list)
     environment_variables: dict[str, str] = Field(default_factory=dict)
     repository_url: str | None = None
+    dotfiles_url: str | None = None  # the user's dotfiles, installed at every start
     idle_timeout_minutes: int
     last_accessed_at: datetime
     created_at: datetime

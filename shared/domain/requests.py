@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.config import JsonDict
 
 from shared.domain.catalog import SIZES, check_user_ports
@@ -91,6 +91,7 @@ class CreateEnvironmentRequest(_Strict):
     ports: list[int] | None = Field(default=None, json_schema_extra=_PORTS)
     idle_timeout_minutes: int | None = Field(default=None, ge=5, le=240)
     repository_url: str | None = Field(default=None, max_length=2048, json_schema_extra=_HTTPS)
+    dotfiles_url: str | None = Field(default=None, max_length=2048, json_schema_extra=_HTTPS)
 
     @field_validator("name")
     @classmethod
@@ -137,16 +138,16 @@ class CreateEnvironmentRequest(_Strict):
         check_user_ports(value)
         return value
 
-    @field_validator("repository_url")
+    @field_validator("repository_url", "dotfiles_url")
     @classmethod
-    def _https_repository(cls, value: str | None) -> str | None:
+    def _https_repository(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
         parts = urlsplit(value)
         if parts.scheme != "https" or not parts.hostname:
-            raise ValueError("repository_url must be an https URL")
+            raise ValueError(f"{info.field_name} must be an https URL")
         if parts.username or parts.password:
-            raise ValueError("repository_url must not carry credentials; pass a token in secrets")
+            raise ValueError(f"{info.field_name} must not carry credentials; pass a token in secrets")
         return value
 
     @model_validator(mode="after")

@@ -222,6 +222,7 @@ class EnvironmentService:
                 **request.environment_variables,
             },
             repository_url=request.repository_url,
+            dotfiles_url=request.dotfiles_url,
             idle_timeout_minutes=request.idle_timeout_minutes or self._settings.idle_timeout_minutes,
             last_accessed_at=now,
             created_at=now,

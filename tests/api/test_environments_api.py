@@ -150,6 +150,8 @@ def test_create_answers_201_with_location_and_the_documented_fields(api: Api):
         ({"name": "x", "template": "node", "cpu_cores": 64}, "cpu_cores"),
         ({"name": "x", "template": "node", "idle_timeout_minutes": 1}, "idle_timeout_minutes"),
         ({"name": "x", "template": "node", "repository_url": "http://github.com/a/b"}, "repository_url"),
+        ({"name": "x", "template": "node", "dotfiles_url": "http://github.com/a/dots"}, "dotfiles_url"),
+        ({"name": "x", "template": "node", "dotfiles_url": "https://u:p@github.com/a/dots"}, "dotfiles_url"),
         (
             {"name": "x", "template": "node", "environment_variables": {"DEV8_X": "1"}},
             "environment_variables",
@@ -374,6 +376,21 @@ def test_quotas_hold_under_concurrent_creates_and_starts(api: Api, app_env):
 def test_tokens_of_other_issuers_do_not_work(api: Api):
     headers = {"Authorization": f"Bearer {token('alice', issuer='someone-else')}"}
     error_of(api.call("GET", "/environments", None, headers=headers), 401, "UNAUTHORIZED")
+
+
+def test_repository_dotfiles_and_identity_reach_the_workspace(api: Api):
+    body = {
+        "repository_url": "https://github.com/alice/app.git",
+        "dotfiles_url": "https://github.com/alice/dotfiles",
+        "environment_variables": {"GIT_USER_NAME": "Alice", "GIT_USER_EMAIL": "alice@example.com"},
+    }
+    env = api.create(**body)
+    assert (env["repository_url"], env["dotfiles_url"]) == (body["repository_url"], body["dotfiles_url"])
+    api.settled(env["id"])
+    variables = wiring.compute().spec_of(f"dev8-{env['id'].removeprefix('env-')}").environment_variables
+    assert variables["REPOSITORY_URL"] == body["repository_url"]
+    assert variables["DOTFILES_URL"] == body["dotfiles_url"]
+    assert (variables["GIT_USER_NAME"], variables["GIT_USER_EMAIL"]) == ("Alice", "alice@example.com")
 
 
 def test_the_agent_token_reports_activity_for_its_own_environment_only(api: Api):

@@ -34,7 +34,7 @@ json_values = st.recursive(
 )
 CREATE_FIELDS = [
     "name", "template", "base_image", "size", "cpu_cores", "memory_gb", "storage_gb",
-    "environment_variables", "secrets", "ports", "idle_timeout_minutes", "repository_url",
+    "environment_variables", "secrets", "ports", "idle_timeout_minutes", "repository_url", "dotfiles_url",
 ]  # fmt: skip
 create_bodies = st.dictionaries(st.sampled_from(CREATE_FIELDS) | text, json_values, max_size=6)
 update_bodies = st.dictionaries(

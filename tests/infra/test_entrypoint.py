@@ -70,6 +70,13 @@ printf 'ssh-ed25519 PUBLIC %s\\n' "$out" >"$out.pub"
   fi
   target="${!#}"
   mkdir -p "$target/.git" && printf 'cloned\\n' >"$target/README.md"
+  if [[ "$target" == */.dotfiles ]]; then
+    if [[ -n "${FAKE_DOTFILES_INSTALL:-}" ]]; then
+      printf '%s\\n' "$FAKE_DOTFILES_INSTALL" >"$target/install.sh"
+    else
+      printf 'set number\\n' >"$target/.vimrc"
+    fi
+  fi
   exit 0
 fi
 exec "$REAL_GIT" "$@"
@@ -452,3 +459,62 @@ def test_a_failed_restore_stops_the_start_and_a_restarted_container_keeps_its_tr
     kept = sandbox.run(FAKE_RESTORE_STATUS="3", **with_snapshots(sandbox))
     assert kept.returncode == 0, kept.stderr
     assert "already here" in kept.stderr
+
+
+# --- git identity and dotfiles -------------------------------------------------------------------
+
+
+def test_the_frontends_git_identity_names_are_aliases(sandbox: Sandbox) -> None:
+    only_aliases = {"GIT_AUTHOR_NAME": None, "GIT_AUTHOR_EMAIL": None}
+    assert (
+        sandbox.run(**only_aliases, GIT_USER_NAME="Bob Ray", GIT_USER_EMAIL="bob@example.com").returncode == 0
+    )
+    assert (sandbox.git_config("user.name"), sandbox.git_config("user.email")) == (
+        "Bob Ray",
+        "bob@example.com",
+    )
+    assert sandbox.run(GIT_USER_NAME="Bob Ray").returncode == 0  # the author names win
+    assert sandbox.git_config("user.name") == "Alice Example"
+
+
+def test_dotfiles_are_cloned_and_their_install_script_run_without_secrets(sandbox: Sandbox) -> None:
+    install = 'env > "$HOME/dotfiles-env"; printf ok > "$HOME/dotfiles-installed"'
+    url = "https://github.com/alice/dotfiles"
+    result = sandbox.run(DOTFILES_URL=url, FAKE_DOTFILES_INSTALL=install)
+    assert result.returncode == 0, result.stderr
+    assert_no_secret_printed(result)
+    clones = [args for args, _ in sandbox.calls("git") if args[:1] == ["clone"]]
+    assert clones == [["clone", "--quiet", "--depth", "1", "--", url, str(sandbox.home / ".dotfiles")]]
+    assert (sandbox.home / "dotfiles-installed").read_text() == "ok"
+    seen = (sandbox.home / "dotfiles-env").read_text()
+    assert TOKEN not in seen and HASH not in seen and "GITHUB_TOKEN=" not in seen
+    assert "dotfiles: running install.sh" in result.stderr and "dotfiles: installed" in result.stderr
+    assert len(sandbox.calls("code-server")) == 1
+
+
+def test_dotfiles_without_an_install_script_are_linked_into_home(sandbox: Sandbox) -> None:
+    assert sandbox.run(DOTFILES_URL="https://github.com/alice/dotfiles").returncode == 0
+    link = sandbox.home / ".vimrc"
+    assert link.is_symlink() and link.resolve() == (sandbox.home / ".dotfiles" / ".vimrc").resolve()
+    assert not (sandbox.home / ".git").exists()
+
+
+def test_dotfiles_that_fail_or_are_not_https_never_stop_the_ide(sandbox: Sandbox) -> None:
+    error = f"fatal: unable to access 'https://x-access-token:{TOKEN}@github.com/alice/dotfiles/': 404"
+    failed = sandbox.run(DOTFILES_URL="https://github.com/alice/dotfiles", FAKE_CLONE_ERROR=error)
+    assert failed.returncode == 0 and "dotfiles: clone failed" in failed.stderr
+    assert_no_secret_printed(failed)
+    plain = sandbox.run(DOTFILES_URL="http://example.com/dotfiles")
+    assert plain.returncode == 0 and "not an https URL" in plain.stderr
+    assert [a for a, _ in sandbox.calls("git") if a[:1] == ["clone"]] == [
+        [
+            "clone",
+            "--quiet",
+            "--depth",
+            "1",
+            "--",
+            "https://github.com/alice/dotfiles",
+            str(sandbox.home / ".dotfiles"),
+        ]
+    ]
+    assert len(sandbox.calls("code-server")) == 2

@@ -534,6 +534,12 @@ export interface components {
              * @default null
              */
             repository_url?: string | null;
+            /**
+             * Dotfiles Url
+             * Format: uri
+             * @default null
+             */
+            dotfiles_url?: string | null;
         } | {
             template: string;
         } | {
@@ -615,6 +621,8 @@ export interface components {
             };
             /** Repository Url */
             repository_url: string | null;
+            /** Dotfiles Url */
+            dotfiles_url: string | null;
             /** Idle Timeout Minutes */
             idle_timeout_minutes: number;
             /**
@@ -772,6 +780,8 @@ export interface components {
             cloud_region: string;
             /** Repository Url */
             repository_url: string | null;
+            /** Dotfiles Url */
+            dotfiles_url: string | null;
             /** Environment Variables */
             environment_variables: {
                 [key: string]: string;
@@ -1567,6 +1577,7 @@ export interface operations {
                      *             "NODE_ENV": "development"
                      *           },
                      *           "repository_url": null,
+                     *           "dotfiles_url": null,
                      *           "idle_timeout_minutes": 30,
                      *           "idle_stop_at": "2026-12-01T10:00:00Z",
                      *           "session_stop_at": "2026-12-01T21:30:00Z",
@@ -1659,6 +1670,7 @@ export interface operations {
                      *           "NODE_ENV": "development"
                      *         },
                      *         "repository_url": null,
+                     *         "dotfiles_url": null,
                      *         "idle_timeout_minutes": 30,
                      *         "idle_stop_at": "2026-12-01T10:00:00Z",
                      *         "session_stop_at": "2026-12-01T21:30:00Z",
@@ -1741,6 +1753,7 @@ export interface operations {
                      *           "NODE_ENV": "development"
                      *         },
                      *         "repository_url": null,
+                     *         "dotfiles_url": null,
                      *         "idle_timeout_minutes": 30,
                      *         "idle_stop_at": "2026-12-01T10:00:00Z",
                      *         "session_stop_at": "2026-12-01T21:30:00Z",
@@ -1820,6 +1833,7 @@ export interface operations {
                      *           "NODE_ENV": "development"
                      *         },
                      *         "repository_url": null,
+                     *         "dotfiles_url": null,
                      *         "idle_timeout_minutes": 30,
                      *         "idle_stop_at": "2026-12-01T10:00:00Z",
                      *         "session_stop_at": "2026-12-01T21:30:00Z",
@@ -1873,6 +1887,7 @@ export interface operations {
                      *           "NODE_ENV": "development"
                      *         },
                      *         "repository_url": null,
+                     *         "dotfiles_url": null,
                      *         "idle_timeout_minutes": 30,
                      *         "idle_stop_at": null,
                      *         "session_stop_at": null,
@@ -1963,6 +1978,7 @@ export interface operations {
                      *           "NODE_ENV": "development"
                      *         },
                      *         "repository_url": null,
+                     *         "dotfiles_url": null,
                      *         "idle_timeout_minutes": 30,
                      *         "idle_stop_at": "2026-12-01T10:00:00Z",
                      *         "session_stop_at": "2026-12-01T21:30:00Z",
@@ -2016,6 +2032,7 @@ export interface operations {
                      *           "NODE_ENV": "development"
                      *         },
                      *         "repository_url": null,
+                     *         "dotfiles_url": null,
                      *         "idle_timeout_minutes": 30,
                      *         "idle_stop_at": null,
                      *         "session_stop_at": null,
@@ -2501,6 +2518,7 @@ export interface operations {
                      *           "NODE_ENV": "development"
                      *         },
                      *         "repository_url": null,
+                     *         "dotfiles_url": null,
                      *         "idle_timeout_minutes": 30,
                      *         "idle_stop_at": "2026-12-01T10:00:00Z",
                      *         "session_stop_at": "2026-12-01T21:30:00Z",
@@ -2584,6 +2602,7 @@ export interface operations {
                      *           "NODE_ENV": "development"
                      *         },
                      *         "repository_url": null,
+                     *         "dotfiles_url": null,
                      *         "idle_timeout_minutes": 30,
                      *         "idle_stop_at": "2026-12-01T10:00:00Z",
                      *         "session_stop_at": "2026-12-01T21:30:00Z",
@@ -2637,6 +2656,7 @@ export interface operations {
                      *           "NODE_ENV": "development"
                      *         },
                      *         "repository_url": null,
+                     *         "dotfiles_url": null,
                      *         "idle_timeout_minutes": 30,
                      *         "idle_stop_at": null,
                      *         "session_stop_at": null,
@@ -2718,6 +2738,7 @@ export interface operations {
                      *           "NODE_ENV": "development"
                      *         },
                      *         "repository_url": null,
+                     *         "dotfiles_url": null,
                      *         "idle_timeout_minutes": 30,
                      *         "idle_stop_at": "2026-12-01T10:00:00Z",
                      *         "session_stop_at": "2026-12-01T21:30:00Z",
@@ -2771,6 +2792,7 @@ export interface operations {
                      *           "NODE_ENV": "development"
                      *         },
                      *         "repository_url": null,
+                     *         "dotfiles_url": null,
                      *         "idle_timeout_minutes": 30,
                      *         "idle_stop_at": null,
                      *         "session_stop_at": null,
@@ -3096,6 +3118,7 @@ export interface operations {
                      *           "NODE_ENV": "development"
                      *         },
                      *         "repository_url": null,
+                     *         "dotfiles_url": null,
                      *         "idle_timeout_minutes": 30,
                      *         "idle_stop_at": "2026-12-01T10:00:00Z",
                      *         "session_stop_at": "2026-12-01T21:30:00Z",
