@@ -97,6 +97,9 @@ def create(
     size: Annotated[str | None, typer.Option("--size", "-s", help="small, medium, large...")] = None,
     env: Annotated[list[str] | None, typer.Option("--env", "-e", help="NAME=VALUE (repeatable).")] = None,
     repository: Annotated[str | None, typer.Option("--repo", help="An https git URL to clone.")] = None,
+    dotfiles: Annotated[
+        str | None, typer.Option("--dotfiles", help="An https git URL of your dotfiles, installed at start.")
+    ] = None,
     wait: Wait = False,
     timeout: Timeout = 900,
     url: Url = None,
@@ -108,6 +111,8 @@ def create(
         body["size"] = size
     if repository:
         body["repository_url"] = repository
+    if dotfiles:
+        body["dotfiles_url"] = dotfiles
     variables = {}
     for pair in env or []:
         key, sep, value = pair.partition("=")

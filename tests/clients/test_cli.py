@@ -81,10 +81,12 @@ def test_login_saves_the_token_for_later_commands_and_refuses_a_bad_one(cli: Cli
 
 
 def test_a_lifecycle_from_the_command_line(cli: Cli) -> None:
-    made = cli("create", "cli-demo", "--template", "node", "--size", "small", "--wait", "--json")
+    dotfiles = "https://github.com/example/dotfiles"
+    made = cli("create", "cli-demo", "-t", "node", "-s", "small", "--dotfiles", dotfiles, "--wait", "--json")
     assert made.code == 0, made
     env = made.json()
     assert env["status"] == "RUNNING" and env["name"] == "cli-demo" and env["size"] == "small"
+    assert env["dotfiles_url"] == dotfiles
     phases = [step["phase"] for step in env["progress"]]
     assert phases[0] == "workspace" and phases[-1] == "ide_answering", phases
     assert "Running" in made.err and "5/5" in made.err  # the progress bar's last frame
