@@ -22,7 +22,6 @@ from orchestrators import jobs
 from orchestrators.blueprint import bp
 from shared import agent_tokens, observability, templates, wiring
 from shared.domain.environment import Actor, Environment, Status
-from shared.domain.operation import instance_id, orchestrator
 from shared.domain.progress import Phase
 from shared.domain.resources import (
     SNAPSHOT_REPOSITORY,
@@ -320,11 +319,6 @@ def start_after_restart(job: dict[str, Any]) -> Result:
         change = Change(Actor.SYSTEM, f"not started again: {refused.message}", wiring.utcnow())
         wiring.environments().audit(owner, environment_id, change)
         return {"ok": True, "start": None, "error": refused.message}
-    if env is None or env.operation is None:
+    if env is None:
         return {"ok": True, "start": None}
-    start = {
-        "orchestrator": orchestrator(env.operation),
-        "instance_id": instance_id(env.operation, env.redrives),
-        "input": jobs.job_for(env, get_settings()),
-    }
-    return {"ok": True, "start": start}
+    return {"ok": True, "start": jobs.run_of(env, get_settings())}

@@ -56,16 +56,7 @@ def forget_owner(context: df.DurableOrchestrationContext) -> Orchestration:
 def forget_delete_all(job: dict[str, Any]) -> Result:
     deletions = wiring.forgetting().delete_all(job["owner"])
     settings = get_settings()
-    deleting = []
-    for env in deletions.deleting:
-        assert env.operation is not None
-        deleting.append(
-            {
-                "orchestrator": operation.orchestrator(env.operation),
-                "instance_id": operation.instance_id(env.operation, env.redrives),
-                "input": jobs.job_for(env, settings),
-            }
-        )
+    deleting = [jobs.run_of(env, settings) for env in deletions.deleting]
     return {"ok": True, "deleting": deleting, "waiting": deletions.waiting}
 
 

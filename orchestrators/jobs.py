@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from shared import observability
 from shared.domain.environment import Environment
+from shared.domain.operation import instance_id, orchestrator
 from shared.settings import ComputeBackendName, Settings
 
 # Seconds between compute status polls while waiting for an environment to come up: the first
@@ -55,6 +56,17 @@ def job_for(env: Environment, settings: Settings) -> Job:
         snapshot_wait_seconds=settings.snapshot_stop_wait_seconds,
         request_id=observability.current("request_id"),
     )
+
+
+def run_of(env: Environment, settings: Settings) -> dict[str, Any]:
+    """The orchestration that carries out the record's current operation: its orchestrator, its
+    instance id and its input (started by a client, or as a sub-orchestration)."""
+    assert env.operation is not None
+    return {
+        "orchestrator": orchestrator(env.operation),
+        "instance_id": instance_id(env.operation, env.redrives),
+        "input": job_for(env, settings),
+    }
 
 
 def forget_job(owner: str, settings: Settings) -> dict[str, object]:

@@ -11,7 +11,6 @@ from orchestrators import jobs
 from shared import wiring
 from shared.domain import operation
 from shared.domain.environment import Environment
-from shared.domain.operation import instance_id, orchestrator
 from shared.settings import get_settings
 
 log = logging.getLogger("dev8.launch")
@@ -27,14 +26,9 @@ async def launch(client: df.DurableOrchestrationClient, env: Environment) -> boo
     status for an orchestration that is not there. A start that did reach the backend finds the
     record settled and changes nothing; compute it leaves under ERROR, the reconciler stops.
     Returns whether the orchestration started."""
-    assert env.operation is not None
-    job = jobs.job_for(env, get_settings())
+    run = jobs.run_of(env, get_settings())
     try:
-        await client.start_new(
-            orchestrator(env.operation),
-            instance_id=instance_id(env.operation, env.redrives),
-            client_input=job,
-        )
+        await client.start_new(run["orchestrator"], instance_id=run["instance_id"], client_input=run["input"])
         return True
     except Exception as exc:
         log.error("could not start %s for %s (%s)", env.operation, env.id, type(exc).__name__)

@@ -61,8 +61,8 @@ class Forgetting:
     def keep_totals(self, owner: str, erasure_id: str) -> bool:
         """Keep the owner's usage, month by month, summed over all their environments, under
         `erasure_id` and nothing else. False (nothing kept) while an environment still lives."""
-        envs = self._records.list(owner)
-        if any(env.status is not Status.DELETED for env in envs):
+        envs = self._all_deleted(owner)
+        if envs is None:
             return False
         now, totals = self._clock(), dict[str, MonthUsage]()
         for env in envs:
@@ -76,10 +76,15 @@ class Forgetting:
         """Remove what is left: retired environments' workspaces (their snapshot repositories),
         then every row. None (nothing erased) while an environment still lives; else how many
         environments' records went."""
-        envs = self._records.list(owner)
-        if any(env.status is not Status.DELETED for env in envs):
+        envs = self._all_deleted(owner)
+        if envs is None:
             return None
         for env in envs:  # already gone after a user's delete: done at once
             self._workspaces.delete(workspace_name(env.id))
         self._erasure.erase(owner, [env.id for env in envs])
         return len(envs)
+
+    def _all_deleted(self, owner: str) -> list[Environment] | None:
+        """Every record of the owner, or None while any of them still lives."""
+        envs = self._records.list(owner)
+        return None if any(env.status is not Status.DELETED for env in envs) else envs

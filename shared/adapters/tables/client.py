@@ -133,6 +133,11 @@ class Tables:
                         table.delete_entity(partition, key)  # absent: no error (the SDK's rule)
         return sum(len(keys) for keys in by_partition.values())
 
+    def delete_partition(self, table: TableClient, partition: str) -> int:
+        """Delete every row of one partition (read by their keys only). Returns the rows."""
+        keys = self.query(table, "PartitionKey eq @pk", {"pk": partition}, select=["PartitionKey", "RowKey"])
+        return self.delete_rows(table, keys)
+
 
 def service_from_settings(settings: Settings) -> TableServiceClient:
     """A connection string (Azurite locally), or the endpoint with the app's managed identity."""

@@ -16,7 +16,6 @@ from shared.domain.environment import Status
 from shared.domain.meter import MonthUsage
 
 ANONYMOUS_USAGE = "!anonymous-usage"
-KEYS = ["PartitionKey", "RowKey"]
 
 
 class TableErasure:
@@ -45,13 +44,6 @@ class TableErasure:
             for partition in (*(status.value for status in Status), DIRECTORY):
                 tables.stats.add("writes")
                 tables.index.delete_entity(partition, rows.check_environment_id(environment_id))
-            tables.delete_rows(
-                tables.samples,
-                tables.query(tables.samples, "PartitionKey eq @pk", {"pk": environment_id}, select=KEYS),
-            )
+            tables.delete_partition(tables.samples, rows.check_environment_id(environment_id))
         # The owner's partition last: while it stands, a re-run still finds the ids above.
-        partition = rows.owner_key(owner)
-        tables.delete_rows(
-            tables.environments,
-            tables.query(tables.environments, "PartitionKey eq @pk", {"pk": partition}, select=KEYS),
-        )
+        tables.delete_partition(tables.environments, rows.owner_key(owner))

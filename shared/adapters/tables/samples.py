@@ -64,15 +64,7 @@ class TableResourceSamples:
         return self._tables.delete_rows(self._table, old)
 
     def drop(self, environment_id: str) -> None:
-        self._tables.delete_rows(
-            self._table,
-            self._tables.query(
-                self._table,
-                "PartitionKey eq @pk",
-                {"pk": rows.check_environment_id(environment_id)},
-                select=["PartitionKey", "RowKey"],
-            ),
-        )
+        self._tables.delete_partition(self._table, rows.check_environment_id(environment_id))
 
 
 def _encode(sample: Sample) -> str:
