@@ -110,7 +110,9 @@ def api_metrics(req: func.HttpRequest) -> func.HttpResponse:
         body_example={"active": True, "sample": {"cpu_percent": 12.5, "memory_mb": 640.0, "disk_mb": 820.3}},
         refusals=(409,),
         description="A resource sample is the environment's own agent's to send (GET .../metrics "
-        "shows them); `active: false` sends only the sample.",
+        "shows them); `active: false` sends only the sample. So is `setup`: what the workspace "
+        "setup could not do at this start (clone the repository, install the dotfiles), noted once "
+        "in the audit trail and as the running environment's `status_reason`.",
     ),
 )
 def api_record_activity(req: func.HttpRequest) -> func.HttpResponse:
@@ -127,10 +129,11 @@ def api_record_activity(req: func.HttpRequest) -> func.HttpResponse:
         service = wiring.environments()
         env = service.get(owner_of(req), environment_id)  # another owner's: 404 whatever the body
         report = _activity_report(req)
-        if report.sample is not None:
+        agent_only = [name for name in ("sample", "setup") if getattr(report, name)]
+        if agent_only:
             raise ValidationFailed(
-                "only the environment's own agent sends resource samples",
-                [{"field": "sample", "message": "agent token only"}],
+                "only the environment's own agent sends resource samples and setup reports",
+                [{"field": name, "message": "agent token only"} for name in agent_only],
             )
         if report.active:
             service.touch(env)

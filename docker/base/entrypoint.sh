@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Dev8 workspace entrypoint. Runs under tini as the unprivileged user dev8 in every workspace image:
-# sets up SSH keys, git and GitHub access, clones the project into an empty workspace, then starts
+# sets up SSH keys, then git, GitHub access, the project and dotfiles (dev8-workspace-setup), then starts
 # sshd (port 2222), the activity agent (when the image has one) and code-server (port 8080).
 #
 # Environment, set by the Dev8 backend on the container group (secrets as secure values):
@@ -8,7 +8,8 @@
 #                      never from its command line. PASSWORD (plain) is accepted for a local
 #                      `docker run` only; HASHED_PASSWORD wins when both are set.
 #   SSH_PUBLIC_KEY     public key(s) that may log in over SSH, one per line.
-#   GITHUB_TOKEN       token for git over https (github.com) and the GitHub CLI.
+#   GITHUB_TOKEN       token for git over https (github.com, and GIT_TOKEN_HOSTS) and the GitHub CLI:
+#                      held by git's in-memory credential cache, never written to a file.
 #   GIT_AUTHOR_NAME, GIT_AUTHOR_EMAIL   git identity (defaults below).
 #   (GIT_USER_NAME, GIT_USER_EMAIL are accepted for them, as the Dev8 frontend names them.)
 #   REPOSITORY_URL     https repository cloned into the workspace when the workspace is empty.
@@ -22,7 +23,7 @@
 #                      agent keeps it saved; the password reaches that agent only. Unset (an
 #                      environment made before snapshots): the share is the working tree.
 # Paths, overridable for tests: HOME, WORKSPACE_DIR, SSHD_BIN, SSHD_CONFIG, ACTIVITY_AGENT_BIN,
-#   SNAPSHOT_AGENT_BIN, GIT_CREDENTIAL_HELPER, CODE_SERVER_BIN.
+#   SNAPSHOT_AGENT_BIN, WORKSPACE_SETUP_BIN, CODE_SERVER_BIN.
 #
 # The activity agent (ACTIVITY_AGENT_BIN, default /usr/local/bin/dev8-activity-agent) is optional.
 # It is started in the background with CODE_SERVER_USER_DATA_DIR and the container's environment
@@ -39,7 +40,7 @@ SSHD_BIN="${SSHD_BIN:-/usr/sbin/sshd}"
 SSHD_CONFIG="${SSHD_CONFIG:-/etc/dev8/sshd_config}"
 ACTIVITY_AGENT_BIN="${ACTIVITY_AGENT_BIN:-/usr/local/bin/dev8-activity-agent}"
 SNAPSHOT_AGENT_BIN="${SNAPSHOT_AGENT_BIN:-/usr/local/bin/dev8-snapshot-agent}"
-GIT_CREDENTIAL_HELPER="${GIT_CREDENTIAL_HELPER:-/usr/local/bin/git-credential-dev8}"
+WORKSPACE_SETUP_BIN="${WORKSPACE_SETUP_BIN:-/usr/local/bin/dev8-workspace-setup}"
 CODE_SERVER_BIN="${CODE_SERVER_BIN:-code-server}"
 export HOME WORKSPACE_DIR
 
@@ -54,8 +55,7 @@ readonly STATE_DIR
 readonly USER_DATA_DIR="$STATE_DIR/code-server"
 # In the container only (lost on restart): runtime copies and secrets.
 readonly RUNTIME_DIR="$HOME/.dev8"
-readonly SECRETS_DIR="$HOME/.config/dev8"
-readonly TOKEN_FILE="$SECRETS_DIR/github-token"
+readonly SETUP_REPORT="$RUNTIME_DIR/setup-report"
 # Key types OpenSSH accepts in authorized_keys, without options (a key line may not carry
 # command=, environment= or other options that would change what a login may do).
 readonly KEY_LINE='^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( .*)?$'
@@ -133,123 +133,18 @@ install_ssh_public_keys() {
   fi
 }
 
-configure_git() {
-  # GIT_USER_NAME / GIT_USER_EMAIL: the names the Dev8 frontend sends, accepted as aliases.
-  git config --global user.name "${GIT_AUTHOR_NAME:-${GIT_USER_NAME:-Dev8 Developer}}"
-  git config --global user.email "${GIT_AUTHOR_EMAIL:-${GIT_USER_EMAIL:-developer@dev8.local}}"
-  git config --global init.defaultBranch main
-  # Files on the Azure Files share appear owned by root; the container has a single user.
-  git config --global --replace-all safe.directory '*'
-  log "git: identity set"
-}
-
-configure_github() {
-  if [[ -z "${GITHUB_TOKEN:-}" ]]; then
-    return 0
-  fi
-  # A 0600 copy for SSH sessions, which do not inherit the container's environment; read by the
-  # git credential helper and /etc/profile.d/dev8.sh. printf is a builtin: no argv exposure.
-  install -d -m 700 "$HOME/.config" "$SECRETS_DIR"
-  chmod 700 "$SECRETS_DIR"
-  (umask 077 && printf '%s' "$GITHUB_TOKEN" >"$TOKEN_FILE")
-  chmod 600 "$TOKEN_FILE"
-  git config --global --replace-all credential.https://github.com.helper "$GIT_CREDENTIAL_HELPER"
-  # The GitHub CLI reads GH_TOKEN; code-server terminals inherit it.
-  export GH_TOKEN="$GITHUB_TOKEN"
-  log "GitHub: token configured for git and gh"
-}
-
-redact() {
-  local text="$1"
+# git identity, GitHub access, the project and the user's dotfiles: the same script the local
+# backend runs (docker/base/dev8-workspace-setup). Its failures go to SETUP_REPORT, which the
+# activity agent passes to the Dev8 API; nothing in it stops the IDE from starting.
+run_workspace_setup() {
+  install -d -m 700 "$RUNTIME_DIR"
+  DEV8_STATE_DIR="$STATE_DIR" DEV8_RUNTIME_DIR="$RUNTIME_DIR" DEV8_SETUP_REPORT="$SETUP_REPORT" \
+    env -u HASHED_PASSWORD -u PASSWORD -u DEV8_SNAPSHOT_PASSWORD "$WORKSPACE_SETUP_BIN" ||
+    log "setup: the workspace setup failed; the IDE starts anyway"
   if [[ -n "${GITHUB_TOKEN:-}" ]]; then
-    text="${text//"$GITHUB_TOKEN"/***}"
+    # The GitHub CLI reads GH_TOKEN; code-server terminals inherit it.
+    export GH_TOKEN="$GITHUB_TOKEN"
   fi
-  # user:password@ in URLs
-  sed -E 's#(https?://)[^/@[:space:]]*@#\1***@#g' <<<"$text"
-}
-
-workspace_is_empty() {
-  local entry
-  for entry in "$WORKSPACE_DIR"/* "$WORKSPACE_DIR"/.[!.]* "$WORKSPACE_DIR"/..?*; do
-    [[ -e "$entry" || -L "$entry" ]] || continue
-    case "${entry##*/}" in
-      .dev8 | lost+found) ;;
-      *) return 1 ;;
-    esac
-  done
-  return 0
-}
-
-clone_repository() {
-  if [[ -z "${REPOSITORY_URL:-}" ]]; then
-    return 0
-  fi
-  if [[ "$REPOSITORY_URL" != https://* ]]; then
-    log "clone: REPOSITORY_URL is not an https URL; not cloning"
-    return 0
-  fi
-  if ! workspace_is_empty; then
-    log "clone: the workspace already has files; not cloning"
-    return 0
-  fi
-  local name="${REPOSITORY_URL%%[?#]*}"
-  name="${name%/}"
-  name="${name##*/}"
-  name="${name%.git}"
-  name="${name//[^A-Za-z0-9._-]/-}"
-  if [[ -z "$name" || "$name" == .* ]]; then
-    name="project"
-  fi
-  local errors
-  errors="$(mktemp)"
-  log "clone: cloning into $WORKSPACE_DIR/$name"
-  if GIT_TERMINAL_PROMPT=0 git clone --quiet -- "$REPOSITORY_URL" "$WORKSPACE_DIR/$name" 2>"$errors"; then
-    log "clone: done"
-  else
-    log "clone: failed; the workspace starts without the repository"
-    redact "$(tail -n 3 "$errors")" | sed 's/^/[dev8]   /' >&2
-  fi
-  rm -f "$errors"
-}
-
-# The user's dotfiles, as Codespaces installs them: DOTFILES_URL (https) cloned into ~/.dotfiles,
-# then its first install script of install.sh, install, bootstrap.sh, bootstrap, script/bootstrap,
-# setup.sh, setup, script/setup run there (without the platform's secrets); without one, its
-# dotfiles (.name) are linked into HOME. HOME is on the container's own disk: every start installs
-# them afresh. A failure is logged (credentials taken out) and the IDE starts anyway.
-install_dotfiles() {
-  local url="${DOTFILES_URL:-}" target="$HOME/.dotfiles" errors script name
-  if [[ -z "$url" ]]; then
-    return 0
-  fi
-  if [[ "$url" != https://* ]]; then
-    log "dotfiles: DOTFILES_URL is not an https URL; not installing"
-    return 0
-  fi
-  errors="$(mktemp)"
-  if [[ ! -d "$target/.git" ]] && ! GIT_TERMINAL_PROMPT=0 git clone --quiet --depth 1 -- "$url" "$target" 2>"$errors"; then
-    log "dotfiles: clone failed; the workspace starts without them"
-    redact "$(tail -n 3 "$errors")" | sed 's/^/[dev8]   /' >&2
-    rm -f "$errors"
-    return 0
-  fi
-  rm -f "$errors"
-  for script in install.sh install bootstrap.sh bootstrap script/bootstrap setup.sh setup script/setup; do
-    if [[ -f "$target/$script" ]]; then
-      log "dotfiles: running $script"
-      if (cd "$target" && without_secrets bash "./$script" >"$STATE_DIR/dotfiles.log" 2>&1); then
-        log "dotfiles: installed"
-      else
-        log "dotfiles: $script failed (see $STATE_DIR/dotfiles.log); the workspace starts anyway"
-      fi
-      return 0
-    fi
-  done
-  for name in "$target"/.[!.]*; do
-    [[ -e "$name" && "$(basename "$name")" != .git ]] || continue
-    ln -sfn "$name" "$HOME/$(basename "$name")"
-  done
-  log "dotfiles: linked into HOME"
 }
 
 # Per-environment host keys, kept on the workspace share so clients see the same host key after a
@@ -297,7 +192,7 @@ start_activity_agent() {
     return 0
   fi
   CODE_SERVER_USER_DATA_DIR="$USER_DATA_DIR" DEV8_AGENT_WORKSPACE="$WORKSPACE_DIR" \
-    without_secrets "$ACTIVITY_AGENT_BIN" &
+    DEV8_AGENT_SETUP_REPORT="$SETUP_REPORT" without_secrets "$ACTIVITY_AGENT_BIN" &
   log "activity agent: started (pid $!)"
 }
 
@@ -334,11 +229,8 @@ main() {
   mkdir -p "$WORKSPACE_DIR"
   restore_workspace
   install_ssh_public_keys
-  configure_git
-  configure_github
-  clone_repository
   mkdir -p "$STATE_DIR"
-  install_dotfiles
+  run_workspace_setup
   start_sshd
   start_snapshot_agent
   start_activity_agent

@@ -98,6 +98,7 @@ class Environment(BaseModel):
     monthly_budget: float | None = None  # the owner's budget (USD) as of the last create or start
     budget_warned: str | None = None  # the month ("2026-12") whose 80% warning is in the trail
     pending_size: SizeChange | None = None  # a resize asked while RUNNING, for the next start
+    setup_problem: str | None = None  # what this run's workspace setup could not do (the agent's report)
     sealed_secrets: str = Field(default="", repr=False)
     version: int = 0
     etag: str | None = Field(default=None, repr=False)

@@ -4,6 +4,7 @@ decides anything. Limits here keep one record inside a table row and a container
 from __future__ import annotations
 
 import re
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -196,9 +197,25 @@ class UpdateEnvironmentRequest(_Strict):
         return self
 
 
+class SetupFailure(_Strict):
+    """A step of the workspace setup (docker/base/dev8-workspace-setup) that failed at this start."""
+
+    step: Literal["repository", "dotfiles"]
+    detail: str = Field(max_length=300, pattern=r"^[^\x00-\x1f\x7f]*$")  # one printable line
+
+
 class ActivityReport(_Strict):
     """What POST .../activity may carry (no body: `{}`). The environment's agent says whether
-    anyone is at work (`active`; false only sends the sample) and adds a resource sample."""
+    anyone is at work (`active`; false only sends the sample) and adds a resource sample and
+    what the workspace setup could not do."""
 
     active: bool = True
     sample: Sample | None = None
+    setup: list[SetupFailure] = Field(default_factory=list, max_length=4)
+
+    def setup_problem(self) -> str | None:
+        """The failures as one status reason, or None when there are none."""
+        if not self.setup:
+            return None
+        what = {"repository": "the repository was not cloned", "dotfiles": "the dotfiles were not installed"}
+        return "workspace setup: " + "; ".join(f"{what[f.step]} ({f.detail})" for f in self.setup)

@@ -289,6 +289,7 @@ class EnvironmentService:
                 update={
                     **resized,  # a resize asked while it ran takes effect as it starts again
                     "pending_size": None if resized else env.pending_size,
+                    "setup_problem": None if command is Command.START else env.setup_problem,  # set up anew
                     "status": decision.target,
                     "status_reason": why,
                     "operation": operation_id(kind or Kind(command.value), env.id, env.version + 1),
@@ -356,7 +357,9 @@ class EnvironmentService:
             extra = lifecycle.settled_fields(status, now, restorable_days, fields)
             if env.progress:
                 extra["progress"] = progress.finished(env.progress, now)
-            return env.model_copy(update={"status": status, "status_reason": reason, **extra})
+            # A running workspace whose setup failed says so (ResourceMetrics.report noted it).
+            why = env.setup_problem if status is Status.RUNNING and env.setup_problem else reason
+            return env.model_copy(update={"status": status, "status_reason": why, **extra})
 
         def change(before: Environment, after: Environment) -> Change:
             # The audit trail keeps how long each phase of a create or start took.

@@ -1,12 +1,16 @@
-"""Resource samples: the agent's reports kept as a series, the owner's view of it, and expiry."""
+"""What the agent reports: activity, resource samples (kept as a series, the owner's view of it,
+and expiry), and what the workspace setup could not do."""
 
 from __future__ import annotations
 
-from shared.domain.environment import Environment
+import contextlib
+
+from shared.domain.environment import Actor, Environment, Status
 from shared.domain.requests import ActivityReport
 from shared.domain.samples import Point, expired_before, window_start
+from shared.errors import NotFound
 from shared.services.environments import EnvironmentService
-from shared.services.ports import Clock, ResourceSamples
+from shared.services.ports import Change, Clock, ResourceSamples
 
 
 class ResourceMetrics:
@@ -23,6 +27,24 @@ class ResourceMetrics:
             self._environments.touch(env)
         if report.sample is not None:
             self._samples.add(env.id, Point(at=self._clock(), sample=report.sample))
+        problem = report.setup_problem()
+        if problem is not None:
+            self._note_setup(env, problem)
+
+    def _note_setup(self, env: Environment, problem: str) -> None:
+        """In the audit trail once, and as the status reason of the run (now if it runs, else as
+        its start settles): the workspace runs, without what failed."""
+        at_work = (Status.CREATING, Status.STARTING, Status.RUNNING)
+
+        def note(current: Environment) -> Environment | None:
+            if current.setup_problem == problem or current.status not in at_work:
+                return None
+            running = {"status_reason": problem} if current.status is Status.RUNNING else {}
+            return current.model_copy(update={"setup_problem": problem, **running})
+
+        change = Change(Actor.SYSTEM, problem, self._clock(), audited=True)
+        with contextlib.suppress(NotFound):  # deleted meanwhile: nothing to tell
+            self._environments.mutate(env.owner, env.id, note, change)
 
     def series(self, owner: str, environment_id: str, hours: int) -> tuple[Environment, list[Point]]:
         """The owner's environment and its samples of the last `hours` hours, oldest first."""

@@ -10,6 +10,7 @@ from tests.api.conftest import Api
 from tests.api.test_environments_api import error_of
 
 SAMPLE = {"cpu_percent": 37.5, "memory_mb": 812.4, "disk_mb": 1534.2}
+SETUP = {"step": "repository", "detail": "fatal: repository 'https://github.com/a/b/' not found"}
 
 
 def agent_of(api: Api, env_id: str) -> dict[str, str]:
@@ -45,6 +46,14 @@ def test_the_agents_samples_are_the_owners_metrics(api: Api) -> None:
     assert report(api, env["id"], {}, agent).status_code == 200  # type: ignore[attr-defined]
     assert len(api.call("GET", f"/environments/{env['id']}/metrics").json()["samples"]) == 1
 
+    # What the workspace setup could not do: the running environment's reason, once in its trail.
+    assert report(api, env["id"], {"active": False, "setup": [SETUP]}, agent).status_code == 200  # type: ignore[attr-defined]
+    reason = f"workspace setup: the repository was not cloned ({SETUP['detail']})"
+    shown = api.call("GET", f"/environments/{env['id']}").json()["environment"]
+    assert (shown["status"], shown["status_reason"]) == ("RUNNING", reason)
+    events = api.call("GET", f"/environments/{env['id']}/events").json()
+    assert [e["reason"] for e in events["events"]].count(reason) == 1
+
     # Another owner's environment is not found, for reading and for the owner's own report alike.
     error_of(api.call("GET", f"/environments/{env['id']}/metrics", "bob"), 404, "NOT_FOUND")
     error_of(api.call("POST", f"/environments/{env['id']}/activity", "bob", json={}), 404, "NOT_FOUND")
@@ -53,10 +62,16 @@ def test_the_agents_samples_are_the_owners_metrics(api: Api) -> None:
 def test_bad_reports_are_refused_and_change_nothing(api: Api) -> None:
     env = api.create()
     api.settled(env["id"])
+    env_reason = api.settled(env["id"])["status_reason"]
     agent = agent_of(api, env["id"])
     owner = api.as_user("alice")
     refusals = [
         ({"sample": SAMPLE}, owner),  # a sample is the agent's to send, not the user's
+        ({"setup": [SETUP]}, owner),  # so is a setup report
+        ({"setup": [{**SETUP, "step": "ssh"}]}, agent),
+        ({"setup": [{**SETUP, "detail": "two\nlines"}]}, agent),
+        ({"setup": [{**SETUP, "detail": "x" * 301}]}, agent),
+        ({"setup": [SETUP] * 5}, agent),
         ({"sample": {**SAMPLE, "cpu_percent": 150.0}}, agent),
         ({"sample": {**SAMPLE, "memory_mb": -1.0}}, agent),
         ({"sample": {**SAMPLE, "cpu_percent": "37"}}, agent),  # strict: a string is no number
@@ -68,6 +83,7 @@ def test_bad_reports_are_refused_and_change_nothing(api: Api) -> None:
     for body, headers in refusals:
         error_of(report(api, env["id"], body, headers), 400, "VALIDATION_ERROR")  # type: ignore[arg-type]
     assert api.call("GET", f"/environments/{env['id']}/metrics").json()["samples"] == []
+    assert api.call("GET", f"/environments/{env['id']}").json()["environment"]["status_reason"] == env_reason
     for hours in ("0", "25", "x", "-1"):
         response = api.call("GET", f"/environments/{env['id']}/metrics", params={"hours": hours})
         error_of(response, 400, "VALIDATION_ERROR")

@@ -482,3 +482,43 @@ def test_samples_off_keeps_the_old_report(workspace: Workspace, recorder: Record
     assert workspace.run(DEV8_AGENT_SAMPLES="0").returncode == 0
     (request,) = recorder.requests
     assert request.body == "{}"
+
+
+# --- what the workspace setup could not do --------------------------------------------------------------
+
+
+def test_setup_failures_go_with_the_reports_until_one_is_accepted(
+    workspace: Workspace, recorder: Recorder, tmp_path: Path
+) -> None:
+    report = tmp_path / "setup-report"
+    report.write_text(
+        "repository: fatal: repository 'https://github.com/a/b/' not found \\ \"quoted\"\n"
+        "dotfiles: install.sh failed\nnot a step: ignored\n"
+    )
+    setup = [
+        {"step": "repository", "detail": "fatal: repository 'https://github.com/a/b/' not found / 'quoted'"},
+        {"step": "dotfiles", "detail": "install.sh failed"},
+    ]
+    # Idle and without samples, it still reports them (and says it is not active).
+    recorder.status = 503
+    assert workspace.run(DEV8_AGENT_SETUP_REPORT=str(report)).returncode == 1
+    assert json.loads(recorder.requests[0].body) == {"active": False, "setup": setup}
+
+    recorder.status = 200
+    log_path = tmp_path / "agent.log"
+    overrides = {"DEV8_AGENT_ONCE": None, "DEV8_AGENT_INTERVAL": "0.1", "DEV8_AGENT_SAMPLES": "1"}
+    with log_path.open("w") as log:
+        agent = subprocess.Popen(
+            ["/bin/sh", str(AGENT)],
+            env=merged(workspace.env, {**overrides, "DEV8_AGENT_SETUP_REPORT": str(report)}),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        bodies = [json.loads(r.body) for r in recorder.wait_for(4)[1:]]
+    finally:
+        os.killpg(agent.pid, signal.SIGTERM)
+        agent.wait(timeout=WAIT_LIMIT)
+    assert bodies[0]["setup"] == setup and bodies[0]["active"] is False and "sample" in bodies[0]
+    assert all("setup" not in body for body in bodies[1:])  # accepted: not sent again

@@ -5,11 +5,14 @@ environment. Checks file modes, what each program was given, and that no secret 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +21,7 @@ import pytest
 from tests.infra.tooling import ROOT
 
 ENTRYPOINT = ROOT / "docker" / "base" / "entrypoint.sh"
-CREDENTIAL_HELPER = ROOT / "docker" / "base" / "git-credential-dev8"
+SETUP = ROOT / "docker" / "base" / "dev8-workspace-setup"
 PROFILE = ROOT / "docker" / "base" / "profile.sh"
 
 TOKEN = "dev8-test-token-0123456789abcdefXYZ"
@@ -131,9 +134,40 @@ class Sandbox:
         )
         return result.stdout.strip()
 
+    @property
+    def cache_socket(self) -> Path:
+        return self.home / ".dev8" / "git-credentials" / "socket"
+
+    @property
+    def setup_report(self) -> Path:
+        return self.home / ".dev8" / "setup-report"
+
+    def cached_credential(self, host: str, protocol: str = "https") -> str:
+        """What git's credential cache (the daemon the setup started) answers for `host`."""
+        result = subprocess.run(
+            [self.env["REAL_GIT"], "credential-cache", f"--socket={self.cache_socket}", "get"],
+            input=f"protocol={protocol}\nhost={host}\n\n",
+            env={"HOME": str(self.home), "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return result.stdout
+
+    def end_cache(self) -> None:
+        """End the cache daemons this sandbox started (a test that drops HOME orphans one)."""
+        for process in Path("/proc").iterdir():
+            try:
+                argv = (process / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(b"credential-cache--daemon" in a for a in argv) and str(self.root).encode() in argv[-2]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(process.name), signal.SIGTERM)
+
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Sandbox:
+def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     real_git = shutil.which("git")
     if real_git is None:
         pytest.skip("git is not installed")
@@ -152,7 +186,7 @@ def sandbox(tmp_path: Path) -> Sandbox:
         "SSHD_CONFIG": str(ROOT / "docker" / "base" / "sshd_config"),
         "ACTIVITY_AGENT_BIN": str(bin_dir / "dev8-activity-agent"),
         "SNAPSHOT_AGENT_BIN": str(bin_dir / "dev8-snapshot-agent"),
-        "GIT_CREDENTIAL_HELPER": str(CREDENTIAL_HELPER),
+        "WORKSPACE_SETUP_BIN": str(SETUP),
         "GIT_CONFIG_NOSYSTEM": "1",
         "RECORD": str(record),
         "REAL_GIT": real_git,
@@ -165,7 +199,9 @@ def sandbox(tmp_path: Path) -> Sandbox:
         "DEV8_AGENT_TOKEN": AGENT_TOKEN,
         "DEV8_ACTIVITY_URL": "https://api.dev8.example/api/v1/environments/env-0123456789abcdef/activity",
     }
-    return Sandbox(tmp_path, home, workspace, bin_dir, record, bin_dir / "dev8-activity-agent", env)
+    box = Sandbox(tmp_path, home, workspace, bin_dir, record, bin_dir / "dev8-activity-agent", env)
+    yield box
+    box.end_cache()  # the credential cache's daemon outlives the entrypoint, as in a container
 
 
 def mode(path: Path) -> int:
@@ -197,18 +233,17 @@ def test_full_start(sandbox: Sandbox) -> None:
     assert mode(ssh_dir / "authorized_keys") == 0o600
     assert (ssh_dir / "authorized_keys").read_text() == KEY + "\n"
 
-    # git identity and the credential helper; the token is in no git config.
+    # git identity and git's own credential cache as the helper; the token is in no git config.
     assert sandbox.git_config("user.name") == "Alice Example"
     assert sandbox.git_config("user.email") == "alice@example.com"
-    assert sandbox.git_config("credential.https://github.com.helper") == str(CREDENTIAL_HELPER)
+    helper = f"cache --timeout=604800 --socket={sandbox.cache_socket}"
+    assert sandbox.git_config("credential.helper") == helper
     assert sandbox.git_config("safe.directory") == "*"
 
-    # The token: one 0600 file in a 0700 directory in HOME, nowhere else (never on the share).
-    token_file = sandbox.home / ".config" / "dev8" / "github-token"
-    assert mode(token_file.parent) == 0o700
-    assert mode(token_file) == 0o600
-    assert token_file.read_text() == TOKEN
-    assert files_containing(sandbox.home, TOKEN) == [token_file]
+    # The token: in the cache's memory behind a 0700 directory, in no file at all.
+    assert mode(sandbox.cache_socket.parent) == 0o700
+    assert sandbox.cached_credential("github.com") == f"username=x-access-token\npassword={TOKEN}\n"
+    assert files_containing(sandbox.home, TOKEN) == []
     assert files_containing(sandbox.workspace, TOKEN) == []
     assert files_containing(sandbox.workspace, HASH) == []
 
@@ -244,6 +279,8 @@ def test_full_start(sandbox: Sandbox) -> None:
     assert env["HOME"] == str(sandbox.home)  # code-server's heartbeat is under HOME/.local/share
     assert env["DEV8_AGENT_TOKEN"] == AGENT_TOKEN
     assert env["DEV8_ACTIVITY_URL"] == sandbox.env["DEV8_ACTIVITY_URL"]
+    assert env["DEV8_AGENT_SETUP_REPORT"] == str(sandbox.setup_report)  # what it passes on
+    assert sandbox.setup_report.read_text() == ""  # nothing failed
     for name in ("HASHED_PASSWORD", "PASSWORD", "GITHUB_TOKEN", "GH_TOKEN"):
         assert name not in env
 
@@ -335,10 +372,12 @@ def test_clones_the_repository_into_an_empty_workspace(sandbox: Sandbox) -> None
         ["clone", "--quiet", "--", "https://github.com/example/my-app.git", str(sandbox.workspace / "my-app")]
     ]
     assert (sandbox.workspace / "my-app" / "README.md").exists()
-    # The credential helper is configured before the clone, so private repositories work.
+    # The credential cache holds the token before the clone, so private repositories work.
     clone_env = next(env for args, env in sandbox.calls("git") if args[:1] == ["clone"])
     assert clone_env["GIT_TERMINAL_PROMPT"] == "0"
-    assert sandbox.git_config("credential.https://github.com.helper") == str(CREDENTIAL_HELPER)
+    stores = [args for args, _ in sandbox.calls("git") if args[:1] == ["credential-cache"]]
+    assert stores and all(args[-1] == "store" for args in stores)
+    assert all(TOKEN not in arg for args, _ in sandbox.calls("git") for arg in args)
     # Next start: the workspace has files, nothing is cloned again.
     assert sandbox.run(REPOSITORY_URL="https://github.com/example/my-app.git").returncode == 0
     assert len([a for a, _ in sandbox.calls("git") if a[:1] == ["clone"]]) == 1
@@ -360,40 +399,27 @@ def test_a_failed_clone_is_reported_without_credentials_and_the_ide_still_starts
     assert "clone: failed" in result.stderr
     assert "unable to access" in result.stderr and "***@github.com" in result.stderr
     assert len(sandbox.calls("code-server")) == 1
-
-
-def credential(sandbox: Sandbox, request: str, **env: str) -> str:
-    base = {"HOME": str(sandbox.home), "PATH": "/usr/bin:/bin"}
-    result = subprocess.run(
-        [str(CREDENTIAL_HELPER), "get"],
-        input=request,
-        env=base | env,
-        capture_output=True,
-        text=True,
-        check=True,
+    # One line for the activity agent to pass on, credentials out.
+    report = sandbox.setup_report.read_text()
+    assert report.startswith(
+        "repository: fatal: unable to access 'https://***@github.com/example/private.git/'"
     )
-    return result.stdout
+    assert report.count("\n") == 1 and TOKEN not in report
 
 
-def test_the_credential_helper_serves_github_only(sandbox: Sandbox) -> None:
-    assert sandbox.run().returncode == 0
-    github = "protocol=https\nhost=github.com\npath=example/app.git\n\n"
+def test_the_credential_cache_serves_github_and_the_named_hosts_only(sandbox: Sandbox) -> None:
+    hosts = "git.example.com:8443 bad/host ghe.corp.example"
+    assert sandbox.run(GIT_TOKEN_HOSTS=hosts).returncode == 0
     expected = f"username=x-access-token\npassword={TOKEN}\n"
-    # In an SSH session (no GITHUB_TOKEN in the environment) it reads the 0600 file...
-    assert credential(sandbox, github) == expected
-    # ...in the IDE it reads the environment first.
-    assert credential(sandbox, github, GITHUB_TOKEN="other-token").endswith("password=other-token\n")
-    assert credential(sandbox, "protocol=https\nhost=gitlab.com\n\n") == ""
-    assert credential(sandbox, "protocol=http\nhost=github.com\n\n") == ""
-    stored = subprocess.run(
-        [str(CREDENTIAL_HELPER), "store"],
-        input=github + "username=u\npassword=p\n",
-        env={"HOME": str(sandbox.home), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert stored.stdout == ""
+    for host in ("github.com", "git.example.com:8443", "ghe.corp.example"):
+        assert sandbox.cached_credential(host) == expected, host
+    for host in ("gitlab.com", "git.example.com", "bad"):
+        assert sandbox.cached_credential(host) == "", host
+    assert sandbox.cached_credential("github.com", protocol="http") == ""
+    # A start without a token leaves no helper behind.
+    sandbox.end_cache()
+    assert sandbox.run(GITHUB_TOKEN=None).returncode == 0
+    assert sandbox.git_config("credential.helper") == ""
 
 
 def test_login_shells_get_the_token_for_gh(sandbox: Sandbox) -> None:
@@ -401,7 +427,7 @@ def test_login_shells_get_the_token_for_gh(sandbox: Sandbox) -> None:
     shell = shutil.which("sh") or "/bin/sh"
     result = subprocess.run(
         [shell, "-c", f'. "{PROFILE}"; printf "%s" "$GH_TOKEN"'],
-        env={"HOME": str(sandbox.home), "PATH": "/usr/bin:/bin"},
+        env={"HOME": str(sandbox.home), "PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1"},
         capture_output=True,
         text=True,
         check=True,

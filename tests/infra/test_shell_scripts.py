@@ -24,7 +24,7 @@ SKIP_DIRS = {
 EXPECTED = {
     "infra/hooks/postprovision.sh",
     "docker/base/entrypoint.sh",
-    "docker/base/git-credential-dev8",
+    "docker/base/dev8-workspace-setup",
     "docker/base/dev8-activity-agent",
     "docker/base/profile.sh",
     "docker/build.sh",

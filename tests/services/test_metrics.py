@@ -10,7 +10,8 @@ import pytest
 
 from shared import agent_tokens
 from shared.domain.environment import Status
-from shared.domain.requests import ActivityReport
+from shared.domain.lifecycle import Command
+from shared.domain.requests import ActivityReport, SetupFailure
 from shared.domain.samples import Sample
 from shared.errors import NotFound
 from shared.services.metrics import ResourceMetrics
@@ -68,3 +69,61 @@ def test_the_hours_asked_and_the_window_kept() -> None:
     assert len(metrics._samples.series(env_id, T0 - timedelta(days=3))) == 25
     metrics.forget(env_id)
     assert metrics.series("alice", env_id, hours=24)[1] == []
+
+
+CLONE = SetupFailure(
+    step="repository", detail="fatal: Authentication failed for 'https://git.example.com/a.git/'"
+)
+DOTFILES = SetupFailure(step="dotfiles", detail="install.sh failed")
+
+
+def setup_notes(service, env_id: str) -> list[str]:
+    return [e.reason for e in service.events("alice", env_id) if e.reason.startswith("workspace setup:")]
+
+
+def test_a_failed_setup_is_noted_once_and_is_the_running_environments_reason() -> None:
+    metrics, store, clock, env_id, token = setup()
+    service = metrics._environments
+    report = ActivityReport(active=False, setup=[CLONE, DOTFILES])
+    metrics.report(service.agent_environment(token, env_id), report)
+    env = store.get("alice", env_id)
+    expected = (
+        "workspace setup: the repository was not cloned (fatal: Authentication failed for "
+        "'https://git.example.com/a.git/'); the dotfiles were not installed (install.sh failed)"
+    )
+    assert env.status is Status.RUNNING and env.status_reason == expected == env.setup_problem
+    assert env.last_accessed_at == T0  # not active: no activity written
+    clock.advance(minutes=1)
+    metrics.report(service.agent_environment(token, env_id), report)  # a repeat writes nothing
+    assert setup_notes(service, env_id) == [expected]
+    assert store.get("alice", env_id).version == env.version
+
+    # The next start sets the workspace up anew: its reason is its own again.
+    service.command("alice", env_id, Command.STOP)
+    run(service, "alice", env_id, Status.STOPPED)
+    service.command("alice", env_id, Command.START)
+    run(service, "alice", env_id, Status.RUNNING)
+    env = store.get("alice", env_id)
+    assert env.setup_problem is None and env.status_reason == "running"
+
+
+def test_a_setup_reported_while_starting_becomes_the_reason_when_it_runs() -> None:
+    metrics, store, _, env_id, token = setup()
+    service = metrics._environments
+    service.command("alice", env_id, Command.STOP)
+    run(service, "alice", env_id, Status.STOPPED)
+    service.command("alice", env_id, Command.START)
+    only_dotfiles = ActivityReport(setup=[DOTFILES])
+    metrics.report(service.agent_environment(token, env_id), only_dotfiles)
+    starting = store.get("alice", env_id)
+    assert starting.status is Status.STARTING and starting.status_reason != starting.setup_problem
+    run(service, "alice", env_id, Status.RUNNING)
+    running = store.get("alice", env_id)
+    assert running.status_reason == "workspace setup: the dotfiles were not installed (install.sh failed)"
+    assert setup_notes(service, env_id) == [running.status_reason]
+    # A stopped environment's late report changes nothing.
+    service.command("alice", env_id, Command.STOP)
+    run(service, "alice", env_id, Status.STOPPED)
+    stopped = store.get("alice", env_id)
+    metrics.report(stopped, ActivityReport(active=False, setup=[CLONE]))
+    assert store.get("alice", env_id).version == stopped.version

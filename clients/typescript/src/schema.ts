@@ -92,7 +92,7 @@ export interface paths {
         put?: never;
         /**
          * Say the environment is in use (defers the idle stop)
-         * @description A resource sample is the environment's own agent's to send (GET .../metrics shows them); `active: false` sends only the sample.
+         * @description A resource sample is the environment's own agent's to send (GET .../metrics shows them); `active: false` sends only the sample. So is `setup`: what the workspace setup could not do at this start (clone the repository, install the dotfiles), noted once in the audit trail and as the running environment's `status_reason`.
          */
         post: operations["recordActivity"];
         delete?: never;
@@ -432,7 +432,8 @@ export interface components {
         /**
          * ActivityReport
          * @description What POST .../activity may carry (no body: `{}`). The environment's agent says whether
-         *     anyone is at work (`active`; false only sends the sample) and adds a resource sample.
+         *     anyone is at work (`active`; false only sends the sample) and adds a resource sample and
+         *     what the workspace setup could not do.
          */
         ActivityReport: {
             /**
@@ -442,6 +443,8 @@ export interface components {
             active?: boolean;
             /** @default null */
             sample?: components["schemas"]["Sample"] | null;
+            /** Setup */
+            setup?: components["schemas"]["SetupFailure"][];
         };
         /**
          * Catalog
@@ -995,6 +998,19 @@ export interface components {
              * @default null
              */
             disk_mb?: number | null;
+        };
+        /**
+         * SetupFailure
+         * @description A step of the workspace setup (docker/base/dev8-workspace-setup) that failed at this start.
+         */
+        SetupFailure: {
+            /**
+             * Step
+             * @enum {string}
+             */
+            step: "repository" | "dotfiles";
+            /** Detail */
+            detail: string;
         };
         /** SizeView */
         SizeView: {
