@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint unit bench bench-api bench-e2e setup clean code-server infra-tools browser restic
+.PHONY: dev test lint unit bench bench-api bench-e2e setup clean code-server infra-tools browser restic sshd
 
 setup: $(STAMP) node_modules/.installed clients/typescript/node_modules/.installed
 
@@ -55,17 +55,22 @@ infra-tools:
 browser:
 	@scripts/install-browser.sh >/dev/null
 
+# sshd for the local backend's SSH (Debian's openssh-server unpacked into the cache; as root, the account dev8).
+sshd:
+	@scripts/install-sshd.sh >/dev/null
+
 # restic, the workspace snapshot tool (docker/base/dev8-snapshot-agent), from Debian's packages.
 restic:
 	@scripts/install-restic.sh >/dev/null
 
-test: setup lint code-server infra-tools browser restic
+test: setup lint code-server infra-tools browser restic sshd
 	$(PY) -m pytest -q
 
-# The local compute backend (the default in local.settings) needs code-server and restic; simulated does not.
+# The local compute backend (the default in local.settings) needs code-server, restic and sshd; simulated does not.
 dev: setup
 	@if [ "$${DEV8_COMPUTE_BACKEND:-local}" = local ]; then \
-		scripts/install-code-server.sh >/dev/null && scripts/install-restic.sh >/dev/null; fi
+		scripts/install-code-server.sh >/dev/null && scripts/install-restic.sh >/dev/null \
+		&& scripts/install-sshd.sh >/dev/null; fi
 	$(PY) -m devhost
 
 bench: setup

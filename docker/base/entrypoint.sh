@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Dev8 workspace entrypoint. Runs under tini as the unprivileged user dev8 in every workspace image:
-# sets up SSH keys, then git, GitHub access, the project and dotfiles (dev8-workspace-setup), then starts
+# sets up SSH keys, git, GitHub access, the project and dotfiles (dev8-workspace-setup), then starts
 # sshd (port 2222), the activity agent (when the image has one) and code-server (port 8080).
 #
 # Environment, set by the Dev8 backend on the container group (secrets as secure values):
@@ -56,9 +56,6 @@ readonly USER_DATA_DIR="$STATE_DIR/code-server"
 # In the container only (lost on restart): runtime copies and secrets.
 readonly RUNTIME_DIR="$HOME/.dev8"
 readonly SETUP_REPORT="$RUNTIME_DIR/setup-report"
-# Key types OpenSSH accepts in authorized_keys, without options (a key line may not carry
-# command=, environment= or other options that would change what a login may do).
-readonly KEY_LINE='^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( .*)?$'
 
 log() {
   printf '[dev8] %s\n' "$*" >&2
@@ -104,34 +101,6 @@ start_snapshot_agent() {
   log "snapshots: agent started (pid $!)"
 }
 
-install_ssh_public_keys() {
-  install -d -m 700 "$HOME/.ssh"
-  chmod 700 "$HOME/.ssh"
-  local keys="$HOME/.ssh/authorized_keys"
-  if [[ -z "${SSH_PUBLIC_KEY:-}" ]]; then
-    log "SSH: no SSH_PUBLIC_KEY given; SSH logins are impossible until one is set"
-    rm -f "$keys"
-    return 0
-  fi
-  local line accepted=0 ignored=0
-  (umask 077 && : >"$keys.tmp")
-  while IFS= read -r line || [[ -n "$line" ]]; do
-    line="${line%$'\r'}"
-    [[ -z "${line//[[:space:]]/}" ]] && continue
-    if [[ "$line" =~ $KEY_LINE ]]; then
-      printf '%s\n' "$line" >>"$keys.tmp"
-      accepted=$((accepted + 1))
-    else
-      ignored=$((ignored + 1))
-    fi
-  done <<<"$SSH_PUBLIC_KEY"
-  chmod 600 "$keys.tmp"
-  mv -f "$keys.tmp" "$keys"
-  log "SSH: $accepted authorized key(s) installed"
-  if ((ignored > 0)); then
-    log "SSH: $ignored line(s) of SSH_PUBLIC_KEY ignored (not a plain public key)"
-  fi
-}
 
 # git identity, GitHub access, the project and the user's dotfiles: the same script the local
 # backend runs (docker/base/dev8-workspace-setup). Its failures go to SETUP_REPORT, which the
@@ -228,7 +197,6 @@ main() {
   require_password
   mkdir -p "$WORKSPACE_DIR"
   restore_workspace
-  install_ssh_public_keys
   mkdir -p "$STATE_DIR"
   run_workspace_setup
   start_sshd

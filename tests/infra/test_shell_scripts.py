@@ -38,6 +38,7 @@ EXPECTED = {
     "docker/lib/install-ai-clis.sh",
     "docker/base/dev8-ai-cli",
     "scripts/install-infra-tools.sh",
+    "scripts/install-sshd.sh",
 }
 SHEBANG = re.compile(rb"^#!\s*(/usr/bin/env\s+)?(/bin/|/usr/bin/)?(ba|da)?sh\b")
 

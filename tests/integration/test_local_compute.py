@@ -11,6 +11,7 @@ import dataclasses
 import http.client
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -111,6 +112,12 @@ def group_pids(pgid: int) -> list[int]:
             int(group) == pgid and not stat.startswith("Z")]  # fmt: skip
 
 
+def sidecar(pid: int) -> bool:
+    """The environment's sshd or the git credential cache its setup started."""
+    argv = " ".join(cmdline(pid))
+    return "credential-cache--daemon" in argv or "/sshd -D" in argv
+
+
 def alive(pid: int) -> bool:
     out = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()
     return bool(out) and not out.startswith("Z")
@@ -170,6 +177,9 @@ def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """An empty HOME for the workspace processes: code-server must write nothing there."""
     directory = tmp_path / "home"
     directory.mkdir()
+    # The tools' cache (sshd among them) stays where the install scripts put it.
+    cache = os.environ.get("DEV8_CACHE_DIR") or str(Path.home() / ".cache" / "dev8")
+    monkeypatch.setenv("DEV8_CACHE_DIR", cache)
     monkeypatch.setenv("HOME", str(directory))
     return directory
 
@@ -203,7 +213,8 @@ def test_lifecycle_with_real_code_server(
     assert first.state in (ComputeState.PENDING, ComputeState.RUNNING)
     running = wait_until(backend, spec.name, settled)
     assert running.state is ComputeState.RUNNING, running.detail
-    assert running.ssh_connection_string is None
+    # its own sshd on loopback (tests/integration/test_local_ssh.py logs in)
+    assert re.fullmatch(r"ssh -p \d+ \S+@127\.0\.0\.1", running.ssh_connection_string or "")
     port = port_of(running)
     assert get(port, "/healthz").status == 200
     url = urllib.parse.urlsplit(running.vs_code_url or "")
@@ -238,8 +249,9 @@ def test_lifecycle_with_real_code_server(
     assert f"GITHUB_TOKEN={spec.secure_environment['GITHUB_TOKEN']}".encode() in environ
     assert not any(host_secret.encode() in entry for entry in environ)  # the host's secrets stay out
     for path in [compute_dir / "state.json", compute_dir / "code-server.log", *compute_dir.rglob("*")]:
-        if path.is_file():
+        if path.is_file() and not path.is_socket():
             assert password.encode() not in path.read_bytes(), path
+            assert spec.secure_environment["GITHUB_TOKEN"].encode() not in path.read_bytes(), path
 
     # stop: the whole group is gone and the port closed; a second stop changes nothing
     (Path(workspace) / "notes.txt").write_text("kept across stop and start")
@@ -404,7 +416,8 @@ def test_stop_ends_a_child_forked_after_the_signals_went_out(
     backend.create(spec)
     assert wait_until(backend, spec.name, settled).state is ComputeState.RUNNING
     pgid = recorded(backend, spec.name)["pgid"]
-    assert group_pids(pgid) == [pgid]  # only the leader when the stop begins
+    # Only the leader when the stop begins, besides the sshd and git credential cache beside it.
+    assert [pid for pid in group_pids(pgid) if not sidecar(pid)] == [pgid]
     assert backend.stop(spec.name).state is ComputeState.STOPPED
     assert group_pids(pgid) == []  # the sleep it forked on SIGTERM went too
 
@@ -559,7 +572,9 @@ def assert_agent_beside(backend: LocalCompute, spec: ComputeSpec, pgid: int) -> 
     assert agent_env[agent_tokens.AGENT_TOKEN_VARIABLE] == token
     assert agent_env["CODE_SERVER_USER_DATA_DIR"] == str(compute_dir / "user-data")
     assert agent_env["XDG_DATA_HOME"] == str(compute_dir / "data")  # where code-server's heartbeat is
-    assert agent_env["DEV8_AGENT_SSH_PORT"] == "0"  # the host's port 2222 is not this environment's
+    # SSH sessions are connections to this environment's own sshd (never the host's port 2222).
+    ssh_port = recorded(backend, spec.name)["ssh"].split()[2]
+    assert agent_env["DEV8_AGENT_SSH_PORT"] == ssh_port != "2222"
     for name in ("PASSWORD", "GITHUB_TOKEN", "DEV8_AGENT_UNSET"):
         assert name not in agent_env, name
     leader_env = environ(pgid)
@@ -735,6 +750,6 @@ def test_the_launcher_is_clean_posix_sh(tmp_path: Path) -> None:
     if shellcheck is None:
         pytest.skip("shellcheck is not installed")
     script = tmp_path / "launch.sh"
-    script.write_text("#!/bin/sh\n" + installed.LAUNCH_WITH_AGENT)
+    script.write_text("#!/bin/sh\n" + installed.LAUNCH)
     result = subprocess.run([shellcheck, "--severity=style", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout

@@ -3,16 +3,19 @@ DEV8_CODE_SERVER_BIN or PATH), its flags and first settings, and the environment
 small allow-list of the host's variables, not the host's whole environment (the host's own DEV8_*
 secrets must not be readable from the workspace's terminal).
 
-When the spec carries an agent token (secure DEV8_AGENT_TOKEN) and DEV8_ACTIVITY_URL, the workspace
-images' activity agent (docker/base/dev8-activity-agent) runs beside code-server, in the same process
-group, so that it stops with it: the local path reports activity the way production does. A process
-cannot join a group of another session, so a small `sh -c` launcher leads the group: it starts the
-agent, then execs code-server (same pid). The token is in the agent's environment only, never on a
-command line and never in code-server's environment (so not in the IDE's terminals).
+What the images' entrypoint starts beside code-server runs here too, in code-server's process
+group so that it stops with it: the workspace setup (docker/base/dev8-workspace-setup), sshd
+(local_ssh.py) and, when the spec carries an agent token (secure DEV8_AGENT_TOKEN) and
+DEV8_ACTIVITY_URL, the activity agent (docker/base/dev8-activity-agent): the local path reports
+activity the way production does. A process cannot join a group of another session, so a small
+`sh -c` launcher leads the group: it runs the setup, starts the others, then execs code-server
+(same pid). The token is in the agent's environment only, never on a command line and never in
+code-server's environment (so not in the IDE's terminals).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -42,20 +45,43 @@ ACTIVITY_AGENT = Path(__file__).resolve().parents[3] / "docker" / "base" / "dev8
 SHELL = "/bin/sh"
 SHELL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SNAPSHOT_AGENT = ACTIVITY_AGENT.with_name("dev8-snapshot-agent")
-# $1 the activity agent script (or -), $2 code-server's user-data dir, $3 the snapshot agent script
-# (or -), $4 the compute directory (the snapshot agent's pid file and logs), the rest code-server's
-# argv. Each agent gets the environment minus the names in DEV8_AGENT_UNSET (the IDE password, the
-# user's secrets, both agents' credentials), plus its own credentials back (the snapshot agent: the
-# repository's password, and the agent token it reports with). The activity agent's
-# `--user-data-dir` lets a restarted host find it by its command line like code-server. Local
-# environments have no sshd of their own, so connections to the host's port 2222 are not theirs.
-# Its resource samples measure this launcher's pid (code-server's, after the exec) and what
-# descends from it, not the host's init, and the working tree is the launcher's directory.
-# code-server then replaces this shell (same pid, start time and group) without either credential.
-LAUNCH_WITH_AGENT = """\
+WORKSPACE_SETUP = ACTIVITY_AGENT.with_name("dev8-workspace-setup")
+# The launcher leads each environment's process group: what the images' entrypoint does, in the
+# same order. $1 the activity agent script (or -), $2 code-server's user-data dir, $3 the snapshot
+# agent script (or -), $4 the compute directory (the agents' and the setup's files), the rest
+# code-server's argv; DEV8_LAUNCH_SETUP is the workspace setup script, DEV8_LAUNCH_SSHD the
+# script that runs the environment's sshd (unset: no SSH) on port DEV8_LAUNCH_SSH_PORT.
+#   1. The workspace setup (docker/base/dev8-workspace-setup, the images' own): SSH keys, git,
+#      GitHub access, the clone, dotfiles; given the user's secrets, not the IDE password or the
+#      agents' credentials. Its failures go to $4/setup-report, which the activity agent passes on.
+#   2. sshd, without any secret (local_ssh.py).
+#   3. Each agent, with the environment minus the names in DEV8_AGENT_UNSET (the IDE password, the
+#      user's secrets, both agents' credentials), plus its own credentials back (the snapshot
+#      agent: the repository's password, and the agent token it reports with). The activity
+#      agent's `--user-data-dir` lets a restarted host find it by its command line like
+#      code-server; it counts connections to this environment's sshd as SSH sessions; its resource
+#      samples measure this launcher's pid (code-server's, after the exec) and what descends from
+#      it, not the host's init, and the working tree is the launcher's directory.
+#   4. code-server replaces this shell (same pid, start time and group) without either credential.
+LAUNCH = """\
 activity=$1 user_data=$2 snapshots=$3 state=$4
 shift 4
 token=${DEV8_AGENT_TOKEN:-} restic_password=${DEV8_SNAPSHOT_PASSWORD:-}
+report=$state/setup-report ssh_port=${DEV8_LAUNCH_SSH_PORT:-0}
+(
+  unset PASSWORD DEV8_AGENT_TOKEN DEV8_SNAPSHOT_PASSWORD DEV8_AGENT_UNSET DEV8_LAUNCH_SSHD
+  WORKSPACE_DIR=$PWD DEV8_STATE_DIR=$state DEV8_RUNTIME_DIR=$state/run DEV8_SETUP_REPORT=$report
+  DEV8_AUTHORIZED_KEYS=$state/ssh/authorized_keys
+  export WORKSPACE_DIR DEV8_STATE_DIR DEV8_RUNTIME_DIR DEV8_SETUP_REPORT DEV8_AUTHORIZED_KEYS
+  exec bash "$DEV8_LAUNCH_SETUP"
+) </dev/null || echo "[dev8] setup: the workspace setup failed; the IDE starts anyway" >&2
+if [ -n "${DEV8_LAUNCH_SSHD:-}" ]; then
+  (
+    # shellcheck disable=SC2086 # split on purpose: a list of variable names
+    unset $DEV8_AGENT_UNSET DEV8_AGENT_UNSET
+    exec "$DEV8_LAUNCH_SSHD"
+  ) </dev/null >>"$state/sshd.log" 2>&1 &
+fi
 if [ "$snapshots" != - ]; then
   (
     # shellcheck disable=SC2086 # split on purpose: a list of variable names
@@ -70,14 +96,15 @@ if [ "$activity" != - ]; then
   (
     # shellcheck disable=SC2086 # split on purpose: a list of variable names
     unset $DEV8_AGENT_UNSET DEV8_AGENT_UNSET
-    DEV8_AGENT_TOKEN=$token CODE_SERVER_USER_DATA_DIR=$user_data DEV8_AGENT_SSH_PORT=0
-    DEV8_AGENT_ROOT_PID=$$ DEV8_AGENT_WORKSPACE=$PWD
+    DEV8_AGENT_TOKEN=$token CODE_SERVER_USER_DATA_DIR=$user_data DEV8_AGENT_SSH_PORT=$ssh_port
+    DEV8_AGENT_ROOT_PID=$$ DEV8_AGENT_WORKSPACE=$PWD DEV8_AGENT_SETUP_REPORT=$report
     export DEV8_AGENT_TOKEN CODE_SERVER_USER_DATA_DIR DEV8_AGENT_SSH_PORT
-    export DEV8_AGENT_ROOT_PID DEV8_AGENT_WORKSPACE
+    export DEV8_AGENT_ROOT_PID DEV8_AGENT_WORKSPACE DEV8_AGENT_SETUP_REPORT
     exec /bin/sh "$activity" --user-data-dir "$user_data"
   ) </dev/null &
 fi
 unset DEV8_AGENT_TOKEN DEV8_SNAPSHOT_PASSWORD DEV8_SNAPSHOT_REPOSITORY DEV8_AGENT_UNSET token restic_password
+unset DEV8_LAUNCH_SETUP DEV8_LAUNCH_SSHD DEV8_LAUNCH_SSH_PORT
 exec "$@"
 """
 # Written once into a new user-data dir: VS Code's own calls home off, and the terminal does not
@@ -117,6 +144,20 @@ def find_code_server(configured: str | None, cache_dir: str | None = None) -> st
     raise PermanentBackendError(NOT_INSTALLED)
 
 
+def prepare_directory(directory: Path) -> None:
+    """An environment's compute directory: code-server's dirs, an empty config file (so code-server
+    never writes one with a password of its own), first settings, and the environment's HOME."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for sub in ("user-data/User", "extensions", "data", "cache", "home"):
+        (directory / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+    config = directory / "config.yaml"
+    if not config.exists():
+        config.write_text("")
+    user_settings = directory / "user-data" / "User" / "settings.json"
+    if not user_settings.exists():
+        user_settings.write_text(json.dumps(USER_SETTINGS, indent=2))  # later, the user's own are kept
+
+
 def process_environment(spec: ComputeSpec, password: str, directory: Path) -> dict[str, str]:
     environment = {name: os.environ[name] for name in INHERITED if name in os.environ}
     for values in (spec.environment_variables, spec.secure_environment):
@@ -129,22 +170,28 @@ def process_environment(spec: ComputeSpec, password: str, directory: Path) -> di
     # $XDG_CACHE_HOME: per environment, not mixed in the host's home.
     environment["XDG_DATA_HOME"] = str(directory / "data")
     environment["XDG_CACHE_HOME"] = str(directory / "cache")
+    # A home of its own, as a container has: the user's git config and dotfiles never touch the host's.
+    environment["HOME"] = str(directory / "home")
     return environment
 
 
-def with_agents(
+def launcher(
     command: list[str],
     environment: dict[str, str],
     spec: ComputeSpec,
     directory: Path,
     activity: tuple[Path, str] | None,
     snapshots: tuple[Path, dict[str, str]] | None,
+    sshd: tuple[Path, int] | None,
 ) -> list[str]:
-    """code-server's argv behind the launcher that starts the agents beside it, in its process
-    group: the activity agent (its script and token) and the snapshot agent (its script and
-    environment, the repository's password included); `environment` gains what they need."""
-    if activity is None and snapshots is None:
-        return command
+    """code-server's argv behind the launcher (LAUNCH), which sets the workspace up and starts sshd
+    (its script and port) and the agents beside it, in its process group: the activity agent (its
+    script and token) and the snapshot agent (its script and environment, the repository's
+    password included); `environment` gains what they need."""
+    environment["DEV8_LAUNCH_SETUP"] = str(WORKSPACE_SETUP)
+    if sshd is not None:
+        environment["DEV8_LAUNCH_SSHD"] = str(sshd[0])
+        environment["DEV8_LAUNCH_SSH_PORT"] = str(sshd[1])
     if activity is not None:
         environment[AGENT_TOKEN_VARIABLE] = activity[1]
     if snapshots is not None:
@@ -152,7 +199,7 @@ def with_agents(
     hidden = {"PASSWORD", AGENT_TOKEN_VARIABLE, SNAPSHOT_PASSWORD_KEY, *spec.secure_environment}
     environment["DEV8_AGENT_UNSET"] = " ".join(sorted(n for n in hidden if SHELL_NAME.fullmatch(n)))
     return [
-        SHELL, "-c", LAUNCH_WITH_AGENT, "dev8-launch",
+        SHELL, "-c", LAUNCH, "dev8-launch",
         str(activity[0]) if activity else "-", str(directory / "user-data"),
         str(snapshots[0]) if snapshots else "-", str(directory),
         *command,

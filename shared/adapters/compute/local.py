@@ -32,16 +32,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from shared.adapters.compute import process_groups
+from shared.adapters.compute import local_ssh, process_groups
 from shared.adapters.compute.code_server import (
     ACTIVITY_AGENT,
     FLAGS,
     SNAPSHOT_AGENT,
-    USER_SETTINGS,
     activity_token,
     find_code_server,
+    launcher,
+    prepare_directory,
     process_environment,
-    with_agents,
 )
 from shared.adapters.compute.local_logs import read_end
 from shared.adapters.compute.local_tree import (
@@ -78,6 +78,7 @@ class _State:
     identity: str | None  # boot id and start time of the leader: tells it from a reuse of its pid
     started_at: str
     stopped_at: str | None = None
+    ssh: str | None = None  # the connection string of its sshd (none: no SSH on this host)
 
 
 class LocalCompute:
@@ -308,10 +309,11 @@ class LocalCompute:
         environment = process_environment(spec, password, directory)
         activity = (self._activity_agent, agent_token) if agent_token is not None else None
         restic = (self._snapshot_agent, snapshots) if snapshots is not None else None
-        command = with_agents(command, environment, spec, directory, activity, restic)
+        sshd, ssh = local_ssh.server_for(self._cache_dir, directory, workspace, _free_port)
+        command = launcher(command, environment, spec, directory, activity, restic, sshd)
         self._forget(spec.name)
         try:
-            with log_path.open("wb") as log:
+            with log_path.open("ab") as log:  # after the rotation above: new, or holding the SSH note
                 child = subprocess.Popen(  # noqa: S603  # a fixed argv, no shell
                     command,
                     env=environment,
@@ -338,21 +340,14 @@ class LocalCompute:
             pgid=child.pid,  # the leader of a new session leads a group of its own id
             identity=identity,
             started_at=self._now(),
+            ssh=ssh,
         )
         self._save(state)
         return self._status(state)
 
     def _prepare(self, name: str) -> Path:
         directory = self._dir(name)
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for sub in ("user-data/User", "extensions", "data", "cache"):
-            (directory / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
-        config = directory / "config.yaml"
-        if not config.exists():
-            config.write_text("")
-        user_settings = directory / "user-data" / "User" / "settings.json"
-        if not user_settings.exists():
-            user_settings.write_text(json.dumps(USER_SETTINGS, indent=2))  # later, the user's own are kept
+        prepare_directory(directory)
         return directory
 
     def _alive(self, state: _State) -> bool:
@@ -375,7 +370,15 @@ class LocalCompute:
             self._ready.add(state.name)
             url = f"http://127.0.0.1:{state.port}/?folder={quote(state.workspace)}"
             detail = f"code-server pid {state.pid} on port {state.port}"
-            return status(ComputeState.RUNNING, detail, url, Phase.IDE_ANSWERING)
+            return ComputeStatus(
+                state.name,
+                ComputeState.RUNNING,
+                url,
+                state.ssh,
+                detail,
+                state.environment_id,
+                Phase.IDE_ANSWERING,
+            )
         waited = (self._clock() - datetime.fromisoformat(state.started_at)).total_seconds()
         if waited > self._boot_timeout:
             reason = f"code-server gave no answer on port {state.port} within {self._boot_timeout:.0f}s"
