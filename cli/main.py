@@ -5,6 +5,7 @@ what happened (cli/app.py). Account commands are in cli/account.py."""
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import webbrowser
 from pathlib import Path
@@ -171,6 +172,34 @@ def open_environment(
             out.print(f"SSH:      {details['ssh_connection_string']}", highlight=False)
 
     emit(as_json, details, human)
+
+
+@app.command()
+def ssh(
+    environment_id: EnvironmentId,
+    command: Annotated[
+        list[str] | None, typer.Argument(help="A command to run there (after --); none: a shell.")
+    ] = None,
+    identity: Annotated[
+        Path | None, typer.Option("--identity", "-i", help="The private key of your SSH_PUBLIC_KEY.")
+    ] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-o", help="An ssh -o option (repeatable).")
+    ] = None,
+    url: Url = None,
+) -> None:
+    """Connect to a running environment over SSH (key only: give SSH_PUBLIC_KEY as a secret)."""
+    with session(url) as api:
+        env = api.environment(environment_id)
+    connection = env.get("ssh_connection_string")
+    if not connection:
+        why = "start it first" if env["status"] != "RUNNING" else "it has no SSH server"
+        err.print(f"[red]Error:[/red] {environment_id} is {env['status']}: {why}.", highlight=False)
+        raise typer.Exit(Exit.API_ERROR)
+    *ssh_argv, destination = shlex.split(connection)  # "ssh -p PORT user@host", from the API
+    extra = [*(["-i", str(identity)] if identity else []), *(f"-o{o}" for o in option or [])]
+    sys.stdout.flush()
+    os.execvp(ssh_argv[0], [*ssh_argv, *extra, destination, *(command or [])])  # noqa: S606  # ssh itself
 
 
 def _lifecycle(

@@ -12,6 +12,7 @@ from tests.e2e.harness import DevHost, missing_tools, shut_down
 
 CLI_USER = "cli-user"
 TS_USER = "ts-user"
+WORKSPACE_USER = "workspace-user"
 
 
 def need(missing: list[str], what: str) -> None:
@@ -33,4 +34,4 @@ def live_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevHost]:
     try:
         yield host
     finally:
-        shut_down(host, (CLI_USER, TS_USER))
+        shut_down(host, (CLI_USER, TS_USER, WORKSPACE_USER))
