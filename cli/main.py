@@ -101,6 +101,10 @@ def create(
     dotfiles: Annotated[
         str | None, typer.Option("--dotfiles", help="An https git URL of your dotfiles, installed at start.")
     ] = None,
+    secret: Annotated[
+        list[str] | None,
+        typer.Option("--secret", help="A secret: the NAME of your variable that holds it (repeatable)."),
+    ] = None,
     wait: Wait = False,
     timeout: Timeout = 900,
     url: Url = None,
@@ -123,6 +127,13 @@ def create(
         variables[key] = value
     if variables:
         body["environment_variables"] = variables
+    # A secret's value comes from this process's environment, never its command line (ps shows that).
+    missing = [name for name in secret or [] if name not in os.environ]
+    if missing:
+        err.print(f"--secret names a variable of yours; not set: {', '.join(missing)}")
+        raise typer.Exit(Exit.USAGE)
+    if secret:
+        body["secrets"] = {name: os.environ[name] for name in secret}
     with session(url) as api:
         made = api.create(body)
         err.print(f"Created {made['id']} ({made['status']}).")

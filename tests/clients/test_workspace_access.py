@@ -65,21 +65,26 @@ def command_lines_holding(secret: str) -> list[int]:
 
 
 def test_a_private_repository_is_cloned_and_reached_over_ssh(
-    live_host: DevHost, api: Api, server: GitServer, tmp_path: Path
+    live_host: DevHost, api: Api, server: GitServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    public_key = keypair(tmp_path / "id_ed25519")
-    env = api.create(
-        "with-repository",
-        repository_url=server.url("app"),
-        secrets={"GITHUB_TOKEN": TOKEN, "SSH_PUBLIC_KEY": public_key},
-        environment_variables={"GIT_SSL_CAINFO": str(server.ca_file), "GIT_TOKEN_HOSTS": server.host},
-    )
+    # Created with the command line: the secrets' values come from its environment, not its argv.
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    monkeypatch.setenv("SSH_PUBLIC_KEY", keypair(tmp_path / "id_ed25519"))
+    cli = Cli(live_host, tmp_path / "cli-home", live_host.mint(WORKSPACE_USER))
+    made = cli(
+        "create", "with-repository", "-t", "python", "--repo", server.url("app"),
+        "--env", f"GIT_SSL_CAINFO={server.ca_file}", "--env", f"GIT_TOKEN_HOSTS={server.host}",
+        "--secret", "GITHUB_TOKEN", "--secret", "SSH_PUBLIC_KEY", "--wait", "--json",
+    )  # fmt: skip
+    assert made.code == 0, made.err
+    env = made.json()
+    unset = cli("create", "nope", "--secret", "DEV8_TEST_UNSET_SECRET")
+    assert (unset.code, "not set: DEV8_TEST_UNSET_SECRET" in unset.err) == (2, True)
     running = api.wait_for(env["id"], "RUNNING")
     assert running["ssh_connection_string"].startswith("ssh -p ")
     assert not (running["status_reason"] or "").startswith("workspace setup")
     assert (live_host.working_tree(env["id"]) / "app" / "README.md").read_text() == "the team's app\n"
 
-    cli = Cli(live_host, tmp_path / "cli-home", live_host.mint(WORKSPACE_USER))
     options = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"]
     options += ["-o", f"UserKnownHostsFile={tmp_path / 'known_hosts'}"]
     ran = cli(
