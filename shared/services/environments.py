@@ -256,6 +256,7 @@ class EnvironmentService:
         precondition: Callable[[Environment], bool] | None = None,
         kind: Kind | None = None,
         budget: float | None = None,
+        current: Environment | None = None,  # the record just read: spares a read (ETag-guarded)
     ) -> CommandResult:
         """Apply a lifecycle command. Accepted commands move to a transitional status and name the
         orchestration that must run (`environment.operation`); the caller starts it. A user's
@@ -302,7 +303,7 @@ class EnvironmentService:
 
         change = Change(actor, why, self._clock())
         limits = self._limits if command is Command.START else None
-        env = self.mutate(owner, environment_id, apply, change, limits)
+        env = self.mutate(owner, environment_id, apply, change, limits, current=current)
         return CommandResult(env, accepted)
 
     def agent_environment(self, token: str, environment_id: str) -> Environment:
@@ -424,9 +425,13 @@ class EnvironmentService:
         limits: Limits | None = None,
         *,
         include_deleted: bool = False,
+        current: Environment | None = None,  # as just read: the first attempt decides on it
     ) -> Environment:
+        given = current  # a stale one fails its ETag check below, and the next attempt reads afresh
         for _ in range(MAX_WRITE_ATTEMPTS):
-            if include_deleted:
+            if given is not None:
+                current, given = given, None
+            elif include_deleted:
                 current = self._records.get(owner, environment_id)
                 if current is None:
                     raise NotFound("environment not found")

@@ -31,11 +31,13 @@ from shared.services.ports import (
     ComputeBackend,
     ComputeStatus,
     EnvironmentRecords,
+    IndexEntry,
     OrphanLedger,
     SweepIndex,
 )
 
 MAX_REDRIVES = 1
+LIVE = frozenset(Status) - {Status.DELETED}  # statuses whose records own their compute
 log = logging.getLogger(__name__)
 
 
@@ -81,19 +83,27 @@ class Reconciler:
         self._policy = ReconcilePolicy(stuck_after, orphan_grace, MAX_REDRIVES)
 
     def run(self, operation_alive: Callable[[str], bool]) -> ReconcileReport:
-        """One pass. `operation_alive(instance_id)` says whether an orchestration still runs."""
+        """One pass. `operation_alive(instance_id)` says whether an orchestration still runs.
+        It reads each live status's index partition once, and a record only where the index and
+        the compute disagree: a healthy fleet costs a handful of queries, not reads per
+        environment."""
         now = self._clock()
         report = ReconcileReport()
+        live = {status: list(self._index.candidates(status)) for status in Status if status in LIVE}
         computes = {status.environment_id: status for status in self._compute.list() if status.environment_id}
-        self._orphans(computes, now, report)
-        self._running_without_compute(computes, report)
-        self._stuck(now, operation_alive, report)
-        self._error_compute(computes, now, report)
+        self._orphans(computes, {e.environment_id for entries in live.values() for e in entries}, now, report)
+        self._running_without_compute(computes, live[Status.RUNNING], report)
+        self._stuck(now, operation_alive, live, report)
+        self._error_compute(computes, live[Status.ERROR], now, report)
         return report
 
-    def _orphans(self, computes: dict[str, ComputeStatus], now: datetime, report: ReconcileReport) -> None:
+    def _orphans(
+        self, computes: dict[str, ComputeStatus], indexed: set[str], now: datetime, report: ReconcileReport
+    ) -> None:
         orphaned = []
         for environment_id, status in computes.items():
+            if environment_id in indexed:
+                continue  # a live record has a row of its status (the index is a superset): not orphaned
             owner = self._index.owner_of(environment_id)
             if decisions.orphaned(self._records.get(owner, environment_id) if owner else None):
                 orphaned.append(status.name)
@@ -112,13 +122,11 @@ class Reconciler:
             self._orphans_seen.forget_orphan(name)
             report.orphans_removed.append(name)
 
-    def _running_without_compute(self, computes: dict[str, ComputeStatus], report: ReconcileReport) -> None:
-        for entry in self._index.candidates(Status.RUNNING):
-            env = self._records.get(entry.owner, entry.environment_id)
-            if env is None or env.status is not Status.RUNNING:
-                self._index.repair_index(entry)
-                continue
-            compute = computes.get(env.id)
+    def _running_without_compute(
+        self, computes: dict[str, ComputeStatus], running: list[IndexEntry], report: ReconcileReport
+    ) -> None:
+        for entry in running:
+            compute = computes.get(entry.environment_id)
             if compute is not None and compute.state is ComputeState.PENDING:
                 # A listing may not carry live state (ARM's list has no instance view): ask.
                 try:
@@ -129,6 +137,10 @@ class Reconciler:
             state = compute.state if compute else ComputeState.ABSENT
             reason = decisions.lost_compute_reason(state, compute.detail if compute else None)
             if reason is None:
+                continue  # its compute runs: nothing to read
+            env = self._records.get(entry.owner, entry.environment_id)  # confirm before acting
+            if env is None or env.status is not Status.RUNNING:
+                self._index.repair_index(entry)
                 continue
             operation = env.operation
             try:
@@ -146,9 +158,15 @@ class Reconciler:
                 report.launches.append(result.environment)
                 report.stopped.append(env.id)
 
-    def _stuck(self, now: datetime, operation_alive: Callable[[str], bool], report: ReconcileReport) -> None:
+    def _stuck(
+        self,
+        now: datetime,
+        operation_alive: Callable[[str], bool],
+        live: dict[Status, list[IndexEntry]],
+        report: ReconcileReport,
+    ) -> None:
         for status in sorted(TRANSITIONAL):
-            for entry in self._index.candidates(status):
+            for entry in live[status]:
                 env = self._records.get(entry.owner, entry.environment_id)
                 if env is None or env.status is not status:
                     self._index.repair_index(entry)
@@ -161,11 +179,15 @@ class Reconciler:
                 self._unstick(env, report)
 
     def _error_compute(
-        self, computes: dict[str, ComputeStatus], now: datetime, report: ReconcileReport
+        self,
+        computes: dict[str, ComputeStatus],
+        errors: list[IndexEntry],
+        now: datetime,
+        report: ReconcileReport,
     ) -> None:
         """Stop (never delete) compute still billing under an ERROR record, e.g. after a stop whose
         retries ran out. The record keeps its status and reason; a user's start brings it back."""
-        for entry in self._index.candidates(Status.ERROR):
+        for entry in errors:
             compute = computes.get(entry.environment_id)
             if compute is None or compute.state not in (ComputeState.RUNNING, ComputeState.PENDING):
                 continue

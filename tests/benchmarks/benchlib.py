@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import math
 import os
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -70,3 +73,43 @@ async def closed_loop(
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(clients)))
     return latencies, time.perf_counter() - started
+
+
+def before_and_after(script: str, argv: list[str] | None = None) -> int | None:
+    """`--before [REV]` on any benchmark's command line (REV: a commit, HEAD~1 by default): run
+    the same script, with the same options, first over REV's code and then over this tree's, so
+    both figures come from the same machine in the same hour. REV's files are exported with `git
+    archive` into a temporary directory and this tree's tests/ laid over them (the measurement is
+    today's, the code under it REV's); node_modules is shared. Returns the exit code to end with,
+    or None when --before was not given (the caller measures as usual)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not any(a == "--before" or a.startswith("--before=") for a in args):
+        return None
+    at = next(i for i, a in enumerate(args) if a == "--before" or a.startswith("--before="))
+    flag = args.pop(at)
+    if "=" in flag:
+        rev = flag.split("=", 1)[1]
+    elif at < len(args) and not args[at].startswith("-"):
+        rev = args.pop(at)
+    else:
+        rev = "HEAD~1"
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", f"{rev}^{{commit}}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    name = Path(script).resolve().relative_to(ROOT)
+    with tempfile.TemporaryDirectory(prefix=f"dev8-before-{commit}-") as directory:
+        old = Path(directory)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+        shutil.rmtree(old / "tests", ignore_errors=True)
+        shutil.copytree(ROOT / "tests", old / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+        if (ROOT / "node_modules").is_dir():
+            (old / "node_modules").symlink_to(ROOT / "node_modules")
+        codes = []
+        for label, root in ((f"BEFORE: {commit} ({rev})", old), ("AFTER: this tree", ROOT)):
+            print(f"\n===== {label} =====", flush=True)
+            env = {**os.environ, "PYTHONPATH": str(root)}
+            done = subprocess.run([sys.executable, str(root / name), *args], cwd=root, env=env, check=False)
+            codes.append(done.returncode)
+    return max(codes)

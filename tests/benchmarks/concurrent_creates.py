@@ -161,4 +161,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from benchlib import before_and_after  # --before REV: the same run over REV's code first
+
+    compared = before_and_after(__file__)
+    sys.exit(main() if compared is None else compared)

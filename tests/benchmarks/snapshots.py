@@ -23,6 +23,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -151,4 +152,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from benchlib import before_and_after  # --before REV: the same run over REV's code first
+
+    compared = before_and_after(__file__)
+    sys.exit(main() if compared is None else compared)
