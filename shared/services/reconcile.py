@@ -167,6 +167,8 @@ class Reconciler:
     ) -> None:
         for status in sorted(TRANSITIONAL):
             for entry in live[status]:
+                if now - entry.updated_at < self._policy.stuck_after:
+                    continue  # the row's time is the record's or older: the record is not stuck either
                 env = self._records.get(entry.owner, entry.environment_id)
                 if env is None or env.status is not status:
                     self._index.repair_index(entry)

@@ -1,0 +1,125 @@
+"""CPU of one GET of an environment, in-process: the app's own handler from the request object to the
+response object (no HTTP server, no Functions host), beside the Table SDK's point read of the same
+row, the floor any GET pays. Both against an Azurite of the run's own; CPU is this process's
+(time.process_time), so Azurite's share is not counted. Prints the figures and, with --profile,
+where the GET's time goes (cProfile, by own time).
+
+Run: `.venv/bin/python tests/benchmarks/get_cpu.py [--requests 2000] [--profile] [--before [REV]]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import cProfile
+import os
+import pstats
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchlib import ROOT  # also puts the repository on sys.path
+
+
+def setup(connection: str, data_dir: Path) -> tuple[str, str, str]:
+    """Settings of a local app on `connection`, one RUNNING environment; (token, id, table)."""
+    jwt_secret = secrets.token_urlsafe(32)
+    os.environ.update(
+        {
+            "DEV8_JWT_SECRET": jwt_secret,
+            "DEV8_JWT_ISSUER": "dev8-bench",
+            "DEV8_JWT_AUDIENCE": "dev8-api",
+            "DEV8_TABLES_CONNECTION": connection,
+            "DEV8_TABLE_PREFIX": "bench",
+            "DEV8_SECRETS_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "DEV8_COMPUTE_BACKEND": "simulated",
+            "DEV8_WORKSPACE_BACKEND": "local",
+            "DEV8_LOCAL_DATA_DIR": str(data_dir),
+            "DEV8_RATE_READS_PER_MINUTE": "1000000",  # the loop is one owner: not a rate test
+        }
+    )
+    from shared import wiring
+    from shared.auth import mint_token
+    from shared.domain.requests import CreateEnvironmentRequest
+
+    wiring.reset()
+    service = wiring.environments()
+    request = CreateEnvironmentRequest.model_validate({"name": "bench", "template": "python"})
+    env = service.create("alice", request).environment
+    service.settle("alice", env.id, env.operation or "", True, "running")
+    token = mint_token(jwt_secret, "alice", issuer="dev8-bench", audience="dev8-api")
+    return token, env.id, "benchEnvironments"
+
+
+def per_call(call: object, count: int) -> float:
+    """CPU seconds per call, after a warm-up."""
+    for _ in range(50):
+        call()  # type: ignore[operator]
+    started = time.process_time()
+    for _ in range(count):
+        call()  # type: ignore[operator]
+    return (time.process_time() - started) / count
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--profile", action="store_true", help="print where a GET's CPU goes")
+    args = parser.parse_args()
+
+    import azure.functions as func
+    from azure.data.tables import TableClient
+
+    from devhost import azurite
+
+    with tempfile.TemporaryDirectory(prefix="dev8-get-cpu-") as directory:
+        server = azurite.start(Path(directory))
+        try:
+            token, environment_id, table = setup(server.connection_string, Path(directory) / "data")
+            from api.environments import api_get_environment
+            from shared.adapters.tables import rows
+
+            request = func.HttpRequest(
+                method="GET",
+                url=f"http://localhost/api/v1/environments/{environment_id}",
+                headers={"Authorization": f"Bearer {token}"},
+                route_params={"environment_id": environment_id},
+                body=b"",
+            )
+
+            def get() -> None:
+                answer = api_get_environment(request)
+                assert answer.status_code == 200, answer.get_body()
+
+            client = TableClient.from_connection_string(server.connection_string, table_name=table)
+            keys = {"partition_key": rows.owner_key("alice"), "row_key": rows.env_row(environment_id)}
+
+            def read() -> None:
+                client.get_entity(**keys)
+
+            rounds = [(per_call(get, args.requests), per_call(read, args.requests)) for _ in range(3)]
+            app = sorted(r[0] for r in rounds)[1]
+            sdk = sorted(r[1] for r in rounds)[1]
+            print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; median of 3 rounds")
+            print(f"  {args.requests} x GET /environments/{{id}} in-process : {app * 1000:6.2f} ms CPU each")
+            print(f"  {args.requests} x TableClient.get_entity (the floor) : {sdk * 1000:6.2f} ms CPU each")
+            print(f"  ratio                                        : {app / sdk:6.2f}x (goal <= 1.5x)")
+            if args.profile:
+                profile = cProfile.Profile()
+                profile.runcall(lambda: [get() for _ in range(500)])
+                stats = pstats.Stats(profile)
+                stats.sort_stats("tottime").print_stats(25)
+                stats.sort_stats("cumulative").print_stats(40)
+            client.close()
+        finally:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    from benchlib import before_and_after  # --before REV: the same run over REV's code first
+
+    compared = before_and_after(__file__)
+    sys.exit(main() if compared is None else compared)
