@@ -17,8 +17,8 @@ Then, with a fixed clock and the store's request counters reset before each phas
 3. retention (Sweeps.retention);
 4. with --reconcile, a reconcile pass (Reconciler.run) over a SimulatedCompute holding a
    compute for every RUNNING record, with a few orphans and missing computes planted as drift.
-   Off by default: it makes about three point reads per RUNNING environment (~30,000 at the
-   default size, several minutes on Azurite).
+   Off by default (it adds a minute or two): it reads the live index partitions, and records only
+   where index and compute disagree.
 
 Run: `make bench-sweeps` (add `BENCH_SWEEPS_ARGS=--reconcile` for the reconcile pass), or
 `.venv/bin/python tests/benchmarks/sweep_scale.py --help` for a smaller fleet, e.g.
