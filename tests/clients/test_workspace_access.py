@@ -15,7 +15,7 @@ import pytest
 
 from tests.clients.conftest import WORKSPACE_USER
 from tests.clients.test_cli import Cli
-from tests.e2e.harness import Api, DevHost
+from tests.e2e.harness import Api, DevHost, pids_mentioning
 from tests.git_server import GitServer, git_server, make_repository
 
 TOKEN = "ghp_dev8WorkspaceAccessToken0123456789XYZ"
@@ -51,17 +51,6 @@ def files_holding(root: Path, secret: str) -> list[Path]:
         except OSError:
             continue  # gone meanwhile (a log rotated, a lock dropped)
     return found
-
-
-def command_lines_holding(secret: str) -> list[int]:
-    pids = []
-    for process in Path("/proc").iterdir():
-        try:
-            if process.name.isdigit() and secret.encode() in (process / "cmdline").read_bytes():
-                pids.append(int(process.name))
-        except OSError:
-            continue
-    return pids
 
 
 def test_a_private_repository_is_cloned_and_reached_over_ssh(
@@ -100,7 +89,7 @@ def test_a_private_repository_is_cloned_and_reached_over_ssh(
 
     # The token: in the environment's processes' memory, never in a file or on a command line.
     assert files_holding(live_host.data_dir, TOKEN) == []
-    assert command_lines_holding(TOKEN) == []
+    assert pids_mentioning(TOKEN) == []
 
     api.command(env["id"], "delete")
     api.wait_gone(env["id"])

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.infra.test_workspace_setup import cache_daemons
 from tests.infra.tooling import ROOT
 
 ENTRYPOINT = ROOT / "docker" / "base" / "entrypoint.sh"
@@ -156,14 +157,9 @@ class Sandbox:
 
     def end_cache(self) -> None:
         """End the cache daemons this sandbox started (a test that drops HOME orphans one)."""
-        for process in Path("/proc").iterdir():
-            try:
-                argv = (process / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if any(b"credential-cache--daemon" in a for a in argv) and str(self.root).encode() in argv[-2]:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(process.name), signal.SIGTERM)
+        for pid in cache_daemons(self.root):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
 
 @pytest.fixture

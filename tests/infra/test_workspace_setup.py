@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.harness import pids_mentioning
 from tests.git_server import GIT, GitServer, git_server, make_repository
 from tests.infra.tooling import ROOT
 
@@ -74,15 +75,8 @@ class Workspace:
 
 
 def cache_daemons(root: Path) -> list[int]:
-    pids = []
-    for process in Path("/proc").iterdir():
-        try:
-            argv = (process / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"credential-cache--daemon" in argv and str(root).encode() in argv:
-            pids.append(int(process.name))
-    return pids
+    """git's credential-cache daemons with a socket under `root`."""
+    return sorted(set(pids_mentioning("credential-cache--daemon")) & set(pids_mentioning(str(root))))
 
 
 @pytest.fixture

@@ -121,10 +121,14 @@ USER_SETTINGS = {
 }
 
 
+def cache_root(cache_dir: str | None = None) -> Path:
+    """Where the install scripts put the local backend's tools (DEV8_CACHE_DIR is their setting)."""
+    return Path(cache_dir or os.environ.get("DEV8_CACHE_DIR") or str(Path.home() / ".cache" / "dev8"))
+
+
 def cache_install_dir(cache_dir: str | None = None) -> Path:
-    """Where scripts/install-code-server.sh installs (DEV8_CACHE_DIR is that script's setting)."""
-    root = cache_dir or os.environ.get("DEV8_CACHE_DIR") or str(Path.home() / ".cache" / "dev8")
-    return Path(root) / f"code-server-{CODE_SERVER_VERSION}"
+    """Where scripts/install-code-server.sh installs."""
+    return cache_root(cache_dir) / f"code-server-{CODE_SERVER_VERSION}"
 
 
 def find_code_server(configured: str | None, cache_dir: str | None = None) -> str:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.adapters.compute.code_server import ACTIVITY_AGENT
+from shared.adapters.compute.code_server import ACTIVITY_AGENT, cache_root
 
 SSHD_CONFIG = ACTIVITY_AGENT.with_name("sshd_config")  # the images' own
 WORKSPACE_USER = "dev8"  # whom a root host's sessions run as, as in the images
@@ -51,14 +51,9 @@ class SshServer:
         return f"ssh -p {port} {self.user}@127.0.0.1"
 
 
-def cache_dir(configured: str | None = None) -> Path:
-    root = configured or os.environ.get("DEV8_CACHE_DIR") or str(Path.home() / ".cache" / "dev8")
-    return Path(root) / "openssh-server"
-
-
 def find_server(cache: str | None = None) -> tuple[SshServer | None, str]:
     """The sshd to run and who logs in, or None and why not (the environment runs without SSH)."""
-    unpacked = cache_dir(cache)
+    unpacked = cache_root(cache) / "openssh-server"  # scripts/install-sshd.sh
     library_path = None
     binary = os.environ.get("DEV8_SSHD_BIN")
     if not binary:
