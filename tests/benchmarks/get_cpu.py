@@ -1,8 +1,9 @@
 """CPU of one GET of an environment, in-process: the app's own handler from the request object to the
 response object (no HTTP server, no Functions host), beside the Table SDK's point read of the same
 row, the floor any GET pays. Both against an Azurite of the run's own; CPU is this process's
-(time.process_time), so Azurite's share is not counted. Prints the figures and, with --profile,
-where the GET's time goes (cProfile, by own time).
+(time.process_time), so Azurite's share is not counted. Prints the figures, what a single
+conditional update and an entity group transaction cost beside them, and, with --profile, where
+the GET's time goes (cProfile, by own time).
 
 Run: `.venv/bin/python tests/benchmarks/get_cpu.py [--requests 2000] [--profile] [--before [REV]]`.
 """
@@ -80,6 +81,7 @@ def main() -> int:
             token, environment_id, table = setup(server.connection_string, Path(directory) / "data")
             from api.environments import api_get_environment
             from shared.adapters.tables import rows
+            from shared.adapters.tables.client import transport_options
 
             request = func.HttpRequest(
                 method="GET",
@@ -93,19 +95,38 @@ def main() -> int:
                 answer = api_get_environment(request)
                 assert answer.status_code == 200, answer.get_body()
 
-            client = TableClient.from_connection_string(server.connection_string, table_name=table)
+            # The floor is the SDK client as the app builds it (its transport reads proxies once).
+            options = transport_options()
+            client = TableClient.from_connection_string(server.connection_string, table_name=table, **options)
             keys = {"partition_key": rows.owner_key("alice"), "row_key": rows.env_row(environment_id)}
+            scratch = {"PartitionKey": "bench", "RowKey": "scratch", "value": "x" * 100}
+            client.upsert_entity(scratch)
 
             def read() -> None:
                 client.get_entity(**keys)
 
+            def update() -> None:
+                client.update_entity(scratch)
+
+            def batch(size: int) -> object:
+                row_keys = ["scratch", *(f"scratch-{n}" for n in range(1, size))]
+                return lambda: client.submit_transaction(
+                    [("upsert", {**scratch, "RowKey": key}) for key in row_keys]
+                )
+
             rounds = [(per_call(get, args.requests), per_call(read, args.requests)) for _ in range(3)]
             app = sorted(r[0] for r in rounds)[1]
             sdk = sorted(r[1] for r in rounds)[1]
+            writes = args.requests // 4
+            single, one, three = (per_call(call, writes) for call in (update, batch(1), batch(3)))
             print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; median of 3 rounds")
             print(f"  {args.requests} x GET /environments/{{id}} in-process : {app * 1000:6.2f} ms CPU each")
             print(f"  {args.requests} x TableClient.get_entity (the floor) : {sdk * 1000:6.2f} ms CPU each")
             print(f"  ratio                                        : {app / sdk:6.2f}x (goal <= 1.5x)")
+            print("Writes, for scale (what a record's commit costs):")
+            print(f"  {writes} x update_entity                      : {single * 1000:6.2f} ms CPU each")
+            print(f"  {writes} x submit_transaction, 1 operation    : {one * 1000:6.2f} ms CPU each")
+            print(f"  {writes} x submit_transaction, 3 operations   : {three * 1000:6.2f} ms CPU each")
             if args.profile:
                 profile = cProfile.Profile()
                 profile.runcall(lambda: [get() for _ in range(500)])

@@ -397,6 +397,9 @@ class LostResponseStore(TableEnvironmentStore):
     def _commit(self, operations: list[Any]) -> list[Any]:
         raise ServiceResponseError("connection reset")
 
+    def _replace(self, operation: Any) -> Any:  # a lone record write is sent without a batch
+        raise ServiceResponseError("connection reset")
+
 
 def test_crash_after_write_ahead_keeps_a_superset_until_repaired(azurite: str) -> None:
     service = TableServiceClient.from_connection_string(azurite)
@@ -585,3 +588,40 @@ def test_the_directory_maps_ids_to_owners_for_good(store: TableEnvironmentStore)
     move(store, deleting, Status.DELETED)
     assert store.index.owner_of(env.id) == "o/wner#1"  # the reconciler still finds DELETED records
     assert store.index.owner_of("env-ffffffffffffffff") is None
+
+
+def test_a_swept_candidate_is_retired_by_the_etag_its_query_returned(
+    store: TableEnvironmentStore, azurite: str
+) -> None:
+    env = move(store, store.create(make_env(), change(), ROOMY), Status.RUNNING)
+    (entry,) = list(store.index.candidates(Status.RUNNING))
+    current = store.get(OWNER, entry.environment_id)
+    assert current is not None
+    store.stats.reset()
+    move(store, current, Status.STOPPING)
+    # The usage row is the only read: the RUNNING row went by the ETag the query saw.
+    assert store.stats.snapshot()["point_reads"] == 1
+    assert index_statuses(azurite, store, env.id) == ["STOPPING"]
+
+
+def test_a_candidate_row_changed_since_its_query_is_read_again_before_it_goes(
+    store: TableEnvironmentStore, azurite: str
+) -> None:
+    env = move(store, store.create(make_env(), change(), ROOMY), Status.RUNNING)
+    (entry,) = list(store.index.candidates(Status.RUNNING))  # remembered with its ETag
+    store.touch(OWNER, env.id, T0 + timedelta(hours=1))
+    store.index.repair_index(entry)  # raises the row's idle_stop_at: a new ETag
+    current = store.get(OWNER, env.id)
+    assert current is not None
+    store.stats.reset()
+    move(store, current, Status.STOPPING)
+    assert store.stats.snapshot()["point_reads"] == 2  # the usage row, and the changed index row
+    assert index_statuses(azurite, store, env.id) == ["STOPPING"]
+
+
+def test_a_remembered_row_of_a_newer_write_is_kept(store: TableEnvironmentStore, azurite: str) -> None:
+    env = move(store, store.create(make_env(), change(), ROOMY), Status.RUNNING)
+    list(store.index.candidates(Status.RUNNING))  # the row announces version 2
+    # A writer holding an older record (version 1) that leaves RUNNING must not remove version 2's row.
+    store.index.retire(Status.RUNNING, env.model_copy(update={"version": 1}))
+    assert index_statuses(azurite, store, env.id) == ["RUNNING"]

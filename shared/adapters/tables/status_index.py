@@ -9,6 +9,7 @@ announces, so a repair can tell a write still in flight from a stale row.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 DIRECTORY = "DIRECTORY"
 
 RecordReader = Callable[[str, str], Environment | None]  # (owner, id) -> the record, or None
+# Candidate rows remembered for `retire` (ETag and version, a few dozen bytes each): enough for a
+# sweep's pass; the oldest are forgotten first, and a forgotten row is simply read again.
+REMEMBERED_ROWS = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,10 @@ class StatusIndex:
         # How long an index row announcing a newer version than its record is taken as "a write in
         # flight" before a repair treats it as the leftover of a failed write.
         self._pending_grace = pending_grace
+        # (status, id) -> (ETag, version) of rows `candidates` returned: the commit that follows a
+        # sweep's decision retires that row without reading it again. Plain dict operations are
+        # atomic under the GIL; the ETag makes a stale entry harmless (the delete is refused).
+        self._seen: dict[tuple[str, str], tuple[str, int]] = {}
 
     # --- reads (the SweepIndex port) ----------------------------------------------------------------
 
@@ -85,7 +93,14 @@ class StatusIndex:
         query = "PartitionKey eq @status"
         if due:
             query += " and ( " + " or ".join(due) + " )"  # the SDK reads @names up to a space
-        return (rows.index_from(row) for row in self._tables.query(self._index, query, parameters))
+        return (self._remember(row) for row in self._tables.query(self._index, query, parameters))
+
+    def _remember(self, row: TableEntity) -> IndexEntry:
+        while len(self._seen) >= REMEMBERED_ROWS:
+            with contextlib.suppress(StopIteration, KeyError, RuntimeError):  # another thread's pop
+                del self._seen[next(iter(self._seen))]
+        self._seen[(str(row["PartitionKey"]), str(row["RowKey"]))] = (etag(row), rows.index_version(row))
+        return rows.index_from(row)
 
     def owner_of(self, environment_id: str) -> str | None:
         """Whose environment an id is (the reconciler starts from compute, which knows only ids)."""
@@ -168,8 +183,17 @@ class StatusIndex:
             self._delete_row(announced.status, announced.environment_id, announced.etag)
 
     def retire(self, old_status: Status, record: Environment) -> None:
-        """After a commit, remove the index row of the status the record left."""
+        """After a commit, remove the index row of the status the record left, unless it announces
+        a newer version. A row a sweep's query just returned is judged as the query saw it and
+        deleted by its ETag, without a read; one changed since is read again."""
         if old_status is Status.DELETED:
+            return
+        seen = self._seen.pop((old_status.value, record.id), None)
+        if (
+            seen is not None
+            and seen[1] <= record.version
+            and self._delete_seen(old_status, record.id, seen[0])
+        ):
             return
         try:
             row = self._tables.point(self._index, old_status.value, record.id)
@@ -179,6 +203,19 @@ class StatusIndex:
         # A row announcing a newer version belongs to a later write that is moving back there.
         if row is not None and rows.index_version(row) <= record.version:
             self._delete_row(old_status, record.id, etag(row))
+
+    def _delete_seen(self, status: Status, environment_id: str, row_etag: str) -> bool:
+        """Delete the row as a sweep's query saw it; False when it changed since (read it again)."""
+        try:
+            self._tables.stats.add("writes")
+            self._index.delete_entity(status.value, environment_id, **if_match(row_etag))
+        except ResourceModifiedError:
+            return False
+        except ResourceNotFoundError:
+            pass  # already gone
+        except AzureError as error:
+            log.warning("status index write failed (%s); a sweep will repair it", type(error).__name__)
+        return True
 
     def _delete_row(self, status: Status, environment_id: str, row_etag: str) -> None:
         self._guarded(lambda: self._index.delete_entity(status.value, environment_id, **if_match(row_etag)))
