@@ -3,7 +3,8 @@
 A real `python -m devhost` (simulated compute, its own Azurite) gets every create at once: --users
 users with --per-user environments each, every request with its own Idempotency-Key, plus a repeat
 of every --repeat-every-th request with the same key and body (a client retrying after a lost
-answer), all in flight together. Then each user's list is polled until all environments are RUNNING.
+answer), all in flight together. Then each user's list is polled (every --poll seconds, as a dashboard
+would) until all environments are RUNNING.
 
 Duplicates counted, each of which must be 0:
   ids          unique requests that got an id another unique request also got
@@ -74,7 +75,7 @@ async def burst(host: DevHost, args: argparse.Namespace) -> dict[str, Any]:
                 break
             if not statuses.keys() & {"CREATING", "STARTING"}:
                 break  # settled short of the goal (ERROR or refused creates): nothing more will come
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(args.poll)
         all_running = time.perf_counter() - began
         host_cpu = cpu_seconds([host.process.pid]) - cpu_before
 
@@ -127,7 +128,8 @@ def report(result: dict[str, Any], host: DevHost, args: argparse.Namespace) -> i
     print(f"answers: {dict(sorted(codes.items()))}; create latency p50 {p50:.0f} ms, p99 {p99:.0f} ms")
     print(f"all answered after {result['all_answered']:.2f} s")
     print(f"statuses: {dict(result['statuses'])}; all RUNNING after {result['all_running']:.2f} s")
-    print(f"host process CPU from the first create until all RUNNING: {result['host_cpu']:.1f} s")
+    cpu, count = result["host_cpu"], len(requests)
+    print(f"host CPU from the first create until all RUNNING: {cpu:.1f} s ({cpu / count:.3f} s each)")
     print(f"duplicates: {duplicates} -> total {sum(duplicates.values())}")
     complete = result["statuses"]["RUNNING"] == len(requests) and len(provisions) == len(requests)
     if not complete:
@@ -141,6 +143,7 @@ def main() -> int:
     parser.add_argument("--per-user", type=int, default=10)
     parser.add_argument("--repeat-every", type=int, default=5, help="repeat every n-th request")
     parser.add_argument("--time-limit", type=float, default=300)
+    parser.add_argument("--poll", type=float, default=1.0, help="seconds between polls of every list")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="dev8-bench-creates-") as workdir:
