@@ -30,12 +30,10 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import os
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -47,14 +45,13 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script
     sys.path.insert(0, str(ROOT))
 
-from azure.core.rest import HttpRequest
-from azure.data.tables import TableClient, TableServiceClient
-from azure.data.tables._serialize import _add_entity_properties
+from azure.data.tables import TableServiceClient
 from pydantic import SecretStr
 
 from devhost.azurite import azurite_tables
 from shared import agent_tokens, wiring
 from shared.adapters.compute.simulated import SimulatedCompute
+from shared.adapters.tables import batch as tables_batch
 from shared.adapters.tables import rows
 from shared.adapters.tables.records import TableEnvironmentStore
 from shared.adapters.tables.status_index import DIRECTORY
@@ -239,44 +236,6 @@ def _batches(partitions: dict[str, list[dict[str, Any]]]) -> Iterator[list[dict[
             yield partition_rows[start : start + BATCH]
 
 
-def _lean_transaction(client: TableClient, batch: list[dict[str, Any]]) -> None:
-    """One entity-group transaction of inserts, byte for byte the request `submit_transaction`
-    sends (same entity encoding, same sub-requests), built without azure-core's email-based
-    multipart code, which costs more CPU per row than Azurite does. Signed and sent by the
-    client's own pipeline; raises unless every insert answered 201."""
-    table_url = f"{client.scheme}://{client._primary_hostname}/{client.table_name}"
-    changeset, outer = f"changeset_{uuid.uuid4()}", f"batch_{uuid.uuid4()}"
-    parts = [f"--{outer}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n"]
-    for number, row in enumerate(batch):
-        body = json.dumps(_add_entity_properties(row)).encode()
-        parts.append(
-            f"--{changeset}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
-            f"Content-ID: {number}\r\n\r\nPOST {table_url} HTTP/1.1\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nx-ms-version: {client.api_version}\r\n"
-            "DataServiceVersion: 3.0\r\nAccept: application/json;odata=minimalmetadata\r\n\r\n"
-            f"{body.decode()}\r\n"
-        )
-    parts.append(f"--{changeset}--\r\n\r\n--{outer}--\r\n")
-    request = HttpRequest(
-        "POST",
-        f"{client.scheme}://{client._primary_hostname}/$batch",
-        headers={
-            "x-ms-version": client.api_version,
-            "DataServiceVersion": "3.0",
-            "MaxDataServiceVersion": "3.0;NetFx",
-            "Content-Type": f"multipart/mixed; boundary={outer}",
-            "Accept": "application/json",
-        },
-        content="".join(parts).encode(),
-    )
-    response = client._client.send_request(request, stream=True)  # multipart: not for the JSON decoder
-    response.read()
-    answer = response.text()
-    if response.status_code != 202 or answer.count("HTTP/1.1 201") != len(batch):
-        failure = next((line for line in answer.splitlines() if line.startswith("HTTP/1.1 ")), answer[:200])
-        raise RuntimeError(f"seeding transaction failed: {response.status_code} {failure}")
-
-
 def seed(
     connection: str, store: TableEnvironmentStore, fleet: Fleet, threads: int, with_sdk: bool
 ) -> tuple[float, int]:
@@ -291,7 +250,7 @@ def seed(
         if with_sdk:
             client.submit_transaction([("create", row) for row in batch])
         else:
-            _lean_transaction(client, batch)
+            tables_batch.submit(client, [("create", row) for row in batch])
 
     work: list[tuple[str, list[dict[str, Any]]]] = [
         *((store.environments_table, batch) for batch in _batches(fleet.owner_rows)),
@@ -367,7 +326,7 @@ def run(args: argparse.Namespace) -> list[str]:
         print(
             f"seeded in {seconds:.1f} s: {transactions} transactions "
             f"({fleet.row_count / seconds:,.0f} rows/s, {args.threads} threads, "
-            f"{'submit_transaction' if args.seed_with_sdk else 'lean $batch writer'}) [setup, not measured]"
+            f"{'submit_transaction' if args.seed_with_sdk else 'batch.submit'}) [setup, not measured]"
         )
 
         settings = Settings(

@@ -17,6 +17,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableEntity, TableServiceClient, TableTransactionError
 
+from shared.adapters.tables import batch
 from shared.errors import ConcurrencyConflict, QuotaExceeded
 
 if TYPE_CHECKING:
@@ -124,9 +125,7 @@ class Tables:
                 chunk = keys[start : start + BATCH]
                 self.stats.add("transactions")
                 try:
-                    table.submit_transaction(
-                        [("delete", {"PartitionKey": partition, "RowKey": k}) for k in chunk]
-                    )
+                    batch.submit(table, [("delete", {"PartitionKey": partition, "RowKey": k}) for k in chunk])
                 except (TableTransactionError, ResourceNotFoundError):
                     for key in chunk:
                         self.stats.add("writes")

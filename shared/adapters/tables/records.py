@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableEntity, TableServiceClient, TableTransactionError, UpdateMode
 
-from shared.adapters.tables import rows
+from shared.adapters.tables import batch, rows
 from shared.adapters.tables.client import (
     MAX_ATTEMPTS,
     RACE_CODES,
@@ -298,8 +298,7 @@ class TableEnvironmentStore:
 
     def _replace(self, operation: Operation) -> Mapping[str, Any]:
         """One conditional update alone, as a plain request: one write is atomic by itself, and the
-        SDK's batch path costs about four times a point read's CPU (a thread pool and the `email`
-        package for every multipart body: tests/benchmarks/get_cpu.py)."""
+        cheapest transaction (batch.py) still costs more than the plain request."""
         assert operation[0] == "update" and len(operation) == 3
         _, row, options = operation
         self.stats.add("writes")
@@ -332,7 +331,7 @@ class TableEnvironmentStore:
 
     def _commit(self, operations: builtins.list[Operation]) -> builtins.list[Mapping[str, Any]]:
         self.stats.add("transactions")
-        return self._envs.submit_transaction(operations)
+        return batch.submit(self._envs, operations)
 
     def _current_usage(self, partition: str) -> _UsageState:
         row = self._point(self._envs, partition, rows.USAGE_ROW)
