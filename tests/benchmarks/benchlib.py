@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import math
 import os
 import shutil
@@ -14,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script: `python tests/benchmarks/NAME.py`
@@ -75,6 +77,20 @@ async def closed_loop(
     return latencies, time.perf_counter() - started
 
 
+TODAY = "DEV8_BENCH_TODAY"  # the tree a --before run was started from
+
+
+def today_module(relative: str) -> ModuleType:
+    """A module of the tree `--before` was run from, for setup that is not measured (seeding an
+    older commit's tables with today's writer). The module must import nothing of Dev8's."""
+    path = Path(os.environ.get(TODAY, ROOT)) / relative
+    spec = importlib.util.spec_from_file_location(f"today_{path.stem}", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def before_and_after(script: str, argv: list[str] | None = None) -> int | None:
     """`--before [REV]` on any benchmark's command line (REV: a commit, HEAD~1 by default): run
     the same script, with the same options, first over REV's code and then over this tree's, so
@@ -109,7 +125,7 @@ def before_and_after(script: str, argv: list[str] | None = None) -> int | None:
         codes = []
         for label, root in ((f"BEFORE: {commit} ({rev})", old), ("AFTER: this tree", ROOT)):
             print(f"\n===== {label} =====", flush=True)
-            env = {**os.environ, "PYTHONPATH": str(root)}
+            env = {**os.environ, "PYTHONPATH": str(root), TODAY: str(ROOT)}
             done = subprocess.run([sys.executable, str(root / name), *args], cwd=root, env=env, check=False)
             codes.append(done.returncode)
     return max(codes)
