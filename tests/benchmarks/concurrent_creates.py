@@ -33,7 +33,7 @@ import aiohttp
 from benchlib import cpu_seconds, percentile  # also puts the repository on sys.path
 
 from devhost.host.server import SYSTEM_KEY_FILE
-from tests.e2e.harness import DevHost, kill_all
+from tests.e2e.harness import DevHost, kill_all, pids_mentioning
 
 
 async def burst(host: DevHost, args: argparse.Namespace) -> dict[str, Any]:
@@ -56,7 +56,9 @@ async def burst(host: DevHost, args: argparse.Namespace) -> dict[str, Any]:
                 env_id = payload.get("environment", {}).get("id") if answer.status in (200, 201) else None
                 return answer.status, env_id, time.perf_counter() - started
 
+        azurite = pids_mentioning(str(host.data_dir / "azurite"))  # the host's own Azurite
         cpu_before = cpu_seconds([host.process.pid])
+        azurite_before = cpu_seconds(azurite)
         began = time.perf_counter()
         answers = await asyncio.gather(*(create(*r) for r in requests), *(create(*r) for r in repeats))
         all_answered = time.perf_counter() - began
@@ -78,6 +80,7 @@ async def burst(host: DevHost, args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(args.poll)
         all_running = time.perf_counter() - began
         host_cpu = cpu_seconds([host.process.pid]) - cpu_before
+        azurite_cpu = cpu_seconds(azurite) - azurite_before
 
         # The webhooks need the host's system key, which it writes to its state directory.
         key = (host.data_dir / "durable" / SYSTEM_KEY_FILE).read_text()
@@ -94,6 +97,7 @@ async def burst(host: DevHost, args: argparse.Namespace) -> dict[str, Any]:
         "all_answered": all_answered,
         "all_running": all_running,
         "host_cpu": host_cpu,
+        "azurite_cpu": azurite_cpu,
         "instances": instances,
     }
 
@@ -130,6 +134,7 @@ def report(result: dict[str, Any], host: DevHost, args: argparse.Namespace) -> i
     print(f"statuses: {dict(result['statuses'])}; all RUNNING after {result['all_running']:.2f} s")
     cpu, count = result["host_cpu"], len(requests)
     print(f"host CPU from the first create until all RUNNING: {cpu:.1f} s ({cpu / count:.3f} s each)")
+    print(f"Azurite's CPU meanwhile: {result['azurite_cpu']:.1f} s (the tables; Azure's in production)")
     print(f"duplicates: {duplicates} -> total {sum(duplicates.values())}")
     complete = result["statuses"]["RUNNING"] == len(requests) and len(provisions) == len(requests)
     if not complete:

@@ -46,6 +46,7 @@ if str(ROOT) not in sys.path:  # run as a script
     sys.path.insert(0, str(ROOT))
 
 from azure.data.tables import TableServiceClient
+from benchlib import cpu_seconds
 from pydantic import SecretStr
 
 from devhost.azurite import azurite_tables
@@ -66,6 +67,7 @@ from shared.services.ports import ComputeSpec, Workspace
 from shared.services.reconcile import Reconciler
 from shared.services.sweeps import Sweeps
 from shared.settings import Settings
+from tests.e2e.harness import pids_mentioning
 
 try:
     from shared.adapters.tables import batch as tables_batch
@@ -275,16 +277,24 @@ def seed(
     return time.perf_counter() - started, len(work)
 
 
+AZURITE: list[int] = []  # the run's Azurite, whose CPU each phase reports beside this process's
+
+
 def measure(store: TableEnvironmentStore, phase: Callable[[], Any]) -> tuple[Any, float, dict[str, int]]:
     store.stats.reset()
-    started = time.perf_counter()
+    started, cpu, azurite = time.perf_counter(), time.process_time(), cpu_seconds(AZURITE)
     result = phase()
-    return result, time.perf_counter() - started, store.stats.snapshot()
+    stats = store.stats.snapshot()
+    stats["cpu_ms"] = round((time.process_time() - cpu) * 1000)
+    stats["azurite_cpu_ms"] = round((cpu_seconds(AZURITE) - azurite) * 1000)
+    return result, time.perf_counter() - started, stats
 
 
 def show(title: str, seconds: float, stats: dict[str, int], **figures: object) -> None:
     print(f"\n{title}")
     print(f"  wall time         : {seconds:8.2f} s")
+    cpu, azurite = stats["cpu_ms"] / 1000, stats["azurite_cpu_ms"] / 1000
+    print(f"  CPU, this process : {cpu:8.2f} s (Azurite's meanwhile: {azurite:.2f} s)")
     for name in ("queries", "point_reads", "writes", "transactions"):
         label = "table queries (pages)" if name == "queries" else name.replace("_", " ")
         print(f"  {label:<18}: {stats[name]:8d}")
@@ -325,6 +335,8 @@ def run(args: argparse.Namespace) -> list[str]:
     print(f"built {fleet.row_count} rows in {built:.1f} s ({counts}; {len(fleet.owner_rows)} owners)")
 
     with azurite_tables() as connection:
+        port = connection.split("TableEndpoint=http://127.0.0.1:", 1)[1].split("/", 1)[0]
+        AZURITE[:] = pids_mentioning(f"--tablePort\0{port}\0")  # argv is NUL-separated
         service_client = TableServiceClient.from_connection_string(connection)
         store = TableEnvironmentStore(service_client, PREFIX)
         store.ensure_tables()

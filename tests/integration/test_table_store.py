@@ -17,6 +17,7 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError, ServiceResponseError
 from azure.data.tables import TableClient, TableServiceClient
 
+from shared.adapters.tables.client import transport_options
 from shared.adapters.tables.records import TableEnvironmentStore
 from shared.adapters.tables.rows import USAGE_ROW, owner_key
 from shared.adapters.tables.status_index import DIRECTORY
@@ -625,3 +626,24 @@ def test_a_remembered_row_of_a_newer_write_is_kept(store: TableEnvironmentStore,
     # A writer holding an older record (version 1) that leaves RUNNING must not remove version 2's row.
     store.index.retire(Status.RUNNING, env.model_copy(update={"version": 1}))
     assert index_statuses(azurite, store, env.id) == ["RUNNING"]
+
+
+def test_sixteen_threads_share_the_pool_without_dropping_connections(
+    azurite: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """requests' default pool keeps 10 connections per host: a sweep's 16 workers would open and
+    drop the rest on every call (urllib3 logs each drop)."""
+    service = TableServiceClient.from_connection_string(azurite, **transport_options())
+    client = service.create_table(f"pool{uuid.uuid4().hex[:12]}")
+    client.upsert_entity({"PartitionKey": "p", "RowKey": "r"})
+    barrier = threading.Barrier(16)
+
+    def read(_: int) -> None:
+        barrier.wait()
+        for _ in range(20):
+            client.get_entity("p", "r")
+
+    with caplog.at_level("WARNING", logger="urllib3.connectionpool"), ThreadPoolExecutor(16) as pool:
+        list(pool.map(read, range(16)))
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
+    service.delete_table(client.table_name)

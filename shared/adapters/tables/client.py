@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from shared.settings import Settings
 
 BATCH = 100  # operations in one entity group transaction
+CONNECTIONS = 32  # kept open per table endpoint: at least the threads that call at once
 MAX_ATTEMPTS = 20  # usage races (and index row races) before giving up with ConcurrencyConflict
 # Codes of a lost optimistic race: an ETag mismatch, a row created meanwhile, a row gone meanwhile.
 RACE_CODES = frozenset(
@@ -171,6 +172,12 @@ def transport_options() -> dict[str, Any]:
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     if bundle:
         session.verify = bundle
+    # requests keeps 10 connections per host: a sweep's 16 workers, or the Functions worker's
+    # threads (min(32, cores + 4) by default: python-scale-performance-reference-guide), would
+    # open and drop the rest on every call. Keep one per thread that may call at once.
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=CONNECTIONS)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return {"transport": RequestsTransport(session=session, session_owner=False)}
 
 
