@@ -1,17 +1,18 @@
 """GET and list latency at 50 concurrent clients against the local host, beside a raw Azurite point
-read measured in the same run at the same concurrency.
+read and an SDK point read measured in the same run at the same concurrency.
 
 The host is a real `python -m devhost` (simulated compute, its own Azurite), seeded with environments
 of several users. Three kinds of request are measured in alternating phases, so drift in the machine's
 load hits all of them alike:
   raw   the Table Storage point read a GET does underneath, as plain HTTP with a SAS token (no
-        per-request signing, the same HTTP client as the API calls): the floor the API is held to
-  sdk   the same point read through azure-data-tables' async client (what the app's SDK adds)
+        per-request signing, the same HTTP client as the API calls), for scale
+  sdk   the same point read through azure-data-tables' async client: the floor the GET is held to
   get   GET /api/v1/environments/{id} with the owner's token
   list  GET /api/v1/environments (each user owns --per-user environments)
-Each client sends its next request as soon as the last one answered (a closed loop). The goal is a
-p99 of GET no more than 1.5x the raw read's. Beside the latencies: the CPU the host process and
-Azurite spent per request (from /proc), which shows where the time goes.
+Each client sends its next request as soon as the last one answered (a closed loop). The goal
+(issue 16) is a p99 of GET no more than 1.5x the SDK read's; the raw read is printed for scale.
+Beside the latencies: the CPU the host process and Azurite spent per request (from /proc), which
+shows where the time goes.
 
 Run: `make bench-api`, or `.venv/bin/python tests/benchmarks/api_latency.py [--clients 50] ...`.
 Only 127.0.0.1 is loaded; every phase is bounded in requests and seconds.
@@ -173,11 +174,11 @@ def report(samples: dict[str, list[float]], args: argparse.Namespace, seeded: in
     for name in ("sdk", "get", "list"):
         ratio = figures[name]["p99"] / figures["raw"]["p99"]
         p50_ratio = figures[name]["p50"] / figures["raw"]["p50"]
-        verdict = "meets" if ratio <= GOAL_RATIO else "misses"
-        print(
-            f"{labels[name]}: p99 {ratio:.2f}x the raw read's (p50 {p50_ratio:.2f}x); "
-            f"{verdict} the goal of <= {GOAL_RATIO}x"
-        )
+        print(f"{labels[name]}: p99 {ratio:.2f}x the raw read's (p50 {p50_ratio:.2f}x)")
+    # Issue 16's goal: GET's p99 against the SDK read's, the floor any GET through the SDK pays.
+    ratio = figures["get"]["p99"] / figures["sdk"]["p99"]
+    verdict = "meets" if ratio <= GOAL_RATIO else "misses"
+    print(f"{labels['get']}: p99 {ratio:.2f}x the SDK read's; {verdict} the goal of <= {GOAL_RATIO}x")
 
 
 def main() -> int:
