@@ -33,7 +33,7 @@ def table(azurite: str) -> Iterator[TableClient]:
 
 
 def wire_requests(body: bytes) -> list[tuple[str, dict[str, str], str]]:
-    """Each sub-request of a $batch body: its request line, headers (dates aside) and JSON body."""
+    """Each sub-request of a $batch body: its request line, headers (dates present) and JSON body."""
     outer = email.message_from_bytes(
         b"Content-Type: " + body.split(b"\r\n", 1)[0][2:].join([b'multipart/mixed; boundary="', b'"'])
         + b"\r\n\r\n" + body,
@@ -46,8 +46,8 @@ def wire_requests(body: bytes) -> list[tuple[str, dict[str, str], str]]:
             head, _, content = raw.decode().partition("\r\n\r\n")
             line, *header_lines = head.split("\r\n")
             headers = dict(h.split(": ", 1) for h in header_lines)
-            for dated in ("x-ms-date", "Date", "Content-Length"):
-                headers.pop(dated, None)
+            for dated in ("x-ms-date", "Date"):  # present, each the time it was built
+                headers[dated] = bool(headers.get(dated))
             found.append((line, headers, content.strip()))
     return found
 

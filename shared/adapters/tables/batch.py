@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping
+from email.utils import formatdate
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError
@@ -55,12 +56,15 @@ def sub_requests(client: TableClient, operations: Iterable[Any]) -> list[HttpReq
 
 
 def body(requests: list[HttpRequest], batch: str, changeset: str) -> bytes:
-    """The multipart/mixed body: one changeset holding each request as application/http."""
+    """The multipart/mixed body: one changeset holding each request as application/http, dated
+    as the SDK dates them (its StorageHeadersPolicy runs on every sub-request)."""
+    now = formatdate(usegmt=True)
     parts = [f"--{batch}{CRLF}Content-Type: multipart/mixed; boundary={changeset}{CRLF}{CRLF}"]
     for number, request in enumerate(requests):
         content = request.content or b""
         payload = content if isinstance(content, bytes) else str(content).encode()
-        headers = "".join(f"{name}: {value}{CRLF}" for name, value in request.headers.items())
+        dated = {**request.headers, "x-ms-date": now, "Date": now}
+        headers = "".join(f"{name}: {value}{CRLF}" for name, value in dated.items())
         parts.append(
             f"--{changeset}{CRLF}Content-Type: application/http{CRLF}"
             f"Content-Transfer-Encoding: binary{CRLF}Content-ID: {number}{CRLF}{CRLF}"
