@@ -61,8 +61,8 @@ def body(requests: list[HttpRequest], batch: str, changeset: str) -> bytes:
     now = formatdate(usegmt=True)
     parts = [f"--{batch}{CRLF}Content-Type: multipart/mixed; boundary={changeset}{CRLF}{CRLF}"]
     for number, request in enumerate(requests):
-        content = request.content or b""
-        payload = content if isinstance(content, bytes) else str(content).encode()
+        content = request.content or ""
+        payload = content.decode() if isinstance(content, bytes) else str(content)
         dated = {**request.headers, "x-ms-date": now, "Date": now}
         headers = "".join(f"{name}: {value}{CRLF}" for name, value in dated.items())
         parts.append(
@@ -70,7 +70,7 @@ def body(requests: list[HttpRequest], batch: str, changeset: str) -> bytes:
             f"Content-Transfer-Encoding: binary{CRLF}Content-ID: {number}{CRLF}{CRLF}"
             f"{request.method} {request.url} HTTP/1.1{CRLF}{headers}{CRLF}"
         )
-        parts.append(payload.decode() + CRLF)
+        parts.append(payload + CRLF)
     parts.append(f"--{changeset}--{CRLF}{CRLF}--{batch}--{CRLF}")
     return "".join(parts).encode()
 

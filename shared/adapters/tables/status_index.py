@@ -192,7 +192,7 @@ class StatusIndex:
         if (
             seen is not None
             and seen[1] <= record.version
-            and self._delete_seen(old_status, record.id, seen[0])
+            and self._delete_row(old_status, record.id, seen[0])  # False: changed since
         ):
             return
         try:
@@ -204,31 +204,25 @@ class StatusIndex:
         if row is not None and rows.index_version(row) <= record.version:
             self._delete_row(old_status, record.id, etag(row))
 
-    def _delete_seen(self, status: Status, environment_id: str, row_etag: str) -> bool:
-        """Delete the row as a sweep's query saw it; False when it changed since (read it again)."""
-        try:
-            self._tables.stats.add("writes")
-            self._index.delete_entity(status.value, environment_id, **if_match(row_etag))
-        except ResourceModifiedError:
-            return False
-        except ResourceNotFoundError:
-            pass  # already gone
-        except AzureError as error:
-            log.warning("status index write failed (%s); a sweep will repair it", type(error).__name__)
-        return True
+    def _delete_row(self, status: Status, environment_id: str, row_etag: str) -> bool:
+        """Delete the row if unchanged since it was read; False when it changed (theirs stands)."""
+        return self._guarded(
+            lambda: self._index.delete_entity(status.value, environment_id, **if_match(row_etag))
+        )
 
-    def _delete_row(self, status: Status, environment_id: str, row_etag: str) -> None:
-        self._guarded(lambda: self._index.delete_entity(status.value, environment_id, **if_match(row_etag)))
-
-    def _guarded(self, write: Callable[[], object]) -> None:
-        """An index write whose failure only leaves an extra candidate (a superset): never raise."""
+    def _guarded(self, write: Callable[[], object]) -> bool:
+        """An index write whose failure only leaves an extra candidate (a superset): never raise.
+        False only when someone else changed the row since it was read (theirs stands)."""
         try:
             self._tables.stats.add("writes")
             write()
-        except (ResourceModifiedError, ResourceNotFoundError):
-            pass  # someone else changed or removed the row: theirs stands
+        except ResourceModifiedError:
+            return False
+        except ResourceNotFoundError:
+            pass  # someone else removed the row: theirs stands
         except AzureError as error:
             log.warning("status index write failed (%s); a sweep will repair it", type(error).__name__)
+        return True
 
     def _stale(self, row: TableEntity) -> bool:
         written = row.metadata.get("timestamp")
