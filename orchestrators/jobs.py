@@ -12,10 +12,11 @@ from shared.settings import ComputeBackendName, Settings
 # Seconds between compute status polls while waiting for an environment to come up: the first
 # wait, doubled after each poll up to the last on ACI, where each poll is a GET on ARM (which
 # throttles reads per subscription and region), an activity and a timer in the history (replayed
-# in full). Local and simulated polls cost nothing outside this process: they stay at the first
-# wait, so a local environment is seen RUNNING as soon as before.
+# in full). Local and simulated polls probe a port on this machine (or nothing): a steady half
+# second, so a code-server that booted in 2 s is not seen RUNNING only at the 3 s poll.
 POLL_SECONDS = 3
 POLL_MAX_SECONDS = 30
+LOCAL_POLL_SECONDS = 0.5
 # How long a step Azure refused for the app's identity is tried again: role assignments can take
 # up to 10 minutes to apply (learn.microsoft.com/azure/role-based-access-control/troubleshooting,
 # "Role assignment changes are not being detected").
@@ -32,8 +33,8 @@ class Job(TypedDict):
     environment_id: str
     operation: str
     deadline_seconds: int
-    poll_seconds: int
-    poll_max_seconds: int
+    poll_seconds: float
+    poll_max_seconds: float
     authorization_grace_seconds: int
     restore_grace_days: int
     snapshot_wait_seconds: int
@@ -42,15 +43,14 @@ class Job(TypedDict):
 
 def job_for(env: Environment, settings: Settings) -> Job:
     assert env.operation is not None
+    on_aci = settings.compute_backend is ComputeBackendName.ACI
     return Job(
         owner=env.owner,
         environment_id=env.id,
         operation=env.operation,
         deadline_seconds=settings.provision_timeout_seconds,
-        poll_seconds=POLL_SECONDS,
-        poll_max_seconds=(
-            POLL_MAX_SECONDS if settings.compute_backend is ComputeBackendName.ACI else POLL_SECONDS
-        ),
+        poll_seconds=POLL_SECONDS if on_aci else LOCAL_POLL_SECONDS,
+        poll_max_seconds=POLL_MAX_SECONDS if on_aci else LOCAL_POLL_SECONDS,
         authorization_grace_seconds=AUTHORIZATION_GRACE_SECONDS,
         restore_grace_days=settings.restore_grace_days,
         snapshot_wait_seconds=settings.snapshot_stop_wait_seconds,

@@ -449,6 +449,11 @@ class Browser:
 def log_in(page: Page, url: str, password: str) -> None:
     """Open the IDE's URL and sign in on code-server's login page."""
     page.goto(url)
+    sign_in(page, password)
+
+
+def sign_in(page: Page, password: str) -> None:
+    """Submit the password on the code-server login page the page shows."""
     field = page.locator("input[type=password]")
     field.fill(password)
     field.press("Enter")
