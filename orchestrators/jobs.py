@@ -12,11 +12,14 @@ from shared.settings import ComputeBackendName, Settings
 # Seconds between compute status polls while waiting for an environment to come up: the first
 # wait, doubled after each poll up to the last on ACI, where each poll is a GET on ARM (which
 # throttles reads per subscription and region), an activity and a timer in the history (replayed
-# in full). Local and simulated polls probe a port on this machine (or nothing): a steady half
-# second, so a code-server that booted in 2 s is not seen RUNNING only at the 3 s poll.
+# in full). Local and simulated polls probe a port on this machine (or nothing): every half
+# second for the first 10 s, so a code-server that answers after 1.2 s is not seen RUNNING only
+# at the 3 s poll; then backing off to 3 s, so one that never answers (up to its 120 s boot
+# timeout) does not grow a history of hundreds of polls.
 POLL_SECONDS = 3
 POLL_MAX_SECONDS = 30
 LOCAL_POLL_SECONDS = 0.5
+LOCAL_POLL_STEADY_SECONDS = 10
 # How long a step Azure refused for the app's identity is tried again: role assignments can take
 # up to 10 minutes to apply (learn.microsoft.com/azure/role-based-access-control/troubleshooting,
 # "Role assignment changes are not being detected").
@@ -34,6 +37,7 @@ class Job(TypedDict):
     operation: str
     deadline_seconds: int
     poll_seconds: float
+    poll_steady_seconds: float  # polled every poll_seconds until then, backing off after
     poll_max_seconds: float
     authorization_grace_seconds: int
     restore_grace_days: int
@@ -50,7 +54,8 @@ def job_for(env: Environment, settings: Settings) -> Job:
         operation=env.operation,
         deadline_seconds=settings.provision_timeout_seconds,
         poll_seconds=POLL_SECONDS if on_aci else LOCAL_POLL_SECONDS,
-        poll_max_seconds=POLL_MAX_SECONDS if on_aci else LOCAL_POLL_SECONDS,
+        poll_steady_seconds=0 if on_aci else LOCAL_POLL_STEADY_SECONDS,
+        poll_max_seconds=POLL_MAX_SECONDS if on_aci else POLL_SECONDS,
         authorization_grace_seconds=AUTHORIZATION_GRACE_SECONDS,
         restore_grace_days=settings.restore_grace_days,
         snapshot_wait_seconds=settings.snapshot_stop_wait_seconds,

@@ -61,9 +61,12 @@ def _wait_until_running(
     context: df.DurableOrchestrationContext, job: dict[str, Any], phase: str | None = None
 ) -> Orchestration:
     """Poll the compute with durable timers until it runs, fails or the deadline passes; the wait
-    between polls doubles from poll_seconds up to poll_max_seconds. Each poll carries the last
-    phase seen, so the activity writes progress only when it moved."""
-    deadline = context.current_utc_datetime + timedelta(seconds=job["deadline_seconds"])
+    between polls is poll_seconds for the first poll_steady_seconds, then doubles up to
+    poll_max_seconds. Each poll carries the last phase seen, so the activity writes progress only
+    when it moved."""
+    began = context.current_utc_datetime
+    deadline = began + timedelta(seconds=job["deadline_seconds"])
+    steady_until = began + timedelta(seconds=job.get("poll_steady_seconds", 0))
     wait = job["poll_seconds"]
     while True:
         status = yield from _step(context, "compute_status", {**job, "phase": phase})
@@ -80,7 +83,8 @@ def _wait_until_running(
         # Never sleep past the deadline: the last poll lands on it.
         wake = min(context.current_utc_datetime + timedelta(seconds=wait), deadline)
         yield context.create_timer(wake)
-        wait = min(wait * 2, job.get("poll_max_seconds", wait))
+        if context.current_utc_datetime >= steady_until:
+            wait = min(wait * 2, job.get("poll_max_seconds", wait))
 
 
 def _settle(

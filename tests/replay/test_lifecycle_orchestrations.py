@@ -184,20 +184,30 @@ def test_deadline_passed_ends_in_error(app_env, clock):
     assert wiring.compute().status(compute_name(env.id)).state is ComputeState.ABSENT
 
 
-def test_local_and_simulated_compute_is_polled_at_a_steady_pace(app_env, clock):
-    """Backing off is for ARM's rate-limited reads (tests/azure); a local poll costs nothing, so
-    it stays at a short steady interval and a booted environment is seen within it."""
+def test_local_and_simulated_compute_is_polled_often_then_backs_off(app_env, clock):
+    """Backing off from 3 s is for ARM's rate-limited reads (tests/azure); a local poll costs
+    nothing, so a booting code-server is looked at every half second for the first 10 s (seen
+    RUNNING within half a second of answering), then the wait doubles to 3 s, so one that never
+    answers does not fill its history with polls."""
     app_env.setenv("DEV8_SIMULATED_BOOT_POLLS", "100")
     app_env.setenv("DEV8_PROVISION_TIMEOUT_SECONDS", "30")
     wiring.reset()
     engine = engine_for(clock)
     env = create()
     job = jobs.job_for(env, get_settings())
-    assert job["poll_seconds"] == job["poll_max_seconds"] == jobs.LOCAL_POLL_SECONDS
+    assert (job["poll_seconds"], job["poll_steady_seconds"]) == (0.5, 10)
     run(engine, clock, launch(engine, operation.PROVISION, env))
     history = engine.status(env.operation).history
-    timers = [e for e in history if e["EventType"] == HistoryEventType.TIMER_CREATED]
-    assert len(timers) == int(30 / jobs.LOCAL_POLL_SECONDS)  # one every half second to the deadline
+    began = datetime.fromisoformat(history[0]["Timestamp"].replace("Z", "+00:00"))
+    fired = [
+        datetime.fromisoformat(e["FireAt"].replace("Z", "+00:00"))
+        for e in history
+        if e["EventType"] == HistoryEventType.TIMER_CREATED
+    ]
+    gaps = [round((b - a).total_seconds(), 2) for a, b in zip([began, *fired], fired, strict=False)]
+    # 20 half-second waits to the 10 s mark, then 1, 2 and 3 s, then 3 s until the last poll
+    # lands on the 30 s deadline (2 s after the 28 s one).
+    assert gaps == [0.5] * 20 + [1, 2, 3, 3, 3, 3, 3, 2], gaps
 
 
 def test_every_activity_run_twice_still_makes_one_compute(app_env, clock):
