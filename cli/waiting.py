@@ -20,6 +20,9 @@ PHASES = {
     "ide_answering": "IDE answering",
 }
 TRANSITIONAL = {"CREATING", "STARTING", "STOPPING", "DELETING"}
+# A restart's STOPPED between its stop and its start (the API's status_reason then): not yet
+# where the restart is going. A refused start changes the reason, so the wait ends there.
+STOPPED_TO_RESTART = "stopped to restart"
 FIRST_POLL, LAST_POLL = 0.5, 3.0
 
 
@@ -63,12 +66,18 @@ def wait_for(
             _show(bar, task, env, target)
             if env["status"] == "ERROR":
                 raise WaitFailed(env)
-            if env["status"] not in TRANSITIONAL:
+            if env["status"] not in TRANSITIONAL and not _restarting(env, target):
                 return env  # the target, or where a racing command left it
             if time.monotonic() + pause > deadline:
                 raise WaitTimedOut(f"{environment_id} is still {env['status']} after {timeout:.0f} s")
             time.sleep(pause)
             pause = min(pause * 1.5, LAST_POLL)
+
+
+def _restarting(env: dict[str, Any], target: str | None) -> bool:
+    return (
+        target == "RUNNING" and env["status"] == "STOPPED" and env.get("status_reason") == STOPPED_TO_RESTART
+    )
 
 
 def _show(bar: Progress, task: Any, env: dict[str, Any], target: str | None) -> None:

@@ -317,7 +317,8 @@ def start_after_restart(job: dict[str, Any]) -> Result:
         env = wiring.resizing().start_after_restart(owner, environment_id, job["operation"])
     except DomainError as refused:
         change = Change(Actor.SYSTEM, f"not started again: {refused.message}", wiring.utcnow())
-        wiring.environments().audit(owner, environment_id, change)
+        # The record says why it stays STOPPED (no longer "stopped to restart": clients stop waiting).
+        wiring.environments().audit(owner, environment_id, change, status_reason=change.reason)
         return {"ok": True, "start": None, "error": refused.message}
     if env is None:
         return {"ok": True, "start": None}

@@ -225,7 +225,9 @@ def restart_environment(context: df.DurableOrchestrationContext) -> Orchestratio
     job = context.get_input(expected_type=dict)
     _started(context, job, operation.RESTART)
     yield from _final_snapshot(context, job)
-    stopped = yield from _steps_then(context, job, ("stop_compute",), "stopped to restart", "stop failed")
+    stopped = yield from _steps_then(
+        context, job, ("stop_compute",), operation.STOPPED_TO_RESTART, "stop failed"
+    )
     if stopped.get("status") != "STOPPED":
         return stopped  # the stop failed (ERROR, with its reason): nothing to start
     start = yield context.call_activity_with_retry("start_after_restart", RETRY, job)

@@ -21,6 +21,11 @@ class Kind(StrEnum):
     RESTART = "restart"  # a stop that starts again once stopped (a resize asked while running)
 
 
+# The status_reason of a restart's STOPPED, between its stop and its start being accepted (a few
+# milliseconds, but a client polling for RUNNING can see it: the CLI and the TypeScript client wait
+# on through it). A start that is refused replaces it with why (activities.start_after_restart).
+STOPPED_TO_RESTART = "stopped to restart"
+
 # The orchestrator function that carries out each kind (its registered name).
 PROVISION = "provision_environment"
 START = "start_environment"

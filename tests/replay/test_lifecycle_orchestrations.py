@@ -19,7 +19,7 @@ from shared.domain import operation
 from shared.domain.environment import Status
 from shared.domain.lifecycle import Command
 from shared.domain.operation import Kind
-from shared.domain.requests import CreateEnvironmentRequest
+from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
 from shared.domain.resources import ComputeState, compute_name, workspace_name
 from shared.settings import get_settings
 
@@ -235,3 +235,24 @@ def test_replaying_a_recorded_activity_changes_nothing(engine, clock):
     after = wiring.store().get(OWNER, env.id)
     assert after.etag == before.etag  # settle again was a no-op
     assert wiring.compute().creations == 1
+
+
+def test_a_restart_whose_start_is_refused_stays_stopped_and_says_why(app_env, clock):
+    """Between a restart's stop and its start the record is STOPPED "stopped to restart" (the
+    clients wait on through it); a start refused there (the owner's quota was taken meanwhile)
+    replaces that reason with why, so a wait for RUNNING ends."""
+    app_env.setenv("DEV8_MAX_RUNNING_PER_USER", "1")
+    wiring.reset()
+    engine = engine_for(clock)
+    env = create()
+    run(engine, clock, launch(engine, operation.PROVISION, env))
+    change = UpdateEnvironmentRequest.model_validate({"size": "medium", "restart": True})
+    restarting = wiring.resizing().resize(OWNER, env.id, change).environment
+    assert restarting.status is Status.STOPPING  # not running, for the quota: another may start
+    other = create("meanwhile")
+    run(engine, clock, launch(engine, operation.PROVISION, other))
+    status = run(engine, clock, launch(engine, operation.RESTART, restarting))
+    assert status.output["status"] == "STOPPED", status.output
+    record = wiring.environments().get(OWNER, env.id)
+    assert record.status is Status.STOPPED
+    assert (record.status_reason or "").startswith("not started again: at most 1 "), record.status_reason

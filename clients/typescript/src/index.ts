@@ -63,6 +63,9 @@ export function unwrap<T>(answer: { data?: T; error?: unknown; response: Respons
 }
 
 const TRANSITIONAL: ReadonlySet<Status> = new Set(["CREATING", "STARTING", "STOPPING", "DELETING"]);
+/** A restart's STOPPED between its stop and its start (its status_reason then): still on the way to
+ * RUNNING. A refused start changes the reason, so a wait for RUNNING ends there. */
+const STOPPED_TO_RESTART = "stopped to restart";
 
 export interface WaitOptions {
   /** Give up after this many milliseconds (default 15 minutes). */
@@ -97,7 +100,9 @@ export async function waitForStatus(
     const environment = unwrap(answer).environment;
     options.onProgress?.(environment);
     if (targets.has(environment.status)) return environment;
-    if (!TRANSITIONAL.has(environment.status)) {
+    const restarting =
+      targets.has("RUNNING") && environment.status === "STOPPED" && environment.status_reason === STOPPED_TO_RESTART;
+    if (!TRANSITIONAL.has(environment.status) && !restarting) {
       const why = environment.status_reason ? `: ${environment.status_reason}` : "";
       throw new Dev8Error(409, "UNEXPECTED_STATUS", `${environmentId} is ${environment.status}${why}`, environment);
     }
