@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 
 from shared import agent_tokens
 from shared.adapters.compute import code_server as installed
@@ -238,13 +239,16 @@ def test_lifecycle_with_real_code_server(
     workbench = get(port, f"/?{url.query}", cookie)
     assert workbench.status == 200
 
-    # the password travels only in the environment: not on any command line, nor on disk
+    # the password travels only as an argon2 hash in the environment: not on any command line,
+    # nor in the plain anywhere code-server's process was given
     members = group_pids(pgid)
     assert members
     for pid in members:
         assert password.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
     environ = Path(f"/proc/{pgid}/environ").read_bytes().split(b"\0")
-    assert f"PASSWORD={password}".encode() in environ
+    assert not any(password.encode() in entry for entry in environ)
+    (hashed,) = [entry.split(b"=", 1)[1] for entry in environ if entry.startswith(b"HASHED_PASSWORD=")]
+    assert PasswordHasher().verify(hashed.decode(), password)
     assert b"EDITOR=vim" in environ
     assert f"GITHUB_TOKEN={spec.secure_environment['GITHUB_TOKEN']}".encode() in environ
     assert not any(host_secret.encode() in entry for entry in environ)  # the host's secrets stay out
@@ -348,7 +352,8 @@ def test_a_process_that_dies_at_start_is_failed_with_its_log_scrubbed(
 ) -> None:
     dies = write_script(
         tmp_path / "dies",
-        '#!/bin/sh\necho "fatal: cannot load native module" >&2\necho "password was $PASSWORD"\nexit 3\n',
+        '#!/bin/sh\necho "fatal: cannot load native module" >&2\n'
+        'echo "password was $HASHED_PASSWORD"\nexit 3\n',
     )
     backend = backends(dies)
     spec = make_spec(workspace)
@@ -358,7 +363,8 @@ def test_a_process_that_dies_at_start_is_failed_with_its_log_scrubbed(
     detail = failed.detail or ""
     assert "exited during start (exit code 3)" in detail
     assert "fatal: cannot load native module" in detail
-    assert spec.secure_environment["PASSWORD"] not in detail and "[redacted]" in detail
+    # code-server is given only the password's argon2 hash: a verifier, redacted like a secret
+    assert "$argon2" not in detail and "password was [redacted]" in detail, detail
 
     # a stop settles it; start tries again (and fails the same way); delete cleans up
     assert backend.stop(spec.name).state is ComputeState.STOPPED
@@ -575,11 +581,12 @@ def assert_agent_beside(backend: LocalCompute, spec: ComputeSpec, pgid: int) -> 
     # SSH sessions are connections to this environment's own sshd (never the host's port 2222).
     ssh_port = recorded(backend, spec.name)["ssh"].split()[2]
     assert agent_env["DEV8_AGENT_SSH_PORT"] == ssh_port != "2222"
-    for name in ("PASSWORD", "GITHUB_TOKEN", "DEV8_AGENT_UNSET"):
+    for name in ("PASSWORD", "HASHED_PASSWORD", "GITHUB_TOKEN", "DEV8_AGENT_UNSET"):
         assert name not in agent_env, name
     leader_env = environ(pgid)
     assert agent_tokens.AGENT_TOKEN_VARIABLE not in leader_env and "DEV8_AGENT_UNSET" not in leader_env
-    assert leader_env["PASSWORD"] == spec.secure_environment["PASSWORD"]
+    assert "PASSWORD" not in leader_env
+    assert PasswordHasher().verify(leader_env["HASHED_PASSWORD"], spec.secure_environment["PASSWORD"])
     assert "--user-data-dir" in cmdline(pgid)  # the leader is code-server itself (the launcher exec'd)
     for pid in group_pids(pgid):
         assert token not in " ".join(cmdline(pid)), cmdline(pid)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 
 from shared.adapters.compute.code_server import process_environment
 from shared.agent_tokens import AGENT_TOKEN_VARIABLE
@@ -34,7 +35,9 @@ def test_the_agents_credentials_and_the_hosts_secrets_stay_out(
         },
     )
     environment = process_environment(spec, "ide-password", tmp_path)
-    assert environment["PASSWORD"] == "ide-password"
+    # Only an argon2 hash of the IDE password, as on ACI (ide_password.py).
+    assert "PASSWORD" not in environment
+    assert PasswordHasher().verify(environment["HASHED_PASSWORD"], "ide-password")
     assert environment["EDITOR"] == "vim" and environment["GITHUB_TOKEN"] == "ghp_user"
     assert "PORT" not in environment  # code-server's own settings are the backend's
     for kept_out in (AGENT_TOKEN_VARIABLE, SNAPSHOT_PASSWORD_KEY, "DEV8_SECRETS_KEY"):

@@ -37,6 +37,7 @@ from shared.adapters.azure_common import (
 from shared.adapters.azure_common import (
     credential as default_credential,
 )
+from shared.adapters.compute import ide_password
 from shared.domain.catalog import SSH_PORT
 from shared.domain.logs import LogSource
 from shared.domain.progress import Phase
@@ -78,7 +79,7 @@ class AciCompute:
         self._group = group
         self._rg = group.resource_group
         self._storage_key = storage_key
-        self._hash_password = hash_password or _argon2_hash
+        self._hash_password = hash_password or ide_password.hashed
         self._https_probe = https_probe or https_answers
         self._client = ContainerInstanceManagementClient(
             credential, group.subscription_id, **client_options(transport)
@@ -391,9 +392,3 @@ def https_answers(url: str) -> bool:
             return int(answer.status) == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
-
-
-def _argon2_hash(password: str) -> str:
-    from argon2 import PasswordHasher
-
-    return str(PasswordHasher().hash(password))

@@ -21,6 +21,7 @@ import re
 import shutil
 from pathlib import Path
 
+from shared.adapters.compute import ide_password
 from shared.agent_tokens import ACTIVITY_URL_VARIABLE, AGENT_TOKEN_VARIABLE
 from shared.errors import PermanentBackendError
 from shared.secrets import SNAPSHOT_PASSWORD_KEY
@@ -69,7 +70,7 @@ shift 4
 token=${DEV8_AGENT_TOKEN:-} restic_password=${DEV8_SNAPSHOT_PASSWORD:-}
 report=$state/setup-report ssh_port=${DEV8_LAUNCH_SSH_PORT:-0}
 (
-  unset PASSWORD DEV8_AGENT_TOKEN DEV8_SNAPSHOT_PASSWORD DEV8_AGENT_UNSET DEV8_LAUNCH_SSHD
+  unset PASSWORD HASHED_PASSWORD DEV8_AGENT_TOKEN DEV8_SNAPSHOT_PASSWORD DEV8_AGENT_UNSET DEV8_LAUNCH_SSHD
   WORKSPACE_DIR=$PWD DEV8_STATE_DIR=$state DEV8_RUNTIME_DIR=$state/run DEV8_SETUP_REPORT=$report
   DEV8_AUTHORIZED_KEYS=$state/ssh/authorized_keys
   export WORKSPACE_DIR DEV8_STATE_DIR DEV8_RUNTIME_DIR DEV8_SETUP_REPORT DEV8_AUTHORIZED_KEYS
@@ -117,7 +118,7 @@ USER_SETTINGS = {
     "workbench.enableExperiments": False,
     "workbench.settings.enableNaturalLanguageSearch": False,
     "npm.fetchOnlinePackageInfo": False,
-    "terminal.integrated.env.linux": {"PASSWORD": None},
+    "terminal.integrated.env.linux": {"PASSWORD": None, "HASHED_PASSWORD": None},
 }
 
 
@@ -169,7 +170,8 @@ def process_environment(spec: ComputeSpec, password: str, directory: Path) -> di
     # The agents' alone: the activity agent's token, the snapshot repository's password.
     for name in (AGENT_TOKEN_VARIABLE, SNAPSHOT_PASSWORD_KEY):
         environment.pop(name, None)
-    environment["PASSWORD"] = password
+    # A hash, as on ACI: given the plain value, code-server runs argon2 on every request (ide_password).
+    environment[ide_password.VARIABLE] = ide_password.hashed(password)
     # code-server keeps its heartbeat and wrapper logs in $XDG_DATA_HOME, VS Code a device id in
     # $XDG_CACHE_HOME: per environment, not mixed in the host's home.
     environment["XDG_DATA_HOME"] = str(directory / "data")
@@ -200,7 +202,7 @@ def launcher(
         environment[AGENT_TOKEN_VARIABLE] = activity[1]
     if snapshots is not None:
         environment.update(snapshots[1])
-    hidden = {"PASSWORD", AGENT_TOKEN_VARIABLE, SNAPSHOT_PASSWORD_KEY, *spec.secure_environment}
+    hidden = {ide_password.VARIABLE, AGENT_TOKEN_VARIABLE, SNAPSHOT_PASSWORD_KEY, *spec.secure_environment}
     environment["DEV8_AGENT_UNSET"] = " ".join(sorted(n for n in hidden if SHELL_NAME.fullmatch(n)))
     return [
         SHELL, "-c", LAUNCH, "dev8-launch",

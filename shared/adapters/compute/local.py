@@ -5,7 +5,8 @@ directories, an empty config file (so code-server never writes one with a passwo
 the home directory), its log, and `state.json` (pid, process group, port, times: never a secret), from
 which a restarted host finds its processes again.
 
-The password reaches code-server only through its environment (PASSWORD), never the command line
+The password reaches code-server only as an argon2 hash in its environment (HASHED_PASSWORD, as on
+ACI: ide_password.py), never the command line
 (code_server.py builds that environment and the launcher of the activity agent, which runs in the
 same process group so that it stops with it). Each code-server leads its own process group
 (start_new_session) and is stopped by ending the whole group and its descendants: killing only
@@ -32,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from shared.adapters.compute import local_ssh, process_groups
+from shared.adapters.compute import ide_password, local_ssh, process_groups
 from shared.adapters.compute.code_server import (
     ACTIVITY_AGENT,
     FLAGS,
@@ -330,7 +331,8 @@ class LocalCompute:
         # Read at once (a leader that already exited is an unreaped zombie: its start time is still there).
         identity = process_groups.identity(child.pid, include_zombie=True) or ""
         self._children[spec.name] = child
-        self._secrets[spec.name] = tuple(v for v in spec.secure_environment.values() if v)
+        hashed = environment[ide_password.VARIABLE]  # a verifier of the password: kept out of logs too
+        self._secrets[spec.name] = (*(v for v in spec.secure_environment.values() if v), hashed)
         state = _State(
             name=spec.name,
             environment_id=spec.environment_id,
