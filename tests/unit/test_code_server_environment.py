@@ -42,3 +42,11 @@ def test_the_agents_credentials_and_the_hosts_secrets_stay_out(
     assert "PORT" not in environment  # code-server's own settings are the backend's
     for kept_out in (AGENT_TOKEN_VARIABLE, SNAPSHOT_PASSWORD_KEY, "DEV8_SECRETS_KEY"):
         assert kept_out not in environment
+
+
+def test_the_ide_password_hash_is_argon2id_at_owasps_minimum_cost() -> None:
+    from shared.adapters.compute import ide_password
+
+    first, second = ide_password.hashed("ide-password"), ide_password.hashed("ide-password")
+    assert first.startswith("$argon2id$v=19$m=19456,t=2,p=1$") and first != second  # salted
+    assert PasswordHasher().verify(first, "ide-password")

@@ -13,7 +13,11 @@ VARIABLE = "HASHED_PASSWORD"
 
 
 def hashed(password: str) -> str:
-    """An argon2id hash in the PHC string format code-server's argon2 module verifies."""
+    """An argon2id hash in the PHC string format code-server's argon2 module verifies, at OWASP's
+    minimum cost (cheatsheetseries.owasp.org, Password Storage Cheat Sheet: m=19 MiB, t=2, p=1).
+    The password is 144 random bits (shared/secrets.generate_password): no guess finds it whatever
+    the cost, and argon2-cffi's default (64 MiB, t=3, p=4: about 0.3 s of CPU here) would only
+    delay every start, and every login, which verifies at the same cost."""
     from argon2 import PasswordHasher  # lazy: only a compute backend starting code-server needs it
 
-    return str(PasswordHasher().hash(password))
+    return str(PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1).hash(password))
