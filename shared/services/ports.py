@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -122,6 +123,13 @@ class SweepIndex(Protocol):
 
     def repair_index(self, entry: IndexEntry) -> None:
         """Bring one index row in line with its record (sweeps call it for stale candidates)."""
+        ...
+
+    def moving(
+        self, moves: Sequence[tuple[Environment, Status]], at: datetime
+    ) -> AbstractContextManager[None]:
+        """Around a pass's commits of these records to these statuses: their index writes are
+        made together (ahead and after) rather than two per commit."""
         ...
 
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from shared.domain import budget as budget_rules
+from shared.domain import lifecycle
 from shared.domain.decisions import purge_due, retire_reason, stop_reason
 from shared.domain.environment import Actor, Environment, Policy, Status
-from shared.domain.lifecycle import Command
+from shared.domain.lifecycle import Command, Verdict
 from shared.domain.operation import Kind
 from shared.errors import DomainError
 from shared.services.environments import CommandResult, EnvironmentService
@@ -27,6 +28,9 @@ from shared.services.ports import Change, Clock, EnvironmentRecords, IndexEntry,
 # never takes more than a small share of the storage account's 20,000 transactions a second
 # (https://learn.microsoft.com/azure/storage/tables/scalability-targets).
 SWEEP_WORKERS = 16
+# Candidates confirmed before their commits begin: a window's index rows are written in a few
+# transactions, and a candidate waits at most a window's reads between its read and its commit.
+SWEEP_WINDOW = 500
 
 
 @dataclass
@@ -140,19 +144,24 @@ class Sweeps:
     ) -> SweepReport:
         """Each candidate confirmed by one point read and acted on by one ETag-guarded write (the
         command decides on the record just read), SWEEP_WORKERS at a time: a thousand stops are
-        a thousand round trips each way, which one at a time would spend waiting."""
+        a thousand round trips each way, which one at a time would spend waiting. A window's
+        index rows are written together around its commits (`SweepIndex.moving`)."""
         entries = list(candidates)
         report = SweepReport(candidates=len(entries))
 
-        def act(entry: IndexEntry) -> CommandResult | str:
+        def confirm(entry: IndexEntry) -> tuple[IndexEntry, Environment, str] | None:
             env = self._records.get(entry.owner, entry.environment_id)
             reason = (
                 decide(env, now, self._policy) if env is not None and env.status is entry.status else None
             )
-            if reason is None:
+            if env is None or reason is None:
                 # A stale candidate: wrong status, or activity moved its deadline. Refresh the row.
                 self._index.repair_index(entry)
-                return "repaired"
+                return None
+            return entry, env, reason
+
+        def act(due: tuple[IndexEntry, Environment, str]) -> CommandResult | str:
+            entry, env, reason = due
             try:
                 return self._service.command(
                     entry.owner,
@@ -167,9 +176,17 @@ class Sweeps:
             except DomainError:  # moved on meanwhile (409/404): nothing to do
                 return "skipped"
 
+        outcomes: list[CommandResult | str] = []
         with ThreadPoolExecutor(max_workers=SWEEP_WORKERS, thread_name_prefix="sweep") as pool:
-            outcomes = list(pool.map(act, entries))
-        for outcome in outcomes:  # in the index's order, as one at a time would have them
+            for start in range(0, len(entries), SWEEP_WINDOW):
+                confirmed = list(pool.map(confirm, entries[start : start + SWEEP_WINDOW]))
+                due = [found for found in confirmed if found is not None]
+                moves = [(env, target) for _, env, _ in due if (target := _target(env, command)) is not None]
+                with self._index.moving(moves, now):
+                    acted = iter(pool.map(act, due))
+                    # In the index's order, as one at a time would have them.
+                    outcomes += ["repaired" if found is None else next(acted) for found in confirmed]
+        for outcome in outcomes:
             if outcome == "repaired":
                 report.repaired += 1
             elif isinstance(outcome, CommandResult) and outcome.accepted:
@@ -177,3 +194,9 @@ class Sweeps:
             else:
                 report.skipped += 1
         return report
+
+
+def _target(env: Environment, command: Command) -> Status | None:
+    """Where the command moves the record, if it moves it."""
+    decision = lifecycle.decide(env.status, command)
+    return decision.target if decision.verdict is Verdict.TRANSITION else None

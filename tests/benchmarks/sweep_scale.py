@@ -320,6 +320,14 @@ def _spec(env: Environment) -> ComputeSpec:
     )
 
 
+def app_transport() -> dict[str, Any]:
+    try:
+        from shared.adapters.tables.client import transport_options
+    except ImportError:  # --before a commit that built its clients with the SDK's defaults
+        return {}
+    return transport_options()
+
+
 def run(args: argparse.Namespace) -> list[str]:
     problems: list[str] = []
     print(
@@ -337,7 +345,8 @@ def run(args: argparse.Namespace) -> list[str]:
     with azurite_tables() as connection:
         port = connection.split("TableEndpoint=http://127.0.0.1:", 1)[1].split("/", 1)[0]
         AZURITE[:] = pids_mentioning(f"--tablePort\0{port}\0")  # argv is NUL-separated
-        service_client = TableServiceClient.from_connection_string(connection)
+        # The store as the app builds it (service_from_settings): its transport, its connection pool.
+        service_client = TableServiceClient.from_connection_string(connection, **app_transport())
         store = TableEnvironmentStore(service_client, PREFIX)
         store.ensure_tables()
         seconds, transactions = seed(connection, store, fleet, args.threads, args.seed_with_sdk)

@@ -647,3 +647,92 @@ def test_sixteen_threads_share_the_pool_without_dropping_connections(
         list(pool.map(read, range(16)))
     assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
     service.delete_table(client.table_name)
+
+
+# --- a sweep's moves: their index writes together ------------------------------------------------
+
+
+def running_fleet(store: TableEnvironmentStore, count: int) -> list[Environment]:
+    return [move(store, store.create(make_env(), change(), ROOMY), Status.RUNNING) for _ in range(count)]
+
+
+def indexed_versions(azurite: str, store: TableEnvironmentStore, status: Status) -> dict[str, int]:
+    with TableClient.from_connection_string(azurite, store.index_table) as table:
+        found = table.query_entities("PartitionKey eq @status", parameters={"status": status.value})
+        return {str(row["RowKey"]): int(row["version"]) for row in found}
+
+
+def test_moves_inside_moving_write_their_index_rows_in_two_transactions(
+    store: TableEnvironmentStore, azurite: str
+) -> None:
+    fleet = running_fleet(store, 5)
+    list(store.index.candidates(Status.RUNNING))  # remembered with their ETags, as a sweep's query
+    at = T0 + timedelta(hours=1)
+    store.stats.reset()
+    with store.index.moving([(env, Status.STOPPING) for env in fleet], at):
+        stopped = [move(store, env, Status.STOPPING, at=at) for env in fleet]
+    stats = store.stats.snapshot()
+    assert stats["writes"] == 0  # no index row written or deleted on its own
+    assert stats["transactions"] == len(fleet) + 2  # the commits, the rows ahead, the rows left
+    assert stats["point_reads"] == len(fleet)  # the usage row of each commit, nothing of the index
+    for env in stopped:
+        assert index_statuses(azurite, store, env.id) == ["STOPPING"]
+        assert indexed_versions(azurite, store, Status.STOPPING)[env.id] == env.version
+
+
+def test_rows_written_ahead_for_moves_no_commit_made_are_withdrawn(
+    store: TableEnvironmentStore, azurite: str
+) -> None:
+    moved, left = running_fleet(store, 2)
+    at = T0 + timedelta(hours=1)
+    with store.index.moving([(moved, Status.STOPPING), (left, Status.STOPPING)], at):
+        move(store, moved, Status.STOPPING, at=at)
+        # A superset meanwhile: the row ahead is there before any commit (a user acted first on `left`).
+        assert index_statuses(azurite, store, left.id) == ["RUNNING", "STOPPING"]
+    assert index_statuses(azurite, store, left.id) == ["RUNNING"]
+    assert index_statuses(azurite, store, moved.id) == ["STOPPING"]
+
+
+def test_a_leftover_row_makes_each_commit_announce_its_own(
+    store: TableEnvironmentStore, azurite: str
+) -> None:
+    first, second = running_fleet(store, 2)
+    # A STOPPING row of `second` left by an earlier write that failed: the rows ahead cannot be created.
+    store.index.announce(second.model_copy(update={"status": Status.STOPPING, "version": 9}), second)
+    at = T0 + timedelta(hours=1)
+    store.stats.reset()
+    with store.index.moving([(first, Status.STOPPING), (second, Status.STOPPING)], at):
+        stopped = [move(store, env, Status.STOPPING, at=at) for env in (first, second)]
+    assert store.stats.snapshot()["writes"] >= 2  # announced one at a time, as lone commits do
+    for env in stopped:
+        assert index_statuses(azurite, store, env.id) == ["STOPPING"]
+    versions = indexed_versions(azurite, store, Status.STOPPING)
+    assert versions[first.id] == stopped[0].version
+    assert versions[second.id] == 9  # a newer version's row is never lowered
+
+
+def test_a_row_changed_since_its_query_is_retired_on_its_own(
+    store: TableEnvironmentStore, azurite: str
+) -> None:
+    first, second = running_fleet(store, 2)
+    entries = {entry.environment_id: entry for entry in store.index.candidates(Status.RUNNING)}
+    store.touch(OWNER, second.id, T0 + timedelta(hours=1))
+    store.index.repair_index(entries[second.id])  # a new ETag: the transaction of deletes is refused
+    fresh = store.get(OWNER, second.id)
+    assert fresh is not None
+    at = T0 + timedelta(hours=2)
+    with store.index.moving([(first, Status.STOPPING), (fresh, Status.STOPPING)], at):
+        stopped = [move(store, env, Status.STOPPING, at=at) for env in (first, fresh)]
+    for env in stopped:
+        assert index_statuses(azurite, store, env.id) == ["STOPPING"]
+
+
+def test_commits_outside_the_moves_keep_their_own_index_writes(
+    store: TableEnvironmentStore, azurite: str
+) -> None:
+    swept, other = running_fleet(store, 2)
+    at = T0 + timedelta(hours=1)
+    with store.index.moving([(swept, Status.STOPPING)], at):
+        move(store, other, Status.STOPPING, at=at)
+        assert index_statuses(azurite, store, other.id) == ["STOPPING"]  # retired at once
+    assert index_statuses(azurite, store, swept.id) == ["RUNNING"]  # written ahead, withdrawn

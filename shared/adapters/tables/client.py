@@ -9,9 +9,9 @@ import random
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from shared.settings import Settings
 
 BATCH = 100  # operations in one entity group transaction
+T = TypeVar("T")
 CONNECTIONS = 32  # kept open per table endpoint: at least the threads that call at once
 MAX_ATTEMPTS = 20  # usage races (and index row races) before giving up with ConcurrencyConflict
 # Codes of a lost optimistic race: an ETag mismatch, a row created meanwhile, a row gone meanwhile.
@@ -115,28 +116,39 @@ class Tables:
             yield from page
 
     def delete_rows(self, table: TableClient, found: Iterable[TableEntity]) -> int:
-        """Delete the rows (their keys are enough), a transaction per partition and hundred
-        (the most one entity group transaction holds: performing-entity-group-transactions).
+        """Delete the rows (their keys are enough), a transaction per partition and hundred.
         A row gone meanwhile is done: that batch is deleted one by one. Returns the rows."""
-        by_partition: dict[str, builtins.list[str]] = defaultdict(list)
-        for row in found:
-            by_partition[str(row["PartitionKey"])].append(str(row["RowKey"]))
-        for partition, keys in by_partition.items():
-            for start in range(0, len(keys), BATCH):
-                chunk = keys[start : start + BATCH]
-                self.stats.add("transactions")
-                try:
-                    batch.submit(table, [("delete", {"PartitionKey": partition, "RowKey": k}) for k in chunk])
-                except (TableTransactionError, ResourceNotFoundError):
-                    for key in chunk:
-                        self.stats.add("writes")
-                        table.delete_entity(partition, key)  # absent: no error (the SDK's rule)
-        return sum(len(keys) for keys in by_partition.values())
+        deleted = 0
+        for chunk in transactions(((str(row["PartitionKey"]), str(row["RowKey"])) for row in found), first):
+            self.stats.add("transactions")
+            deleted += len(chunk)
+            try:
+                batch.submit(table, [("delete", {"PartitionKey": p, "RowKey": k}) for p, k in chunk])
+            except (TableTransactionError, ResourceNotFoundError):
+                for partition, key in chunk:
+                    self.stats.add("writes")
+                    table.delete_entity(partition, key)  # absent: no error (the SDK's rule)
+        return deleted
 
     def delete_partition(self, table: TableClient, partition: str) -> int:
         """Delete every row of one partition (read by their keys only). Returns the rows."""
         keys = self.query(table, "PartitionKey eq @pk", {"pk": partition}, select=["PartitionKey", "RowKey"])
         return self.delete_rows(table, keys)
+
+
+def transactions(items: Iterable[T], partition: Callable[[T], object]) -> Iterator[builtins.list[T]]:
+    """The items grouped by partition, a hundred at most per group: one entity group transaction
+    each (at most 100 operations, all in one partition: performing-entity-group-transactions)."""
+    groups: dict[object, builtins.list[T]] = defaultdict(list)
+    for item in items:
+        groups[partition(item)].append(item)
+    for group in groups.values():
+        for start in range(0, len(group), BATCH):
+            yield group[start : start + BATCH]
+
+
+def first(item: tuple[Any, ...]) -> object:
+    return item[0]
 
 
 def service_from_settings(settings: Settings) -> TableServiceClient:

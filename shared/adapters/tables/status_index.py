@@ -4,14 +4,17 @@ plus the id -> owner directory.
 It cannot join the owner's transaction, so it is kept a SUPERSET of the truth: the row for the
 new status is written ahead of the commit, the old one is removed after it, and a RUNNING row's
 idle_stop_at never claims later than the record's. Each row carries the record version it
-announces, so a repair can tell a write still in flight from a stale row.
+announces, so a repair can tell a write still in flight from a stale row. A sweep's many moves
+(`moving`) share those writes: the new rows go ahead together and the old ones after the commits,
+a transaction per status and hundred rows, instead of two requests per record.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,10 +27,11 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableEntity, UpdateMode
 
-from shared.adapters.tables import rows
-from shared.adapters.tables.client import MAX_ATTEMPTS, Tables, etag, if_match
+from shared.adapters.tables import batch, rows
+from shared.adapters.tables.client import MAX_ATTEMPTS, Tables, etag, first, if_match, transactions
 from shared.adapters.tables.rows import utc
 from shared.domain.environment import Environment, Status
+from shared.domain.lifecycle import TRANSITIONAL
 from shared.errors import ConcurrencyConflict
 from shared.services.ports import IndexEntry
 
@@ -40,6 +44,8 @@ RecordReader = Callable[[str, str], Environment | None]  # (owner, id) -> the re
 # Candidate rows remembered for `retire` (ETag and version, a few dozen bytes each): enough for a
 # sweep's pass; the oldest are forgotten first, and a forgotten row is simply read again.
 REMEMBERED_ROWS = 20_000
+
+RowKey = tuple[Status, str, str]  # (status, environment id, ETag): a row to delete if unchanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +70,12 @@ class StatusIndex:
         # sweep's decision retires that row without reading it again. Plain dict operations are
         # atomic under the GIL; the ETag makes a stale entry harmless (the delete is refused).
         self._seen: dict[tuple[str, str], tuple[str, int]] = {}
+        # Inside `moving`: rows written ahead for (status, id, version), and the ids whose old rows
+        # wait to be retired together (with the records they were retired for).
+        self._lock = threading.Lock()
+        self._ahead: dict[tuple[Status, str, int], Announcement] = {}
+        self._deferred: set[str] = set()
+        self._retiring: list[tuple[Status, Environment]] = []
 
     # --- reads (the SweepIndex port) ----------------------------------------------------------------
 
@@ -145,6 +157,11 @@ class StatusIndex:
         """Write ahead the index row for the record's new status (a superset until the commit)."""
         if record.status is Status.DELETED and not record.snapshot:
             return None  # only retired records, restorable from a snapshot, stay indexed
+        if self._ahead and previous is not None and previous.status is not record.status:
+            with self._lock:  # written ahead by `moving` for exactly this version
+                ahead = self._ahead.pop((record.status, record.id, record.version), None)
+            if ahead is not None:
+                return ahead
         idle = record.idle_stop_at
         if previous is not None and previous.status is record.status:
             # Same partition: only a lower idle_stop_at (a shorter timeout) must reach the index now.
@@ -188,7 +205,14 @@ class StatusIndex:
         deleted by its ETag, without a read; one changed since is read again."""
         if old_status is Status.DELETED:
             return
-        seen = self._seen.pop((old_status.value, record.id), None)
+        if self._deferred:
+            with self._lock:
+                if record.id in self._deferred:  # inside `moving`: retired with the others
+                    self._retiring.append((old_status, record))
+                    return
+        self._retire_one(old_status, record, self._seen.pop((old_status.value, record.id), None))
+
+    def _retire_one(self, old_status: Status, record: Environment, seen: tuple[str, int] | None) -> None:
         if (
             seen is not None
             and seen[1] <= record.version
@@ -203,6 +227,88 @@ class StatusIndex:
         # A row announcing a newer version belongs to a later write that is moving back there.
         if row is not None and rows.index_version(row) <= record.version:
             self._delete_row(old_status, record.id, etag(row))
+
+    # --- a sweep's moves, their index writes together -----------------------------------------------
+
+    @contextlib.contextmanager
+    def moving(self, moves: Sequence[tuple[Environment, Status]], at: datetime) -> Iterator[None]:
+        """Around the commits of many records moving to transitional statuses (a sweep's stops and
+        retirements): their new rows are written ahead together, and the rows they leave are
+        retired together after the block, a transaction per status and hundred rows
+        (performing-entity-group-transactions: at most 100 operations, one partition). Rows
+        written ahead that no commit used (a user acted first) are withdrawn at the end. Anything
+        a transaction could not do is done one row at a time, as a lone commit would."""
+        ahead = [
+            env.model_copy(update={"status": to, "version": env.version + 1, "updated_at": at})
+            for env, to in moves
+            if to in TRANSITIONAL and to is not env.status  # rows without deadline columns
+        ]
+        written = self._announce_together([rows.index_row_for(env, env.version, None) for env in ahead])
+        ids = {env.id for env, _ in moves}
+        with self._lock:
+            self._deferred |= ids
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._deferred -= ids
+                retiring = [(status, env) for status, env in self._retiring if env.id in ids]
+                self._retiring = [(status, env) for status, env in self._retiring if env.id not in ids]
+                unused = [self._ahead.pop(key) for key in written if key in self._ahead]
+            self._retire_together(retiring)
+            for status, environment_id, row_etag in self._delete_together(
+                [(ahead.status, ahead.environment_id, ahead.etag) for ahead in unused]
+            ):
+                self._delete_row(status, environment_id, row_etag)
+
+    def _announce_together(self, new_rows: list[dict[str, Any]]) -> list[tuple[Status, str, int]]:
+        """Create the rows, a transaction per status and hundred; remember each for its commit.
+        A refused transaction (a row already there) leaves its rows to their commits."""
+        written = []
+        for chunk in transactions(new_rows, lambda row: row["PartitionKey"]):
+            self._tables.stats.add("transactions")
+            try:
+                answers = batch.submit(self._index, [("create", row) for row in chunk])
+            except AzureError:
+                continue
+            with self._lock:
+                for row, answer in zip(chunk, answers, strict=True):
+                    key = (Status(row["PartitionKey"]), str(row["RowKey"]), int(row["version"]))
+                    self._ahead[key] = Announcement(key[0], key[1], str(answer["etag"]), created=True)
+                    written.append(key)
+        return written
+
+    def _retire_together(self, retiring: list[tuple[Status, Environment]]) -> None:
+        """The rows the records left: by the ETag their query returned, together; the rest (and a
+        refused transaction's) one at a time."""
+        known: dict[tuple[Status, str], tuple[Environment, tuple[str, int]]] = {}
+        alone: list[tuple[Status, Environment, tuple[str, int] | None]] = []
+        for status, record in retiring:
+            seen = self._seen.pop((status.value, record.id), None)
+            if seen is not None and seen[1] <= record.version:
+                known[(status, record.id)] = (record, seen)
+            else:
+                alone.append((status, record, seen))
+        doomed = [(status, environment_id, seen[0]) for (status, environment_id), (_, seen) in known.items()]
+        for status, environment_id, _ in self._delete_together(doomed):
+            alone.append((status, *known[(status, environment_id)]))
+        for status, record, seen in alone:
+            self._retire_one(status, record, seen)
+
+    def _delete_together(self, doomed: list[RowKey]) -> list[RowKey]:
+        """Delete rows unchanged since read, a transaction per status and hundred. Returns the
+        rows of refused transactions (one had changed or gone) to be handled one at a time."""
+        refused: list[RowKey] = []
+        for chunk in transactions(doomed, first):
+            self._tables.stats.add("transactions")
+            try:
+                batch.submit(
+                    self._index,
+                    [("delete", {"PartitionKey": s.value, "RowKey": i}, if_match(e)) for s, i, e in chunk],
+                )
+            except AzureError:
+                refused.extend(chunk)
+        return refused
 
     def _delete_row(self, status: Status, environment_id: str, row_etag: str) -> bool:
         """Delete the row if unchanged since it was read; False when it changed (theirs stands)."""
