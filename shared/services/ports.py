@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -101,6 +100,15 @@ class EnvironmentRecords(Protocol):
     def idempotency(self, owner: str, key: str) -> IdempotencyRecord | None: ...
 
 
+@dataclass(frozen=True)
+class Moving:
+    """A pass's moves between `SweepIndex.write_ahead` and `settle`: the environments, and the index
+    rows written ahead for them (status, id, the version their commit will write)."""
+
+    environment_ids: frozenset[str]
+    ahead: tuple[tuple[Status, str, int], ...]
+
+
 class SweepIndex(Protocol):
     """What the timers read instead of every record: candidates by status, owners by id."""
 
@@ -125,11 +133,14 @@ class SweepIndex(Protocol):
         """Bring one index row in line with its record (sweeps call it for stale candidates)."""
         ...
 
-    def moving(
-        self, moves: Sequence[tuple[Environment, Status]], at: datetime
-    ) -> AbstractContextManager[None]:
-        """Around a pass's commits of these records to these statuses: their index writes are
-        made together (ahead and after) rather than two per commit."""
+    def write_ahead(self, moves: Sequence[tuple[Environment, Status]], at: datetime) -> Moving:
+        """Before a pass's commits of these records to these statuses: their new index rows,
+        written together rather than one per commit. `settle` must follow the commits."""
+        ...
+
+    def settle(self, moving: Moving) -> None:
+        """After those commits: the index rows they left, and rows written ahead for commits that
+        did not happen, removed together."""
         ...
 
 

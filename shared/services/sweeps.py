@@ -10,7 +10,7 @@ Passes return the accepted commands; the caller starts their orchestrations.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -145,7 +145,7 @@ class Sweeps:
         """Each candidate confirmed by one point read and acted on by one ETag-guarded write (the
         command decides on the record just read), SWEEP_WORKERS at a time: a thousand stops are
         a thousand round trips each way, which one at a time would spend waiting. A window's
-        index rows are written together around its commits (`SweepIndex.moving`)."""
+        index rows are written together around its commits (`SweepIndex.write_ahead`, `settle`)."""
         entries = list(candidates)
         report = SweepReport(candidates=len(entries))
 
@@ -177,15 +177,27 @@ class Sweeps:
                 return "skipped"
 
         outcomes: list[CommandResult | str] = []
-        with ThreadPoolExecutor(max_workers=SWEEP_WORKERS, thread_name_prefix="sweep") as pool:
-            for start in range(0, len(entries), SWEEP_WINDOW):
-                confirmed = list(pool.map(confirm, entries[start : start + SWEEP_WINDOW]))
-                due = [found for found in confirmed if found is not None]
-                moves = [(env, target) for _, env, _ in due if (target := _target(env, command)) is not None]
-                with self._index.moving(moves, now):
-                    acted = iter(pool.map(act, due))
-                    # In the index's order, as one at a time would have them.
-                    outcomes += ["repaired" if found is None else next(acted) for found in confirmed]
+        settling: list[Future[None]] = []
+        with (
+            ThreadPoolExecutor(max_workers=SWEEP_WORKERS, thread_name_prefix="sweep") as pool,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-settle") as settler,
+        ):
+            try:
+                for start in range(0, len(entries), SWEEP_WINDOW):
+                    confirmed = list(pool.map(confirm, entries[start : start + SWEEP_WINDOW]))
+                    due = [found for found in confirmed if found is not None]
+                    moves = [(env, to) for _, env, _ in due if (to := _target(env, command)) is not None]
+                    moving = self._index.write_ahead(moves, now)
+                    try:
+                        acted = iter(pool.map(act, due))
+                        # In the index's order, as one at a time would have them.
+                        outcomes += ["repaired" if found is None else next(acted) for found in confirmed]
+                    finally:
+                        # The window's old rows go while the next window is read and acted on.
+                        settling.append(settler.submit(self._index.settle, moving))
+            finally:
+                for settled in settling:
+                    settled.result()
         for outcome in outcomes:
             if outcome == "repaired":
                 report.repaired += 1

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -652,6 +653,18 @@ def test_sixteen_threads_share_the_pool_without_dropping_connections(
 # --- a sweep's moves: their index writes together ------------------------------------------------
 
 
+@contextlib.contextmanager
+def moving(
+    store: TableEnvironmentStore, moves: list[tuple[Environment, Status]], at: datetime
+) -> Iterator[None]:
+    """A sweep's window: the rows written ahead, the commits, then the index settled."""
+    ahead = store.index.write_ahead(moves, at)
+    try:
+        yield
+    finally:
+        store.index.settle(ahead)
+
+
 def running_fleet(store: TableEnvironmentStore, count: int) -> list[Environment]:
     return [move(store, store.create(make_env(), change(), ROOMY), Status.RUNNING) for _ in range(count)]
 
@@ -662,14 +675,14 @@ def indexed_versions(azurite: str, store: TableEnvironmentStore, status: Status)
         return {str(row["RowKey"]): int(row["version"]) for row in found}
 
 
-def test_moves_inside_moving_write_their_index_rows_in_two_transactions(
+def test_a_windows_moves_write_their_index_rows_in_two_transactions(
     store: TableEnvironmentStore, azurite: str
 ) -> None:
     fleet = running_fleet(store, 5)
     list(store.index.candidates(Status.RUNNING))  # remembered with their ETags, as a sweep's query
     at = T0 + timedelta(hours=1)
     store.stats.reset()
-    with store.index.moving([(env, Status.STOPPING) for env in fleet], at):
+    with moving(store, [(env, Status.STOPPING) for env in fleet], at):
         stopped = [move(store, env, Status.STOPPING, at=at) for env in fleet]
     stats = store.stats.snapshot()
     assert stats["writes"] == 0  # no index row written or deleted on its own
@@ -685,7 +698,7 @@ def test_rows_written_ahead_for_moves_no_commit_made_are_withdrawn(
 ) -> None:
     moved, left = running_fleet(store, 2)
     at = T0 + timedelta(hours=1)
-    with store.index.moving([(moved, Status.STOPPING), (left, Status.STOPPING)], at):
+    with moving(store, [(moved, Status.STOPPING), (left, Status.STOPPING)], at):
         move(store, moved, Status.STOPPING, at=at)
         # A superset meanwhile: the row ahead is there before any commit (a user acted first on `left`).
         assert index_statuses(azurite, store, left.id) == ["RUNNING", "STOPPING"]
@@ -701,7 +714,7 @@ def test_a_leftover_row_makes_each_commit_announce_its_own(
     store.index.announce(second.model_copy(update={"status": Status.STOPPING, "version": 9}), second)
     at = T0 + timedelta(hours=1)
     store.stats.reset()
-    with store.index.moving([(first, Status.STOPPING), (second, Status.STOPPING)], at):
+    with moving(store, [(first, Status.STOPPING), (second, Status.STOPPING)], at):
         stopped = [move(store, env, Status.STOPPING, at=at) for env in (first, second)]
     assert store.stats.snapshot()["writes"] >= 2  # announced one at a time, as lone commits do
     for env in stopped:
@@ -721,7 +734,7 @@ def test_a_row_changed_since_its_query_is_retired_on_its_own(
     fresh = store.get(OWNER, second.id)
     assert fresh is not None
     at = T0 + timedelta(hours=2)
-    with store.index.moving([(first, Status.STOPPING), (fresh, Status.STOPPING)], at):
+    with moving(store, [(first, Status.STOPPING), (fresh, Status.STOPPING)], at):
         stopped = [move(store, env, Status.STOPPING, at=at) for env in (first, fresh)]
     for env in stopped:
         assert index_statuses(azurite, store, env.id) == ["STOPPING"]
@@ -732,7 +745,7 @@ def test_commits_outside_the_moves_keep_their_own_index_writes(
 ) -> None:
     swept, other = running_fleet(store, 2)
     at = T0 + timedelta(hours=1)
-    with store.index.moving([(swept, Status.STOPPING)], at):
+    with moving(store, [(swept, Status.STOPPING)], at):
         move(store, other, Status.STOPPING, at=at)
         assert index_statuses(azurite, store, other.id) == ["STOPPING"]  # retired at once
     assert index_statuses(azurite, store, swept.id) == ["RUNNING"]  # written ahead, withdrawn

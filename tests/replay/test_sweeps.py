@@ -24,6 +24,7 @@ from shared.domain.operation import instance_id, orchestrator
 from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
 from shared.domain.resources import compute_name, workspace_name
 from shared.errors import DomainError
+from shared.services import sweeps as sweeps_module
 from shared.services.ports import Change, ComputeSpec, Workspace
 from shared.services.reconcile import Reconciler
 from shared.services.snapshots import SnapshotService
@@ -157,6 +158,25 @@ def test_idle_environments_stop_and_active_ones_do_not(world: World):
     assert (again.candidates, again.accepted) == (0, [])
     world.clock.advance(minutes=20)
     assert [r.environment.id for r in world.idle_pass().accepted] == [busy.id]
+
+
+def test_a_pass_in_windows_settles_each_windows_index_rows(world: World, monkeypatch):
+    """Windows of two: each window's rows are written ahead, and the rows left settle while the
+    next window is read; at the end the index holds exactly the truth."""
+    monkeypatch.setattr(sweeps_module, "SWEEP_WINDOW", 2)
+    idle = [world.running(f"idle-{n}") for n in range(2)]  # three may run at once
+    busy = world.running("busy")
+    world.clock.advance(minutes=20)
+    world.service.record_activity(OWNER, busy.id)  # a stale candidate in the middle of a window
+    world.clock.advance(minutes=11)
+
+    report = world.sweeps.idle()
+    assert sorted(r.environment.id for r in report.accepted) == sorted(env.id for env in idle)
+    assert (report.candidates, report.repaired, report.skipped) == (3, 1, 0)
+    running = {entry.environment_id for entry in world.store.index.candidates(Status.RUNNING)}
+    stopping = {entry.environment_id for entry in world.store.index.candidates(Status.STOPPING)}
+    assert running & {env.id for env in [*idle, busy]} == {busy.id}
+    assert {env.id for env in idle} <= stopping and busy.id not in stopping
 
 
 def test_idle_stop_at_is_exposed_and_follows_activity(world: World):

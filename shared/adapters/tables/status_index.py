@@ -5,8 +5,8 @@ It cannot join the owner's transaction, so it is kept a SUPERSET of the truth: t
 new status is written ahead of the commit, the old one is removed after it, and a RUNNING row's
 idle_stop_at never claims later than the record's. Each row carries the record version it
 announces, so a repair can tell a write still in flight from a stale row. A sweep's many moves
-(`moving`) share those writes: the new rows go ahead together and the old ones after the commits,
-a transaction per status and hundred rows, instead of two requests per record.
+share those writes (`write_ahead`, then `settle`): the new rows go ahead together and the old
+ones after the commits, a transaction per status and hundred rows, not two requests per record.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from shared.adapters.tables.rows import utc
 from shared.domain.environment import Environment, Status
 from shared.domain.lifecycle import TRANSITIONAL
 from shared.errors import ConcurrencyConflict
-from shared.services.ports import IndexEntry
+from shared.services.ports import IndexEntry, Moving
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,8 @@ class StatusIndex:
         # sweep's decision retires that row without reading it again. Plain dict operations are
         # atomic under the GIL; the ETag makes a stale entry harmless (the delete is refused).
         self._seen: dict[tuple[str, str], tuple[str, int]] = {}
-        # Inside `moving`: rows written ahead for (status, id, version), and the ids whose old rows
-        # wait to be retired together (with the records they were retired for).
+        # Between `write_ahead` and `settle`: rows written ahead for (status, id, version), and the
+        # ids whose old rows wait to be retired together (with the records they were retired for).
         self._lock = threading.Lock()
         self._ahead: dict[tuple[Status, str, int], Announcement] = {}
         self._deferred: set[str] = set()
@@ -158,7 +158,7 @@ class StatusIndex:
         if record.status is Status.DELETED and not record.snapshot:
             return None  # only retired records, restorable from a snapshot, stay indexed
         if self._ahead and previous is not None and previous.status is not record.status:
-            with self._lock:  # written ahead by `moving` for exactly this version
+            with self._lock:  # written ahead (`write_ahead`) for exactly this version
                 ahead = self._ahead.pop((record.status, record.id, record.version), None)
             if ahead is not None:
                 return ahead
@@ -207,7 +207,7 @@ class StatusIndex:
             return
         if self._deferred:
             with self._lock:
-                if record.id in self._deferred:  # inside `moving`: retired with the others
+                if record.id in self._deferred:  # written ahead: retired with the others by `settle`
                     self._retiring.append((old_status, record))
                     return
         self._retire_one(old_status, record, self._seen.pop((old_status.value, record.id), None))
@@ -230,36 +230,36 @@ class StatusIndex:
 
     # --- a sweep's moves, their index writes together -----------------------------------------------
 
-    @contextlib.contextmanager
-    def moving(self, moves: Sequence[tuple[Environment, Status]], at: datetime) -> Iterator[None]:
-        """Around the commits of many records moving to transitional statuses (a sweep's stops and
-        retirements): their new rows are written ahead together, and the rows they leave are
-        retired together after the block, a transaction per status and hundred rows
-        (performing-entity-group-transactions: at most 100 operations, one partition). Rows
-        written ahead that no commit used (a user acted first) are withdrawn at the end. Anything
-        a transaction could not do is done one row at a time, as a lone commit would."""
+    def write_ahead(self, moves: Sequence[tuple[Environment, Status]], at: datetime) -> Moving:
+        """Before the commits of many records moving to transitional statuses (a sweep's stops
+        and retirements): their new rows written together, a transaction per status and hundred
+        rows (performing-entity-group-transactions: at most 100 operations, one partition); each
+        commit then finds its row written, and the rows they leave wait for `settle`."""
         ahead = [
             env.model_copy(update={"status": to, "version": env.version + 1, "updated_at": at})
             for env, to in moves
             if to in TRANSITIONAL and to is not env.status  # rows without deadline columns
         ]
         written = self._announce_together([rows.index_row_for(env, env.version, None) for env in ahead])
-        ids = {env.id for env, _ in moves}
+        ids = frozenset(env.id for env, _ in moves)
         with self._lock:
             self._deferred |= ids
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._deferred -= ids
-                retiring = [(status, env) for status, env in self._retiring if env.id in ids]
-                self._retiring = [(status, env) for status, env in self._retiring if env.id not in ids]
-                unused = [self._ahead.pop(key) for key in written if key in self._ahead]
-            self._retire_together(retiring)
-            for status, environment_id, row_etag in self._delete_together(
-                [(ahead.status, ahead.environment_id, ahead.etag) for ahead in unused]
-            ):
-                self._delete_row(status, environment_id, row_etag)
+        return Moving(ids, tuple(written))
+
+    def settle(self, moving: Moving) -> None:
+        """After those commits: the rows they left retired together, and rows written ahead that
+        no commit used (a user acted first) withdrawn. Whatever a transaction could not do is
+        done one row at a time, as a lone commit would."""
+        with self._lock:
+            self._deferred -= moving.environment_ids
+            retiring = [(status, env) for status, env in self._retiring if env.id in moving.environment_ids]
+            self._retiring = [pair for pair in self._retiring if pair[1].id not in moving.environment_ids]
+            unused = [self._ahead.pop(key) for key in moving.ahead if key in self._ahead]
+        self._retire_together(retiring)
+        for status, environment_id, row_etag in self._delete_together(
+            [(ahead.status, ahead.environment_id, ahead.etag) for ahead in unused]
+        ):
+            self._delete_row(status, environment_id, row_etag)
 
     def _announce_together(self, new_rows: list[dict[str, Any]]) -> list[tuple[Status, str, int]]:
         """Create the rows, a transaction per status and hundred; remember each for its commit.
