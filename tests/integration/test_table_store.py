@@ -749,3 +749,20 @@ def test_commits_outside_the_moves_keep_their_own_index_writes(
         move(store, other, Status.STOPPING, at=at)
         assert index_statuses(azurite, store, other.id) == ["STOPPING"]  # retired at once
     assert index_statuses(azurite, store, swept.id) == ["RUNNING"]  # written ahead, withdrawn
+
+
+@pytest.mark.parametrize("users_move", [Status.STOPPING, Status.DELETING])
+def test_a_user_who_moves_first_wins_and_the_index_ends_true(
+    store: TableEnvironmentStore, azurite: str, users_move: Status
+) -> None:
+    """Between the rows written ahead and the sweep's commit, the user stops (the row written
+    ahead serves their commit) or deletes (it is withdrawn); the sweep's stale commit conflicts."""
+    (env,) = running_fleet(store, 1)
+    list(store.index.candidates(Status.RUNNING))
+    at = T0 + timedelta(hours=1)
+    with moving(store, [(env, Status.STOPPING)], at):
+        users = move(store, env, users_move, at=at)
+        with pytest.raises(ConcurrencyConflict):
+            move(store, env, Status.STOPPING, at=at)  # the sweep, on the record it had read
+    assert index_statuses(azurite, store, env.id) == [users_move.value]
+    assert indexed_versions(azurite, store, users_move)[env.id] == users.version

@@ -45,7 +45,7 @@ RecordReader = Callable[[str, str], Environment | None]  # (owner, id) -> the re
 # sweep's pass; the oldest are forgotten first, and a forgotten row is simply read again.
 REMEMBERED_ROWS = 20_000
 
-RowKey = tuple[Status, str, str]  # (status, environment id, ETag): a row to delete if unchanged
+RowAsRead = tuple[Status, str, str]  # (status, environment id, ETag): deleted only if unchanged since
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,10 +295,10 @@ class StatusIndex:
         for status, record, seen in alone:
             self._retire_one(status, record, seen)
 
-    def _delete_together(self, doomed: list[RowKey]) -> list[RowKey]:
+    def _delete_together(self, doomed: list[RowAsRead]) -> list[RowAsRead]:
         """Delete rows unchanged since read, a transaction per status and hundred. Returns the
         rows of refused transactions (one had changed or gone) to be handled one at a time."""
-        refused: list[RowKey] = []
+        refused: list[RowAsRead] = []
         for chunk in transactions(doomed, first):
             self._tables.stats.add("transactions")
             try:
