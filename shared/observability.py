@@ -100,6 +100,18 @@ def configure_json_logs(stream: Any = None, level: int = logging.INFO) -> loggin
     return handler
 
 
+# azure-core's HttpLoggingPolicy logs every request and its answer at INFO. The Functions Python
+# worker sets the root logger to INFO and forwards every record to the host
+# (azure-functions-python-worker, dispatcher.py: dispatch_forever), which sends Information and up
+# to Application Insights (host.json): about 1.5 records per table call, formatted, forwarded and
+# billed, and 0.4 ms of CPU on a 3 ms point read here. Its warnings and errors still pass.
+SDK_HTTP_LOGGER = "azure.core.pipeline.policies.http_logging_policy"
+
+
+def quiet_sdk_request_logs() -> None:
+    logging.getLogger(SDK_HTTP_LOGGER).setLevel(logging.WARNING)
+
+
 def configure_azure_monitor() -> bool:
     """In Azure: export the dev8 logs (with their fields) and metrics to Application Insights
     through the Azure Monitor OpenTelemetry distro, authenticated with the app's identity
