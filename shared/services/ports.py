@@ -54,6 +54,9 @@ class IndexEntry:
     updated_at: datetime
     started_at: datetime | None = None
     stopped_at: datetime | None = None
+    # RUNNING rows: whether the record carries its owner's budget claim (None: not known, a row
+    # written before the index said so), so the budget pass lists only owners that may have one.
+    budgeted: bool | None = None
 
 
 class EnvironmentRecords(Protocol):

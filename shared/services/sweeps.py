@@ -80,10 +80,13 @@ class Sweeps:
     def budgets(self) -> SweepReport:
         """Owners with running environments, against their monthly budget: at 80% a note on each
         running environment (once a month), at 100% each is stopped ("monthly budget reached").
-        One index read for who is running, then one partition read per such owner."""
+        One index read for who is running, then one partition read per such owner; without a
+        deployment budget, only owners whose running environments carry their token's claim."""
         now = self._clock()
         report = SweepReport()
-        for owner in sorted({entry.owner for entry in self._index.candidates(Status.RUNNING)}):
+        running = self._index.candidates(Status.RUNNING)
+        deployment_wide = self._monthly_budget is not None
+        for owner in sorted({e.owner for e in running if deployment_wide or e.budgeted is not False}):
             records = self._records.list(owner)
             spent = budget_rules.spend(records, now, budget_rules.budget_of(records, self._monthly_budget))
             if spent.budget is None or spent.share < budget_rules.WARN_AT:

@@ -198,6 +198,23 @@ def test_activity_is_written_at_most_once_a_minute(world: World):
     assert writes == 1
 
 
+def test_the_budget_pass_reads_only_owners_whose_running_environments_carry_a_claim(world: World):
+    """No deployment budget here: an owner whose running environment carries no budget claim
+    is not listed at all; one whose token carried a claim is, and is stopped past it."""
+    claimless = world.running("claimless")
+    request = CreateEnvironmentRequest(name="budgeted", template="go")
+    budgeted = world.service.create("budgeted-user", request, None, 0.2).environment  # USD 0.12 an hour
+    world.run(budgeted)
+    assert world.service.get("budgeted-user", budgeted.id).status is Status.RUNNING
+    world.clock.advance(hours=2)
+
+    world.store.stats.reset()
+    report = world.sweeps.budgets()
+    assert [result.environment.id for result in report.accepted] == [budgeted.id]
+    assert world.store.stats.snapshot()["queries"] == 2  # the RUNNING rows, then the one owner's records
+    assert world.service.get(OWNER, claimless.id).status is Status.RUNNING
+
+
 def test_the_session_limit_stops_even_an_active_environment(world: World):
     env = world.running()
     for _ in range(12 * 4):  # active every 15 minutes for 12 hours

@@ -233,6 +233,7 @@ def index_row_for(environment: Environment, version: int, idle_stop_at: datetime
     # counts from started_at, retention from stopped_at.
     if environment.status is Status.RUNNING:
         _put(row, "started_at", environment.started_at)
+        row["budgeted"] = environment.monthly_budget is not None  # the budget pass skips the rest
     if environment.status is Status.STOPPED:
         _put(row, "stopped_at", environment.stopped_at)
     if environment.status is Status.DELETED:
@@ -256,6 +257,7 @@ def index_from(row: Mapping[str, Any]) -> IndexEntry:
         updated_at=utc(row["updated_at"]),
         started_at=_optional_time(row.get("started_at")),
         stopped_at=_optional_time(row.get("stopped_at")),
+        budgeted=row.get("budgeted"),
     )
 
 
