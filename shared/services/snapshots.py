@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import secrets as pysecrets
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from shared import agent_tokens
@@ -40,6 +41,7 @@ from shared.services.ports import (
     Change,
     Clock,
     EnvironmentRecords,
+    IndexEntry,
     SnapshotLogs,
     SweepIndex,
     WorkspaceAgent,
@@ -50,6 +52,7 @@ from shared.settings import Settings
 # snapshot: restic's own name for the newest one.
 LATEST = "latest"
 RESTORABLE = (Status.STOPPED, Status.ERROR)  # no workspace running that a restore would overwrite
+PRUNE_WORKERS = 16  # the sweeps' bound (sweeps.SWEEP_WORKERS): a small share of the account's rate
 
 
 class SnapshotService:
@@ -174,19 +177,22 @@ class SnapshotService:
     def prune_pass(self, index: SweepIndex) -> int:
         """Leave a prune request with every live workspace whose repository is due (one log read
         each): a running one prunes within seconds, a stopped one when it next starts. Returns how
-        many were asked. Run by the retention timer, once a day."""
+        many were asked. Run by the retention timer, once a day; a fleet's live workspaces are
+        tens of thousands of reads, so they go PRUNE_WORKERS at a time (the sweeps' bound)."""
         now = self._clock()
         every = timedelta(hours=self._settings.snapshot_prune_hours)
-        asked = 0
-        for status in (Status.RUNNING, Status.STOPPED):
-            for entry in index.candidates(status):
-                if not prune_due(self._logs.snapshot_log(entry.owner, entry.environment_id), now, every):
-                    continue
-                agent = self._agent()
-                agent.withdraw(entry.environment_id, PRUNE_REQUEST)  # the last answer, if any
-                agent.ask(entry.environment_id, PRUNE_REQUEST, PRUNE)
-                asked += 1
-        return asked
+
+        def ask_if_due(entry: IndexEntry) -> bool:
+            if not prune_due(self._logs.snapshot_log(entry.owner, entry.environment_id), now, every):
+                return False
+            agent = self._agent()
+            agent.withdraw(entry.environment_id, PRUNE_REQUEST)  # the last answer, if any
+            agent.ask(entry.environment_id, PRUNE_REQUEST, PRUNE)
+            return True
+
+        live = (entry for status in (Status.RUNNING, Status.STOPPED) for entry in index.candidates(status))
+        with ThreadPoolExecutor(max_workers=PRUNE_WORKERS, thread_name_prefix="prune") as pool:
+            return sum(pool.map(ask_if_due, live))
 
     # --- retention ----------------------------------------------------------------------------------
 
