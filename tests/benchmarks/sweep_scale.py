@@ -13,7 +13,8 @@ Then, with a fixed clock and the store's request counters reset before each phas
 1. the idle sweep (Sweeps.idle): wall time, table queries (pages), point reads, writes,
    transactions, accepted stop commands (orchestrations are not run), and the goal check
    "queries within running/1000 + a small constant";
-2. the same sweep again (it must find nothing);
+2. the same sweep again (it must find nothing), then the budget pass the same timer runs
+   (Sweeps.budgets; no deployment budget and no claims in this fleet: it must stop nothing);
 3. retention (Sweeps.retention);
 4. with --reconcile, a reconcile pass (Reconciler.run) over a SimulatedCompute holding a
    compute for every RUNNING record, with a few orphans and missing computes planted as drift.
@@ -409,6 +410,11 @@ def run(args: argparse.Namespace) -> list[str]:
         )
         if again.candidates or again.accepted:
             problems.append("a second idle sweep found candidates")
+
+        budgets, seconds, stats = measure(store, sweeps.budgets)
+        show("budget pass (no budgets)", seconds, stats, stops_accepted=len(budgets.accepted))
+        if budgets.accepted:
+            problems.append("the budget pass stopped environments where no budget applies")
 
         # 3. Retention.
         retired, seconds, stats = measure(store, sweeps.retention)
