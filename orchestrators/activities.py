@@ -152,17 +152,27 @@ def _compute_result(status: ComputeStatus) -> Result:
     }
 
 
-def _reach(job: dict[str, Any], phase: Phase | None) -> None:
+def _reach(
+    job: dict[str, Any], phase: Phase | None, current: Environment | None = None
+) -> Environment | None:
     """Put the phase a create or start reached on the record, for progress bars; the job's
-    `phase` is the last one the orchestration saw, so an unchanged poll costs no table read."""
+    `phase` is the last one the orchestration saw, so an unchanged poll costs no table read.
+    Returns the record as it stands when it was read or written (else `current`, which the
+    write decides on first: a stale one is refused by its ETag and read again)."""
     if phase is not None and job.get("operation") and phase.value != job.get("phase"):
-        wiring.environments().reach(job["owner"], job["environment_id"], job["operation"], phase)
+        owner, environment_id, operation = job["owner"], job["environment_id"], job["operation"]
+        return wiring.environments().reach(owner, environment_id, operation, phase, current)
+    return current
 
 
-def _requested(job: dict[str, Any], request: Callable[[], ComputeStatus]) -> Result:
-    _reach(job, Phase.COMPUTE_REQUESTED)
-    status = request()
-    _reach(job, status.phase)
+def _requested(
+    job: dict[str, Any], request: Callable[[Environment], ComputeStatus], env: Environment | None = None
+) -> Result:
+    """Ask for the compute, with the phases on the record; the record each step read serves the
+    next (`env`: as the caller read it), so a create costs no read of its own."""
+    env = _reach(job, Phase.COMPUTE_REQUESTED, env) or env or environment_of(job)
+    status = request(env)
+    _reach(job, status.phase, env)
     return _compute_result(status)
 
 
@@ -171,8 +181,7 @@ def _requested(job: dict[str, Any], request: Callable[[], ComputeStatus]) -> Res
 def ensure_workspace(job: dict[str, Any]) -> Result:
     """Create the workspace; for an environment restored from another one, fill it with a copy
     of that one's snapshot repository (its first start restores the chosen snapshot)."""
-    _reach(job, Phase.WORKSPACE)
-    env = environment_of(job)
+    env = _reach(job, Phase.WORKSPACE) or environment_of(job)
     storage = wiring.workspaces()
     if not env.restored_from:
         return {"ok": True, "workspace": storage.ensure(workspace_name(env.id), env.storage_gb).name}
@@ -207,7 +216,7 @@ def snapshot_workspace(job: dict[str, Any]) -> Result:
 @bp.activity_trigger(input_name="job", activity="create_compute")
 @reported
 def create_compute(job: dict[str, Any]) -> Result:
-    return _requested(job, lambda: wiring.compute().create(_spec(environment_of(job))))
+    return _requested(job, lambda env: wiring.compute().create(_spec(env)))
 
 
 @bp.activity_trigger(input_name="job", activity="start_compute")
@@ -219,8 +228,8 @@ def start_compute(job: dict[str, Any]) -> Result:
     spec = _spec(env)
     # An environment in ERROR may have lost its compute: starting it again means creating it.
     if current.state is ComputeState.ABSENT:
-        return _requested(job, lambda: backend.create(spec))
-    return _requested(job, lambda: backend.start(spec))
+        return _requested(job, lambda _: backend.create(spec), env)
+    return _requested(job, lambda _: backend.start(spec), env)
 
 
 @bp.activity_trigger(input_name="job", activity="compute_status")
@@ -280,8 +289,9 @@ def settle_environment(job: dict[str, Any]) -> Result:
         if restored:
             reason = f"{reason}; {restored}"
             fields.update(restore_snapshot=None, unclean_stop=None)
+    owner, environment_id, operation = job["owner"], job["environment_id"], job["operation"]
     env = wiring.environments().settle(
-        job["owner"], job["environment_id"], job["operation"], bool(succeeded), reason, **fields
+        owner, environment_id, operation, bool(succeeded), reason, current=current, **fields
     )
     return {"ok": True, "status": env.status.value if env else None}
 

@@ -44,6 +44,8 @@ EDGES: dict[Status, frozenset[Status]] = {
     Status.DELETING: frozenset({Status.DELETED, Status.ERROR}),
     Status.DELETED: frozenset(),
 }
+# Statuses no edge leads back to: a record holds them once, from its first write (CREATING).
+ENTERED_ONCE = frozenset(set(Status) - {target for targets in EDGES.values() for target in targets})
 
 _ACCEPTS: dict[Command, dict[Status, Status]] = {
     Command.START: {Status.STOPPED: Status.STARTING, Status.ERROR: Status.STARTING},

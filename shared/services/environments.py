@@ -8,7 +8,6 @@ write is never applied.
 from __future__ import annotations
 
 import builtins
-import contextlib
 import hashlib
 import hmac
 import json
@@ -28,13 +27,7 @@ from shared.domain.operation import Kind, operation_id
 from shared.domain.placement import Placement, ResourceBounds, SizeRequest, resolve_size
 from shared.domain.quota import Limits
 from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
-from shared.errors import (
-    ConcurrencyConflict,
-    Conflict,
-    InvalidState,
-    NotFound,
-    Unauthorized,
-)
+from shared.errors import ConcurrencyConflict, Conflict, InvalidState, NotFound, Unauthorized
 from shared.secrets import PASSWORD_KEY, SNAPSHOT_PASSWORD_KEY, generate_password, seal, unseal
 from shared.services.ports import Change, Clock, EnvironmentRecords, IdempotencyRecord
 from shared.settings import Settings
@@ -321,10 +314,6 @@ class EnvironmentService:
             raise Unauthorized("this agent token is not valid for this environment")
         return env
 
-    def record_activity(self, owner: str, environment_id: str) -> None:
-        """Note that the environment is in use; at most one write a minute per environment."""
-        self.touch(self.get(owner, environment_id))
-
     def touch(self, env: Environment) -> None:
         """Note that `env` (as just read) is in use; a write only when the last is a minute old."""
         owner, environment_id = env.owner, env.id
@@ -341,14 +330,13 @@ class EnvironmentService:
         reason: str,
         actor: Actor = Actor.SYSTEM,
         restorable_days: int | None = None,
+        current: Environment | None = None,
         **fields: Any,
     ) -> Environment | None:
         """Finish an operation: move the record where its transitional status lands
-        (`lifecycle.settle`) if `operation` still owns it.
-
-        Idempotent: settling twice is a no-op, and a stale operation (superseded by a newer one)
-        changes nothing. Returns the record as it stands, or None when it no longer exists.
-        """
+        (`lifecycle.settle`) if `operation` still owns it; `current` as in mutate. Idempotent:
+        settling twice is a no-op, and a stale operation (superseded by a newer one) changes
+        nothing. Returns the record as it stands, or None when it no longer exists."""
         now = self._clock()
 
         def finish(env: Environment) -> Environment | None:
@@ -368,13 +356,21 @@ class EnvironmentService:
             return Change(actor, f"{reason} ({spent})" if spent else reason, now)
 
         try:
-            return self.mutate(owner, environment_id, finish, change, include_deleted=True)
+            return self.mutate(owner, environment_id, finish, change, include_deleted=True, current=current)
         except NotFound:
             return None
 
-    def reach(self, owner: str, environment_id: str, operation: str, phase: progress.Phase) -> None:
+    def reach(
+        self,
+        owner: str,
+        environment_id: str,
+        operation: str,
+        phase: progress.Phase,
+        current: Environment | None = None,
+    ) -> Environment | None:
         """Note that `operation` (a create or start, still under way) reached `phase` (nothing is
-        written when it had). No audit event of its own: settle puts the timings in the trail."""
+        written when it had; no audit event: settle puts the timings in the trail). Returns the
+        record as it stands, for the caller's next step (None: deleted); `current` as in mutate."""
         now = self._clock()
 
         def advance(env: Environment) -> Environment | None:
@@ -383,8 +379,11 @@ class EnvironmentService:
             steps = progress.reached(env.progress, phase, now)
             return None if steps is None else env.model_copy(update={"progress": steps})
 
-        with contextlib.suppress(NotFound):  # deleted meanwhile: nothing to tell
-            self.mutate(owner, environment_id, advance, Change(Actor.SYSTEM, phase.value, now))
+        try:
+            change = Change(Actor.SYSTEM, phase.value, now)
+            return self.mutate(owner, environment_id, advance, change, current=current)
+        except NotFound:  # deleted meanwhile: nothing to tell
+            return None
 
     def audit(
         self,

@@ -103,6 +103,39 @@ def test_provision_waits_with_durable_timers_then_runs(engine, clock):
     assert Path(get_settings().local_data_dir, "workspaces", workspace_name(env.id)).is_dir()
 
 
+def test_each_activity_reads_the_record_once_and_hands_it_on(engine, clock):
+    """A create's activities read its record once each, before their first write, and pass what
+    they read or wrote to their next step; the CREATING index row, a status no record returns
+    to, is deleted without reading it first."""
+    env = create()
+    stats = wiring.store().stats
+    stats.reset()
+    run(engine, clock, launch(engine, operation.PROVISION, env))
+    reads = stats.snapshot()["point_reads"]
+    record = wiring.environments().get(OWNER, env.id)
+    assert record.status is Status.RUNNING
+    # ensure_workspace, create_compute (two phases: requested, then the image pulling), the two
+    # polls that saw a new phase, settle_environment: one read each (10 before: 2 reads each for
+    # the first two and settle_environment, and the index row read before its delete).
+    assert reads == 5
+    assert [step.phase.value for step in record.progress] == [
+        "workspace",
+        "compute_requested",
+        "image_pulling",
+        "container_started",
+        "ide_answering",
+    ]
+    assert [entry.environment_id for entry in wiring.store().index.candidates(Status.CREATING)] == []
+    command(engine, clock, env.id, Command.STOP)
+    stats.reset()
+    command(engine, clock, env.id, Command.START)
+    # The command's three (the record, the owner's usage, the STOPPED index row before its delete),
+    # start_compute's one (its phases written on the record it read), the two polls',
+    # settle_environment's, and the STARTING row's before its delete (a status records return
+    # to: a newer start's row must stay). 10 before: start_compute read twice more.
+    assert stats.snapshot()["point_reads"] == 3 + 1 + 2 + 2
+
+
 def test_stop_start_delete(engine, clock):
     env = create()
     run(engine, clock, launch(engine, operation.PROVISION, env))

@@ -142,7 +142,7 @@ def test_idle_environments_stop_and_active_ones_do_not(world: World):
     idle = world.running("idle")
     busy = world.running("busy")
     world.clock.advance(minutes=20)
-    world.service.record_activity(OWNER, busy.id)  # the index still says T0+30 for busy
+    world.service.touch(world.service.get(OWNER, busy.id))  # the index still says T0+30 for busy
     world.clock.advance(minutes=11)
 
     report = world.idle_pass()
@@ -167,7 +167,7 @@ def test_a_pass_in_windows_settles_each_windows_index_rows(world: World, monkeyp
     idle = [world.running(f"idle-{n}") for n in range(2)]  # three may run at once
     busy = world.running("busy")
     world.clock.advance(minutes=20)
-    world.service.record_activity(OWNER, busy.id)  # a stale candidate in the middle of a window
+    world.service.touch(world.service.get(OWNER, busy.id))  # a stale candidate in the middle of a window
     world.clock.advance(minutes=11)
 
     report = world.sweeps.idle()
@@ -183,7 +183,7 @@ def test_idle_stop_at_is_exposed_and_follows_activity(world: World):
     env = world.running()
     assert env.idle_stop_at == env.last_accessed_at + timedelta(minutes=30)
     world.clock.advance(minutes=10)
-    world.service.record_activity(OWNER, env.id)
+    world.service.touch(world.service.get(OWNER, env.id))
     assert world.service.get(OWNER, env.id).idle_stop_at == T0 + timedelta(minutes=40)
 
 
@@ -192,7 +192,7 @@ def test_activity_is_written_at_most_once_a_minute(world: World):
     world.clock.advance(minutes=2)
     before = world.store.stats.snapshot()
     for _ in range(50):
-        world.service.record_activity(OWNER, env.id)
+        world.service.touch(world.service.get(OWNER, env.id))
         world.clock.advance(seconds=1)
     writes = world.store.stats.snapshot()["writes"] - before["writes"]
     assert writes == 1
@@ -219,7 +219,7 @@ def test_the_session_limit_stops_even_an_active_environment(world: World):
     env = world.running()
     for _ in range(12 * 4):  # active every 15 minutes for 12 hours
         world.clock.advance(minutes=15)
-        world.service.record_activity(OWNER, env.id)
+        world.service.touch(world.service.get(OWNER, env.id))
         assert world.idle_pass().accepted == [] or world.service.get(OWNER, env.id).status is Status.STOPPED
     world.clock.advance(minutes=1)
     world.idle_pass()

@@ -14,10 +14,12 @@ from shared.domain.environment import Actor, CloudProvider, Status
 from shared.domain.lifecycle import Command
 from shared.domain.operation import Kind
 from shared.domain.placement import Placement
+from shared.domain.progress import Phase
 from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
 from shared.errors import Conflict, InvalidState, NotFound, QuotaExceeded, ValidationFailed
 from shared.secrets import PASSWORD_KEY, SNAPSHOT_PASSWORD_KEY
 from shared.services.environments import EnvironmentService
+from shared.services.ports import Change
 from shared.services.snapshots import SnapshotService
 from shared.settings import Settings
 from tests.fakes import FixedClock, InMemoryRecords, InMemorySnapshotLogs, ScriptedAgent
@@ -97,7 +99,6 @@ def test_another_owner_sees_nothing(store):
         lambda: service.update("mallory", env.id, UpdateEnvironmentRequest(name="x")),
         lambda: service.connection("mallory", env.id),
         lambda: service.events("mallory", env.id),
-        lambda: service.record_activity("mallory", env.id),
     ):
         with pytest.raises(NotFound):
             call()
@@ -145,6 +146,29 @@ def test_settle_is_idempotent_and_ignores_stale_operations(store):
     assert first.version == again.version  # the second call wrote nothing
     stale = service.settle("dave", env.id, "some-older-operation", False, "late failure")
     assert stale.status is Status.RUNNING
+
+
+def test_reach_and_settle_decide_on_the_callers_record_and_on_a_fresh_one_when_it_is_stale(store):
+    """An activity hands on the record it read or wrote (no second read); one someone wrote since
+    is refused by its version, read again, and the step lands on the fresh record."""
+    service = make_service(store)
+    env = service.create("hana", request()).environment
+    reached = service.reach("hana", env.id, env.operation, Phase.WORKSPACE, current=env)
+    assert reached is not None and [step.phase for step in reached.progress] == [Phase.WORKSPACE]
+    service.audit("hana", env.id, Change(Actor.USER, "renamed", T0), name="renamed")  # a write meanwhile
+    again = service.reach("hana", env.id, env.operation, Phase.COMPUTE_REQUESTED, current=reached)
+    assert again is not None and again.name == "renamed"  # decided on the fresh record, not the stale one
+    assert [step.phase for step in again.progress] == [Phase.WORKSPACE, Phase.COMPUTE_REQUESTED]
+    settled = service.settle("hana", env.id, env.operation, True, "running", current=reached)
+    assert settled is not None and settled.status is Status.RUNNING and settled.name == "renamed"
+    assert [step.phase for step in settled.progress] == [Phase.WORKSPACE, Phase.COMPUTE_REQUESTED]
+    deleting = service.command("hana", env.id, Command.DELETE).environment
+    # Settled: no longer that operation's to tell, on the stale record as on the fresh one.
+    service.reach("hana", env.id, env.operation, Phase.IDE_ANSWERING, current=settled)
+    service.reach("hana", env.id, env.operation, Phase.IDE_ANSWERING)
+    assert store.get("hana", env.id).version == deleting.version  # nothing written
+    service.settle("hana", env.id, deleting.operation, True, "deleted")
+    assert service.reach("hana", env.id, env.operation, Phase.IDE_ANSWERING) is None  # gone: nothing to tell
 
 
 def test_connection_returns_the_generated_password_only_when_running(store):

@@ -31,7 +31,7 @@ from shared.adapters.tables import batch, rows
 from shared.adapters.tables.client import MAX_ATTEMPTS, Tables, etag, first, if_match, transactions
 from shared.adapters.tables.rows import utc
 from shared.domain.environment import Environment, Status
-from shared.domain.lifecycle import TRANSITIONAL
+from shared.domain.lifecycle import ENTERED_ONCE, TRANSITIONAL
 from shared.errors import ConcurrencyConflict
 from shared.services.ports import IndexEntry, Moving
 
@@ -218,6 +218,9 @@ class StatusIndex:
             and seen[1] <= record.version
             and self._delete_row(old_status, record.id, seen[0])  # False: changed since
         ):
+            return
+        if old_status in ENTERED_ONCE:  # no later write can move back there: nothing newer to keep
+            self._guarded(lambda: self._index.delete_entity(old_status.value, record.id))
             return
         try:
             row = self._tables.point(self._index, old_status.value, record.id)
