@@ -122,10 +122,12 @@ class SweepIndex(Protocol):
         started_before: datetime | None = None,
         stopped_before: datetime | None = None,
         restorable_before: datetime | None = None,
+        stopped_after: datetime | None = None,
     ) -> Iterator[IndexEntry]:
         """Index entries of one status; with deadlines, only those past any of them (RUNNING:
         idle or started before; STOPPED: stopped before; DELETED: retired records whose restore
-        window closed before). One partition, filtered server-side."""
+        window closed before); with `stopped_after` (STOPPED), only those stopped since. One
+        partition, filtered server-side."""
         ...
 
     def owner_of(self, environment_id: str) -> str | None:

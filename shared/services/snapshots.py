@@ -13,6 +13,7 @@ import secrets as pysecrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from itertools import chain
 
 from shared import agent_tokens
 from shared.domain.environment import Actor, Environment, Status
@@ -175,12 +176,20 @@ class SnapshotService:
     # --- pruning ------------------------------------------------------------------------------------
 
     def prune_pass(self, index: SweepIndex) -> int:
-        """Leave a prune request with every live workspace whose repository is due (one log read
-        each): a running one prunes within seconds, a stopped one when it next starts. Returns how
-        many were asked. Run by the retention timer, once a day; a fleet's live workspaces are
-        tens of thousands of reads, so they go PRUNE_WORKERS at a time (the sweeps' bound)."""
+        """Leave a prune request with every running workspace whose repository is due (one log
+        read each), and with those stopped since the last two passes: a running one prunes within
+        seconds, a stopped one when it next starts. Returns how many were asked. Run by the
+        retention timer, once a day, PRUNE_WORKERS reads at a time (the sweeps' bound).
+
+        A stopped workspace's repository does not change until it starts again, and a request
+        left with it waits for that start: asking it again each day, for every workspace ever
+        stopped (most of a fleet), would only repeat the request. Two passes, so one that failed
+        leaves nobody out; one stopped before them was asked then if it was due, and otherwise
+        is asked once it has run again (a prune only forgets old snapshots: a late one loses
+        nothing)."""
         now = self._clock()
         every = timedelta(hours=self._settings.snapshot_prune_hours)
+        since = now - 2 * every
 
         def ask_if_due(entry: IndexEntry) -> bool:
             if not prune_due(self._logs.snapshot_log(entry.owner, entry.environment_id), now, every):
@@ -190,7 +199,7 @@ class SnapshotService:
             agent.ask(entry.environment_id, PRUNE_REQUEST, PRUNE)
             return True
 
-        live = (entry for status in (Status.RUNNING, Status.STOPPED) for entry in index.candidates(status))
+        live = chain(index.candidates(Status.RUNNING), index.candidates(Status.STOPPED, stopped_after=since))
         with ThreadPoolExecutor(max_workers=PRUNE_WORKERS, thread_name_prefix="prune") as pool:
             return sum(pool.map(ask_if_due, live))
 

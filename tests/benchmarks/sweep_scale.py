@@ -15,7 +15,9 @@ Then, with a fixed clock and the store's request counters reset before each phas
    "queries within running/1000 + a small constant";
 2. the same sweep again (it must find nothing), then the budget pass the same timer runs
    (Sweeps.budgets; no deployment budget and no claims in this fleet: it must stop nothing);
-3. retention (Sweeps.retention);
+3. retention (Sweeps.retention), then the snapshot prune pass the same daily timer runs
+   (SnapshotService.prune_pass: a snapshot log read per workspace it looks at; this fleet's
+   workspaces have no snapshots, so it must ask none to prune);
 4. with --reconcile, a reconcile pass (Reconciler.run) over a SimulatedCompute holding a
    compute for every RUNNING record, with a few orphans and missing computes planted as drift.
    Off by default (it adds a minute or two): it reads the live index partitions, and records only
@@ -66,9 +68,11 @@ from shared.secrets import PASSWORD_KEY, generate_password, seal
 from shared.services.environments import EnvironmentService
 from shared.services.ports import ComputeSpec, Workspace
 from shared.services.reconcile import Reconciler
+from shared.services.snapshots import SnapshotService
 from shared.services.sweeps import Sweeps
 from shared.settings import Settings
 from tests.e2e.harness import pids_mentioning
+from tests.fakes import ScriptedAgent
 
 try:
     from shared.adapters.tables import batch as tables_batch
@@ -429,6 +433,13 @@ def run(args: argparse.Namespace) -> list[str]:
         )
         if retiring != fleet.retirable:
             problems.append(f"retention retired {len(retiring)}, expected {len(fleet.retirable)}")
+
+        agent = ScriptedAgent()
+        snapshots = SnapshotService(service, store, store.snapshot_logs, lambda: agent, settings, clock)
+        asked, seconds, stats = measure(store, lambda: snapshots.prune_pass(store.index))
+        show("snapshot prune pass", seconds, stats, logs_read=stats["point_reads"], asked=asked)
+        if asked or agent.asked:
+            problems.append(f"the prune pass asked {asked} workspaces without snapshots to prune")
 
         # 4. A reconcile pass: a compute for every RUNNING record (the swept ones too: their stop has
         # not run), minus a few deleted behind Dev8's back, plus a few with no record at all.

@@ -459,3 +459,13 @@ def test_the_retention_timer_asks_due_workspaces_to_prune_once_a_day(world: Worl
     agent.asked.clear()
     assert snapshots.prune_pass(world.store.index) == 2  # a day later: due again
     assert fresh.id not in {env_id for env_id, _ in agent.asked}
+    # Two days after its stop, the parked workspace's request has waited through two passes: its
+    # log is no longer read (its repository cannot change until it starts); one stopped since is.
+    world.clock.advance(hours=get_settings().snapshot_prune_hours)
+    lately = world.stopped("lately")
+    report(lately)
+    agent.asked.clear()
+    world.store.stats.reset()
+    assert snapshots.prune_pass(world.store.index) == 2
+    assert set(agent.asked) == {(busy.id, "prune"), (lately.id, "prune")}
+    assert world.store.stats.snapshot()["point_reads"] == 3  # busy's, fresh's and lately's logs

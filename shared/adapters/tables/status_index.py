@@ -86,6 +86,7 @@ class StatusIndex:
         started_before: datetime | None = None,
         stopped_before: datetime | None = None,
         restorable_before: datetime | None = None,
+        stopped_after: datetime | None = None,
     ) -> Iterator[IndexEntry]:
         """Index entries of one status: one single-partition query, filtered server-side."""
         parameters: dict[str, Any] = {"status": status.value}
@@ -105,6 +106,11 @@ class StatusIndex:
         query = "PartitionKey eq @status"
         if due:
             query += " and ( " + " or ".join(due) + " )"  # the SDK reads @names up to a space
+        if stopped_after is not None:
+            if status is not Status.STOPPED:
+                raise ValueError("stopped_after only applies to STOPPED")
+            query += " and stopped_at ge @stopped_after"
+            parameters["stopped_after"] = utc(stopped_after)
         return (self._remember(row) for row in self._tables.query(self._index, query, parameters))
 
     def _remember(self, row: TableEntity) -> IndexEntry:
