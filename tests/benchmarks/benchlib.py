@@ -97,10 +97,18 @@ def before_and_after(script: str, argv: list[str] | None = None) -> int | None:
     both figures come from the same machine in the same hour. REV's files are exported with `git
     archive` into a temporary directory and this tree's tests/ laid over them (the measurement is
     today's, the code under it REV's); node_modules is shared. Returns the exit code to end with,
-    or None when --before was not given (the caller measures as usual)."""
+    or None when --before was not given (the caller measures as usual).
+
+    `--pairs N` runs the pair N times, alternating (before, after, before, after, ...): on a
+    machine whose speed drifts within minutes, each before has an after measured next to it."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not any(a == "--before" or a.startswith("--before=") for a in args):
         return None
+    pairs = 1
+    if "--pairs" in args:
+        at = args.index("--pairs")
+        pairs = int(args[at + 1])
+        del args[at : at + 2]
     at = next(i for i, a in enumerate(args) if a == "--before" or a.startswith("--before="))
     flag = args.pop(at)
     if "=" in flag:
@@ -123,8 +131,10 @@ def before_and_after(script: str, argv: list[str] | None = None) -> int | None:
         if (ROOT / "node_modules").is_dir():
             (old / "node_modules").symlink_to(ROOT / "node_modules")
         codes = []
-        for label, root in ((f"BEFORE: {commit} ({rev})", old), ("AFTER: this tree", ROOT)):
-            print(f"\n===== {label} =====", flush=True)
+        runs = ((f"BEFORE: {commit} ({rev})", old), ("AFTER: this tree", ROOT)) * pairs
+        for n, (label, root) in enumerate(runs):
+            pair = f" [pair {n // 2 + 1} of {pairs}]" if pairs > 1 else ""
+            print(f"\n===== {label}{pair} =====", flush=True)
             env = {**os.environ, "PYTHONPATH": str(root), TODAY: str(ROOT)}
             done = subprocess.run([sys.executable, str(root / name), *args], cwd=root, env=env, check=False)
             codes.append(done.returncode)
