@@ -41,9 +41,13 @@ class InMemoryRecords:
         with self._lock:
             return self._records.get((owner, environment_id))
 
-    def list(self, owner: str) -> builtins.list[Environment]:
+    def list(self, owner: str, live: bool = False) -> builtins.list[Environment]:
         with self._lock:
-            mine = [env for (who, _), env in self._records.items() if who == owner]
+            mine = [
+                env
+                for (who, _), env in self._records.items()
+                if who == owner and not (live and env.status is Status.DELETED)
+            ]
         return sorted(mine, key=lambda env: (env.created_at, env.id))
 
     def usage(self, owner: str) -> Usage:

@@ -87,11 +87,7 @@ class EnvironmentService:
         return env
 
     def list(self, owner: str, status: Status | None = None) -> builtins.list[Environment]:
-        return [
-            env
-            for env in self._records.list(owner)
-            if env.status is not Status.DELETED and (status is None or env.status is status)
-        ]
+        return [env for env in self._records.list(owner, live=True) if status is None or env.status is status]
 
     def usage(self, owner: str, month: str) -> builtins.list[tuple[Environment, MonthUsage]]:
         """What each of the owner's environments used in `month` ("2026-12"), deleted and

@@ -66,8 +66,9 @@ class EnvironmentRecords(Protocol):
         """Point read (DELETED records included); the result carries its ETag."""
         ...
 
-    def list(self, owner: str) -> builtins.list[Environment]:
-        """Every record of one owner (one partition), DELETED included, oldest first."""
+    def list(self, owner: str, live: bool = False) -> builtins.list[Environment]:
+        """Every record of one owner (one partition), DELETED included unless `live`, oldest
+        first. `live` filters in the query: deleted records are kept for good (usage, audit)."""
         ...
 
     def create(

@@ -2,8 +2,9 @@
 response object (no HTTP server, no Functions host), beside the Table SDK's point read of the same
 row, the floor any GET pays. Both against an Azurite of the run's own; CPU is this process's
 (time.process_time), so Azurite's share is not counted. Prints the figures, what a single
-conditional update and an entity group transaction cost beside them, and, with --profile, where
-the GET's time goes (cProfile, by own time).
+conditional update and an entity group transaction cost beside them, a list of an owner with
+--deleted deleted environments, and, with --profile, where the GET's time goes (cProfile, by own
+time).
 
 Run: `.venv/bin/python tests/benchmarks/get_cpu.py [--requests 2000] [--profile] [--before [REV]]`.
 """
@@ -69,6 +70,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--profile", action="store_true", help="print where a GET's CPU goes")
+    parser.add_argument("--deleted", type=int, default=20, help="deleted environments beside the list's one")
     args = parser.parse_args()
 
     import azure.functions as func
@@ -135,6 +137,34 @@ def main() -> int:
             print(f"  {writes} x submit_transaction, 1 operation    : {one * 1000:6.2f} ms CPU each")
             print(f"  {writes} x submit_transaction, 3 operations   : {three * 1000:6.2f} ms CPU each")
             print(f"  {writes} x the app's batch.submit, 3 operations : {lean * 1000:6.2f} ms CPU each")
+            # A dashboard's list of an owner who has deleted environments before (records kept).
+            from api.environments import api_list_environments
+            from shared import wiring
+            from shared.domain.lifecycle import Command
+            from shared.domain.requests import CreateEnvironmentRequest
+
+            service = wiring.environments()
+            for _ in range(args.deleted):
+                gone = service.create(
+                    "alice", CreateEnvironmentRequest(name="gone", template="python")
+                ).environment
+                service.settle("alice", gone.id, gone.operation or "", True, "running")
+                gone = service.command("alice", gone.id, Command.DELETE).environment
+                service.settle("alice", gone.id, gone.operation or "", True, "deleted")
+            listing = func.HttpRequest(
+                method="GET",
+                url="http://localhost/api/v1/environments",
+                headers={"Authorization": f"Bearer {token}"},
+                body=b"",
+            )
+
+            def list_all() -> None:
+                answer = api_list_environments(listing)
+                assert answer.status_code == 200, answer.get_body()
+
+            lists = per_call(list_all, writes)
+            print(f"Lists, one live environment and {args.deleted} deleted ones (their records are kept):")
+            print(f"  {writes} x GET /environments in-process          : {lists * 1000:6.2f} ms CPU each")
             if args.profile:
                 profile = cProfile.Profile()
                 profile.runcall(lambda: [get() for _ in range(500)])

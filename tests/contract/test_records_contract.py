@@ -84,6 +84,36 @@ def test_list_is_one_owners_records_oldest_first(records: EnvironmentRecords) ->
     assert [env.id for env in records.list(OWNER)] == [early.id, late.id]
 
 
+def test_a_live_list_leaves_the_deleted_records_out(records: EnvironmentRecords) -> None:
+    kept = records.create(make_env(), change(), ROOMY)
+    gone = records.create(make_env(created_at=T0 + timedelta(hours=1)), change(), ROOMY)
+    for status in (Status.RUNNING, Status.DELETING, Status.DELETED):
+        gone = move(records, gone, status)
+    assert [env.id for env in records.list(OWNER)] == [kept.id, gone.id]  # kept for usage and audit
+    assert [env.id for env in records.list(OWNER, live=True)] == [kept.id]
+
+
+def test_the_tables_live_list_is_filtered_by_the_service(store: Any) -> None:
+    """The deleted records (kept for good) are not sent: a dashboard's list does not grow with
+    every environment its owner ever deleted."""
+    live = store.create(make_env(), change(), ROOMY)
+    for n in range(3):
+        gone = store.create(make_env(created_at=T0 + timedelta(hours=n)), change(), ROOMY)
+        for status in (Status.RUNNING, Status.DELETING, Status.DELETED):
+            gone = move(store, gone, status)
+    sent: list[object] = []
+    query = store._query
+
+    def counted(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        for row in query(*args, **kwargs):
+            sent.append(row)
+            yield row
+
+    store._query = counted  # type: ignore[method-assign]
+    assert [env.id for env in store.list(OWNER, live=True)] == [live.id]
+    assert len(sent) == 1
+
+
 def test_save_bumps_the_version_and_etag_and_stamps_the_change_time(records: EnvironmentRecords) -> None:
     created = records.create(make_env(), change(), ROOMY)
     later = T0 + timedelta(minutes=5)

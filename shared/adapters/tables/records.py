@@ -99,12 +99,17 @@ class TableEnvironmentStore:
         row = self._point(self._envs, rows.owner_key(owner), rows.env_row(environment_id))
         return rows.environment_from(row, etag(row)) if row is not None else None
 
-    def list(self, owner: str) -> builtins.list[Environment]:
-        found = self._query(
-            self._envs,
-            "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
-            {"pk": rows.owner_key(owner), "low": rows.ENV_PREFIX, "high": rows.after_prefix(rows.ENV_PREFIX)},
-        )
+    def list(self, owner: str, live: bool = False) -> builtins.list[Environment]:
+        query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
+        parameters = {
+            "pk": rows.owner_key(owner),
+            "low": rows.ENV_PREFIX,
+            "high": rows.after_prefix(rows.ENV_PREFIX),
+        }
+        if live:  # the service skips the deleted records (kept for good) instead of sending them
+            query += " and status ne @deleted"
+            parameters["deleted"] = Status.DELETED.value
+        found = self._query(self._envs, query, parameters)
         records = [rows.environment_from(row, etag(row)) for row in found]
         return sorted(records, key=lambda env: (env.created_at, env.id))  # RowKeys sort by id
 
