@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import builtins
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -100,18 +100,22 @@ class TableEnvironmentStore:
         return rows.environment_from(row, etag(row)) if row is not None else None
 
     def list(self, owner: str, live: bool = False) -> builtins.list[Environment]:
+        records = [
+            rows.environment_from(row, etag(row)) for row in self._record_rows(rows.owner_key(owner), live)
+        ]
+        return sorted(records, key=lambda env: (env.created_at, env.id))  # RowKeys sort by id
+
+    def _record_rows(
+        self, partition: str, live: bool, select: builtins.list[str] | None = None
+    ) -> Iterator[TableEntity]:
+        """The rows of one owner's records; `live`: the service leaves out the DELETED ones (kept
+        for good) instead of sending them."""
         query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
-        parameters = {
-            "pk": rows.owner_key(owner),
-            "low": rows.ENV_PREFIX,
-            "high": rows.after_prefix(rows.ENV_PREFIX),
-        }
-        if live:  # the service skips the deleted records (kept for good) instead of sending them
+        parameters = {"pk": partition, "low": rows.ENV_PREFIX, "high": rows.after_prefix(rows.ENV_PREFIX)}
+        if live:
             query += " and status ne @deleted"
             parameters["deleted"] = Status.DELETED.value
-        found = self._query(self._envs, query, parameters)
-        records = [rows.environment_from(row, etag(row)) for row in found]
-        return sorted(records, key=lambda env: (env.created_at, env.id))  # RowKeys sort by id
+        return self._query(self._envs, query, parameters, select=select)
 
     def usage(self, owner: str) -> Usage:
         row = self._point(self._envs, rows.owner_key(owner), rows.USAGE_ROW)
@@ -343,13 +347,7 @@ class TableEnvironmentStore:
         if row is not None:
             return row, rows.usage_from(row)
         # No counters yet (a new owner, or a lost row): count the records so quota stays exact.
-        found = self._query(
-            self._envs,
-            "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
-            {"pk": partition, "low": rows.ENV_PREFIX, "high": rows.after_prefix(rows.ENV_PREFIX)},
-            select=["status"],
-        )
-        live = [status for status in (Status(row["status"]) for row in found) if status is not Status.DELETED]
+        live = [Status(row["status"]) for row in self._record_rows(partition, live=True, select=["status"])]
         return None, Usage(environments=len(live), active=sum(status in ACTIVE for status in live))
 
     @staticmethod
