@@ -298,6 +298,56 @@ def test_quota_holds_under_concurrent_creates(store: TableEnvironmentStore, azur
     assert len(list(store.index.candidates(Status.CREATING))) == 5
 
 
+def another_process(store: TableEnvironmentStore, azurite: str) -> TableEnvironmentStore:
+    """A store on the same tables with nothing shared in memory: another Functions instance."""
+    prefix = store.environments_table.removesuffix("Environments")
+    return TableEnvironmentStore(TableServiceClient.from_connection_string(azurite), prefix)
+
+
+def test_quota_holds_under_concurrent_creates_from_several_processes(
+    store: TableEnvironmentStore, azurite: str
+) -> None:
+    # Writers of one owner in one process take turns; across processes the usage row's ETag decides.
+    stores = [store, *(another_process(store, azurite) for _ in range(3))]
+    limits = Limits(max_environments=5, max_active=50)
+    envs = [make_env() for _ in range(24)]
+    results = run_together(len(envs), lambda i: stores[i % 4].create(envs[i], change(), limits))
+
+    kinds = Counter(type(result).__name__ for result in results)
+    assert kinds == {"Environment": 5, "QuotaExceeded": 19}, results
+    assert store.usage(OWNER) == real_usage(store, OWNER) == Usage(5, 5)
+    assert len(list(store.index.candidates(Status.CREATING))) == 5
+
+
+def test_creates_of_one_owner_in_one_process_lose_no_transaction(store: TableEnvironmentStore) -> None:
+    # Ten at once used to race for the usage row: all but one lost, read it again and retried.
+    store.stats.reset()
+    results = run_together(10, lambda i: store.create(make_env(), change(), ROOMY))
+
+    assert all(isinstance(result, Environment) for result in results), results
+    assert store.stats.snapshot()["transactions"] == 10
+    assert store.usage(OWNER) == real_usage(store, OWNER) == Usage(10, 10)
+    # Status changes that move the counters take the same turns: four stops commit once each.
+    running = [move(store, env, Status.RUNNING) for env in results[:4]]
+    store.stats.reset()
+    stopped = run_together(4, lambda i: move(store, running[i], Status.STOPPING))
+    assert store.stats.snapshot()["transactions"] == 4, stopped
+    assert store.usage(OWNER) == real_usage(store, OWNER) == Usage(10, 6)
+
+
+def test_a_stale_handed_over_usage_row_is_read_again(store: TableEnvironmentStore, azurite: str) -> None:
+    # The turn (private: no caller can reach it) holds counters another process has since
+    # changed: the create's first attempt is refused by the ETag, the second commits on a fresh read.
+    store.create(make_env(), change(), ROOMY)
+    with store._turns.take(owner_key(OWNER)) as turn:
+        turn.usage = store._current_usage(owner_key(OWNER))
+        another_process(store, azurite).create(make_env(), change(), ROOMY)
+        store.stats.reset()
+        store.create(make_env(), change(), ROOMY)  # the turn is re-entrant: this thread holds it
+    assert store.stats.snapshot()["transactions"] == 2
+    assert store.usage(OWNER) == real_usage(store, OWNER) == Usage(3, 3)
+
+
 def test_max_active_holds_under_concurrent_starts(store: TableEnvironmentStore) -> None:
     stopped = []
     for _ in range(8):

@@ -7,12 +7,14 @@ ResourceSamples and Erasure ports of the same account are its `index` (status_in
 `evt:{id}:{n}` (audit events, newest first), `idem:{sha256}` (idempotency) and `usage` (quota
 counters). Every write that must agree with another (record, event, usage, idempotency) is one
 entity-group transaction; the usage row is guarded by its ETag, so quota holds under concurrent
-writers. The status index row is announced ahead of the commit and retired after it.
+writers, and the writers of one owner in this process take turns (turns.py). The status index
+row is announced ahead of the commit and retired after it.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
@@ -41,6 +43,7 @@ from shared.adapters.tables.rows import Row, utc
 from shared.adapters.tables.samples import TableResourceSamples
 from shared.adapters.tables.snapshot_logs import TableSnapshotLogs
 from shared.adapters.tables.status_index import StatusIndex
+from shared.adapters.tables.turns import OwnerTurns, Turn, UsageState
 from shared.domain.environment import AuditEvent, Environment, Status
 from shared.domain.lifecycle import ACTIVE, can_move
 from shared.domain.quota import Limits, Usage, admit
@@ -53,7 +56,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Operation = tuple[str, Row] | tuple[str, Row, dict[str, Any]]
-_UsageState = tuple[TableEntity | None, Usage]  # the usage row as read (None: absent) and its counters
 
 
 class TableEnvironmentStore:
@@ -81,6 +83,7 @@ class TableEnvironmentStore:
         self.erasure = TableErasure(self._tables)
         self._point = self._tables.point
         self._query = self._tables.query
+        self._turns = OwnerTurns()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TableEnvironmentStore:
@@ -164,34 +167,36 @@ class TableEnvironmentStore:
         ]
         if idempotency is not None:
             fixed.append(("create", rows.idempotency_row_for(partition, owner, idempotency)))
-        # Refuse over-quota requests before writing anything, index included.
-        usage_row, usage = self._current_usage(partition)
-        admit(usage, None, record.status, limits)
-        self.index.register(record)
-        announced = self.index.announce(record, None)
-        try:
-            for attempt in range(MAX_ATTEMPTS):
-                if attempt:
-                    backoff(attempt)
-                    usage_row, usage = self._current_usage(partition)
-                after = admit(usage, None, record.status, limits)
-                operations = [*fixed, self._usage_operation(partition, owner, usage_row, after)]
-                try:
-                    result = self._commit(operations)
-                except TableTransactionError as error:
-                    if self._usage_lost(error, operations, partition, record.id, idempotency):
-                        continue
-                    if error_code(error) == "EntityAlreadyExists":
-                        raise ConcurrencyConflict(
-                            "the environment or idempotency key already exists"
-                        ) from error
-                    raise
-                return record.model_copy(update={"etag": result[0]["etag"]})
-            raise ConcurrencyConflict("the owner's usage kept changing; try again")
-        except (QuotaExceeded, ConcurrencyConflict, HttpResponseError) as error:
-            if nothing_committed(error):
-                self.index.withdraw(announced)
-            raise
+        with self._turns.take(partition) as turn:
+            usage = turn.take_usage() or self._current_usage(partition)
+            # Refuse over-quota requests before writing anything, index included.
+            admit(usage[1], None, record.status, limits)
+            self.index.register(record)
+            announced = self.index.announce(record, None)
+            try:
+                for attempt in range(MAX_ATTEMPTS):
+                    if attempt:
+                        backoff(attempt)
+                        usage = self._current_usage(partition)
+                    after = admit(usage[1], None, record.status, limits)
+                    operations = [*fixed, self._usage_operation(partition, owner, usage[0], after)]
+                    try:
+                        result = self._commit(operations)
+                    except TableTransactionError as error:
+                        if self._usage_lost(error, operations, partition, record.id, idempotency):
+                            continue
+                        if error_code(error) == "EntityAlreadyExists":
+                            raise ConcurrencyConflict(
+                                "the environment or idempotency key already exists"
+                            ) from error
+                        raise
+                    turn.usage = (result[-1]["etag"], after)  # for the owner's next writer
+                    return record.model_copy(update={"etag": result[0]["etag"]})
+                raise ConcurrencyConflict("the owner's usage kept changing; try again")
+            except (QuotaExceeded, ConcurrencyConflict, HttpResponseError) as error:
+                if nothing_committed(error):
+                    self.index.withdraw(announced)
+                raise
 
     def save(
         self, previous: Environment, updated: Environment, change: Change, limits: Limits | None = None
@@ -219,23 +224,25 @@ class TableEnvironmentStore:
                 at=change.at,
             )
             fixed.append(("create", rows.event_row_for(partition, event, owner, record.version)))
-        counts: _UsageState | None = None
-        if Usage().after(previous.status, record.status) != Usage():
-            counts = self._current_usage(partition)
-            if limits is not None:  # refuse before writing anything, index included
-                admit(counts[1], previous.status, record.status, limits)
-        announced = self.index.announce(record, previous)
-        try:
-            if counts is not None:
-                result = self._save_with_usage(
-                    partition, owner, fixed, previous.status, record.status, limits, counts
-                )
-            else:
-                result = self._commit_record(fixed)
-        except (QuotaExceeded, ConcurrencyConflict, HttpResponseError) as error:
-            if nothing_committed(error):
-                self.index.withdraw(announced)
-            raise
+        counted = Usage().after(previous.status, record.status) != Usage()
+        with self._turns.take(partition) if counted else contextlib.nullcontext() as turn:
+            usage: UsageState | None = None
+            if turn is not None:
+                usage = turn.take_usage() or self._current_usage(partition)
+                if limits is not None:  # refuse before writing anything, index included
+                    admit(usage[1], previous.status, record.status, limits)
+            announced = self.index.announce(record, previous)
+            try:
+                if turn is not None and usage is not None:
+                    result = self._save_with_usage(
+                        partition, owner, fixed, previous.status, record.status, limits, usage, turn
+                    )
+                else:
+                    result = self._commit_record(fixed)
+            except (QuotaExceeded, ConcurrencyConflict, HttpResponseError) as error:
+                if nothing_committed(error):
+                    self.index.withdraw(announced)
+                raise
         if moved:
             self.index.retire(previous.status, record)
         return record.model_copy(update={"etag": result[0]["etag"]})
@@ -272,20 +279,24 @@ class TableEnvironmentStore:
         source: Status,
         target: Status,
         limits: Limits | None,
-        counts: _UsageState,
+        usage: UsageState,
+        turn: Turn,
     ) -> builtins.list[Mapping[str, Any]]:
-        """Commit a status change that moves the owner's counters, retrying only usage races."""
+        """Commit a status change that moves the owner's counters, retrying only usage races;
+        the row as written is left on the owner's `turn` for the next writer."""
         for attempt in range(MAX_ATTEMPTS):
             if attempt:
                 backoff(attempt)
-                counts = self._current_usage(partition)
-            usage_row, usage = counts
+                usage = self._current_usage(partition)
+            counts = usage[1]
             after = (
-                admit(usage, source, target, limits) if limits is not None else usage.after(source, target)
+                admit(counts, source, target, limits) if limits is not None else counts.after(source, target)
             )
-            operations = [*fixed, self._usage_operation(partition, owner, usage_row, after)]
+            operations = [*fixed, self._usage_operation(partition, owner, usage[0], after)]
             try:
-                return self._commit(operations)
+                result = self._commit(operations)
+                turn.usage = (result[-1]["etag"], after)
+                return result
             except TableTransactionError as error:
                 code = error_code(error)
                 if code in RACE_CODES and failed_operation(error, len(operations)) == len(operations) - 1:
@@ -342,17 +353,18 @@ class TableEnvironmentStore:
         self.stats.add("transactions")
         return batch.submit(self._envs, operations)
 
-    def _current_usage(self, partition: str) -> _UsageState:
+    def _current_usage(self, partition: str) -> UsageState:
         row = self._point(self._envs, partition, rows.USAGE_ROW)
         if row is not None:
-            return row, rows.usage_from(row)
+            return etag(row), rows.usage_from(row)
         # No counters yet (a new owner, or a lost row): count the records so quota stays exact.
         live = [Status(row["status"]) for row in self._record_rows(partition, live=True, select=["status"])]
         return None, Usage(environments=len(live), active=sum(status in ACTIVE for status in live))
 
     @staticmethod
-    def _usage_operation(partition: str, owner: str, current: TableEntity | None, after: Usage) -> Operation:
+    def _usage_operation(partition: str, owner: str, current: str | None, after: Usage) -> Operation:
+        """Write the counters over the row of ETag `current` (None: there is no row yet)."""
         row = rows.usage_row_for(partition, owner, after)
         if current is None:
             return ("create", row)  # a concurrent first write loses with EntityAlreadyExists
-        return ("update", row, {"mode": UpdateMode.REPLACE, **if_match(etag(current))})
+        return ("update", row, {"mode": UpdateMode.REPLACE, **if_match(current)})
