@@ -16,6 +16,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from orchestrators import jobs
@@ -236,8 +237,14 @@ def start_compute(job: dict[str, Any]) -> Result:
 @reported
 def compute_status(job: dict[str, Any]) -> Result:
     status = wiring.compute().status(compute_name(job["environment_id"]))
-    _reach(job, status.phase)
-    return _compute_result(status)
+    result = _compute_result(status)
+    if status.state is ComputeState.RUNNING:
+        # The phase that comes with running (the IDE answers) is written by the settle that
+        # follows at once, with the time it was seen here: one write of the record, not two.
+        result["phase_at"] = wiring.utcnow().isoformat()
+    else:
+        _reach(job, status.phase)
+    return result
 
 
 @bp.activity_trigger(input_name="job", activity="stop_compute")
@@ -281,6 +288,8 @@ def settle_environment(job: dict[str, Any]) -> Result:
     # An input scheduled before a deploy names the status instead of the outcome.
     succeeded = job["succeeded"] if "succeeded" in job else job.get("status") != Status.ERROR.value
     reason = job["reason"]
+    if job.get("reached") and job.get("reached_at"):  # the last phase, seen with running
+        fields["reached"] = (Phase(job["reached"]), datetime.fromisoformat(job["reached_at"]))
     current = wiring.store().get(job["owner"], job["environment_id"])
     if succeeded and current is not None and current.status in (Status.CREATING, Status.STARTING):
         began = current.created_at if current.status is Status.CREATING else current.updated_at

@@ -133,6 +133,8 @@ def _running(
             "running",
             vs_code_url=ready.get("vs_code_url"),
             ssh_connection_string=ready.get("ssh_connection_string"),
+            reached=ready.get("phase"),
+            reached_at=ready.get("phase_at"),
         )
     )
 

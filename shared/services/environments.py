@@ -14,7 +14,7 @@ import json
 import secrets as pysecrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared import agent_tokens, templates
@@ -327,12 +327,15 @@ class EnvironmentService:
         actor: Actor = Actor.SYSTEM,
         restorable_days: int | None = None,
         current: Environment | None = None,
+        reached: tuple[progress.Phase, datetime] | None = None,
         **fields: Any,
     ) -> Environment | None:
         """Finish an operation: move the record where its transitional status lands
         (`lifecycle.settle`) if `operation` still owns it; `current` as in mutate. Idempotent:
         settling twice is a no-op, and a stale operation (superseded by a newer one) changes
-        nothing. Returns the record as it stands, or None when it no longer exists."""
+        nothing. `reached`: the phase the operation reached last, and when, noted in the same
+        write (as `reach` would). Returns the record as it stands, or None when it no longer
+        exists."""
         now = self._clock()
 
         def finish(env: Environment) -> Environment | None:
@@ -340,8 +343,9 @@ class EnvironmentService:
                 return None
             status = lifecycle.settle(env.status, succeeded)
             extra = lifecycle.settled_fields(status, now, restorable_days, fields)
-            if env.progress:
-                extra["progress"] = progress.finished(env.progress, now)
+            steps = (progress.reached(env.progress, *reached) if reached else None) or env.progress
+            if steps:
+                extra["progress"] = progress.finished(steps, now)
             # A running workspace whose setup failed says so (ResourceMetrics.report noted it).
             why = env.setup_problem if status is Status.RUNNING and env.setup_problem else reason
             return env.model_copy(update={"status": status, "status_reason": why, **extra})

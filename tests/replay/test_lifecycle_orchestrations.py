@@ -114,10 +114,12 @@ def test_each_activity_reads_the_record_once_and_hands_it_on(engine, clock):
     reads = stats.snapshot()["point_reads"]
     record = wiring.environments().get(OWNER, env.id)
     assert record.status is Status.RUNNING
-    # ensure_workspace, create_compute (two phases: requested, then the image pulling), the two
-    # polls that saw a new phase, settle_environment: one read each (10 before: 2 reads each for
-    # the first two and settle_environment, and the index row read before its delete).
-    assert reads == 5
+    # ensure_workspace, create_compute (two phases: requested, then the image pulling), the poll
+    # that saw the container start, settle_environment: one read each. The poll that found it
+    # running leaves its phase (the IDE answers) to the settle's write. 10 before: 2 reads each
+    # for the first two and settle_environment, the index row read before its delete, and the
+    # last poll's read.
+    assert reads == 4
     assert [step.phase.value for step in record.progress] == [
         "workspace",
         "compute_requested",
@@ -125,15 +127,20 @@ def test_each_activity_reads_the_record_once_and_hands_it_on(engine, clock):
         "container_started",
         "ide_answering",
     ]
+    # The settle notes when the running poll saw the IDE answer, not when it settled.
+    seen = record.progress[-1]
+    assert seen.ended_at is not None and seen.started_at <= seen.ended_at
+    assert record.progress[-2].ended_at == seen.started_at
     assert [entry.environment_id for entry in wiring.store().index.candidates(Status.CREATING)] == []
     command(engine, clock, env.id, Command.STOP)
     stats.reset()
     command(engine, clock, env.id, Command.START)
     # The command's three (the record, the owner's usage, the STOPPED index row before its delete),
-    # start_compute's one (its phases written on the record it read), the two polls',
+    # start_compute's one (its phases written on the record it read), the first poll's,
     # settle_environment's, and the STARTING row's before its delete (a status records return
-    # to: a newer start's row must stay). 10 before: start_compute read twice more.
-    assert stats.snapshot()["point_reads"] == 3 + 1 + 2 + 2
+    # to: a newer start's row must stay). 10 before: start_compute read twice more, and the
+    # poll that saw it running once.
+    assert stats.snapshot()["point_reads"] == 3 + 1 + 1 + 2
 
 
 def test_stop_start_delete(engine, clock):

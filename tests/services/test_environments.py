@@ -171,6 +171,37 @@ def test_reach_and_settle_decide_on_the_callers_record_and_on_a_fresh_one_when_i
     assert service.reach("hana", env.id, env.operation, Phase.IDE_ANSWERING) is None  # gone: nothing to tell
 
 
+def test_settle_notes_the_last_phase_reached_in_its_own_write(store):
+    """The poll that finds the compute running leaves its phase to the settle: one write, with
+    the phase begun when it was seen; a phase the record already has keeps its own time."""
+    clock = FixedClock(T0)
+    service = make_service(store, clock=clock)
+    env = service.create("ines", request()).environment
+    service.reach("ines", env.id, env.operation, Phase.CONTAINER_STARTED)
+    seen = T0 + timedelta(seconds=2)
+    clock.advance(seconds=3)
+    before = store.get("ines", env.id).version
+    reached = (Phase.IDE_ANSWERING, seen)
+    settled = service.settle("ines", env.id, env.operation, True, "running", reached=reached)
+    assert settled is not None and settled.version == before + 1
+    assert [(step.phase, step.started_at, step.ended_at) for step in settled.progress[-2:]] == [
+        (Phase.CONTAINER_STARTED, T0, seen),
+        (Phase.IDE_ANSWERING, seen, clock.now),
+    ]
+    assert "container started 2.0 s, IDE answering 1.0 s" in service.events("ines", env.id)[0].reason
+
+    other = service.create("ines", request()).environment
+    service.reach("ines", other.id, other.operation, Phase.IDE_ANSWERING)  # written by an earlier poll
+    clock.advance(seconds=5)
+    again = service.settle(
+        "ines", other.id, other.operation, True, "running", reached=(Phase.IDE_ANSWERING, seen)
+    )
+    assert again is not None
+    assert [(step.phase, step.started_at) for step in again.progress] == [
+        (Phase.IDE_ANSWERING, T0 + timedelta(seconds=3))
+    ]
+
+
 def test_connection_returns_the_generated_password_only_when_running(store):
     service = make_service(store)
     env = service.create("erin", request(secrets={"GITHUB_TOKEN": "ghp_secret"})).environment
