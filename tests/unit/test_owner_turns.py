@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from shared.adapters.tables.turns import OwnerTurns
+from shared.adapters.tables.turns import OwnerTurns, Turn
 from shared.domain.quota import Usage
 
 
@@ -71,4 +71,24 @@ def test_a_holder_that_fails_leaves_its_turn() -> None:
             raise RuntimeError("the commit failed")
     except RuntimeError:
         pass
+    assert len(turns) == 0
+
+
+def test_a_writer_kept_waiting_too_long_goes_ahead_on_its_own() -> None:
+    # A slow table service holds the queue: past the wait, the writer races as before turns.
+    turns = OwnerTurns(wait_seconds=0.05)
+    seen: list[tuple[Turn, object]] = []
+
+    def late_writer() -> None:
+        with turns.take("alice") as own:
+            seen.append((own, own.take_usage()))
+
+    with turns.take("alice") as held:
+        held.usage = ("etag-4", Usage(4, 4))
+        late = threading.Thread(target=late_writer)
+        late.start()
+        late.join(5)
+        assert not late.is_alive()  # it did not wait for this holder
+    ((own, handed),) = seen
+    assert own is not held and handed is None  # a turn of its own: nothing handed to it
     assert len(turns) == 0

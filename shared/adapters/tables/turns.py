@@ -8,7 +8,9 @@ retried: a wasted transaction and read each, more with every writer. Taking turn
 that waste inside a process, and a turn's holder leaves the row as it wrote it (its new ETag and
 counters) for whoever waits next, so a queue of writers reads it once. Writers in other
 processes race as before and lose to the ETag. A turn lives while someone holds or waits for
-it: a row left with nobody waiting is dropped, never served later from memory.
+it: a row left with nobody waiting is dropped, never served later from memory. A writer waits
+for its turn a bounded time (a table service answering slowly holds the queue), then goes ahead
+without it and races, as every writer did before turns.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from shared.domain.quota import Usage
 
 # The usage row's ETag (None: no row yet, so the write creates it) and its counters.
 UsageState = tuple[str | None, Usage]
+
+WAIT_SECONDS = 5.0  # a turn costs a few round trips; ten queued are well inside this
 
 
 class Turn:
@@ -43,20 +47,27 @@ class Turn:
 class OwnerTurns:
     """The turns of this process, one per owner (partition) with a holder or a waiter."""
 
-    def __init__(self) -> None:
+    def __init__(self, wait_seconds: float = WAIT_SECONDS) -> None:
         self._turns: dict[str, Turn] = {}
         self._guard = threading.Lock()
+        self._wait = wait_seconds
 
     @contextmanager
     def take(self, partition: str) -> Iterator[Turn]:
+        """The owner's turn, or after the wait a turn of this writer's own (it races)."""
         with self._guard:
             turn = self._turns.get(partition)
             if turn is None:
                 turn = self._turns[partition] = Turn()
             turn.takers += 1
         try:
-            with turn.lock:
-                yield turn
+            if turn.lock.acquire(timeout=self._wait):
+                try:
+                    yield turn
+                finally:
+                    turn.lock.release()
+            else:
+                yield Turn()  # nothing handed to it, nothing it writes handed on
         finally:
             with self._guard:
                 turn.takers -= 1
