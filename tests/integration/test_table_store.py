@@ -22,6 +22,7 @@ from shared.adapters.tables.client import transport_options
 from shared.adapters.tables.records import TableEnvironmentStore
 from shared.adapters.tables.rows import USAGE_ROW, owner_key
 from shared.adapters.tables.status_index import DIRECTORY
+from shared.adapters.tables.turns import OwnerTurns
 from shared.domain.environment import Actor, CloudProvider, Environment, Status
 from shared.domain.lifecycle import ACTIVE
 from shared.domain.quota import Limits, Usage
@@ -321,6 +322,7 @@ def test_quota_holds_under_concurrent_creates_from_several_processes(
 
 def test_creates_of_one_owner_in_one_process_lose_no_transaction(store: TableEnvironmentStore) -> None:
     # Ten at once used to race for the usage row: all but one lost, read it again and retried.
+    store._turns = OwnerTurns(wait_seconds=120)  # a slow machine must not make a writer give up
     store.stats.reset()
     results = run_together(10, lambda i: store.create(make_env(), change(), ROOMY))
 
