@@ -127,10 +127,7 @@ def test_each_activity_reads_the_record_once_and_hands_it_on(engine, clock):
         "container_started",
         "ide_answering",
     ]
-    # The settle notes when the running poll saw the IDE answer, not when it settled.
-    seen = record.progress[-1]
-    assert seen.ended_at is not None and seen.started_at <= seen.ended_at
-    assert record.progress[-2].ended_at == seen.started_at
+    assert record.progress[-1].ended_at is not None  # the settle ended the phase it wrote
     assert [entry.environment_id for entry in wiring.store().index.candidates(Status.CREATING)] == []
     command(engine, clock, env.id, Command.STOP)
     stats.reset()
