@@ -39,6 +39,7 @@ class Job(TypedDict):
     poll_seconds: float
     poll_steady_seconds: float  # polled every poll_seconds until then, backing off after
     poll_max_seconds: float
+    first_poll_waits: bool  # a request that left the compute pending counts as the first poll
     authorization_grace_seconds: int
     restore_grace_days: int
     snapshot_wait_seconds: int
@@ -56,6 +57,9 @@ def job_for(env: Environment, settings: Settings) -> Job:
         poll_seconds=POLL_SECONDS if on_aci else LOCAL_POLL_SECONDS,
         poll_steady_seconds=0 if on_aci else LOCAL_POLL_STEADY_SECONDS,
         poll_max_seconds=POLL_MAX_SECONDS if on_aci else POLL_SECONDS,
+        # On ACI the create or start has just answered with the group's state: a poll at once
+        # would only ask ARM the same. A local code-server may answer within the second.
+        first_poll_waits=on_aci,
         authorization_grace_seconds=AUTHORIZATION_GRACE_SECONDS,
         restore_grace_days=settings.restore_grace_days,
         snapshot_wait_seconds=settings.snapshot_stop_wait_seconds,

@@ -58,19 +58,25 @@ def _step(context: df.DurableOrchestrationContext, activity: str, job: dict[str,
 
 
 def _wait_until_running(
-    context: df.DurableOrchestrationContext, job: dict[str, Any], phase: str | None = None
+    context: df.DurableOrchestrationContext, job: dict[str, Any], requested: dict[str, Any]
 ) -> Orchestration:
     """Poll the compute with durable timers until it runs, fails or the deadline passes; the wait
     between polls is poll_seconds for the first poll_steady_seconds, then doubles up to
-    poll_max_seconds. Each poll carries the last phase seen, so the activity writes progress only
-    when it moved."""
+    poll_max_seconds. With `first_poll_waits`, the request's answer (`requested`) is the first
+    look when it left the compute pending, so the first poll comes after the first wait. Each
+    poll carries the last phase seen, so the activity writes progress only when it moved."""
     began = context.current_utc_datetime
     deadline = began + timedelta(seconds=job["deadline_seconds"])
     steady_until = began + timedelta(seconds=job.get("poll_steady_seconds", 0))
     wait = job["poll_seconds"]
+    status, phase = requested, requested.get("phase")
+    # Absent in inputs from before it existed: those poll at once, as they did.
+    seen = bool(job.get("first_poll_waits")) and requested.get("state") == "pending"
     while True:
-        status = yield from _step(context, "compute_status", {**job, "phase": phase})
-        phase = status.get("phase") or phase
+        if not seen:
+            status = yield from _step(context, "compute_status", {**job, "phase": phase})
+            phase = status.get("phase") or phase
+        seen = False
         if status["state"] == "running":
             return status
         if status["state"] == "absent":
@@ -119,7 +125,7 @@ def _running(
         if first == "create_compute":
             yield from _step(context, "ensure_workspace", job)
         requested = yield from _step(context, first, job)
-        ready = yield from _wait_until_running(context, job, requested.get("phase"))
+        ready = yield from _wait_until_running(context, job, requested)
     except OperationFailed as failure:
         context.set_custom_status({"phase": "failed", "reason": str(failure)})
         yield from _compensate(context, cleanup, job)

@@ -21,7 +21,7 @@ from shared.domain.lifecycle import Command
 from shared.domain.operation import Kind
 from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
 from shared.domain.resources import ComputeState, compute_name, workspace_name
-from shared.settings import get_settings
+from shared.settings import ComputeBackendName, get_settings
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 OWNER = "replay-user"
@@ -245,6 +245,35 @@ def test_local_and_simulated_compute_is_polled_often_then_backs_off(app_env, clo
     # 20 half-second waits to the 10 s mark, then 1, 2 and 3 s, then 3 s until the last poll
     # lands on the 30 s deadline (2 s after the 28 s one).
     assert gaps == [0.5] * 20 + [1, 2, 3, 3, 3, 3, 3, 2], gaps
+
+
+def test_on_aci_the_first_poll_waits_since_the_request_just_answered(engine, clock):
+    """ACI's create answers with the group's state: polling at once would only ask ARM the same,
+    so that answer is the first look and the first poll comes after the first wait, one poll
+    fewer on the same schedule; local and simulated compute (a code-server may answer within the
+    second) poll at once."""
+    aci = get_settings().model_copy(update={"compute_backend": ComputeBackendName.ACI})
+    env = create()
+    assert jobs.job_for(env, aci)["first_poll_waits"] is True
+    assert jobs.job_for(env, get_settings())["first_poll_waits"] is False
+    job = {**jobs.job_for(env, get_settings()), "first_poll_waits": True}
+    status = run(engine, clock, engine.start(operation.PROVISION, job, instance_id=env.operation))
+    assert status.output == {"status": "RUNNING"}
+    steps = [
+        e.get("Name") or HistoryEventType(e["EventType"]).name
+        for e in history_of(engine, env.operation)
+        if e["EventType"] in (HistoryEventType.TASK_SCHEDULED, HistoryEventType.TIMER_CREATED)
+    ]
+    assert steps[:4] == ["ensure_workspace", "create_compute", "TIMER_CREATED", "compute_status"], steps
+
+    other = create("polled-at-once")
+    run(engine, clock, launch(engine, operation.PROVISION, other))
+    steps = [
+        e.get("Name")
+        for e in history_of(engine, other.operation)
+        if e["EventType"] == HistoryEventType.TASK_SCHEDULED
+    ]
+    assert steps[:3] == ["ensure_workspace", "create_compute", "compute_status"], steps
 
 
 def test_every_activity_run_twice_still_makes_one_compute(app_env, clock):
