@@ -31,7 +31,6 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -39,7 +38,7 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.data.tables import TableClient as SyncTableClient
 from azure.data.tables import TableSasPermissions, generate_table_sas
 from azure.data.tables.aio import TableClient
-from benchlib import closed_loop, cpu_seconds, summary_ms  # also puts the repository on sys.path
+from benchlib import app_transport, closed_loop, cpu_seconds, summary_ms  # puts the repository on sys.path
 from yarl import URL
 
 from devhost.azurite import ACCOUNT, ACCOUNT_KEY
@@ -196,16 +195,6 @@ def report(samples: dict[str, list[float]], args: argparse.Namespace, seeded: in
     print(f"{labels['get']}: p99 {ratio:.2f}x the SDK read's; {verdict} the goal of <= {GOAL_RATIO}x")
     same = figures["get"]["p99"] / figures["sync"]["p99"]
     print(f"{labels['get']}: p99 {same:.2f}x the sync client's read in threads (the read the app makes)")
-
-
-def app_transport() -> dict[str, Any]:
-    """The app's table transport options, where the measured commit has them (a --before run of
-    an older one reads with the SDK's defaults, as that commit's app did)."""
-    try:
-        from shared.adapters.tables.client import transport_options
-    except ImportError:
-        return {}
-    return transport_options()
 
 
 def main() -> int:

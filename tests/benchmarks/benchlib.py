@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script: `python tests/benchmarks/NAME.py`
@@ -78,6 +79,16 @@ async def closed_loop(
 
 
 TODAY = "DEV8_BENCH_TODAY"  # the tree a --before run was started from
+
+
+def app_transport() -> dict[str, Any]:
+    """The table transport options the app builds its clients with, for a benchmark's own clients;
+    the SDK's defaults when a --before commit predates them (its app used those)."""
+    try:
+        from shared.adapters.tables.client import transport_options
+    except ImportError:
+        return {}
+    return transport_options()
 
 
 def today_module(relative: str) -> ModuleType:

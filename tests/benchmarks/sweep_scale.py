@@ -49,7 +49,7 @@ if str(ROOT) not in sys.path:  # run as a script
     sys.path.insert(0, str(ROOT))
 
 from azure.data.tables import TableServiceClient
-from benchlib import cpu_seconds
+from benchlib import app_transport, cpu_seconds
 from pydantic import SecretStr
 
 from devhost.azurite import azurite_tables
@@ -323,14 +323,6 @@ def _spec(env: Environment) -> ComputeSpec:
         workspace=Workspace(workspace_name(env.id), workspace_name(env.id), env.storage_gb),
         secure_environment={},
     )
-
-
-def app_transport() -> dict[str, Any]:
-    try:
-        from shared.adapters.tables.client import transport_options
-    except ImportError:  # --before a commit that built its clients with the SDK's defaults
-        return {}
-    return transport_options()
 
 
 def run(args: argparse.Namespace) -> list[str]:
