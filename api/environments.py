@@ -17,6 +17,7 @@ from api.http import (
     owner_of,
     parse_body,
     principal_of,
+    principal_of_async,
     respond,
 )
 from api.views import (
@@ -195,11 +196,14 @@ def api_list_environments(req: func.HttpRequest) -> func.HttpResponse:
 @route(
     bp, Operation("GET", ENVIRONMENT, "getEnvironment", "Get one environment", TAG, {200: ONE}, links=NEXT)
 )
-def api_get_environment(req: func.HttpRequest) -> func.HttpResponse:
-    return handle(
-        lambda: one_environment(wiring.environments().get(owner_of(req), req.route_params["environment_id"])),
-        req,
-    )
+async def api_get_environment(req: func.HttpRequest) -> func.HttpResponse:
+    # On the worker's event loop, not a thread: the most frequent call (every client polls it).
+    async def get() -> func.HttpResponse:
+        owner = (await principal_of_async(req)).subject
+        env = await wiring.environments().get_async(owner, req.route_params["environment_id"])
+        return one_environment(env)
+
+    return await handle_async(get, req)
 
 
 @route(

@@ -73,6 +73,14 @@ def principal_of(req: func.HttpRequest, limit: Limit = Limit.READ) -> Principal:
     return principal
 
 
+async def principal_of_async(req: func.HttpRequest, limit: Limit = Limit.READ) -> Principal:
+    """principal_of for a handler on the event loop: inline, unless the token's signing keys must
+    be fetched first (then on a thread, so the loop never waits for the JWKS endpoint)."""
+    if wiring.verifier().may_fetch(req.headers.get("Authorization")):
+        return await blocking(lambda: principal_of(req, limit))
+    return principal_of(req, limit)
+
+
 def client_address(req: func.HttpRequest) -> str:
     """Who is calling, for the failed-authentication limit: the last X-Forwarded-For hop, the one
     the platform's front end appended (those before it are the client's own claims)."""

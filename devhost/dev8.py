@@ -28,6 +28,13 @@ def local_host(app: func.FunctionApp | None = None, **options: Any) -> LocalHost
         import function_app
 
         app = function_app.app
+    from shared.adapters.tables.loop import close_running_loop
+
     return LocalHost(
-        app, host_json=ROOT / "host.json", task_hub=TASK_HUB, setting_default=setting_default, **options
+        app,
+        host_json=ROOT / "host.json",
+        task_hub=TASK_HUB,
+        setting_default=setting_default,
+        on_stop=(close_running_loop,),
+        **options,
     )

@@ -126,6 +126,20 @@ class TokenVerifier:
             raise Unauthorized("the bearer token is invalid") from None
         return _principal(claims)
 
+    def may_fetch(self, authorization_header: str | None) -> bool:
+        """Whether verifying this header may call the JWKS endpoint (no key set cached, or none
+        with the token's kid): an event loop verifies such a header on a thread, any other inline."""
+        if self._jwks is None or self._jwks.jwk_set_cache is None:
+            return self._jwks is not None
+        cached = self._jwks.jwk_set_cache.get()
+        if cached is None:
+            return True
+        try:
+            kid = jwt.get_unverified_header(_bearer_token(authorization_header)).get("kid")
+        except (Unauthorized, PyJWTError, ValueError, TypeError):
+            return False  # refused before any key is looked up
+        return not isinstance(kid, str) or PyJWKClient.match_kid(cached.keys, kid) is None
+
     def _key_for(self, token: str) -> str | PyJWK:
         if self._jwks is None:
             assert self._secret is not None

@@ -41,6 +41,9 @@ class InMemoryRecords:
         with self._lock:
             return self._records.get((owner, environment_id))
 
+    async def get_async(self, owner: str, environment_id: str) -> Environment | None:
+        return self.get(owner, environment_id)
+
     def list(self, owner: str, live: bool = False) -> builtins.list[Environment]:
         with self._lock:
             mine = [

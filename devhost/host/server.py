@@ -8,7 +8,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ class LocalHost:
         run_timers: bool = False,
         setting_default: SettingDefault | None = None,
         cors: Cors | None = None,
+        on_stop: Sequence[Callable[[], Awaitable[None]]] = (),
         **engine_options: Any,
     ):
         functions = app.get_functions()  # the SDK builds them once per app
@@ -67,6 +68,7 @@ class LocalHost:
         self._http = http_functions(functions, route_prefix(host_json))
         self.timers = TimerRunner(timer_functions(functions, setting_default), self.client_binding)
         self._run_timers = run_timers
+        self._on_stop = tuple(on_stop)  # the app's own clients bound to this loop, closed with it
         self.cors = cors or Cors(())
         self._runner: web.AppRunner | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop serving, once started
@@ -140,6 +142,8 @@ class LocalHost:
         from azure.durable_functions.models.utils import http_utils
 
         await http_utils._close_session()
+        for close in self._on_stop:
+            await close()
         await asyncio.to_thread(self.engine.stop_driver)
 
 

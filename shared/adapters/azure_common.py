@@ -24,6 +24,7 @@ from shared.errors import AuthorizationRefused, PermanentBackendError, Transient
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
+    from azure.core.credentials_async import AsyncTokenCredential
     from azure.core.pipeline.transport import HttpTransport
 
 # ARM (azure-core RetryPolicy): up to 6 retries, 1, 2, 4, 8... seconds apart (capped at 60), or
@@ -75,6 +76,17 @@ def credential(managed_identity_client_id: str | None) -> TokenCredential:
 
         return ManagedIdentityCredential(client_id=managed_identity_client_id)
     from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+def async_credential(managed_identity_client_id: str | None) -> AsyncTokenCredential:
+    """`credential`'s async twin, for clients on an event loop (the table reads of loop.py)."""
+    if managed_identity_client_id:
+        from azure.identity.aio import ManagedIdentityCredential
+
+        return ManagedIdentityCredential(client_id=managed_identity_client_id)
+    from azure.identity.aio import DefaultAzureCredential
 
     return DefaultAzureCredential()
 

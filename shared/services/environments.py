@@ -54,6 +54,12 @@ def new_environment_id() -> str:
     return f"env-{pysecrets.token_hex(8)}"
 
 
+def _found(env: Environment | None, include_deleted: bool = False) -> Environment:
+    if env is None or (env.status is Status.DELETED and not include_deleted):
+        raise NotFound("environment not found")
+    return env
+
+
 class EnvironmentService:
     def __init__(self, records: EnvironmentRecords, settings: Settings, clock: Clock, placement: Placement):
         self._records = records
@@ -79,12 +85,13 @@ class EnvironmentService:
 
     def get(self, owner: str, environment_id: str) -> Environment:
         """The owner's live environment; anything else (unknown, deleted, another owner's) is 404."""
-        if not ENVIRONMENT_ID.match(environment_id):
-            raise NotFound("environment not found")
-        env = self._records.get(owner, environment_id)
-        if env is None or env.status is Status.DELETED:
-            raise NotFound("environment not found")
-        return env
+        valid = ENVIRONMENT_ID.match(environment_id)  # a malformed id is never looked up
+        return _found(self._records.get(owner, environment_id) if valid else None)
+
+    async def get_async(self, owner: str, environment_id: str) -> Environment:
+        """`get` on the running event loop (the API's GET of one environment)."""
+        valid = ENVIRONMENT_ID.match(environment_id)
+        return _found(await self._records.get_async(owner, environment_id) if valid else None)
 
     def list(self, owner: str, status: Status | None = None) -> builtins.list[Environment]:
         return [env for env in self._records.list(owner, live=True) if status is None or env.status is status]
@@ -93,12 +100,8 @@ class EnvironmentService:
         """What each of the owner's environments used in `month` ("2026-12"), deleted and
         retired ones included (their records are kept for this), metered up to now."""
         now = self._clock()
-        found = []
-        for env in self._records.list(owner):
-            used = metering.to_date(env, now).get(month)
-            if used is not None:
-                found.append((env, used))
-        return found
+        used = [(env, metering.to_date(env, now).get(month)) for env in self._records.list(owner)]
+        return [(env, month_usage) for env, month_usage in used if month_usage is not None]
 
     def events(self, owner: str, environment_id: str, limit: int = 100) -> builtins.list[AuditEvent]:
         self.get(owner, environment_id)
@@ -431,9 +434,7 @@ class EnvironmentService:
             if given is not None:
                 current, given = given, None
             elif include_deleted:
-                current = self._records.get(owner, environment_id)
-                if current is None:
-                    raise NotFound("environment not found")
+                current = _found(self._records.get(owner, environment_id), include_deleted)
             else:
                 current = self.get(owner, environment_id)
             updated = mutation(current)

@@ -66,6 +66,10 @@ class EnvironmentRecords(Protocol):
         """Point read (DELETED records included); the result carries its ETag."""
         ...
 
+    async def get_async(self, owner: str, environment_id: str) -> Environment | None:
+        """`get` on the running event loop (an API handler's), without a thread."""
+        ...
+
     def list(self, owner: str, live: bool = False) -> builtins.list[Environment]:
         """Every record of one owner (one partition), DELETED included unless `live`, oldest
         first. `live` filters in the query: deleted records are kept for good (usage, audit)."""

@@ -4,13 +4,15 @@ real adapter does too."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
+from shared.adapters.tables.loop import close_running_loop
 from shared.domain.environment import Actor, CloudProvider, Environment, Status
 from shared.domain.quota import Limits
 from shared.domain.snapshots import Reason, Snapshot, SnapshotLog
@@ -22,6 +24,7 @@ from tests.integration.test_table_store import run_together
 T0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 ROOMY = Limits(max_environments=50, max_active=50)
 OWNER = "auth0|contract"
+T = TypeVar("T")
 
 
 @pytest.fixture(params=["memory", "tables"])
@@ -75,6 +78,30 @@ def test_a_created_record_reads_back_whole_with_an_etag(records: EnvironmentReco
     assert records.get(OWNER, created.id) == created
     assert records.get(OWNER, "env-0000000000000000") is None
     assert records.get("someone-else", created.id) is None
+
+
+def on_a_loop(read: Callable[[], Awaitable[T]]) -> T:
+    """Run an async read on a loop of its own, closing what it opened there (as a host does)."""
+
+    async def run() -> T:
+        try:
+            return await read()
+        finally:
+            await close_running_loop()
+
+    return asyncio.run(run())
+
+
+def test_the_async_read_is_the_point_read(records: EnvironmentRecords) -> None:
+    created = records.create(make_env(), change(), ROOMY)
+    deleted = records.create(make_env(), change(), ROOMY)
+    for status in (Status.RUNNING, Status.DELETING, Status.DELETED):
+        deleted = move(records, deleted, status)
+    read = on_a_loop(lambda: records.get_async(OWNER, created.id))
+    assert read == created == records.get(OWNER, created.id)
+    assert on_a_loop(lambda: records.get_async(OWNER, deleted.id)) == deleted  # the service says 404
+    assert on_a_loop(lambda: records.get_async(OWNER, "env-0000000000000000")) is None
+    assert on_a_loop(lambda: records.get_async("someone-else", created.id)) is None
 
 
 def test_list_is_one_owners_records_oldest_first(records: EnvironmentRecords) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -317,6 +318,7 @@ class JwksServer:
     hits: list[str]
     body: dict[str, Any]
     status: int = 200
+    delay: float = 0.0  # seconds before each answer
 
 
 @pytest.fixture
@@ -336,6 +338,7 @@ def jwks(rsa_key: rsa.RSAPrivateKey, ec_key: ec.EllipticCurvePrivateKey) -> Iter
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             state.hits.append(self.path)
+            time.sleep(state.delay)
             data = json.dumps(state.body).encode()
             self.send_response(state.status)
             self.send_header("Content-Type", "application/json")
@@ -476,3 +479,64 @@ def test_jwks_verifier_from_settings(
     assert built.algorithms == ("RS256", "ES256")
     assert built.verify(f"Bearer {rs256(claims(), rsa_key)}").subject == "user-1"
     assert_unauthorized(built, f"Bearer {hs256(claims())}")
+
+
+def test_may_fetch_says_when_verifying_would_call_the_jwks_endpoint(
+    jwks: JwksServer, jwks_verifier: TokenVerifier, rsa_key: rsa.RSAPrivateKey
+) -> None:
+    header = f"Bearer {rs256(claims(), rsa_key)}"
+    assert jwks_verifier.may_fetch(header)  # no key set cached yet
+    assert not jwks.hits  # asking fetches nothing
+    jwks_verifier.verify(header)
+    assert not jwks_verifier.may_fetch(header)  # its key is cached
+    assert jwks_verifier.may_fetch(f"Bearer {rs256(claims(), rsa_key, kid='rotated-2')}")  # not in the set
+    assert not jwks_verifier.may_fetch("Bearer not-a-token")  # refused before any key lookup
+    assert len(jwks.hits) == 1
+
+
+def test_a_shared_secret_never_fetches(verifier: TokenVerifier) -> None:
+    assert not verifier.may_fetch(f"Bearer {hs256(claims())}")
+
+
+def test_an_event_loop_goes_on_while_a_tokens_keys_are_fetched(
+    base_env: pytest.MonkeyPatch, jwks: JwksServer, rsa_key: rsa.RSAPrivateKey
+) -> None:
+    """The GET of one environment verifies its token on the worker's event loop: a JWKS fetch
+    (first request, rotated key) must not hold every other request of the process meanwhile."""
+    import azure.functions as func
+
+    from api.http import principal_of_async
+    from shared import wiring
+
+    jwks.delay = 0.3
+    base_env.setenv("DEV8_JWT_JWKS_URL", jwks.url)
+    base_env.setenv("DEV8_JWT_AUDIENCE", AUDIENCE)
+    wiring.reset()
+    token = rs256(claims(sub="loop-user"), rsa_key)
+    request = func.HttpRequest(
+        "GET", "http://localhost/api/v1/environments", headers={"Authorization": f"Bearer {token}"}, body=b""
+    )
+
+    async def verify_twice() -> tuple[Principal, Principal, int]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        first = await principal_of_async(request)  # the keys are fetched, on a thread
+        during = ticks
+        second = await principal_of_async(request)  # from the cache, on the loop
+        ticker.cancel()
+        return first, second, during
+
+    try:
+        first, second, ticks = asyncio.run(verify_twice())
+    finally:
+        wiring.reset()
+    assert first.subject == second.subject == "loop-user"
+    assert ticks >= 1  # verified inline, the fetch would have held the loop: no tick at all
+    assert len(jwks.hits) == 1

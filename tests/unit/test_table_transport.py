@@ -1,8 +1,11 @@
 """The table client reads HTTP settings from the environment once, unless a proxy needs more."""
 
+import asyncio
+
 import pytest
 
-from shared.adapters.tables.client import transport_options
+from shared.adapters.tables import loop
+from shared.adapters.tables.client import environment_configures_http, transport_options
 
 
 @pytest.fixture
@@ -24,3 +27,21 @@ def test_without_a_proxy_the_session_stops_rescanning_the_environment(clean_env)
 def test_a_proxy_keeps_the_per_request_handling(clean_env, variable):
     clean_env.setenv(variable, "x")
     assert transport_options() == {}
+
+
+def test_the_async_client_stops_looking_proxies_up_per_request(clean_env):
+    """aiohttp with trust_env looks proxies and .netrc up again for every request, on a thread."""
+    assert not environment_configures_http()
+    transport = loop.transport_options(environment_configures_http())["transport"]
+
+    async def session_trusts_env() -> bool:
+        async with transport:  # opens its aiohttp session on this loop, closes it after
+            return transport.session.trust_env
+
+    assert asyncio.run(session_trusts_env()) is False
+
+
+def test_a_proxy_keeps_the_async_clients_defaults(clean_env):
+    clean_env.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert environment_configures_http()
+    assert loop.transport_options(environment_configures_http()) == {}

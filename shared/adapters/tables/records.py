@@ -30,6 +30,7 @@ from shared.adapters.tables.client import (
     RACE_CODES,
     Tables,
     backoff,
+    environment_configures_http,
     error_code,
     etag,
     failed_operation,
@@ -38,6 +39,7 @@ from shared.adapters.tables.client import (
     service_from_settings,
 )
 from shared.adapters.tables.erasure import TableErasure
+from shared.adapters.tables.loop import Opener, opener_from_settings
 from shared.adapters.tables.orphans import TableOrphanLedger
 from shared.adapters.tables.rows import Row, utc
 from shared.adapters.tables.samples import TableResourceSamples
@@ -68,8 +70,9 @@ class TableEnvironmentStore:
         prefix: str = "dev8",
         *,
         pending_grace: timedelta = timedelta(minutes=10),
+        open_async: Opener | None = None,
     ) -> None:
-        self._tables = Tables(service, prefix)
+        self._tables = Tables(service, prefix, open_async)
         self.environments_table = self._tables.environments_table
         self.index_table = self._tables.index_table
         self.table_names = (self.environments_table, self.index_table, self._tables.samples_table)
@@ -87,7 +90,8 @@ class TableEnvironmentStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TableEnvironmentStore:
-        return cls(service_from_settings(settings), settings.table_prefix)
+        open_async = opener_from_settings(settings, environment_configures_http())
+        return cls(service_from_settings(settings), settings.table_prefix, open_async=open_async)
 
     def ensure_tables(self) -> None:
         self._tables.ensure()
@@ -101,6 +105,16 @@ class TableEnvironmentStore:
     def get(self, owner: str, environment_id: str) -> Environment | None:
         row = self._point(self._envs, rows.owner_key(owner), rows.env_row(environment_id))
         return rows.environment_from(row, etag(row)) if row is not None else None
+
+    async def get_async(self, owner: str, environment_id: str) -> Environment | None:
+        row = await self._tables.point_async(
+            self.environments_table, rows.owner_key(owner), rows.env_row(environment_id)
+        )
+        return rows.environment_from(row, etag(row)) if row is not None else None
+
+    async def close_async(self) -> None:
+        """Close the running event loop's async clients (the local host, as it stops)."""
+        await self._tables.loop.close()
 
     def list(self, owner: str, live: bool = False) -> builtins.list[Environment]:
         records = [

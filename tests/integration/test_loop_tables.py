@@ -1,0 +1,67 @@
+"""The async table reads (shared/adapters/tables/loop.py) against Azurite: one client per event
+loop, closed with it, the same rows as the sync client's."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from azure.core.pipeline.transport import AioHttpTransport
+from azure.data.tables import TableServiceClient
+from azure.data.tables.aio import TableServiceClient as AsyncService
+
+from shared.adapters.tables.loop import LoopTables, Opened, close_running_loop, opener_like
+
+
+@pytest.fixture
+def table(azurite: str) -> Iterator[tuple[TableServiceClient, str]]:
+    service = TableServiceClient.from_connection_string(azurite)
+    name = f"t{uuid.uuid4().hex[:12]}"
+    service.create_table(name).upsert_entity({"PartitionKey": "p", "RowKey": "r", "value": 7})
+    yield service, name
+    service.delete_table(name)
+    service.close()
+
+
+def test_each_loop_reads_through_a_client_of_its_own_closed_with_it(
+    table: tuple[TableServiceClient, str],
+) -> None:
+    service, name = table
+    transports: list[AioHttpTransport] = []
+
+    def open_service() -> Opened:  # as opener_like does, keeping the transport to look at
+        transports.append(AioHttpTransport(use_env_settings=False))
+        return Opened(AsyncService(service.url, credential=service.credential, transport=transports[-1]))
+
+    tables = LoopTables(open_service)
+    found: dict[str, object] = {}
+
+    async def read(label: str) -> None:
+        try:
+            first = await tables.point(name, "p", "r")
+            again = await tables.point(name, "p", "r")  # the same loop: the same client
+            missing = await tables.point(name, "p", "nothing")
+            found[label] = (first and first["value"], again and again["value"], missing)
+        finally:
+            await close_running_loop()
+
+    threads = [threading.Thread(target=asyncio.run, args=(read(f"loop-{n}"),)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert found == {"loop-0": (7, 7, None), "loop-1": (7, 7, None)}
+    assert len(transports) == 2  # one per loop, not one per read
+    assert all(transport.session is None for transport in transports)  # each closed on its loop
+
+
+def test_a_store_on_a_token_credential_needs_its_async_twin_from_settings() -> None:
+    from azure.identity import DefaultAzureCredential
+
+    endpoint = "https://account.table.core.windows.net"
+    service = TableServiceClient(endpoint, credential=DefaultAzureCredential())
+    with pytest.raises(TypeError, match="from settings"):
+        opener_like(service, environment_configures_http=False)
