@@ -164,9 +164,10 @@ async def api_create_environment(
         ),
     ),
 )
-def api_list_environments(req: func.HttpRequest) -> func.HttpResponse:
-    def listing() -> func.HttpResponse:
-        owner = owner_of(req)
+async def api_list_environments(req: func.HttpRequest) -> func.HttpResponse:
+    # On the worker's event loop, as the GET of one: the dashboard polls it.
+    async def listing() -> func.HttpResponse:
+        owner = (await principal_of_async(req)).subject
         wanted = req.params.get("status")
         status = None
         if wanted:
@@ -181,7 +182,7 @@ def api_list_environments(req: func.HttpRequest) -> func.HttpResponse:
                 )
         limit = count_param(req, "limit", paging.MAX_LIMIT)
         token = req.params.get("next")
-        envs = wiring.environments().list(owner, status)
+        envs = await wiring.environments().list_async(owner, status)
         policy, now = wiring.policy(), wiring.utcnow()
         if limit is None and token is None:  # the whole list, as it always was
             return respond(200, {"environments": [environment_view(env, policy, now) for env in envs]})
@@ -190,7 +191,7 @@ def api_list_environments(req: func.HttpRequest) -> func.HttpResponse:
             200, {"environments": [environment_view(env, policy, now) for env in chosen], "next": following}
         )
 
-    return handle(listing, req)
+    return await handle_async(listing, req)
 
 
 @route(

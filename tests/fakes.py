@@ -53,6 +53,9 @@ class InMemoryRecords:
             ]
         return sorted(mine, key=lambda env: (env.created_at, env.id))
 
+    async def list_async(self, owner: str, live: bool = False) -> builtins.list[Environment]:
+        return self.list(owner, live)
+
     def usage(self, owner: str) -> Usage:
         with self._lock:
             return self._usage.get(owner, Usage())

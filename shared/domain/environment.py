@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -14,6 +15,10 @@ from shared.domain.meter import MonthUsage
 from shared.domain.progress import Step
 
 ENVIRONMENT_ID = re.compile(r"^env-[0-9a-f]{16}$")
+
+
+def new_id() -> str:
+    return f"env-{secrets.token_hex(8)}"
 
 
 class Status(StrEnum):

@@ -11,7 +11,6 @@ import builtins
 import hashlib
 import hmac
 import json
-import secrets as pysecrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -20,7 +19,7 @@ from typing import Any
 from shared import agent_tokens, templates
 from shared.domain import budget as budget_rules
 from shared.domain import lifecycle, metering, progress
-from shared.domain.environment import ENVIRONMENT_ID, Actor, AuditEvent, Environment, Status
+from shared.domain.environment import ENVIRONMENT_ID, Actor, AuditEvent, Environment, Status, new_id
 from shared.domain.lifecycle import Command, Verdict
 from shared.domain.meter import MonthUsage
 from shared.domain.operation import Kind, operation_id
@@ -48,10 +47,6 @@ class Connection:
 class CommandResult:
     environment: Environment
     accepted: bool  # False: already there, nothing to run
-
-
-def new_environment_id() -> str:
-    return f"env-{pysecrets.token_hex(8)}"
 
 
 def _found(env: Environment | None, include_deleted: bool = False) -> Environment:
@@ -94,7 +89,11 @@ class EnvironmentService:
         return _found(await self._records.get_async(owner, environment_id) if valid else None)
 
     def list(self, owner: str, status: Status | None = None) -> builtins.list[Environment]:
-        return [env for env in self._records.list(owner, live=True) if status is None or env.status is status]
+        return [env for env in self._records.list(owner, live=True) if status in (None, env.status)]
+
+    async def list_async(self, owner: str, status: Status | None = None) -> builtins.list[Environment]:
+        envs = await self._records.list_async(owner, live=True)  # `list` on the running event loop
+        return [env for env in envs if status in (None, env.status)]
 
     def usage(self, owner: str, month: str) -> builtins.list[tuple[Environment, MonthUsage]]:
         """What each of the owner's environments used in `month` ("2026-12"), deleted and
@@ -182,7 +181,7 @@ class EnvironmentService:
             self._bounds,
         )
         now = self._clock()
-        env_id = new_environment_id()
+        env_id = new_id()
         agent_token = agent_tokens.mint(owner, env_id)
         sealed = seal(
             self._settings.secrets_key_bytes,
@@ -315,10 +314,9 @@ class EnvironmentService:
 
     def touch(self, env: Environment) -> None:
         """Note that `env` (as just read) is in use; a write only when the last is a minute old."""
-        owner, environment_id = env.owner, env.id
         now = self._clock()
         if now - env.last_accessed_at >= ACTIVITY_WRITE_INTERVAL:
-            self._records.touch(owner, environment_id, now)
+            self._records.touch(env.owner, env.id, now)
 
     def settle(
         self,

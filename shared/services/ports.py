@@ -75,6 +75,10 @@ class EnvironmentRecords(Protocol):
         first. `live` filters in the query: deleted records are kept for good (usage, audit)."""
         ...
 
+    async def list_async(self, owner: str, live: bool = False) -> builtins.list[Environment]:
+        """`list` on the running event loop (an API handler's), without a thread."""
+        ...
+
     def create(
         self,
         environment: Environment,

@@ -16,7 +16,7 @@ from datetime import timedelta
 from itertools import chain
 
 from shared import agent_tokens
-from shared.domain.environment import Actor, Environment, Status
+from shared.domain.environment import Actor, Environment, Status, new_id
 from shared.domain.operation import Kind, operation_id
 from shared.domain.snapshots import (
     PRUNE,
@@ -36,7 +36,6 @@ from shared.services.environments import (
     MAX_WRITE_ATTEMPTS,
     CommandResult,
     EnvironmentService,
-    new_environment_id,
 )
 from shared.services.ports import (
     Change,
@@ -263,7 +262,7 @@ class SnapshotService:
         values[PASSWORD_KEY] = generate_password()
         values.setdefault(SNAPSHOT_PASSWORD_KEY, generate_password())
         now = self._clock()
-        env_id = new_environment_id()
+        env_id = new_id()
         agent_token = agent_tokens.mint(source.owner, env_id)
         values[agent_tokens.AGENT_TOKEN_VARIABLE] = agent_token
         env = source.model_copy(

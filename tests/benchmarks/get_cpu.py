@@ -107,16 +107,19 @@ def main() -> int:
             # The GET runs on an event loop (the worker's) since it is async, on the caller's
             # thread before; its floor is the SDK's read of the same kind, run the same way.
             loop = asyncio.new_event_loop()
-            first = api_get_environment(request)  # the route decorators hide what the function is
-            on_loop = inspect.isawaitable(first)
-            if on_loop:
-                loop.run_until_complete(first)
+            handled: list[bool] = []
+
+            def answer_of(result: Any) -> Any:
+                """A handler's answer: run on the loop when it is async (its decorators hide that)."""
+                handled.append(inspect.isawaitable(result))
+                return loop.run_until_complete(result) if handled[-1] else result
 
             def get() -> None:
-                answer = api_get_environment(request)
-                if on_loop:
-                    answer = loop.run_until_complete(answer)
+                answer = answer_of(api_get_environment(request))
                 assert answer.status_code == 200, answer.get_body()
+
+            get()
+            on_loop = handled[-1]
 
             # The floors are the SDK clients as the app builds them (no per-request proxy lookups).
             options = transport_options()
@@ -194,7 +197,7 @@ def main() -> int:
             )
 
             def list_all() -> None:
-                answer = api_list_environments(listing)
+                answer = answer_of(api_list_environments(listing))
                 assert answer.status_code == 200, answer.get_body()
 
             lists = per_call(list_all, writes)
@@ -208,7 +211,7 @@ def main() -> int:
                 stats.sort_stats("cumulative").print_stats(40)
             client.close()
             loop.run_until_complete(async_client.close())
-            if on_loop:
+            if any(handled):
                 from shared.adapters.tables.loop import close_running_loop
 
                 loop.run_until_complete(close_running_loop())

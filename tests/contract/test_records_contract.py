@@ -104,6 +104,17 @@ def test_the_async_read_is_the_point_read(records: EnvironmentRecords) -> None:
     assert on_a_loop(lambda: records.get_async("someone-else", created.id)) is None
 
 
+def test_the_async_list_is_the_list(records: EnvironmentRecords) -> None:
+    late = records.create(make_env(created_at=T0 + timedelta(hours=1)), change(), ROOMY)
+    gone = records.create(make_env(), change(), ROOMY)
+    for status in (Status.RUNNING, Status.DELETING, Status.DELETED):
+        gone = move(records, gone, status)
+    records.create(make_env(owner="other"), change(), ROOMY)
+    assert on_a_loop(lambda: records.list_async(OWNER)) == records.list(OWNER) == [gone, late]
+    assert on_a_loop(lambda: records.list_async(OWNER, live=True)) == [late]
+    assert on_a_loop(lambda: records.list_async("nobody")) == []
+
+
 def test_list_is_one_owners_records_oldest_first(records: EnvironmentRecords) -> None:
     late = records.create(make_env(created_at=T0 + timedelta(hours=1)), change(), ROOMY)
     early = records.create(make_env(), change(), ROOMY)

@@ -13,6 +13,7 @@ from azure.core.pipeline.transport import AioHttpTransport
 from azure.data.tables import TableServiceClient
 from azure.data.tables.aio import TableServiceClient as AsyncService
 
+from shared.adapters.tables.client import Tables
 from shared.adapters.tables.loop import LoopTables, Opened, close_running_loop, opener_like
 
 
@@ -65,3 +66,21 @@ def test_a_store_on_a_token_credential_needs_its_async_twin_from_settings() -> N
     service = TableServiceClient(endpoint, credential=DefaultAzureCredential())
     with pytest.raises(TypeError, match="from settings"):
         opener_like(service, environment_configures_http=False)
+
+
+def test_an_async_query_reads_every_page(table: tuple[TableServiceClient, str]) -> None:
+    service, name = table
+    rows = [{"PartitionKey": "q", "RowKey": f"r{n}", "n": n} for n in range(5)]
+    for row in rows:
+        service.get_table_client(name).upsert_entity(row)
+    tables = Tables(service, "unused")
+
+    async def query() -> list[int]:
+        try:
+            found = await tables.query_async(name, "PartitionKey eq @pk", {"pk": "q"}, page_size=2)
+            return [row["n"] for row in found]
+        finally:
+            await close_running_loop()
+
+    assert asyncio.run(query()) == [0, 1, 2, 3, 4]
+    assert tables.stats.queries == 3  # pages of 2, 2 and 1

@@ -123,7 +123,7 @@ class Chaos:
         )
         monkeypatch.setattr(wiring, "compute", functools.lru_cache(maxsize=1)(lambda: self.compute))
         numbers = itertools.count(1)  # sequential ids: the run does not depend on random ids
-        monkeypatch.setattr(service_module, "new_environment_id", lambda: f"env-{next(numbers):016x}")
+        monkeypatch.setattr(service_module, "new_id", lambda: f"env-{next(numbers):016x}")
         self.store = wiring.store()
         settings = get_settings()
         assert settings.tables_connection is not None

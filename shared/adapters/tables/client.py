@@ -109,6 +109,18 @@ class Tables:
         self.stats.add("point_reads")
         return await self.loop.point(table, partition, row_key)
 
+    async def query_async(
+        self, table: str, query: str, parameters: dict[str, Any], page_size: int | None = None
+    ) -> list[TableEntity]:
+        """`query` on the running event loop, every page of it; `table` is its name."""
+        found: builtins.list[TableEntity] = []
+        client = self.loop.table(table)
+        pages = client.query_entities(query, parameters=parameters, results_per_page=page_size).by_page()
+        async for page in pages:
+            self.stats.add("queries")
+            found += [row async for row in page]
+        return found
+
     def query(
         self,
         table: TableClient,

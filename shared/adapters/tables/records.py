@@ -16,7 +16,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -117,22 +117,16 @@ class TableEnvironmentStore:
         await self._tables.loop.close()
 
     def list(self, owner: str, live: bool = False) -> builtins.list[Environment]:
-        records = [
-            rows.environment_from(row, etag(row)) for row in self._record_rows(rows.owner_key(owner), live)
-        ]
-        return sorted(records, key=lambda env: (env.created_at, env.id))  # RowKeys sort by id
+        return _oldest_first(self._record_rows(rows.owner_key(owner), live))
+
+    async def list_async(self, owner: str, live: bool = False) -> builtins.list[Environment]:
+        query, parameters = _records_query(rows.owner_key(owner), live)
+        return _oldest_first(await self._tables.query_async(self.environments_table, query, parameters))
 
     def _record_rows(
         self, partition: str, live: bool, select: builtins.list[str] | None = None
     ) -> Iterator[TableEntity]:
-        """The rows of one owner's records; `live`: the service leaves out the DELETED ones (kept
-        for good) instead of sending them."""
-        query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
-        parameters = {"pk": partition, "low": rows.ENV_PREFIX, "high": rows.after_prefix(rows.ENV_PREFIX)}
-        if live:
-            query += " and status ne @deleted"
-            parameters["deleted"] = Status.DELETED.value
-        return self._query(self._envs, query, parameters, select=select)
+        return self._query(self._envs, *_records_query(partition, live), select=select)
 
     def usage(self, owner: str) -> Usage:
         row = self._point(self._envs, rows.owner_key(owner), rows.USAGE_ROW)
@@ -382,3 +376,19 @@ class TableEnvironmentStore:
         if current is None:
             return ("create", row)  # a concurrent first write loses with EntityAlreadyExists
         return ("update", row, {"mode": UpdateMode.REPLACE, **if_match(current)})
+
+
+def _records_query(partition: str, live: bool) -> tuple[str, dict[str, Any]]:
+    """The rows of one owner's records; `live`: the service leaves out the DELETED ones (kept for
+    good) instead of sending them."""
+    query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
+    parameters = {"pk": partition, "low": rows.ENV_PREFIX, "high": rows.after_prefix(rows.ENV_PREFIX)}
+    if live:
+        query += " and status ne @deleted"
+        parameters["deleted"] = Status.DELETED.value
+    return query, parameters
+
+
+def _oldest_first(found: Iterable[TableEntity]) -> builtins.list[Environment]:
+    records = [rows.environment_from(row, etag(row)) for row in found]
+    return sorted(records, key=lambda env: (env.created_at, env.id))  # RowKeys sort by id
