@@ -2,10 +2,11 @@
 client, instead of the sync client on a worker thread.
 
 A GET of one environment is one point read. Made through the sync client it waits for a free
-thread of the worker's pool (min(32, cores + 4) threads: python-scale-performance-reference-guide)
-and then for the GIL beside the others, and `requests` adds its own layers: at 50 clients the
-GET's p99 was twice the async client's read (`api_latency.py`). On the loop it is one task among
-the others, with the HTTP client the Durable SDK already brings (aiohttp).
+thread of the worker's pool (min(32, cores + 4) threads) and then for the GIL beside the others,
+and `requests` adds its own layers: at 50 clients the GET's p99 was twice the async client's read
+(`api_latency.py`). The worker runs an `async` function on its event loop instead, where such a
+read is one task among the others (python-scale-performance-reference-guide: "Async"), with the
+HTTP client the Durable SDK already brings (aiohttp).
 
 An aiohttp session belongs to the event loop it was opened on, so there is one client per loop
 (the worker has one for its life; tests and the local host start and stop several) and each is
@@ -49,8 +50,10 @@ Opener = Callable[[], Opened]
 class LoopTables:
     """Async table clients, one set per running event loop, opened on first use."""
 
+    _every: weakref.WeakSet[LoopTables] = weakref.WeakSet()  # for close_running_loop
+
     def __init__(self, open_service: Opener) -> None:
-        _EVERY.add(self)
+        LoopTables._every.add(self)
         self._open = open_service
         self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Opened] = (
             weakref.WeakKeyDictionary()
@@ -85,12 +88,9 @@ class LoopTables:
             await opened.credential.close()
 
 
-_EVERY: weakref.WeakSet[LoopTables] = weakref.WeakSet()
-
-
 async def close_running_loop() -> None:
     """Close what every LoopTables opened on the running loop (a host stopping its loop)."""
-    for tables in list(_EVERY):
+    for tables in list(LoopTables._every):
         await tables.close()
 
 
@@ -129,13 +129,14 @@ def opener_from_settings(settings: Settings, environment_configures_http: bool) 
 def opener_like(service: TableServiceClient, environment_configures_http: bool) -> Opener:
     """An opener for the account a sync client reaches (a store built from one, as tests do), when
     its credential is a key or a SAS: those serve both clients. A token credential is sync only;
-    such a store is built by `from_settings`, which opens its own."""
+    such a store is built by `from_settings`, which opens its own (refused here at the first read)."""
     credential = service.credential
-    if not isinstance(credential, AzureNamedKeyCredential | AzureSasCredential):
-        raise TypeError("a store on a token credential reads asynchronously only when built from settings")
 
     def open_service() -> Opened:
         from azure.data.tables.aio import TableServiceClient as AsyncService
+
+        if not isinstance(credential, AzureNamedKeyCredential | AzureSasCredential):
+            raise TypeError("a store on a token credential reads asynchronously only if built from settings")
 
         options = transport_options(environment_configures_http)
         return Opened(AsyncService(service.url, credential=credential, **options))
