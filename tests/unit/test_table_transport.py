@@ -45,3 +45,30 @@ def test_a_proxy_keeps_the_async_clients_defaults(clean_env):
     clean_env.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     assert environment_configures_http()
     assert loop.transport_options(environment_configures_http()) == {}
+
+
+def test_with_an_endpoint_each_loop_reads_with_an_async_managed_identity(clean_env):
+    """Production reads through the app's identity: the async client needs an async credential of
+    its own loop (built here without a request; no identity endpoint is asked)."""
+    from types import SimpleNamespace
+
+    from azure.identity.aio import ManagedIdentityCredential
+
+    settings = SimpleNamespace(
+        tables_connection=None,
+        tables_endpoint="https://dev8tables.table.core.windows.net",
+        managed_identity_client_id="00000000-0000-0000-0000-000000000001",
+    )
+    open_service = loop.opener_from_settings(settings, environment_configures_http=False)
+
+    async def opened() -> tuple[object, str]:
+        first = open_service()
+        try:
+            return first.credential, first.service.url
+        finally:
+            await first.service.close()
+            await first.credential.close()
+
+    credential, url = asyncio.run(opened())
+    assert isinstance(credential, ManagedIdentityCredential)
+    assert url.startswith("https://dev8tables.table.core.windows.net")
