@@ -129,16 +129,17 @@ class TokenVerifier:
     def may_fetch(self, authorization_header: str | None) -> bool:
         """Whether verifying this header may call the JWKS endpoint (no key set cached, or none
         with the token's kid): an event loop verifies such a header on a thread, any other inline."""
-        if self._jwks is None or self._jwks.jwk_set_cache is None:
-            return self._jwks is not None
-        cached = self._jwks.jwk_set_cache.get()
+        if self._jwks is None:
+            return False  # a shared secret: nothing to fetch
+        cache = self._jwks.jwk_set_cache
+        cached = cache.get() if cache is not None else None
         if cached is None:
             return True
         try:
             kid = jwt.get_unverified_header(_bearer_token(authorization_header)).get("kid")
         except (Unauthorized, PyJWTError, ValueError, TypeError):
             return False  # refused before any key is looked up
-        return not isinstance(kid, str) or PyJWKClient.match_kid(cached.keys, kid) is None
+        return isinstance(kid, str) and PyJWKClient.match_kid(cached.keys, kid) is None  # else refused
 
     def _key_for(self, token: str) -> str | PyJWK:
         if self._jwks is None:

@@ -491,6 +491,7 @@ def test_may_fetch_says_when_verifying_would_call_the_jwks_endpoint(
     assert not jwks_verifier.may_fetch(header)  # its key is cached
     assert jwks_verifier.may_fetch(f"Bearer {rs256(claims(), rsa_key, kid='rotated-2')}")  # not in the set
     assert not jwks_verifier.may_fetch("Bearer not-a-token")  # refused before any key lookup
+    assert not jwks_verifier.may_fetch(f"Bearer {jwt.encode(claims(), rsa_key, algorithm='RS256')}")  # no kid
     assert len(jwks.hits) == 1
 
 

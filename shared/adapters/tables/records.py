@@ -112,10 +112,6 @@ class TableEnvironmentStore:
         )
         return rows.environment_from(row, etag(row)) if row is not None else None
 
-    async def close_async(self) -> None:
-        """Close the running event loop's async clients (the local host, as it stops)."""
-        await self._tables.loop.close()
-
     def list(self, owner: str, live: bool = False) -> builtins.list[Environment]:
         return _oldest_first(self._record_rows(rows.owner_key(owner), live))
 
