@@ -111,7 +111,7 @@ class Tables:
 
     async def query_async(
         self, table: str, query: str, parameters: dict[str, Any], page_size: int | None = None
-    ) -> list[TableEntity]:
+    ) -> builtins.list[TableEntity]:
         """`query` on the running event loop, every page of it; `table` is its name."""
         found: builtins.list[TableEntity] = []
         client = self.loop.table(table)
