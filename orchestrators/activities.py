@@ -22,6 +22,7 @@ from typing import Any
 from orchestrators import jobs
 from orchestrators.blueprint import bp
 from shared import agent_tokens, observability, templates, wiring
+from shared.domain import lifecycle
 from shared.domain.environment import Actor, Environment, Status
 from shared.domain.progress import Phase
 from shared.domain.resources import (
@@ -291,7 +292,7 @@ def settle_environment(job: dict[str, Any]) -> Result:
     if job.get("reached") and job.get("reached_at"):  # the last phase, seen with running
         fields["reached"] = (Phase(job["reached"]), datetime.fromisoformat(job["reached_at"]))
     current = wiring.store().get(job["owner"], job["environment_id"])
-    if succeeded and current is not None and current.status in (Status.CREATING, Status.STARTING):
+    if succeeded and current is not None and current.status in lifecycle.COMING_UP:
         began = current.created_at if current.status is Status.CREATING else current.updated_at
         observability.record_ready(current.status.value.lower(), (wiring.utcnow() - began).total_seconds())
         restored = _restored(current)

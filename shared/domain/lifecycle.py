@@ -30,6 +30,8 @@ class Decision:
 
 
 TRANSITIONAL = frozenset({Status.CREATING, Status.STARTING, Status.STOPPING, Status.DELETING})
+# Statuses of an operation bringing the compute up: theirs are the progress phases and timings.
+COMING_UP = frozenset({Status.CREATING, Status.STARTING})
 # Statuses that hold compute and so count against DEV8_MAX_RUNNING_PER_USER.
 ACTIVE = frozenset({Status.CREATING, Status.STARTING, Status.RUNNING})
 

@@ -352,8 +352,10 @@ class EnvironmentService:
             return env.model_copy(update={"status": status, "status_reason": why, **extra})
 
         def change(before: Environment, after: Environment) -> Change:
-            # The audit trail keeps how long each phase of a create or start took.
-            spent = progress.timings(after.progress) if before.progress else ""
+            # How long each phase of a create or start took, on its own settle only (a stop's
+            # record still carries the last start's phases).
+            coming_up = before.status in lifecycle.COMING_UP and before.progress
+            spent = progress.timings(after.progress) if coming_up else ""
             return Change(actor, f"{reason} ({spent})" if spent else reason, now)
 
         try:
@@ -375,7 +377,7 @@ class EnvironmentService:
         now = self._clock()
 
         def advance(env: Environment) -> Environment | None:
-            if env.operation != operation or env.status not in (Status.CREATING, Status.STARTING):
+            if env.operation != operation or env.status not in lifecycle.COMING_UP:
                 return None
             steps = progress.reached(env.progress, phase, now)
             return None if steps is None else env.model_copy(update={"progress": steps})

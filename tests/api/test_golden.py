@@ -10,7 +10,9 @@ Re-recorded deliberately once since: issue 11 adds the stop hand-off's outcome t
 nothing else changed. Re-recorded deliberately for issue 13: every environment carries `progress`
 (its create or start phases) and a settle's event reason ends with the phase timings
 ("running (compute requested 0.0 s, ...)", the seconds replaced by a placeholder); issue 14 adds
-`usage`. Both fields' values depend on timing and are replaced by placeholders here."""
+`usage`. Both fields' values depend on timing and are replaced by placeholders here. Once more
+later: a stop's settle no longer repeats the last start's phase timings ("stopped (workspace
+...)" became "stopped"); only a create's or start's own settle carries them."""
 
 from __future__ import annotations
 

@@ -202,6 +202,33 @@ def test_settle_notes_the_last_phase_reached_in_its_own_write(store):
     ]
 
 
+def test_only_a_create_or_start_settles_with_its_phase_timings(store):
+    """A stopped or deleted record still carries the last start's phases (the view shows them);
+    its own settle's event says nothing of them."""
+    clock = FixedClock(T0)
+    service = make_service(store, clock=clock)
+    env = service.create("judy", request()).environment
+    service.reach("judy", env.id, env.operation, Phase.WORKSPACE)
+    clock.advance(seconds=2)
+    service.settle("judy", env.id, env.operation, True, "running")
+    stopping = service.command("judy", env.id, Command.STOP).environment
+    clock.advance(seconds=1)
+    service.settle("judy", env.id, stopping.operation, True, "stopped")
+    starting = service.command("judy", env.id, Command.START).environment
+    service.reach("judy", env.id, starting.operation, Phase.COMPUTE_REQUESTED)
+    clock.advance(seconds=3)
+    service.settle("judy", env.id, starting.operation, True, "running")
+    deleting = service.command("judy", env.id, Command.DELETE).environment
+    service.settle("judy", env.id, deleting.operation, True, "deleted")
+    settled = [(e.to_status, e.reason) for e in store.events("judy", env.id) if e.actor is Actor.SYSTEM]
+    assert settled == [
+        (Status.DELETED, "deleted"),
+        (Status.RUNNING, "running (compute requested 3.0 s)"),
+        (Status.STOPPED, "stopped"),
+        (Status.RUNNING, "running (workspace 2.0 s)"),
+    ]
+    assert store.get("judy", env.id).progress  # the phases are still on the record
+
 def test_connection_returns_the_generated_password_only_when_running(store):
     service = make_service(store)
     env = service.create("erin", request(secrets={"GITHUB_TOKEN": "ghp_secret"})).environment
