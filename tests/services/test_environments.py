@@ -229,6 +229,7 @@ def test_only_a_create_or_start_settles_with_its_phase_timings(store):
     ]
     assert store.get("judy", env.id).progress  # the phases are still on the record
 
+
 def test_connection_returns_the_generated_password_only_when_running(store):
     service = make_service(store)
     env = service.create("erin", request(secrets={"GITHUB_TOKEN": "ghp_secret"})).environment
