@@ -15,8 +15,8 @@ from timers import bp as timers
 def create_app() -> df.DFApp:
     get_settings()  # fail fast at start-up with one line naming a missing or bad setting
     templates.catalog()  # and a template catalog entry that breaks a rule
+    observability.quiet_sdk_request_logs()  # not two log records per table call, nor per export
     observability.configure_azure_monitor()  # in Azure only: logs with their fields, and metrics
-    observability.quiet_sdk_request_logs()  # not two log records per table call
     app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
     app.register_functions(system.bp)  # health, readiness, catalog
     app.register_functions(docs.bp)  # the OpenAPI document and its page

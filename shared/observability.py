@@ -106,10 +106,15 @@ def configure_json_logs(stream: Any = None, level: int = logging.INFO) -> loggin
 # to Application Insights (host.json): about 1.5 records per table call, formatted, forwarded and
 # billed, and 0.4 ms of CPU on a 3 ms point read here. Its warnings and errors still pass.
 SDK_HTTP_LOGGER = "azure.core.pipeline.policies.http_logging_policy"
+# The Azure Monitor exporter says "Transmission succeeded" at INFO for every batch it sends (a few
+# a minute, plus Live Metrics' start): forwarded the same way, the telemetry would log itself.
+EXPORTER_LOGGER = "azure.monitor.opentelemetry.exporter"
 
 
 def quiet_sdk_request_logs() -> None:
-    logging.getLogger(SDK_HTTP_LOGGER).setLevel(logging.WARNING)
+    """Before the exporter starts, so its start-up lines are quiet too."""
+    for name in (SDK_HTTP_LOGGER, EXPORTER_LOGGER):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def configure_azure_monitor() -> bool:
@@ -139,6 +144,11 @@ def configure_azure_monitor() -> bool:
     configure(logger_name=LOGGER, instrumentation_options={"azure_sdk": {"enabled": False}}, **options)
     for handler in logger.handlers:  # the distro's: a logger's own filters skip its children's records
         handler.addFilter(ContextFilter())
+    # The worker forwards every record that reaches the root logger to the host, which sends it to
+    # Application Insights as well (dispatcher.py's AsyncLoggingHandler; the distro's README,
+    # "Logging issues": duplicate entries): the dev8 records go once, through the distro, with
+    # their fields. Other loggers' records (the SDKs' warnings) still take the worker's way.
+    logger.propagate = False
     _telemetry = True
     return True
 
