@@ -69,7 +69,8 @@ def api_list_snapshots(req: func.HttpRequest) -> func.HttpResponse:
         TAG,
         {
             202: Reply(
-                "Asked: listed once the workspace took it.",
+                "Asked: listed once the workspace took it. The audit trail says what came of it: "
+                "taken, nothing changed since the last one, or failed.",
                 SnapshotRequestBody,
                 example={"snapshot_request": {"id": "c0ffee01", "environment_id": "env-3f2a9c1b7d4e5a60"}},
             )

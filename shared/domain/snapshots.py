@@ -57,6 +57,10 @@ class Snapshot(BaseModel):
         return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+# Events that say what came of a request without changing the repository.
+OUTCOME_ONLY = frozenset({"unchanged", "failed"})
+
+
 class SnapshotEvent(BaseModel):
     """One line the agent prints for what it just did (its `--json` output, trimmed)."""
 
@@ -113,9 +117,13 @@ class SnapshotLog(BaseModel):
 
     def merged(self, report: SnapshotReport, now: datetime) -> SnapshotLog:
         """The log after `report`: restic's list is the truth about which snapshots exist; the
-        figures come from the event that announced each one (or stay as the log had them)."""
-        known = {snap.id: snap for snap in self.snapshots}
+        figures come from the event that announced each one (or stay as the log had them). A
+        request that saved nothing (unchanged, failed) reports its outcome only: the agent may
+        have had no list to send, so the log stays as it is."""
         event = report.event
+        if event is not None and event.event in OUTCOME_ONLY:
+            return self
+        known = {snap.id: snap for snap in self.snapshots}
         listed = []
         for entry in report.snapshots[:MAX_LISTED]:
             earlier = known.get(entry.short_id)
@@ -146,6 +154,18 @@ class SnapshotLog(BaseModel):
             bytes_added=event.bytes_added,
         )
         return self.model_copy(update={"snapshots": [snap, *self.snapshots]})
+
+
+def manual_outcome(event: SnapshotEvent, latest: Snapshot | None, now: datetime) -> str:
+    """What came of a user's manual snapshot, for the audit trail (`latest`: the newest listed)."""
+    if event.event == "snapshot":
+        return f"manual snapshot {event.id} taken"
+    if event.event == "unchanged" and latest is not None:
+        return f"manual snapshot: nothing changed since snapshot {latest.id} ({_stamp(latest.taken_at)})"
+    if event.event == "unchanged":
+        return "manual snapshot: nothing to save yet (the working tree is as the workspace started)"
+    taken_at = latest.taken_at if latest else None
+    return f"manual snapshot failed (the workspace's log says why); {age_text(taken_at, now)}"
 
 
 def age_text(taken_at: datetime | None, now: datetime) -> str:

@@ -28,6 +28,7 @@ from shared.domain.snapshots import (
     SnapshotLog,
     SnapshotReport,
     age_text,
+    manual_outcome,
     prune_due,
 )
 from shared.errors import ConcurrencyConflict, Conflict, InvalidState, NotFound
@@ -143,10 +144,9 @@ class SnapshotService:
         now = self._clock()
         log = self._update_log(env, lambda log: log.merged(report, now))
         event = report.event
-        if event is not None and event.event == "snapshot" and event.reason is Reason.MANUAL:
-            self._environments.audit(
-                env.owner, env.id, Change(Actor.USER, f"manual snapshot {event.id} taken", now)
-            )
+        if event is not None and event.reason is Reason.MANUAL:  # the user's request, answered
+            outcome = manual_outcome(event, log.latest, now)
+            self._environments.audit(env.owner, env.id, Change(Actor.USER, outcome, now))
         return len(log.snapshots)
 
     def record_answer(self, owner: str, environment_id: str, event: SnapshotEvent) -> SnapshotLog:

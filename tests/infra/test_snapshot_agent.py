@@ -252,7 +252,8 @@ def test_the_mailbox_is_answered_and_every_snapshot_is_reported(restic: str, tmp
             assert json.loads(wait_for_file(control / "prune.answer")) == {"event": "pruned"}
             (control / "evil.request").write_text("rm -rf /")
             assert json.loads(wait_for_file(control / "evil.answer")) == {"event": "failed"}
-            reports = api.wait_for(2)  # the snapshot and the prune ("unchanged" is not reported)
+            # The stop's snapshot, the manual request's outcome (nothing changed since) and the prune.
+            reports = api.wait_for(3)
         finally:
             process.send_signal(signal.SIGTERM)
             process.communicate(timeout=WAIT_LIMIT)
@@ -261,8 +262,55 @@ def test_the_mailbox_is_answered_and_every_snapshot_is_reported(restic: str, tmp
     parsed = [SnapshotReport.model_validate_json(r.body) for r in reports]
     assert parsed[0].event is not None and parsed[0].event.id == first["id"]
     assert [s.short_id for s in parsed[0].snapshots] == [first["id"]]
-    assert parsed[1].event is not None and parsed[1].event.event == "pruned"
+    assert parsed[1].event is not None and (parsed[1].event.event, parsed[1].event.reason) == (
+        "unchanged",
+        "manual",
+    )
+    assert [s.short_id for s in parsed[1].snapshots] == [first["id"]]
+    assert parsed[2].event is not None and parsed[2].event.event == "pruned"
+    assert len(reports) == 3  # an interval or a stop that changed nothing is not reported
     assert not (control / "manual-1.answer").exists()  # a manual snapshot's answer is its report
+
+
+def test_a_manual_request_is_reported_whatever_came_of_it(restic: str, tmp_path: Path) -> None:
+    """The user who asked learns the outcome even when there is nothing to save yet or the
+    repository cannot be opened; such a report sends an empty list only when restic has none to
+    give (the API keeps its list for these outcomes)."""
+    from shared.domain.snapshots import SnapshotReport
+    from tests.recording_server import recording_server
+
+    agent = Agent(tmp_path, tmp_path / "workspace")
+    assert agent("restore") == (0, {"event": "empty"})  # a first boot
+    agent.repository.parent.mkdir(parents=True)
+    agent.repository.write_text("a share that went wrong: not a folder\n")
+    control = tmp_path / "share" / "control"
+    control.mkdir()
+    with recording_server() as api:
+        env = agent.env(
+            DEV8_SNAPSHOT_INTERVAL_SECONDS="3600",
+            DEV8_SNAPSHOT_POLL_SECONDS="1",
+            DEV8_SNAPSHOT_CONTROL=str(control),
+            DEV8_SNAPSHOT_REPORT_URL=f"http://127.0.0.1:{api.port}/report",
+            DEV8_AGENT_TOKEN="d8a.YWxpY2U.env-0123456789abcdef.tokentokentokentokentokentokentokentokento",
+        )
+        process = subprocess.Popen(
+            ["/bin/sh", str(AGENT), "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            (control / "manual-1.request").write_text("manual")  # nothing written since the boot
+            api.wait_for(1)
+            (agent.workspace / "new.txt").write_text("worth saving\n")
+            (control / "manual-2.request").write_text("manual")  # a change, but no repository
+            reports = api.wait_for(2)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=WAIT_LIMIT)
+    outcomes = [SnapshotReport.model_validate_json(r.body) for r in reports]
+    assert [(o.event.event, o.event.reason) for o in outcomes if o.event] == [
+        ("unchanged", "manual"),
+        ("failed", "manual"),
+    ]
+    assert [o.snapshots for o in outcomes] == [[], []]
 
 
 def wait_for_file(path: Path) -> str:

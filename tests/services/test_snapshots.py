@@ -68,6 +68,33 @@ def test_a_manual_snapshot_is_asked_of_a_running_workspace_and_audited(world):
     assert world.service.events("ada", env.id)[0].reason == "manual snapshot aaaaaaaa taken"
 
 
+def test_every_manual_request_gets_its_outcome_in_the_trail_and_an_outcome_leaves_the_list(world):
+    """Nothing changed, or the agent failed: the user still learns what came of the request; the
+    agent sends no list it could vouch for then, and the listed snapshots stay as they were."""
+    env = world.running()
+    world.snapshots.take("ada", env.id)
+    unchanged = {"event": "unchanged", "reason": "manual"}
+    assert world.report(env, event=unchanged) == 0  # no repository yet: the list it sends is empty
+    said = world.service.events("ada", env.id)[0].reason
+    assert said == "manual snapshot: nothing to save yet (the working tree is as the workspace started)"
+    world.report(env, "aaaaaaaa", event={"event": "snapshot", "id": "aaaaaaaa", "reason": "interval"})
+    world.snapshots.take("ada", env.id)
+    assert world.report(env, event=unchanged) == 1  # the listed snapshot stays
+    said = world.service.events("ada", env.id)[0].reason
+    assert said == "manual snapshot: nothing changed since snapshot aaaaaaaa (2026-11-21T12:00:00Z)"
+    world.clock.advance(seconds=600)
+    world.snapshots.take("ada", env.id)
+    assert world.report(env, event={"event": "failed", "reason": "manual"}) == 1
+    said = world.service.events("ada", env.id)[0].reason
+    assert said == (
+        "manual snapshot failed (the workspace's log says why); "
+        "the last snapshot (2026-11-21T12:00:00Z) is 10 min old"
+    )
+    assert [s.id for s in world.snapshots.list("ada", env.id)] == ["aaaaaaaa"]
+    interval = world.service.events("ada", env.id, limit=20)
+    assert not [e for e in interval if "interval" in e.reason]  # only manual requests are audited
+
+
 def test_a_manual_snapshot_of_a_stopped_environment_is_409_and_changes_nothing(world):
     env = world.stopped()
     before = world.service.get("ada", env.id)

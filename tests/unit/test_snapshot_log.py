@@ -66,6 +66,16 @@ def test_an_untagged_or_oddly_tagged_snapshot_counts_as_interval():
     assert {s.reason for s in log.snapshots} == {Reason.INTERVAL}
 
 
+@pytest.mark.parametrize("outcome", ["unchanged", "failed"])
+def test_a_report_of_an_outcome_only_leaves_the_log_as_it_was(outcome):
+    """Such a report may come without a list (no repository yet, restic failing): not an empty one."""
+    log = SnapshotLog().merged(
+        report(restic("aaaaaaaa", 0), event={"event": "snapshot", "id": "aaaaaaaa", "files": 3}), T0
+    )
+    same = log.merged(report(event={"event": outcome, "reason": "manual"}), T0 + timedelta(hours=1))
+    assert same == log and same.snapshots[0].files == 3
+
+
 def test_the_hand_off_answer_is_added_once():
     event = SnapshotEvent(
         event="snapshot", id="dddddddd", taken_at=T0, reason=Reason.STOP, files=3, bytes_added=9

@@ -2380,7 +2380,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Asked: listed once the workspace took it. */
+            /** @description Asked: listed once the workspace took it. The audit trail says what came of it: taken, nothing changed since the last one, or failed. */
             202: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
