@@ -12,6 +12,8 @@ import signal
 import stat
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from tests.infra.tooling import ROOT
 AGENT = ROOT / "docker" / "base" / "dev8-snapshot-agent"
 PASSWORD = "correct-horse-battery-staple-0123456789"
 WAIT_LIMIT = 60.0  # a bound so a broken agent cannot hang the run; not a timing assertion
+TOKEN = "d8a.YWxpY2U.env-0123456789abcdef.tokentokentokentokentokentokentokentokento"
 
 
 class Agent:
@@ -40,6 +43,26 @@ class Agent:
             "DEV8_WORKSPACE_DIR": str(workspace or self.workspace),
             **extra,
         }
+
+    @contextmanager
+    def running(self, control: Path, report_url: str) -> Iterator[subprocess.Popen[str]]:
+        """`run` with a mailbox polled every second and reports to `report_url`; stopped with
+        SIGTERM (as a container is) on the way out."""
+        env = self.env(
+            DEV8_SNAPSHOT_INTERVAL_SECONDS="3600",
+            DEV8_SNAPSHOT_POLL_SECONDS="1",
+            DEV8_SNAPSHOT_CONTROL=str(control),
+            DEV8_SNAPSHOT_REPORT_URL=report_url,
+            DEV8_AGENT_TOKEN=TOKEN,
+        )
+        process = subprocess.Popen(
+            ["/bin/sh", str(AGENT), "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            yield process
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=WAIT_LIMIT)
 
     def __call__(self, *args: str, workspace: Path | None = None, **extra: str) -> tuple[int, Any]:
         done = subprocess.run(
@@ -218,23 +241,13 @@ def test_the_mailbox_is_answered_and_every_snapshot_is_reported(restic: str, tmp
     from shared.domain.snapshots import SnapshotReport
     from tests.recording_server import recording_server
 
-    token = "d8a.YWxpY2U.env-0123456789abcdef.tokentokentokentokentokentokentokentokento"
     agent = Agent(tmp_path, tmp_path / "workspace")
     build_tree(agent.workspace, small_files=10)
     control = tmp_path / "share" / "control"
     control.mkdir(parents=True)
     with recording_server() as api:
-        env = agent.env(
-            DEV8_SNAPSHOT_INTERVAL_SECONDS="3600",
-            DEV8_SNAPSHOT_POLL_SECONDS="1",
-            DEV8_SNAPSHOT_CONTROL=str(control),
-            DEV8_SNAPSHOT_REPORT_URL=f"http://127.0.0.1:{api.port}/api/v1/environments/env-0123456789abcdef/snapshots/report",
-            DEV8_AGENT_TOKEN=token,
-        )
-        process = subprocess.Popen(
-            ["/bin/sh", str(AGENT), "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        try:
+        url = f"http://127.0.0.1:{api.port}/api/v1/environments/env-0123456789abcdef/snapshots/report"
+        with agent.running(control, url):
             (control / "stop-1.request").write_text("stop")
             answer = wait_for_file(control / "stop-1.answer")
             first = json.loads(answer)
@@ -254,10 +267,7 @@ def test_the_mailbox_is_answered_and_every_snapshot_is_reported(restic: str, tmp
             assert json.loads(wait_for_file(control / "evil.answer")) == {"event": "failed"}
             # The stop's snapshot, the manual request's outcome (nothing changed since) and the prune.
             reports = api.wait_for(3)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.communicate(timeout=WAIT_LIMIT)
-    assert all(r.authorization == f"Bearer {token}" for r in reports)
+    assert all(r.authorization == f"Bearer {TOKEN}" for r in reports)
     assert all(r.path.endswith("/snapshots/report") for r in reports)
     parsed = [SnapshotReport.model_validate_json(r.body) for r in reports]
     assert parsed[0].event is not None and parsed[0].event.id == first["id"]
@@ -285,26 +295,12 @@ def test_a_manual_request_is_reported_whatever_came_of_it(restic: str, tmp_path:
     agent.repository.write_text("a share that went wrong: not a folder\n")
     control = tmp_path / "share" / "control"
     control.mkdir()
-    with recording_server() as api:
-        env = agent.env(
-            DEV8_SNAPSHOT_INTERVAL_SECONDS="3600",
-            DEV8_SNAPSHOT_POLL_SECONDS="1",
-            DEV8_SNAPSHOT_CONTROL=str(control),
-            DEV8_SNAPSHOT_REPORT_URL=f"http://127.0.0.1:{api.port}/report",
-            DEV8_AGENT_TOKEN="d8a.YWxpY2U.env-0123456789abcdef.tokentokentokentokentokentokentokentokento",
-        )
-        process = subprocess.Popen(
-            ["/bin/sh", str(AGENT), "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        try:
-            (control / "manual-1.request").write_text("manual")  # nothing written since the boot
-            api.wait_for(1)
-            (agent.workspace / "new.txt").write_text("worth saving\n")
-            (control / "manual-2.request").write_text("manual")  # a change, but no repository
-            reports = api.wait_for(2)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.communicate(timeout=WAIT_LIMIT)
+    with recording_server() as api, agent.running(control, f"http://127.0.0.1:{api.port}/report"):
+        (control / "manual-1.request").write_text("manual")  # nothing written since the boot
+        api.wait_for(1)
+        (agent.workspace / "new.txt").write_text("worth saving\n")
+        (control / "manual-2.request").write_text("manual")  # a change, but no repository
+        reports = api.wait_for(2)
     outcomes = [SnapshotReport.model_validate_json(r.body) for r in reports]
     assert [(o.event.event, o.event.reason) for o in outcomes if o.event] == [
         ("unchanged", "manual"),
