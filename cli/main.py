@@ -8,12 +8,14 @@ import os
 import shlex
 import sys
 import webbrowser
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from cli import credentials
+from cli.api import ApiError
 from cli.app import (
     EnvironmentId,
     Exit,
@@ -344,7 +346,13 @@ def resize(
     if restart:
         body["restart"] = True
     with session(url) as api:
-        env = api.update(environment_id, body)
+        try:
+            env = api.update(environment_id, body)
+        except ApiError as refused:
+            if refused.code == "INVALID_STATE" and refused.details == {"status": "RUNNING"} and not restart:
+                # The API's words name its body's field; here that is an option.
+                raise replace(refused, message=f"{refused.message} (here: --restart)") from None
+            raise
         restarting = env["status"] == "STOPPING"
         err.print(f"{environment_id}: {'restarting' if restarting else 'resized at the next start'}.")
         if wait and restarting:

@@ -7,7 +7,15 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from cli.api import Api, ApiError
 
@@ -45,16 +53,12 @@ def wait_for(
     WaitFailed; a status it settles in other than the target (a stop racing a start) is returned."""
     deadline = time.monotonic() + timeout
     pause = FIRST_POLL
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task("Waiting", total=len(PHASES) if target == "RUNNING" else None)
+    # Phases to count only on the way up: a stop or delete has none, just its status and time.
+    phased = target == "RUNNING"
+    counted: list[ProgressColumn] = [BarColumn(), MofNCompleteColumn()] if phased else []
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), *counted, TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("Waiting", total=len(PHASES) if phased else None)
         while True:
             try:
                 env = api.environment(environment_id)

@@ -113,6 +113,7 @@ def test_a_lifecycle_from_the_command_line(cli: Cli) -> None:
     assert samples.code == 0 and samples.json()["hours"] == 1, samples
     refused_resize = cli("resize", env_id, "--size", "medium")
     assert refused_resize.code == 1 and "restart: true" in refused_resize.err
+    assert "(here: --restart)" in refused_resize.err  # the API's words, with the option that does it
     resized = cli("resize", env_id, "--size", "medium", "--restart", "--wait", "--json")
     assert resized.code == 0, resized
     assert (resized.json()["status"], resized.json()["size"]) == ("RUNNING", "medium")
@@ -120,6 +121,7 @@ def test_a_lifecycle_from_the_command_line(cli: Cli) -> None:
 
     stopped = cli("stop", env_id, "--wait", "--json")
     assert stopped.code == 0 and stopped.json()["status"] == "STOPPED", stopped
+    assert "Stopped" in stopped.err and "None" not in stopped.err  # no phases to count on the way down
     started = cli("start", env_id, "--wait", "--json")
     assert started.code == 0 and started.json()["status"] == "RUNNING", started
     assert next(s["phase"] for s in started.json()["progress"]) == "compute_requested"
