@@ -12,7 +12,7 @@ import builtins
 import secrets as pysecrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import chain
 
 from shared import agent_tokens
@@ -207,21 +207,14 @@ class SnapshotService:
     def retired(self, owner: str) -> builtins.list[Environment]:
         """The owner's retired environments that can still be restored (newest first)."""
         now = self._clock()
-        found = [
-            env
-            for env in self._records.list(owner)
-            if env.status is Status.DELETED
-            and env.snapshot
-            and env.restorable_until
-            and env.restorable_until > now
-        ]
+        found = [env for env in self._records.list(owner) if _restorable(env, now)]
         return sorted(found, key=lambda env: env.updated_at, reverse=True)
 
     def restore_retired(self, owner: str, environment_id: str) -> CommandResult:
         """A new environment like the retired one, from its snapshot; the retired record stays as
-        it is (its audit trail intact)."""
-        retired = next((env for env in self.retired(owner) if env.id == environment_id), None)
-        if retired is None:
+        it is (its audit trail intact). One point read: not the owner's every record."""
+        retired = self._records.get(owner, environment_id)
+        if retired is None or not _restorable(retired, self._clock()):
             raise NotFound("no restorable environment with this id")
         assert retired.snapshot is not None
         pick = retired.snapshot if SNAPSHOT_ID.fullmatch(retired.snapshot) else None
@@ -293,3 +286,10 @@ class SnapshotService:
         )
         created = self._records.create(env, Change(Actor.USER, reason, now), self._environments.limits)
         return CommandResult(created, accepted=True)
+
+
+def _restorable(env: Environment, now: datetime) -> bool:
+    """Retired (deleted by retention, with the snapshot to restore from) and within its window."""
+    return bool(
+        env.status is Status.DELETED and env.snapshot and env.restorable_until and env.restorable_until > now
+    )

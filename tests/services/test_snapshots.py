@@ -167,3 +167,26 @@ def test_retirement_keeps_the_newest_reported_snapshot(world):
     world.service.settle("ada", env.id, operation, True, "retired", Actor.RETENTION, restorable_days=7)
     restored = world.snapshots.restore_retired("ada", env.id).environment
     assert (restored.restored_from, restored.restore_snapshot) == (env.id, "bbbbbbbb")
+
+
+def test_only_a_retired_environment_within_its_window_is_restored_and_only_by_its_owner(world):
+    live = world.stopped()
+    with pytest.raises(NotFound):
+        world.snapshots.restore_retired("ada", live.id)  # not retired
+    deleted = world.stopped()
+    world.service.command("ada", deleted.id, Command.DELETE)
+    run(world.service, "ada", deleted.id, Status.DELETED)
+    with pytest.raises(NotFound):
+        world.snapshots.restore_retired("ada", deleted.id)  # deleted by its owner: nothing to restore
+    env = world.stopped()
+    world.report(env, "aaaaaaaa")
+    retiring = world.service.command("ada", env.id, Command.DELETE, Actor.RETENTION, kind=Kind.RETIRE)
+    operation = retiring.environment.operation
+    world.snapshots.remember_snapshot("ada", env.id, operation)
+    world.service.settle("ada", env.id, operation, True, "retired", Actor.RETENTION, restorable_days=7)
+    with pytest.raises(NotFound):
+        world.snapshots.restore_retired("mallory", env.id)  # another owner's
+    world.clock.advance(seconds=7 * 86400 + 1)
+    with pytest.raises(NotFound):
+        world.snapshots.restore_retired("ada", env.id)  # the window closed
+    assert world.snapshots.retired("ada") == []
