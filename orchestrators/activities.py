@@ -33,6 +33,7 @@ from shared.domain.resources import (
     workspace_name,
 )
 from shared.domain.snapshots import SNAPSHOT_ID
+from shared.domain.variables import SESSION_VARIABLES
 from shared.errors import AuthorizationRefused, DomainError, PermanentBackendError
 from shared.services.ports import Change, ComputeSpec, ComputeStatus
 from shared.services.snapshots import LATEST
@@ -113,6 +114,8 @@ def _spec(env: Environment) -> ComputeSpec:
     settings = get_settings()
     workspace = wiring.workspaces().ensure(workspace_name(env.id), env.storage_gb)
     variables = dict(env.environment_variables)
+    if env.environment_variables:  # the user's, for SSH sessions too
+        variables[SESSION_VARIABLES] = " ".join(sorted(env.environment_variables))
     variables["DEV8_ENVIRONMENT_ID"] = env.id
     variables["DEV8_CPU_CORES"] = f"{env.cpu_cores:g}"  # the agent's CPU percent is of these
     variables[agent_tokens.ACTIVITY_URL_VARIABLE] = agent_tokens.activity_url(

@@ -141,16 +141,45 @@ prepare_host_keys() {
   done
 }
 
+# sshd starts each session with a fresh environment: the image's config plus a SetEnv of the
+# user's environment variables (DEV8_SESSION_VARIABLES names them; never a secret), as the IDE's
+# terminals have them. Each value double-quoted, its backslashes and double quotes escaped, as
+# sshd splits a config line (shared/adapters/compute/local_ssh.py writes the same words); a value
+# with a line break cannot be written in a config line and is left out, with a log line.
+session_config() {
+  local config="$RUNTIME_DIR/ssh/sshd_config" name value names=() words=()
+  (umask 077 && cp "$SSHD_CONFIG" "$config") || return 1
+  read -ra names <<<"${DEV8_SESSION_VARIABLES:-}"
+  for name in "${names[@]}"; do
+    [[ "$name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ && -v "$name" ]] || continue
+    case $name in # the list names the user's variables; whatever it says, never these
+      DEV8_* | PASSWORD | HASHED_PASSWORD | GITHUB_TOKEN | GH_TOKEN) continue ;;
+    esac
+    value="${!name}"
+    if [[ "$value" == *$'\n'* || "$value" == *$'\r'* ]]; then
+      log "SSH: not in SSH sessions (a line break in the value): $name"
+      continue
+    fi
+    value="${value//\\/\\\\}"
+    words+=("\"$name=${value//\"/\\\"}\"")
+  done
+  if ((${#words[@]})); then
+    printf 'SetEnv %s\n' "${words[*]}" >>"$config" || return 1
+  fi
+  printf '%s\n' "$config"
+}
+
 start_sshd() {
+  local config
   if [[ ! -x "$SSHD_BIN" ]]; then
     log "SSH: $SSHD_BIN not found; SSH is off"
     return 0
   fi
-  if ! prepare_host_keys; then
-    log "SSH: could not prepare host keys; SSH is off"
+  if ! prepare_host_keys || ! config=$(session_config); then
+    log "SSH: could not prepare host keys or its configuration; SSH is off"
     return 0
   fi
-  without_secrets env -u DEV8_AGENT_TOKEN "$SSHD_BIN" -D -e -f "$SSHD_CONFIG" \
+  without_secrets env -u DEV8_AGENT_TOKEN "$SSHD_BIN" -D -e -f "$config" \
     -h "$RUNTIME_DIR/ssh/ssh_host_ed25519_key" -h "$RUNTIME_DIR/ssh/ssh_host_rsa_key" &
   log "SSH: sshd started on port 2222 (pid $!)"
 }

@@ -4,6 +4,7 @@ create request, or a template's defaults). Pure."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # Names the platform sets inside a workspace; a user may not shadow them.
@@ -19,3 +20,14 @@ def check_variable_name(name: str, kind: str) -> None:
         raise ValueError(f"{kind} name {name!r} must match [A-Za-z_][A-Za-z0-9_]*")
     if name.upper() in RESERVED_VARIABLES or name.upper().startswith(RESERVED_PREFIXES):
         raise ValueError(f"{kind} name {name!r} is reserved")
+
+
+# Names of the user's environment variables (space-separated), so a workspace can give them to
+# SSH sessions too, which sshd starts with a fresh environment; secrets are not among them.
+SESSION_VARIABLES = "DEV8_SESSION_VARIABLES"
+
+
+def session_variables(environment: Mapping[str, str]) -> dict[str, str]:
+    """The variables `environment` names under SESSION_VARIABLES, with their values."""
+    names = environment.get(SESSION_VARIABLES, "").split()
+    return {name: environment[name] for name in names if VARIABLE_NAME.match(name) and name in environment}

@@ -13,6 +13,7 @@ import pytest
 from devhost.host.durable.engine import InstanceExistsError
 from shared import wiring
 from shared.domain.environment import Actor
+from shared.domain.variables import SESSION_VARIABLES
 from shared.services.ports import Change
 from tests.api.conftest import Api, token
 
@@ -391,6 +392,8 @@ def test_repository_dotfiles_and_identity_reach_the_workspace(api: Api):
     assert variables["REPOSITORY_URL"] == body["repository_url"]
     assert variables["DOTFILES_URL"] == body["dotfiles_url"]
     assert (variables["GIT_USER_NAME"], variables["GIT_USER_EMAIL"]) == ("Alice", "alice@example.com")
+    # The user's own variables are named for SSH sessions (sshd starts them afresh); no platform one.
+    assert set(variables[SESSION_VARIABLES].split()) == set(body["environment_variables"])
 
 
 def test_the_agent_token_reports_activity_for_its_own_environment_only(api: Api):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.adapters.compute import local_ssh
 from tests.infra.test_workspace_setup import cache_daemons
 from tests.infra.tooling import ROOT
 
@@ -259,7 +260,10 @@ def test_full_start(sandbox: Sandbox) -> None:
 
     # sshd: foreground, logs to stderr, our config and per-environment host keys; no secrets.
     ((args, env),) = sandbox.calls("sshd")
-    assert args[:4] == ["-D", "-e", "-f", sandbox.env["SSHD_CONFIG"]]
+    assert args[:3] == ["-D", "-e", "-f"]
+    config = Path(args[3])  # the image's, with no variables to add here; 0600 on the container's disk
+    assert config.is_relative_to(sandbox.home) and mode(config) == 0o600
+    assert config.read_text() == Path(sandbox.env["SSHD_CONFIG"]).read_text()
     keys = [Path(args[i + 1]) for i, a in enumerate(args) if a == "-h"]
     assert [k.name for k in keys] == ["ssh_host_ed25519_key", "ssh_host_rsa_key"]
     for key in keys:
@@ -284,6 +288,22 @@ def test_full_start(sandbox: Sandbox) -> None:
     for args_file in sandbox.record.glob("*.args"):
         text = args_file.read_text()
         assert not any(secret in text for secret in SECRETS), args_file.name
+
+
+def test_ssh_sessions_get_the_users_variables_never_a_secret(sandbox: Sandbox) -> None:
+    """sshd gives a session a fresh environment: its config gets a SetEnv of the variables
+    DEV8_SESSION_VARIABLES names, in the words local_ssh.py writes (its test runs them through the
+    real sshd); a value with a line break is left out and said; a secret is never written."""
+    tricky = {"PLAIN": "plain", "QUOTED": 'say "hi"', "BACKSLASHED": "C:\\temp\\", "DOLLAR": "$HOME"}
+    names = [*tricky, "MULTILINE", "GITHUB_TOKEN", "DEV8_AGENT_TOKEN", "NOT_SET", "*"]
+    result = sandbox.run(**tricky, MULTILINE="one\ntwo", DEV8_SESSION_VARIABLES=" ".join(names))
+    assert result.returncode == 0, result.stderr
+    assert "not in SSH sessions (a line break in the value): MULTILINE" in result.stderr
+    ((args, _),) = sandbox.calls("sshd")
+    written = Path(args[args.index("-f") + 1]).read_text().splitlines()
+    words, left_out = local_ssh.setenv_values(tricky)
+    assert written[-1] == "SetEnv " + " ".join(words) and left_out == []
+    assert not any(secret in line for line in written for secret in SECRETS)
 
 
 def test_restart_keeps_the_host_keys_and_replaces_authorized_keys(sandbox: Sandbox) -> None:

@@ -20,6 +20,7 @@ import pytest
 from shared.adapters.compute import local_ssh
 from shared.adapters.compute.local import LocalCompute
 from shared.domain.resources import ComputeState
+from shared.domain.variables import SESSION_VARIABLES
 from shared.services.ports import ComputeSpec
 from tests.integration.test_local_compute import (
     WAIT_LIMIT,
@@ -188,3 +189,53 @@ def test_without_a_key_nobody_logs_in(
     assert running.state is ComputeState.RUNNING and running.ssh_connection_string
     attempt = client.when_up(running.ssh_connection_string, "true")
     assert attempt.returncode == 255 and "Permission denied (publickey)" in attempt.stderr, attempt.stderr
+
+
+# Values sshd's config parser would misread if written plainly (tests/infra/test_entrypoint.py
+# holds the images' entrypoint to the same words).
+TRICKY = {
+    "PLAIN": "plain",
+    "SPACED": "with  two spaces",
+    "QUOTED": 'say "hi"',
+    "BACKSLASHED": "C:\\temp\\",
+    "BOTH": 'a\\"b',
+    "DOLLAR": "$HOME and `id`",
+    "SINGLE": "it's",
+    "HASH": "#not a comment",
+    "UNICODE": "ünïcödé €",
+    "EMPTY": "",
+}
+
+
+def test_a_session_has_the_users_variables_but_never_a_secret(
+    code_server: str,
+    backends: Callable[..., LocalCompute],
+    workspace: str,
+    client: Client,
+    recorder: Recorder,
+    ssh_server: local_ssh.SshServer,
+) -> None:
+    backend = backends(code_server)
+    spec = ssh_spec(workspace, client, recorder)
+    variables = {**TRICKY, "MULTILINE": "one\ntwo"}
+    spec = dataclasses.replace(
+        spec,
+        environment_variables={
+            **spec.environment_variables,
+            **variables,
+            SESSION_VARIABLES: " ".join(variables),
+        },
+        secure_environment={**spec.secure_environment, "OPENAI_API_KEY": "sk-never-in-a-session"},
+    )
+    backend.create(spec)
+    running = wait_until(backend, spec.name, settled)
+    assert running.state is ComputeState.RUNNING, running.detail
+    names = [*TRICKY, "MULTILINE", "OPENAI_API_KEY"]
+    script = "; ".join(f'printf "%s\\0" "${{{name}-unset}}"' for name in names)
+    done = client.when_up(running.ssh_connection_string or "", script)
+    assert done.returncode == 0, done.stderr
+    seen = dict(zip(names, done.stdout.split("\0"), strict=False))
+    assert {name: seen[name] for name in TRICKY} == TRICKY  # byte for byte, whatever sshd's quoting
+    assert seen["MULTILINE"] == "unset"  # a line break cannot go in sshd's config: left out, and said
+    assert seen["OPENAI_API_KEY"] == "unset"
+    wait_for_log(backend, spec.name, "not in SSH sessions (a line break in the value): MULTILINE")

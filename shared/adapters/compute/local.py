@@ -310,7 +310,7 @@ class LocalCompute:
         environment = process_environment(spec, password, directory)
         activity = (self._activity_agent, agent_token) if agent_token is not None else None
         restic = (self._snapshot_agent, snapshots) if snapshots is not None else None
-        sshd, ssh = local_ssh.server_for(self._cache_dir, directory, workspace, _free_port)
+        sshd, ssh = local_ssh.server_for(self._cache_dir, directory, workspace, _free_port, spec)
         command = launcher(command, environment, spec, directory, activity, restic, sshd)
         self._forget(spec.name)
         try:

@@ -9,7 +9,8 @@ On a host run by a normal user, that is the host's user: the IDE's terminal runs
 a host run as root (a container, CI), sshd runs in a user namespace in which root is shown as the
 unprivileged account `dev8` (scripts/install-sshd.sh makes it): root's own login is refused like
 any other account's, and files written over SSH belong to the same owner as the IDE's. The
-session sees HOME and WORKSPACE_DIR of the environment (sshd's SetEnv).
+session sees HOME and WORKSPACE_DIR of the environment and the user's environment variables
+(sshd's SetEnv; not the secrets, which sshd is never given).
 
 Found in the install script's cache (scripts/install-sshd.sh: Debian's openssh-server unpacked),
 DEV8_SSHD_BIN, or /usr/sbin/sshd; without one the environment runs without SSH.
@@ -22,11 +23,16 @@ import pwd
 import shlex
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.adapters.compute.code_server import ACTIVITY_AGENT, cache_root
+from shared.domain.variables import session_variables
+
+if TYPE_CHECKING:
+    from shared.services.ports import ComputeSpec
 
 SSHD_CONFIG = ACTIVITY_AGENT.with_name("sshd_config")  # the images' own
 WORKSPACE_USER = "dev8"  # whom a root host's sessions run as, as in the images
@@ -82,20 +88,48 @@ def find_server(cache: str | None = None) -> tuple[SshServer | None, str]:
 
 
 def server_for(
-    cache: str | None, directory: Path, tree: Path, free_port: Callable[[], int]
+    cache: str | None,
+    directory: Path,
+    tree: Path,
+    free_port: Callable[[], int],
+    spec: ComputeSpec | None = None,
 ) -> tuple[tuple[Path, int] | None, str | None]:
     """The environment's sshd (its start script and port) and connection string, or none (said in
-    code-server's log, beside which it would run) when this host has no sshd to run."""
+    code-server's log, beside which it would run) when this host has no sshd to run. The user's
+    variables of `spec` are every session's too (never its secure values)."""
     server, why = find_server(cache)
     if server is None:
         with (directory / "code-server.log").open("a") as log:
             log.write(f"[dev8] SSH: off: {why}\n")
         return None, None
     port = free_port()
-    return (prepare(server, directory, port, directory / "home", tree), port), server.connection(port)
+    variables = session_variables(spec.environment_variables) if spec is not None else {}
+    script = prepare(server, directory, port, directory / "home", tree, variables)
+    return (script, port), server.connection(port)
 
 
-def prepare(server: SshServer, directory: Path, port: int, home: Path, tree: Path) -> Path:
+def setenv_values(variables: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """sshd_config's quoted "NAME=VALUE" words for `variables` (a backslash and a double quote
+    escaped, as sshd's argument splitting reads them), and the names left out: a line break cannot
+    be written in a config line. docker/base/entrypoint.sh writes the same words for the images."""
+    words, left_out = [], []
+    for name, value in variables.items():
+        if "\n" in value or "\r" in value:
+            left_out.append(name)
+            continue
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        words.append(f'"{name}={escaped}"')
+    return words, left_out
+
+
+def prepare(
+    server: SshServer,
+    directory: Path,
+    port: int,
+    home: Path,
+    tree: Path,
+    variables: Mapping[str, str] | None = None,
+) -> Path:
     """Write the environment's sshd config and host key (kept from the last start) under
     `directory`/ssh, and the script the launcher starts sshd with; returns that script."""
     ssh = directory / "ssh"
@@ -111,7 +145,13 @@ def prepare(server: SshServer, directory: Path, port: int, home: Path, tree: Pat
         )
     key.chmod(0o600)
     config = ssh / "sshd_config"
-    config.write_text(_config(server, port, ssh / "authorized_keys", home, tree))
+    # The platform's names win over a user's variable of the same name.
+    words, left_out = setenv_values({**(variables or {}), "HOME": str(home), "WORKSPACE_DIR": str(tree)})
+    config.write_text(_config(server, port, ssh / "authorized_keys", words))
+    config.chmod(0o600)
+    if left_out:
+        with (directory / "code-server.log").open("a") as log:
+            log.write(f"[dev8] SSH: not in SSH sessions (a line break in the value): {' '.join(left_out)}\n")
     command = [server.binary, "-D", "-e", "-f", str(config), "-h", str(key)]
     if server.namespace is not None:
         uid, gid = server.namespace
@@ -124,7 +164,7 @@ def prepare(server: SshServer, directory: Path, port: int, home: Path, tree: Pat
     return script
 
 
-def _config(server: SshServer, port: int, authorized_keys: Path, home: Path, tree: Path) -> str:
+def _config(server: SshServer, port: int, authorized_keys: Path, session: list[str]) -> str:
     kept = [
         line
         for line in SSHD_CONFIG.read_text().splitlines()
@@ -140,6 +180,6 @@ def _config(server: SshServer, port: int, authorized_keys: Path, home: Path, tre
         # The keys file is the host's, 0600 in its 0700 directory, but its parents may be /tmp
         # (world-writable), which StrictModes refuses whoever owns them.
         "StrictModes no",
-        f'SetEnv "HOME={home}" "WORKSPACE_DIR={tree}"',
+        " ".join(["SetEnv", *session]),
     ]
     return "\n".join([*kept, "", *local, ""])
