@@ -17,6 +17,8 @@
 #                      install script run (or its dotfiles linked into HOME), as Codespaces does.
 #   DEV8_ACTIVITY_URL, DEV8_AGENT_TOKEN   where and with what the activity agent reports; the
 #                      token reaches the agent only, not sshd or code-server.
+#   DEV8_SESSION_VARIABLES   names of the user's environment variables (never a secret), which
+#                      sshd sets in every SSH session too (it starts each with a fresh environment).
 #   DEV8_SNAPSHOT_REPOSITORY, DEV8_SNAPSHOT_PASSWORD   the restic repository on the share (mounted
 #                      beside the working tree) and its password: the working tree on this
 #                      container's disk is restored from it before anything else, then the snapshot
