@@ -204,6 +204,8 @@ TRICKY = {
     "HASH": "#not a comment",
     "UNICODE": "ünïcödé €",
     "EMPTY": "",
+    # At the API's bounds (4,096 characters a value, 32 KiB in all): one config line of ~32 KB.
+    **{f"LONG_{n}": f"{n}" * 3900 for n in range(7)},
 }
 
 
