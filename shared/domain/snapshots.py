@@ -160,12 +160,17 @@ def manual_outcome(event: SnapshotEvent, latest: Snapshot | None, now: datetime)
     """What came of a user's manual snapshot, for the audit trail (`latest`: the newest listed)."""
     if event.event == "snapshot":
         return f"manual snapshot {event.id} taken"
-    if event.event == "unchanged" and latest is not None:
-        return f"manual snapshot: nothing changed since snapshot {latest.id} ({_stamp(latest.taken_at)})"
     if event.event == "unchanged":
-        return "manual snapshot: nothing to save yet (the working tree is as the workspace started)"
+        return f"manual snapshot: {nothing_new(latest)}"
     taken_at = latest.taken_at if latest else None
     return f"manual snapshot failed (the workspace's log says why); {age_text(taken_at, now)}"
+
+
+def nothing_new(latest: Snapshot | None) -> str:
+    """Why a snapshot asked for was not taken when the tree had not changed: since which one."""
+    if latest is None:
+        return "nothing to save yet (the working tree is as the workspace started)"
+    return f"nothing changed since snapshot {latest.id} ({_stamp(latest.taken_at)})"
 
 
 def age_text(taken_at: datetime | None, now: datetime) -> str:

@@ -29,6 +29,7 @@ from shared.domain.snapshots import (
     SnapshotReport,
     age_text,
     manual_outcome,
+    nothing_new,
     prune_due,
 )
 from shared.errors import ConcurrencyConflict, Conflict, InvalidState, NotFound
@@ -159,6 +160,10 @@ class SnapshotService:
     def last_snapshot_age(self, owner: str, environment_id: str) -> str:
         latest = self._logs.snapshot_log(owner, environment_id).latest
         return age_text(latest.taken_at if latest else None, self._clock())
+
+    def nothing_new(self, owner: str, environment_id: str) -> str:
+        """Since which snapshot the tree has not changed (or that none was needed yet)."""
+        return nothing_new(self._logs.snapshot_log(owner, environment_id).latest)
 
     def _update_log(self, env: Environment, change: Callable[[SnapshotLog], SnapshotLog]) -> SnapshotLog:
         for _ in range(MAX_WRITE_ATTEMPTS):

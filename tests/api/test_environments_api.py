@@ -212,7 +212,11 @@ def test_events_are_the_audit_trail_newest_first(api: Api):
         ("CREATING", "RUNNING"),
         (None, "CREATING"),
     ]
-    assert events[1]["reason"] == "final snapshot: nothing changed since the last one"
+    # No snapshot was ever taken of this workspace: nothing to save, not "since the last one".
+    assert (
+        events[1]["reason"]
+        == "final snapshot: nothing to save yet (the working tree is as the workspace started)"
+    )
     assert [e["actor"] for e in events] == ["system", "system", "user", "system", "user"]
     assert all(e["at"] and e["reason"] for e in events)
 

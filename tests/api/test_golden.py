@@ -12,7 +12,9 @@ nothing else changed. Re-recorded deliberately for issue 13: every environment c
 ("running (compute requested 0.0 s, ...)", the seconds replaced by a placeholder); issue 14 adds
 `usage`. Both fields' values depend on timing and are replaced by placeholders here. Once more
 later: a stop's settle no longer repeats the last start's phase timings ("stopped (workspace
-...)" became "stopped"); only a create's or start's own settle carries them."""
+...)" became "stopped"); only a create's or start's own settle carries them. And when the hand-off
+names the snapshot nothing changed since ("final snapshot: nothing changed since the last one"
+became "... nothing to save yet (...)": this workspace never had one)."""
 
 from __future__ import annotations
 

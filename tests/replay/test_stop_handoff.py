@@ -69,6 +69,27 @@ def test_a_final_snapshot_is_asked_for_awaited_and_recorded(engine, clock, agent
     assert [s.id for s in wiring.snapshots().list(OWNER, env.id)] == ["abcdef12"]
 
 
+def test_a_stop_with_nothing_new_says_since_which_snapshot(engine, clock, agent):  # noqa: F811
+    """ "Nothing changed since the last one" only when there is one: else there was nothing to save."""
+    env = running(engine, clock)
+    for expected in (
+        "final snapshot: nothing to save yet (the working tree is as the workspace started)",
+        "final snapshot: nothing changed since snapshot abcdef12 (2026-11-21T09:00:00Z)",
+    ):
+        stopping = wiring.environments().command(OWNER, env.id, Command.STOP).environment
+        agent.answers[stopping.operation] = SnapshotEvent(event="unchanged", reason=Reason.STOP)
+        assert run(engine, clock, launch(engine, operation.STOP, stopping)).runtime_status is (
+            RuntimeStatus.COMPLETED
+        )
+        assert trail(env.id)[1][2] == expected
+        # A snapshot taken before the next session's stop (its answer, as the hand-off records it).
+        wiring.snapshots().record_answer(
+            OWNER, env.id, SnapshotEvent(event="snapshot", id="abcdef12", taken_at=T0, reason=Reason.INTERVAL)
+        )
+        starting = wiring.environments().command(OWNER, env.id, Command.START).environment
+        run(engine, clock, launch(engine, operation.START, starting))
+
+
 def test_a_workspace_that_never_answers_is_stopped_at_the_deadline_and_the_next_start_says_so(
     engine,  # noqa: F811
     clock,  # noqa: F811
