@@ -511,12 +511,26 @@ def new_file_input_from_palette(page: Page) -> Locator:
     return box
 
 
+NAME_BOX_TRIES = 3
+
+
 def create_file(page: Page, name: str, content: str) -> None:
     """Create `name` at the workspace root through the Explorer, type `content` into the editor
-    and save with Ctrl+S (the caller checks that it reached the disk)."""
-    box = _new_file_input(page)
-    box.fill(name)
-    box.press("Enter")
+    and save with Ctrl+S (the caller checks that it reached the disk). A fresh profile's Welcome
+    walkthrough opens a few seconds after the workbench and takes the focus, which closes a name
+    box opened just before it: the box is asked for again then."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(1, NAME_BOX_TRIES + 1):
+        box = _new_file_input(page)
+        try:
+            box.fill(name, timeout=15_000)
+            box.press("Enter", timeout=15_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == NAME_BOX_TRIES:
+                raise
+            page.keyboard.press("Escape")
     page.locator(".tabs-container .tab", has_text=name).first.wait_for(state="visible")
     page.locator(".editor-group-container.active .monaco-editor .view-lines").first.click()
     page.keyboard.type(content)
