@@ -57,7 +57,7 @@ def note_final_snapshot(job: dict[str, Any]) -> Result:
     if event is not None and event.event == "snapshot":
         reason = f"final snapshot {event.id} taken ({event.files} files, {event.bytes_added} bytes added)"
     elif event is not None and event.event == "unchanged":
-        reason = f"final snapshot: {snapshots.nothing_new(owner, environment_id)}"
+        reason = f"final snapshot: {snapshots.nothing_new_since(owner, environment_id)}"
     else:
         why = outcome.get("why") or "the workspace could not take it"
         unclean = f"{why}; {snapshots.last_snapshot_age(owner, environment_id)}"

@@ -158,12 +158,15 @@ class SnapshotService:
         return self._update_log(env, lambda log: log.with_event(event))
 
     def last_snapshot_age(self, owner: str, environment_id: str) -> str:
-        latest = self._logs.snapshot_log(owner, environment_id).latest
+        latest = self._latest(owner, environment_id)
         return age_text(latest.taken_at if latest else None, self._clock())
 
-    def nothing_new(self, owner: str, environment_id: str) -> str:
+    def nothing_new_since(self, owner: str, environment_id: str) -> str:
         """Since which snapshot the tree has not changed (or that none was needed yet)."""
-        return nothing_new(self._logs.snapshot_log(owner, environment_id).latest)
+        return nothing_new(self._latest(owner, environment_id))
+
+    def _latest(self, owner: str, environment_id: str) -> Snapshot | None:
+        return self._logs.snapshot_log(owner, environment_id).latest
 
     def _update_log(self, env: Environment, change: Callable[[SnapshotLog], SnapshotLog]) -> SnapshotLog:
         for _ in range(MAX_WRITE_ATTEMPTS):

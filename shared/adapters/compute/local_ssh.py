@@ -99,8 +99,7 @@ def server_for(
     variables of `spec` are every session's too (never its secure values)."""
     server, why = find_server(cache)
     if server is None:
-        with (directory / "code-server.log").open("a") as log:
-            log.write(f"[dev8] SSH: off: {why}\n")
+        _say(directory, f"off: {why}")
         return None, None
     port = free_port()
     variables = session_variables(spec.environment_variables) if spec is not None else {}
@@ -150,8 +149,7 @@ def prepare(
     config.write_text(_config(server, port, ssh / "authorized_keys", words))
     config.chmod(0o600)
     if left_out:
-        with (directory / "code-server.log").open("a") as log:
-            log.write(f"[dev8] SSH: not in SSH sessions (a line break in the value): {' '.join(left_out)}\n")
+        _say(directory, f"not in SSH sessions (a line break in the value): {' '.join(left_out)}")
     command = [server.binary, "-D", "-e", "-f", str(config), "-h", str(key)]
     if server.namespace is not None:
         uid, gid = server.namespace
@@ -183,3 +181,9 @@ def _config(server: SshServer, port: int, authorized_keys: Path, session: list[s
         " ".join(["SetEnv", *session]),
     ]
     return "\n".join([*kept, "", *local, ""])
+
+
+def _say(directory: Path, line: str) -> None:
+    """A line about SSH in code-server's log, beside which sshd runs (GET .../logs shows it)."""
+    with (directory / "code-server.log").open("a") as log:
+        log.write(f"[dev8] SSH: {line}\n")
