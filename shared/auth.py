@@ -200,7 +200,9 @@ def _principal(claims: dict[str, Any]) -> Principal:
     except (OverflowError, OSError, ValueError):  # far past what a datetime holds (e.g. 1e300)
         raise Unauthorized("the bearer token has an invalid expiry") from None
     budget = claims.get(BUDGET_CLAIM)
-    if not (isinstance(budget, int | float) and not isinstance(budget, bool) and 0 < budget <= 1e6):
+    # 0 is a budget (the user may spend nothing), not its absence; anything but a number in range
+    # is no claim at all, and the deployment's budget applies.
+    if not (isinstance(budget, int | float) and not isinstance(budget, bool) and 0 <= budget <= 1e6):
         budget = None
     return Principal(
         subject=subject,

@@ -22,7 +22,12 @@ class Spend:
 
     @property
     def share(self) -> float:
-        return self.spent / self.budget if self.budget else 0.0
+        """Spent over budget; against a budget of 0, anything spent is all of it."""
+        if self.budget is None:
+            return 0.0
+        if self.budget == 0:
+            return 1.0 if self.spent > 0 else 0.0
+        return self.spent / self.budget
 
     def allows(self, next_hour: float) -> bool:
         """Whether the month's spend plus the next hour of what is asked stays within budget."""

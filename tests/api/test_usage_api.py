@@ -3,6 +3,8 @@ another user's environments never counted, and a bad month refused."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.api.conftest import Api
 from tests.api.test_environments_api import error_of
 
@@ -35,7 +37,8 @@ def test_usage_lists_the_callers_environments_deleted_ones_included(api: Api) ->
     error_of(api.call("GET", "/usage", None), 401, "UNAUTHORIZED")
 
 
-def test_a_token_budget_too_small_for_an_hour_refuses_the_create(api: Api) -> None:
+@pytest.mark.parametrize("budget", [0.01, 0])  # 0: the user may spend nothing (not "no budget")
+def test_a_token_budget_too_small_for_an_hour_refuses_the_create(api: Api, budget: float) -> None:
     import time
 
     import jwt
@@ -44,7 +47,7 @@ def test_a_token_budget_too_small_for_an_hour_refuses_the_create(api: Api) -> No
 
     now = int(time.time())
     claims = {"sub": "frugal", "iss": "dev8-tests", "aud": "dev8-api", "iat": now, "exp": now + 600}
-    tight = jwt.encode({**claims, "dev8_monthly_budget": 0.01}, JWT_SECRET, algorithm="HS256")
+    tight = jwt.encode({**claims, "dev8_monthly_budget": budget}, JWT_SECRET, algorithm="HS256")
     refused = api.call(
         "POST",
         "/environments",
@@ -53,7 +56,7 @@ def test_a_token_budget_too_small_for_an_hour_refuses_the_create(api: Api) -> No
         headers={"Authorization": f"Bearer {tight}"},
     )
     body = error_of(refused, 403, "BUDGET_EXCEEDED")
-    assert body["details"]["budget"] == 0.01
+    assert body["details"]["budget"] == budget
     assert api.call("GET", "/environments", "frugal").json()["environments"] == []
     roomy = jwt.encode({**claims, "dev8_monthly_budget": 25}, JWT_SECRET, algorithm="HS256")
     allowed = api.call(

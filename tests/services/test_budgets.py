@@ -112,3 +112,21 @@ def test_a_token_budget_on_the_record_is_what_the_sweep_applies(world) -> None:
     clock.advance(hours=20)  # about 1.23: past the deployment's budget, far under the user's
     assert sweeps.budgets().accepted == []
     assert service.get("alice", env_id).status is Status.RUNNING
+
+
+def test_a_budget_of_zero_allows_nothing_that_costs_and_wins_over_the_deployments(world) -> None:
+    """A token claiming 0 means the user may spend nothing: not "no budget" (which would let them
+    spend without limit), nor the deployment's budget."""
+    store, clock = world
+    service = make_service(store, clock, monthly_budget_per_user=100.0)
+    with pytest.raises(BudgetExceeded) as refused:
+        service.create("alice", request(size="small"), None, 0.0)
+    assert refused.value.details == {"month": "2026-12", "spent": 0.0, "budget": 0.0}
+    assert "USD 0.00" in refused.value.message
+    assert store.list("alice") == []  # nothing was written
+    env_id = running(service, budget=100.0)  # created under a roomier claim
+    service.command("alice", env_id, Command.STOP)
+    run(service, "alice", env_id, Status.STOPPED)
+    with pytest.raises(BudgetExceeded):
+        service.command("alice", env_id, Command.START, budget=0.0)
+    assert service.get("alice", env_id).status is Status.STOPPED

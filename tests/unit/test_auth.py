@@ -212,7 +212,17 @@ def test_valid_hs256_token_gives_the_principal(verifier: TokenVerifier) -> None:
 
 @pytest.mark.parametrize(
     ("claim", "budget"),
-    [(25, 25.0), (0.5, 0.5), (0, None), (-3, None), ("25", None), (True, None), (1e9, None), (None, None)],
+    [
+        (25, 25.0),
+        (0.5, 0.5),
+        (0, 0.0),  # a budget of nothing, not the absence of one
+        (-3, None),
+        (-0.01, None),
+        ("25", None),
+        (True, None),
+        (1e9, None),
+        (None, None),
+    ],
 )
 def test_a_monthly_budget_claim_is_taken_only_as_a_sensible_number(
     verifier: TokenVerifier, claim: object, budget: float | None

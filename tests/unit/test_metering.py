@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared.domain.budget import Spend
 from shared.domain.environment import CloudProvider, Environment, Status
 from shared.domain.metering import metered, month_of, to_date, total
 from shared.domain.prices import prices_for
@@ -80,3 +81,22 @@ def test_a_deleted_environment_stops_counting_and_a_retired_one_counts_storage_u
     retired = deleted.model_copy(update={"restorable_until": T0 + timedelta(hours=3)})
     kept = total(to_date(retired, far))
     assert kept.storage_gb_hours == pytest.approx(60.0) and kept.compute_seconds == 0  # DELETING bills none
+
+
+@pytest.mark.parametrize(
+    ("spent", "budget", "share", "allows"),
+    [
+        (0.0, None, 0.0, True),  # no budget: anything goes
+        (5.0, 10.0, 0.5, True),
+        (9.95, 10.0, 0.995, False),  # the next hour (0.10) would pass it
+        (0.0, 0.0, 0.0, False),  # a budget of 0: nothing that costs, even before spending
+        (0.01, 0.0, 1.0, False),  # ... and anything spent is all of it (the sweep stops at 100%)
+    ],
+)
+def test_a_months_spend_against_its_budget(
+    spent: float, budget: float | None, share: float, allows: bool
+) -> None:
+    spend = Spend("2026-12", spent, budget)
+    assert spend.share == pytest.approx(share)
+    assert spend.allows(0.10) is allows
+    assert spend.allows(0.0) is (budget is None or spent <= budget)  # what costs nothing is never refused
