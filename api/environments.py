@@ -67,6 +67,16 @@ CREATED = Reply(
     example=openapi.environment_example,
 )
 ONE = Reply("The environment.", EnvironmentBody, example=openapi.environment_example)
+NEXT_PAGE = Query(
+    "next", "The `next` of the previous page.", {"type": "string", "maxLength": paging.MAX_TOKEN}
+)
+
+
+def page_size(then: str) -> Query:
+    schema = {"type": "integer", "minimum": 1, "maximum": paging.MAX_LIMIT}
+    return Query("limit", f"Page size (1-{paging.MAX_LIMIT}); the answer then has `next`{then}", schema, 20)
+
+
 ACCEPTED = Reply(
     "Accepted: the environment is in its transitional status; poll it.",
     EnvironmentBody,
@@ -154,13 +164,8 @@ async def api_create_environment(
         {200: Reply("Oldest first.", EnvironmentList, example=openapi.list_example)},
         query=(
             Query("status", "Only those in this status.", {"type": "string", "enum": views.SHOWN_STATUSES}),
-            Query(
-                "limit",
-                f"Page size (1-{paging.MAX_LIMIT}); the answer then has `next`.",
-                {"type": "integer", "minimum": 1, "maximum": paging.MAX_LIMIT},
-                20,
-            ),
-            Query("next", "The `next` of the previous page.", {"type": "string", "maxLength": 200}),
+            page_size("."),
+            NEXT_PAGE,
         ),
     ),
 )
@@ -413,12 +418,32 @@ def api_logs(req: func.HttpRequest) -> func.HttpResponse:
         "listEvents",
         "The environment's audit trail",
         TAG,
-        {200: Reply("Oldest first.", EventList, example=openapi.event_example)},
+        {
+            200: Reply(
+                f"Newest first; without `limit` or `next`, the latest {paging.MAX_LIMIT} (and no `next`).",
+                EventList,
+                example=openapi.event_example,
+            )
+        },
+        query=(
+            page_size(", for older events."),
+            NEXT_PAGE,
+        ),
     ),
 )
 def api_events(req: func.HttpRequest) -> func.HttpResponse:
     def events() -> func.HttpResponse:
-        found = wiring.environments().events(owner_of(req), req.route_params["environment_id"])
-        return respond(200, {"events": [event_view(event) for event in found]})
+        limit = count_param(req, "limit", paging.MAX_LIMIT)
+        token = req.params.get("next")
+        before = paging.events_before(token) if token else None
+        owner, environment_id = owner_of(req), req.route_params["environment_id"]
+        if limit is None and token is None:  # the latest page, as it always was
+            found = wiring.environments().events(owner, environment_id, paging.MAX_LIMIT)
+            return respond(200, {"events": [event_view(event) for event in found]})
+        size = limit or paging.MAX_LIMIT
+        found = wiring.environments().events(owner, environment_id, size + 1, before)  # one more: a next?
+        chosen = found[:size]
+        following = paging.event_token(chosen[-1]) if len(found) > size else None
+        return respond(200, {"events": [event_view(event) for event in chosen], "next": following})
 
     return handle(events, req)

@@ -151,7 +151,12 @@ class EventView(TypedDict):
 
 @with_config(CLOSED)
 class EventList(TypedDict):
+    """The audit trail, newest first; `next` only when `limit` or `next` was given."""
+
     events: list[EventView]
+    next: NotRequired[
+        Annotated[str | None, Field(description="The token of the following (older) page; null on the last.")]
+    ]
 
 
 @with_config(CLOSED)

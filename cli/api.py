@@ -99,8 +99,19 @@ class Api:
     def connection(self, environment_id: str) -> dict[str, Any]:
         return dict(self.call("GET", f"/environments/{environment_id}/connection"))
 
-    def events(self, environment_id: str) -> list[dict[str, Any]]:
-        return list(self.call("GET", f"/environments/{environment_id}/events")["events"])
+    def events(self, environment_id: str, every: bool = False) -> list[dict[str, Any]]:
+        """The latest 100 events, newest first; with `every`, the whole trail, page by page."""
+        path = f"/environments/{environment_id}/events"
+        if not every:
+            return list(self.call("GET", path)["events"])
+        found: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 100}
+        while True:
+            page = self.call("GET", path, params=params)
+            found += page["events"]
+            if not page.get("next"):
+                return found
+            params["next"] = page["next"]
 
     def logs(self, environment_id: str, container: str, tail: int) -> dict[str, Any]:
         params = {"container": container, "tail": tail}

@@ -273,10 +273,15 @@ def delete(
 
 
 @app.command()
-def events(environment_id: EnvironmentId, url: Url = None, as_json: Json = False) -> None:
+def events(
+    environment_id: EnvironmentId,
+    every: Annotated[bool, typer.Option("--all", help="The whole trail, not the latest 100.")] = False,
+    url: Url = None,
+    as_json: Json = False,
+) -> None:
     """The environment's audit trail, newest first."""
     with session(url) as api:
-        found = api.events(environment_id)
+        found = api.events(environment_id, every)
     rows = [[e["at"], e["from_status"], e["to_status"], e["actor"], e["reason"]] for e in found]
     emit(as_json, found, lambda: out.print(table(["at", "from", "to", "by", "reason"], rows)))
 

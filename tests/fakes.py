@@ -118,9 +118,13 @@ class InMemoryRecords:
                 return
             self._stamp(current.model_copy(update={"last_accessed_at": at}))
 
-    def events(self, owner: str, environment_id: str, limit: int = 100) -> builtins.list[AuditEvent]:
+    def events(
+        self, owner: str, environment_id: str, limit: int = 100, before: int | None = None
+    ) -> builtins.list[AuditEvent]:
         with self._lock:
-            return list(self._events.get((owner, environment_id), []))[: max(limit, 0)]
+            trail = self._events.get((owner, environment_id), [])
+            older = [e for e in trail if before is None or (e.version or 0) < before]
+            return older[: max(limit, 0)]
 
     def idempotency(self, owner: str, key: str) -> IdempotencyRecord | None:
         with self._lock:
@@ -142,6 +146,7 @@ class InMemoryRecords:
             actor=change.actor,
             reason=change.reason,
             at=change.at,
+            version=record.version,
         )
 
 

@@ -149,3 +149,6 @@ class AuditEvent(BaseModel):
     actor: Actor
     reason: str
     at: datetime
+    # The record's version the event came with: the trail's order (newest first) and where a page
+    # of it ends. None until it is stored.
+    version: int | None = None

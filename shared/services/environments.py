@@ -96,15 +96,16 @@ class EnvironmentService:
         return [env for env in envs if status in (None, env.status)]
 
     def usage(self, owner: str, month: str) -> builtins.list[tuple[Environment, MonthUsage]]:
-        """What each of the owner's environments used in `month` ("2026-12"), deleted and
-        retired ones included (their records are kept for this), metered up to now."""
+        """What each of the owner's environments (deleted, retired too) used in `month`, to now."""
         now = self._clock()
         used = [(env, metering.to_date(env, now).get(month)) for env in self._records.list(owner)]
         return [(env, month_usage) for env, month_usage in used if month_usage is not None]
 
-    def events(self, owner: str, environment_id: str, limit: int = 100) -> builtins.list[AuditEvent]:
+    def events(
+        self, owner: str, environment_id: str, limit: int = 100, before: int | None = None
+    ) -> builtins.list[AuditEvent]:
         self.get(owner, environment_id)
-        return self._records.events(owner, environment_id, limit)
+        return self._records.events(owner, environment_id, limit, before)
 
     def connection(self, owner: str, environment_id: str) -> Connection:
         env = self.get(owner, environment_id)
@@ -331,12 +332,11 @@ class EnvironmentService:
         reached: tuple[progress.Phase, datetime] | None = None,
         **fields: Any,
     ) -> Environment | None:
-        """Finish an operation: move the record where its transitional status lands
-        (`lifecycle.settle`) if `operation` still owns it; `current` as in mutate. Idempotent:
-        settling twice is a no-op, and a stale operation (superseded by a newer one) changes
-        nothing. `reached`: the phase the operation reached last, and when, noted in the same
-        write (as `reach` would). Returns the record as it stands, or None when it no longer
-        exists."""
+        """Finish an operation: move the record where its transitional status lands (`lifecycle.settle`)
+        if `operation` still owns it; `current` as in mutate. Idempotent: settling twice is a no-op,
+        and a stale operation (superseded by a newer one) changes nothing. `reached`: the phase the
+        operation reached last, and when, noted in the same write (as `reach` would). Returns the
+        record as it stands, or None when it no longer exists."""
         now = self._clock()
 
         def finish(env: Environment) -> Environment | None:

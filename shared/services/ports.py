@@ -105,8 +105,11 @@ class EnvironmentRecords(Protocol):
         """Record activity: merge last_accessed_at without an ETag (monotonic, never moves back)."""
         ...
 
-    def events(self, owner: str, environment_id: str, limit: int = 100) -> builtins.list[AuditEvent]:
-        """The audit trail of one environment, newest first."""
+    def events(
+        self, owner: str, environment_id: str, limit: int = 100, before: int | None = None
+    ) -> builtins.list[AuditEvent]:
+        """The audit trail of one environment, newest first, at most `limit` events; with
+        `before`, only those older than the event of that version (the next page)."""
         ...
 
     def idempotency(self, owner: str, key: str) -> IdempotencyRecord | None: ...

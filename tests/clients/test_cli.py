@@ -105,6 +105,8 @@ def test_a_lifecycle_from_the_command_line(cli: Cli) -> None:
     reasons = [event["reason"] for event in trail.json()] if trail.code == 0 else []
     assert any(reason.startswith("running (workspace ") for reason in reasons), trail
     assert reasons[-1] == "created", reasons
+    whole = cli("events", env_id, "--all", "--json")  # page by page: the same trail here (under 100)
+    assert whole.code == 0 and [event["reason"] for event in whole.json()][-len(reasons) :] == reasons
     log = cli("logs", env_id, "--tail", "5")
     assert log.code == 0 and 0 < len(log.out.splitlines()) <= 5
     assert cli("snapshots", env_id, "--json").code == 0

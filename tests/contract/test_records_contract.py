@@ -192,8 +192,15 @@ def test_each_status_change_is_one_audit_event_newest_first(records: Environment
     ]
     assert trail[-1].reason == "created"
     assert records.events(OWNER, env.id, limit=1) == trail[:1]
+    # Each event carries the record's version it came with: the trail's order, and its pages'.
+    assert [e.version for e in trail] == [4, 2, 1]  # version 3 (the rename) wrote no event
+    assert records.events(OWNER, env.id, before=4) == trail[1:]
+    assert records.events(OWNER, env.id, before=3) == trail[1:]  # a version with no event
+    assert records.events(OWNER, env.id, limit=1, before=2) == trail[2:]
+    assert records.events(OWNER, env.id, before=1) == []
     other = records.create(make_env(), change(), ROOMY)
     assert len(records.events(OWNER, other.id)) == 1
+    assert records.events(OWNER, other.id, before=2) == records.events(OWNER, other.id)
 
 
 def test_an_idempotency_key_binds_once(records: EnvironmentRecords) -> None:

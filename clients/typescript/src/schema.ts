@@ -698,10 +698,18 @@ export interface components {
              */
             code: string;
         };
-        /** EventList */
+        /**
+         * EventList
+         * @description The audit trail, newest first; `next` only when `limit` or `next` was given.
+         */
         EventList: {
             /** Events */
             events: components["schemas"]["EventView"][];
+            /**
+             * Next
+             * @description The token of the following (older) page; null on the last.
+             */
+            next?: string | null;
         };
         /**
          * EventView
@@ -2176,7 +2184,15 @@ export interface operations {
     };
     listEvents: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Page size (1-100); the answer then has `next`, for older events.
+                 * @example 20
+                 */
+                limit?: number;
+                /** @description The `next` of the previous page. */
+                next?: string;
+            };
             header?: {
                 /** @description An id for this request, echoed back and carried by every log line it causes. */
                 "X-Request-ID"?: string;
@@ -2188,7 +2204,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Oldest first. */
+            /** @description Newest first; without `limit` or `next`, the latest 100 (and no `next`). */
             200: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -2211,6 +2227,7 @@ export interface operations {
                     "application/json": components["schemas"]["EventList"];
                 };
             };
+            400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
             404: components["responses"]["Error404"];
             429: components["responses"]["Error429"];

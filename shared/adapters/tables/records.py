@@ -128,14 +128,20 @@ class TableEnvironmentStore:
         row = self._point(self._envs, rows.owner_key(owner), rows.USAGE_ROW)
         return rows.usage_from(row) if row is not None else Usage()
 
-    def events(self, owner: str, environment_id: str, limit: int = 100) -> builtins.list[AuditEvent]:
-        if limit <= 0:
-            return []
+    def events(
+        self, owner: str, environment_id: str, limit: int = 100, before: int | None = None
+    ) -> builtins.list[AuditEvent]:
+        if limit <= 0 or (before is not None and before <= 1):
+            return []  # version 1 is the first event: nothing is older
+        if before is not None and before >= rows.INVERT:
+            before = None  # every event is older than a version the row keys cannot hold
         prefix = rows.event_prefix(environment_id)
+        # Row keys hold the inverted version, so older events sort after newer ones.
+        low = rows.event_row(environment_id, before) if before is not None else prefix
         found = self._query(
             self._envs,
-            "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
-            {"pk": rows.owner_key(owner), "low": prefix, "high": rows.after_prefix(prefix)},
+            f"PartitionKey eq @pk and RowKey {'gt' if before is not None else 'ge'} @low and RowKey lt @high",
+            {"pk": rows.owner_key(owner), "low": low, "high": rows.after_prefix(prefix)},
             page_size=min(limit, 1000),
         )
         return [rows.event_from(row) for row in islice(found, limit)]

@@ -170,7 +170,7 @@ def event_row_for(partition: str, event: AuditEvent, owner: str, version: int) -
         "owner": owner,
         "version": version,
     }
-    for name, value in event.model_dump().items():
+    for name, value in event.model_dump(exclude={"version"}).items():
         _put(row, name, value)
     return row
 
@@ -184,6 +184,7 @@ def event_from(row: Mapping[str, Any]) -> AuditEvent:
         actor=Actor(row["actor"]),
         reason=get_text(row, "reason"),
         at=utc(row["at"]),
+        version=row.get("version"),
     )
 
 
