@@ -57,7 +57,9 @@ _SIZE_NAMES: JsonDict = {"enum": [*SIZES, None]}
 # The smallest resources any size resolves to (placement.resolve_size); the largest are settings.
 _AT_LEAST_HALF_A_CORE: JsonDict = {"minimum": 0.5}
 _AT_LEAST_ONE: JsonDict = {"minimum": 1}
-_HTTPS: JsonDict = {"format": "uri", "pattern": "^https://"}
+# No spaces or control characters: git would refuse them at clone time, long after the 201
+# (and Python's urlsplit drops tabs and newlines before parsing, so its verdict alone would pass them).
+_HTTPS: JsonDict = {"format": "uri", "pattern": r"^https://[^\s\x00-\x1f\x7f]+$"}
 _PRINTABLE: JsonDict = {"pattern": r"^[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$", "description": "Printable text."}
 _PORTS: JsonDict = {
     "maxItems": MAX_USER_PORTS,
@@ -144,6 +146,8 @@ class CreateEnvironmentRequest(_Strict):
     def _https_repository(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
+        if any(ch.isspace() or not ch.isprintable() for ch in value):
+            raise ValueError(f"{info.field_name} must be a URL without spaces or control characters")
         parts = urlsplit(value)
         if parts.scheme != "https" or not parts.hostname:
             raise ValueError(f"{info.field_name} must be an https URL")

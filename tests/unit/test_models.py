@@ -39,6 +39,10 @@ def test_unknown_fields_are_refused(unknown):
         {"repository_url": "http://example.com/repo.git"},
         {"repository_url": "git@example.com:me/repo.git"},
         {"repository_url": "https://user:token@example.com/repo.git"},
+        {"repository_url": "https://example.com/repo.git --upload-pack=touch /tmp/x"},
+        {"repository_url": "https://example.com/repo.git\n--upload-pack=x"},  # urlsplit drops the \n
+        {"repository_url": "https://example.com/re\tpo.git"},
+        {"dotfiles_url": "https://example.com/dots\u2028.git"},
         {"environment_variables": {"1BAD": "x"}},
         {"environment_variables": {"DEV8_ANYTHING": "x"}},
         {"environment_variables": {"PATH": "/tmp"}},
