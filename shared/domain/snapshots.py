@@ -72,6 +72,14 @@ class SnapshotEvent(BaseModel):
     reason: Reason | None = None
     files: int | None = Field(default=None, ge=0)
     bytes_added: int | None = Field(default=None, ge=0)
+    request: str | None = None  # the manual request this answers (its id), when the agent names it
+
+    @field_validator("request", mode="before")
+    @classmethod
+    def _request_id(cls, value: object) -> str | None:
+        # Only a name the API could have given; anything else is dropped, not the whole report
+        # (which carries the snapshot list).
+        return value if isinstance(value, str) and REQUEST_ID.fullmatch(value) else None
 
 
 class ResticSnapshot(BaseModel):
@@ -157,13 +165,15 @@ class SnapshotLog(BaseModel):
 
 
 def manual_outcome(event: SnapshotEvent, latest: Snapshot | None, now: datetime) -> str:
-    """What came of a user's manual snapshot, for the audit trail (`latest`: the newest listed)."""
+    """What came of a user's manual snapshot, for the audit trail (`latest`: the newest listed),
+    naming the request as "manual snapshot requested (ID)" did, when the agent named it."""
+    head = f"manual snapshot ({event.request})" if event.request else "manual snapshot"
     if event.event == "snapshot":
-        return f"manual snapshot {event.id} taken"
+        return f"{head}: {event.id} taken" if event.request else f"{head} {event.id} taken"
     if event.event == "unchanged":
-        return f"manual snapshot: {nothing_new(latest)}"
+        return f"{head}: {nothing_new(latest)}"
     taken_at = latest.taken_at if latest else None
-    return f"manual snapshot failed (the workspace's log says why); {age_text(taken_at, now)}"
+    return f"{head} failed (the workspace's log says why); {age_text(taken_at, now)}"
 
 
 def nothing_new(latest: Snapshot | None) -> str:

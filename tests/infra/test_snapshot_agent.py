@@ -272,10 +272,12 @@ def test_the_mailbox_is_answered_and_every_snapshot_is_reported(restic: str, tmp
     parsed = [SnapshotReport.model_validate_json(r.body) for r in reports]
     assert parsed[0].event is not None and parsed[0].event.id == first["id"]
     assert [s.short_id for s in parsed[0].snapshots] == [first["id"]]
-    assert parsed[1].event is not None and (parsed[1].event.event, parsed[1].event.reason) == (
-        "unchanged",
-        "manual",
-    )
+    assert parsed[1].event is not None and (
+        parsed[1].event.event,
+        parsed[1].event.reason,
+        parsed[1].event.request,
+    ) == ("unchanged", "manual", "manual-1")  # which request it answers
+    assert parsed[0].event.request is None and parsed[2].event.request is None  # only a manual one
     assert [s.short_id for s in parsed[1].snapshots] == [first["id"]]
     assert parsed[2].event is not None and parsed[2].event.event == "pruned"
     assert len(reports) == 3  # an interval or a stop that changed nothing is not reported
@@ -302,9 +304,9 @@ def test_a_manual_request_is_reported_whatever_came_of_it(restic: str, tmp_path:
         (control / "manual-2.request").write_text("manual")  # a change, but no repository
         reports = api.wait_for(2)
     outcomes = [SnapshotReport.model_validate_json(r.body) for r in reports]
-    assert [(o.event.event, o.event.reason) for o in outcomes if o.event] == [
-        ("unchanged", "manual"),
-        ("failed", "manual"),
+    assert [(o.event.event, o.event.reason, o.event.request) for o in outcomes if o.event] == [
+        ("unchanged", "manual", "manual-1"),
+        ("failed", "manual", "manual-2"),
     ]
     assert [o.snapshots for o in outcomes] == [[], []]
 

@@ -68,6 +68,26 @@ def test_a_manual_snapshot_is_asked_of_a_running_workspace_and_audited(world):
     assert world.service.events("ada", env.id)[0].reason == "manual snapshot aaaaaaaa taken"
 
 
+def test_a_manual_outcome_names_the_request_it_answers(world):
+    """Two requests in flight: each outcome says which one it answers, in the request's words."""
+    env = world.running()
+    first, second = world.snapshots.take("ada", env.id), world.snapshots.take("ada", env.id)
+    taken = {"event": "snapshot", "id": "aaaaaaaa", "reason": "manual", "request": first}
+    world.report(env, "aaaaaaaa", event=taken)
+    world.report(env, "aaaaaaaa", event={"event": "unchanged", "reason": "manual", "request": second})
+    trail = [e.reason for e in world.service.events("ada", env.id, limit=4)]
+    assert trail == [
+        f"manual snapshot ({second}): nothing changed since snapshot aaaaaaaa (2026-11-21T12:00:00Z)",
+        f"manual snapshot ({first}): aaaaaaaa taken",
+        f"manual snapshot requested ({second})",
+        f"manual snapshot requested ({first})",
+    ]
+    # A request name the API could not have given is dropped, not the report with its list.
+    odd = {"event": "snapshot", "id": "bbbbbbbb", "reason": "manual", "request": "Not A Request\n"}
+    assert world.report(env, "aaaaaaaa", "bbbbbbbb", event=odd) == 2
+    assert world.service.events("ada", env.id)[0].reason == "manual snapshot bbbbbbbb taken"
+
+
 def test_every_manual_request_gets_its_outcome_in_the_trail_and_an_outcome_leaves_the_list(world):
     """Nothing changed, or the agent failed: the user still learns what came of the request; the
     agent sends no list it could vouch for then, and the listed snapshots stay as they were."""
