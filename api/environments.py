@@ -433,10 +433,10 @@ def api_logs(req: func.HttpRequest) -> func.HttpResponse:
 )
 def api_events(req: func.HttpRequest) -> func.HttpResponse:
     def events() -> func.HttpResponse:
+        owner, environment_id = owner_of(req), req.route_params["environment_id"]  # 401 before 400
         limit = count_param(req, "limit", paging.MAX_LIMIT)
         token = req.params.get("next")
         before = paging.events_before(token) if token else None
-        owner, environment_id = owner_of(req), req.route_params["environment_id"]
         if limit is None and token is None:  # the latest page, as it always was
             found = wiring.environments().events(owner, environment_id, paging.MAX_LIMIT)
             return respond(200, {"events": [event_view(event) for event in found]})

@@ -143,6 +143,8 @@ def test_a_trail_token_this_api_did_not_give_is_400(api: Api, token: str) -> Non
     env_id = str(api.create()["id"])
     answer = api.call("GET", f"/environments/{env_id}/events", params={"limit": 2, "next": token})
     assert error_of(answer, 400, "VALIDATION_ERROR")["details"][0]["field"] == "next"
+    anonymous = api.call("GET", f"/environments/{env_id}/events", None, params={"next": token})
+    error_of(anonymous, 401, "UNAUTHORIZED")  # who is asking comes first
 
 
 def test_a_trail_token_past_any_version_starts_from_the_newest(api: Api) -> None:
