@@ -56,6 +56,15 @@ class InMemoryRecords:
     async def list_async(self, owner: str, live: bool = False) -> builtins.list[Environment]:
         return self.list(owner, live)
 
+    def restorable(self, owner: str, now: datetime) -> builtins.list[Environment]:
+        return [
+            env
+            for env in self.list(owner)
+            if env.status is Status.DELETED
+            and env.restorable_until is not None
+            and env.restorable_until > now
+        ]
+
     def usage(self, owner: str) -> Usage:
         with self._lock:
             return self._usage.get(owner, Usage())

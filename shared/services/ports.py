@@ -79,6 +79,11 @@ class EnvironmentRecords(Protocol):
         """`list` on the running event loop (an API handler's), without a thread."""
         ...
 
+    def restorable(self, owner: str, now: datetime) -> builtins.list[Environment]:
+        """The owner's DELETED records whose restore window is still open at `now`, filtered in
+        the query (the other deleted records are kept for good and would only grow the answer)."""
+        ...
+
     def create(
         self,
         environment: Environment,

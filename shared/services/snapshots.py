@@ -215,7 +215,7 @@ class SnapshotService:
     def retired(self, owner: str) -> builtins.list[Environment]:
         """The owner's retired environments that can still be restored (newest first)."""
         now = self._clock()
-        found = [env for env in self._records.list(owner) if _restorable(env, now)]
+        found = [env for env in self._records.restorable(owner, now) if _restorable(env, now)]
         return sorted(found, key=lambda env: env.updated_at, reverse=True)
 
     def restore_retired(self, owner: str, environment_id: str) -> CommandResult:

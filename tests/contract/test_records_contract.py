@@ -152,6 +152,23 @@ def test_the_tables_live_list_is_filtered_by_the_service(store: Any) -> None:
     assert len(sent) == 1
 
 
+def test_restorable_gives_the_deleted_records_whose_window_is_open(records: EnvironmentRecords) -> None:
+    records.create(make_env(), change(), ROOMY)  # live: not restorable
+    windows = {"closed": T0 + timedelta(days=1), "open": T0 + timedelta(days=9), "none": None}
+    made = {}
+    for n, (name, until) in enumerate(windows.items()):
+        env = records.create(make_env(created_at=T0 + timedelta(hours=n + 1)), change(), ROOMY)
+        for status in (Status.RUNNING, Status.DELETING, Status.DELETED):
+            env = move(records, env, status)
+        made[name] = records.save(env, env.model_copy(update={"restorable_until": until}), change())
+    records.create(make_env(owner="other"), change(), ROOMY)
+    now = T0 + timedelta(days=2)
+    assert [env.id for env in records.restorable(OWNER, now)] == [made["open"].id]
+    assert records.restorable(OWNER, now)[0] == records.get(OWNER, made["open"].id)  # whole, with its ETag
+    assert [env.id for env in records.restorable(OWNER, T0)] == [made["closed"].id, made["open"].id]
+    assert records.restorable("other", T0) == []
+
+
 def test_save_bumps_the_version_and_etag_and_stamps_the_change_time(records: EnvironmentRecords) -> None:
     created = records.create(make_env(), change(), ROOMY)
     later = T0 + timedelta(minutes=5)

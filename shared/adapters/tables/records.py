@@ -119,6 +119,14 @@ class TableEnvironmentStore:
         query, parameters = _records_query(rows.owner_key(owner), live)
         return _oldest_first(await self._tables.query_async(self.environments_table, query, parameters))
 
+    def restorable(self, owner: str, now: datetime) -> builtins.list[Environment]:
+        query, parameters = _records_query(rows.owner_key(owner), live=False)
+        query += " and status eq @deleted and restorable_until gt @now"
+        found = self._query(
+            self._envs, query, {**parameters, "deleted": Status.DELETED.value, "now": rows.utc(now)}
+        )
+        return _oldest_first(found)
+
     def _record_rows(
         self, partition: str, live: bool, select: builtins.list[str] | None = None
     ) -> Iterator[TableEntity]:
