@@ -72,7 +72,10 @@ class SnapshotEvent(BaseModel):
     reason: Reason | None = None
     files: int | None = Field(default=None, ge=0)
     bytes_added: int | None = Field(default=None, ge=0)
-    request: str | None = None  # the manual request this answers (its id), when the agent names it
+    request: str | None = Field(
+        default=None,
+        description="The manual request this answers (the id its POST gave); anything else is ignored.",
+    )
 
     @field_validator("request", mode="before")
     @classmethod

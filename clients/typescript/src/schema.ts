@@ -1065,6 +1065,12 @@ export interface components {
              * @default null
              */
             bytes_added?: number | null;
+            /**
+             * Request
+             * @description The manual request this answers (the id its POST gave); anything else is ignored.
+             * @default null
+             */
+            request?: string | null;
         };
         /** SnapshotList */
         SnapshotList: {
