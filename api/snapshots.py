@@ -169,8 +169,9 @@ def api_snapshot_report(req: func.HttpRequest) -> func.HttpResponse:
         token = bearer_token(req)
         if token is None:
             raise Unauthorized("an agent token is required")
-        body = parse_body(req, SnapshotReport)
-        listed = wiring.snapshots().report(token, req.route_params["environment_id"], body)
+        # Authenticated before the body is looked at: a stranger learns nothing from a 400.
+        env = wiring.environments().agent_environment(token, req.route_params["environment_id"])
+        listed = wiring.snapshots().report(env, parse_body(req, SnapshotReport))
         return respond(200, {"listed": listed})
 
     return handle(report, req)

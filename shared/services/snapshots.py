@@ -138,10 +138,10 @@ class SnapshotService:
 
     # --- what the workspace says ------------------------------------------------------------------
 
-    def report(self, token: str, environment_id: str, report: SnapshotReport) -> int:
-        """The agent's report (its token, valid for its own environment only): the log becomes
-        restic's list with the figures of the reported snapshot. Returns how many are listed."""
-        env = self._environments.agent_environment(token, environment_id)
+    def report(self, env: Environment, report: SnapshotReport) -> int:
+        """The report of `env`'s own agent (`EnvironmentService.agent_environment` found `env` by
+        its token): the log becomes restic's list with the figures of the reported snapshot.
+        Returns how many are listed."""
         now = self._clock()
         log = self._update_log(env, lambda log: log.merged(report, now))
         event = report.event

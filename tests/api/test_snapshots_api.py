@@ -66,6 +66,8 @@ def test_a_report_without_the_environments_own_token_is_401(api: Api, running: d
     body = {"snapshots": RESTIC_LIST}
     for token in (None, "garbage", agent_token(other["id"])):
         error_of(report(api, env_id, body, token), 401, "UNAUTHORIZED")
+        # Who is asking comes first: a stranger's malformed body is 401 too, not a 400.
+        error_of(report(api, env_id, {"snapshots": "all"}, token), 401, "UNAUTHORIZED")
     user = api.call("POST", f"/environments/{env_id}/snapshots/report", json=body)  # the owner's JWT
     error_of(user, 401, "UNAUTHORIZED")
     assert api.call("GET", f"/environments/{env_id}/snapshots").json() == {"snapshots": []}

@@ -444,7 +444,8 @@ def test_the_retention_timer_asks_due_workspaces_to_prune_once_a_day(world: Worl
     def report(env, event=None):
         token = world.service.secure_environment(env)[agent_tokens.AGENT_TOKEN_VARIABLE]
         listed = [{"short_id": "aaaaaaaa", "time": T0.isoformat(), "tags": ["reason:interval"]}]
-        snapshots.report(token, env.id, SnapshotReport.model_validate({"event": event, "snapshots": listed}))
+        body = SnapshotReport.model_validate({"event": event, "snapshots": listed})
+        snapshots.report(world.service.agent_environment(token, env.id), body)
 
     report(busy)
     report(parked)  # `fresh` has no snapshot yet: nothing to prune

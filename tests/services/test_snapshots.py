@@ -48,7 +48,7 @@ def world():
                 for n, sid in enumerate(ids)
             ]
             body = SnapshotReport.model_validate({"event": event, "snapshots": listed})
-            return self.snapshots.report(self.token(env), env.id, body)
+            return self.snapshots.report(self.service.agent_environment(self.token(env), env.id), body)
 
     return World()
 
@@ -142,7 +142,7 @@ def test_a_report_needs_this_environments_own_agent_token(world):
     body = SnapshotReport(snapshots=[])
     for token in ("", "nonsense", world.token(other), world.service.secure_environment(env)[PASSWORD_KEY]):
         with pytest.raises(Unauthorized):
-            world.snapshots.report(token, env.id, body)
+            world.snapshots.report(world.service.agent_environment(token, env.id), body)
     assert world.logs.snapshot_log("ada", env.id).snapshots == []
 
 
