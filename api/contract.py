@@ -87,4 +87,12 @@ def route(blueprint: Any, operation: Operation) -> Callable[[Any], Any]:
     if key in ROUTES or any(op.id == operation.id for op in ROUTES.values()):
         raise ValueError(f"route {operation.method} {operation.path} ({operation.id}) is registered twice")
     ROUTES[key] = operation
-    return blueprint.route(route=operation.path, methods=[operation.method])  # type: ignore[no-any-return]
+    return blueprint.route(route=operation.path, methods=served_methods(operation))  # type: ignore[no-any-return]
+
+
+def served_methods(operation: Operation) -> list[str]:
+    """A GET route answers HEAD too (RFC 9110 9.3.2: the GET's status and headers, no body; api/http.py
+    drops the body). Load balancers probe with it: Azure Front Door's health probes use HEAD by
+    default on new profiles and count anything but 200 as down (learn.microsoft.com/azure/frontdoor/
+    health-probes), so a 405 from /health would take the origin out. The document lists the GET."""
+    return [operation.method, "HEAD"] if operation.method == "GET" else [operation.method]

@@ -237,6 +237,13 @@ def _serving(req: func.HttpRequest) -> Iterator[Callable[[func.HttpResponse], fu
     with observability.bound(request_id=request_id, environment_id=environment_id):
 
         def done(response: func.HttpResponse) -> func.HttpResponse:
+            if req.method == "HEAD":  # a GET route's answer without its body (api/contract.py)
+                response = func.HttpResponse(
+                    status_code=response.status_code,
+                    headers=dict(response.headers),
+                    mimetype=response.mimetype,
+                    charset=response.charset,
+                )
             response.headers["X-Request-ID"] = request_id
             seconds = time.perf_counter() - began
             route = route_of(req)
