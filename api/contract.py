@@ -93,6 +93,7 @@ def route(blueprint: Any, operation: Operation) -> Callable[[Any], Any]:
 def served_methods(operation: Operation) -> list[str]:
     """A GET route answers HEAD too (RFC 9110 9.3.2: the GET's status and headers, no body; api/http.py
     drops the body). Load balancers probe with it: Azure Front Door's health probes use HEAD by
-    default on new profiles and count anything but 200 as down (learn.microsoft.com/azure/frontdoor/
-    health-probes), so a 405 from /health would take the origin out. The document lists the GET."""
+    default on new profiles and count anything but 200 as down, so a 405 from /health would take
+    the origin out (https://learn.microsoft.com/azure/frontdoor/health-probes). The document lists
+    the GET."""
     return [operation.method, "HEAD"] if operation.method == "GET" else [operation.method]
