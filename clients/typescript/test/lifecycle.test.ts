@@ -4,7 +4,18 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { createDev8Client, Dev8Error, type Phase, unwrap, waitForDeletion, waitForStatus } from "../src/index.js";
+import {
+  type AuditEvent,
+  createDev8Client,
+  Dev8Error,
+  eachEnvironment,
+  eachEvent,
+  type Environment,
+  type Phase,
+  unwrap,
+  waitForDeletion,
+  waitForStatus,
+} from "../src/index.js";
 
 const baseUrl = process.env.DEV8_API_URL;
 const token = process.env.DEV8_TOKEN;
@@ -47,6 +58,21 @@ test("an environment's whole lifecycle through the typed client", { skip: !baseU
   unwrap(await client.POST("/v1/environments/{environment_id}/start", path));
   const again = await waitForStatus(client, created.id, "RUNNING", { timeoutMs: 240_000 });
   assert.equal(again.progress[0]?.phase, "compute_requested");
+
+  // The paged routes followed to their end, a page of one at a time: the same as the plain GETs.
+  const trail = unwrap(await client.GET("/v1/environments/{environment_id}/events", path)).events;
+  const paged: AuditEvent[] = [];
+  for await (const event of eachEvent(client, created.id, 1)) paged.push(event);
+  assert.ok(trail.length >= 6);
+  assert.deepEqual(paged.slice(paged.length - trail.length), trail);
+  assert.equal(paged.at(-1)?.reason, "created");
+  const listed: Environment[] = [];
+  for await (const environment of eachEnvironment(client, 1)) listed.push(environment);
+  assert.deepEqual(
+    listed.map((environment) => environment.id),
+    unwrap(await client.GET("/v1/environments")).environments.map((environment) => environment.id),
+  );
+  assert.ok(listed.some((environment) => environment.id === created.id));
 
   unwrap(await client.DELETE("/v1/environments/{environment_id}", path));
   await waitForDeletion(client, created.id, { timeoutMs: 240_000 });
