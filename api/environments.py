@@ -83,7 +83,8 @@ ACCEPTED = Reply(
     example=lambda: openapi.environment_example(Status.STOPPING),
 )
 UNCHANGED = Reply(
-    "Already there (or on its way): nothing was started.",
+    "Already there (RUNNING for a start, STOPPED for a stop): nothing was started. While another "
+    "operation is under way (a transitional status), any command is 409 INVALID_STATE: wait for it.",
     EnvironmentBody,
     example=openapi.environment_example,
 )
@@ -328,7 +329,7 @@ async def api_stop_environment(
         "deleteEnvironment",
         "Delete an environment and its workspace",
         TAG,
-        {200: UNCHANGED, 202: ACCEPTED},
+        {202: ACCEPTED},
         refusals=(409, 503),
         links={"get": "getEnvironment"},
     ),

@@ -1827,65 +1827,6 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Already there (or on its way): nothing was started. */
-            200: {
-                headers: {
-                    "X-Request-ID": components["headers"]["X-Request-ID"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "environment": {
-                     *         "id": "env-3f2a9c1b7d4e5a60",
-                     *         "name": "my-app",
-                     *         "status": "RUNNING",
-                     *         "status_reason": null,
-                     *         "template": "node",
-                     *         "size": "small",
-                     *         "cpu_cores": 1,
-                     *         "memory_gb": 2,
-                     *         "storage_gb": 20,
-                     *         "cloud_provider": "AZURE",
-                     *         "cloud_region": "westeurope",
-                     *         "vs_code_url": "https://dev8-3f2a9c1b7d4e5a60.westeurope.azurecontainer.io",
-                     *         "ssh_connection_string": null,
-                     *         "ports": [
-                     *           3000
-                     *         ],
-                     *         "forwarded_ports": [
-                     *           {
-                     *             "port": 3000,
-                     *             "url": "https://dev8-3f2a9c1b7d4e5a60.westeurope.azurecontainer.io/proxy/3000/"
-                     *           }
-                     *         ],
-                     *         "environment_variables": {
-                     *           "NODE_ENV": "development"
-                     *         },
-                     *         "repository_url": null,
-                     *         "dotfiles_url": null,
-                     *         "idle_timeout_minutes": 30,
-                     *         "idle_stop_at": "2026-12-01T10:00:00Z",
-                     *         "session_stop_at": "2026-12-01T21:30:00Z",
-                     *         "delete_at": null,
-                     *         "keep": false,
-                     *         "last_accessed_at": "2026-12-01T09:30:00Z",
-                     *         "created_at": "2026-12-01T09:25:00Z",
-                     *         "updated_at": "2026-12-01T09:30:00Z",
-                     *         "stopped_at": null,
-                     *         "estimated_cost_per_hour": 0.061,
-                     *         "usage": {
-                     *           "compute_seconds": 300,
-                     *           "storage_gb_hours": 1.666667,
-                     *           "cost_to_date": 0.005087
-                     *         },
-                     *         "progress": []
-                     *       }
-                     *     }
-                     */
-                    "application/json": components["schemas"]["EnvironmentBody"];
-                };
-            };
             /** @description Accepted: the environment is in its transitional status; poll it. */
             202: {
                 headers: {
@@ -2605,7 +2546,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Already there (or on its way): nothing was started. */
+            /** @description Already there (RUNNING for a start, STOPPED for a stop): nothing was started. While another operation is under way (a transitional status), any command is 409 INVALID_STATE: wait for it. */
             200: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -2741,7 +2682,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Already there (or on its way): nothing was started. */
+            /** @description Already there (RUNNING for a start, STOPPED for a stop): nothing was started. While another operation is under way (a transitional status), any command is 409 INVALID_STATE: wait for it. */
             200: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
