@@ -438,13 +438,12 @@ def api_events(req: func.HttpRequest) -> func.HttpResponse:
         limit = count_param(req, "limit", paging.MAX_LIMIT)
         token = req.params.get("next")
         before = paging.events_before(token) if token else None
-        if limit is None and token is None:  # the latest page, as it always was
-            found = wiring.environments().events(owner, environment_id, paging.MAX_LIMIT)
-            return respond(200, {"events": [event_view(event) for event in found]})
         size = limit or paging.MAX_LIMIT
         found = wiring.environments().events(owner, environment_id, size + 1, before)  # one more: a next?
-        chosen = found[:size]
-        following = paging.event_token(chosen[-1]) if len(found) > size else None
-        return respond(200, {"events": [event_view(event) for event in chosen], "next": following})
+        page = {"events": [event_view(event) for event in found[:size]]}
+        if limit is None and token is None:  # the latest page, as it always was: no `next`
+            return respond(200, page)
+        following = paging.event_token(found[size - 1]) if len(found) > size else None
+        return respond(200, {**page, "next": following})
 
     return handle(events, req)

@@ -135,10 +135,16 @@ interface Page<T> {
   next?: string | null | undefined;
 }
 
-async function* follow<T>(page: (next: string | undefined) => Promise<Page<T>>): AsyncGenerator<T> {
+/** The query of each page: `pageSize` items, after the previous page's `next`. */
+interface PageQuery {
+  limit: number;
+  next?: string;
+}
+
+async function* follow<T>(pageSize: number, page: (query: PageQuery) => Promise<Page<T>>): AsyncGenerator<T> {
   let next: string | undefined;
   do {
-    const answer = await page(next);
+    const answer = await page({ limit: pageSize, ...(next ? { next } : {}) });
     yield* answer.items;
     next = answer.next ?? undefined;
   } while (next);
@@ -146,8 +152,7 @@ async function* follow<T>(page: (next: string | undefined) => Promise<Page<T>>):
 
 /** Every environment of the caller, oldest first, `pageSize` (1-100) to a request. */
 export function eachEnvironment(client: Dev8Client, pageSize = 100): AsyncGenerator<Environment> {
-  return follow(async (next) => {
-    const query = { limit: pageSize, ...(next ? { next } : {}) };
+  return follow(pageSize, async (query) => {
     const body = unwrap(await client.GET("/v1/environments", { params: { query } }));
     return { items: body.environments, next: body.next };
   });
@@ -156,8 +161,8 @@ export function eachEnvironment(client: Dev8Client, pageSize = 100): AsyncGenera
 /** An environment's whole audit trail, newest first, `pageSize` (1-100) to a request; the plain
  * GET gives only the latest 100. A page boundary holds while new events arrive. */
 export function eachEvent(client: Dev8Client, environmentId: string, pageSize = 100): AsyncGenerator<AuditEvent> {
-  return follow(async (next) => {
-    const params = { path: { environment_id: environmentId }, query: { limit: pageSize, ...(next ? { next } : {}) } };
+  return follow(pageSize, async (query) => {
+    const params = { path: { environment_id: environmentId }, query };
     const body = unwrap(await client.GET("/v1/environments/{environment_id}/events", { params }));
     return { items: body.events, next: body.next };
   });

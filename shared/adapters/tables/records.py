@@ -145,10 +145,10 @@ class TableEnvironmentStore:
             before = None  # every event is older than a version the row keys cannot hold
         prefix = rows.event_prefix(environment_id)
         # Row keys hold the inverted version, so older events sort after newer ones.
-        low = rows.event_row(environment_id, before) if before is not None else prefix
+        after, low = ("gt", rows.event_row(environment_id, before)) if before is not None else ("ge", prefix)
         found = self._query(
             self._envs,
-            f"PartitionKey eq @pk and RowKey {'gt' if before is not None else 'ge'} @low and RowKey lt @high",
+            f"PartitionKey eq @pk and RowKey {after} @low and RowKey lt @high",
             {"pk": rows.owner_key(owner), "low": low, "high": rows.after_prefix(prefix)},
             page_size=min(limit, 1000),
         )
