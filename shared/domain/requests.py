@@ -39,6 +39,13 @@ def _check_variable_value(name: str, text: str, kind: str) -> None:
         )
 
 
+def _printable(value: str) -> str:
+    """A name shows on one line wherever it is shown: no control or format characters."""
+    if not value.isprintable():
+        raise ValueError("name must be printable text")
+    return value
+
+
 # What the OpenAPI document says of a field beyond its type (the validators below enforce it),
 # so generated clients and schemathesis make requests the API takes. The template names are the
 # deployed catalog's: api/openapi.py adds them.
@@ -96,12 +103,7 @@ class CreateEnvironmentRequest(_Strict):
     repository_url: str | None = Field(default=None, max_length=2048, json_schema_extra=_HTTPS)
     dotfiles_url: str | None = Field(default=None, max_length=2048, json_schema_extra=_HTTPS)
 
-    @field_validator("name")
-    @classmethod
-    def _printable_name(cls, value: str) -> str:
-        if not value.isprintable():
-            raise ValueError("name must be printable text")
-        return value
+    _printable_name = field_validator("name")(_printable)
 
     @field_validator("environment_variables")
     @classmethod
@@ -196,9 +198,9 @@ class UpdateEnvironmentRequest(_Strict):
         if not self.settings() and not self.resizes:
             fields = "name, idle_timeout_minutes, keep, size, cpu_cores, memory_gb, storage_gb"
             raise ValueError(f"give at least one of: {fields}")
-        if self.name is not None and not self.name.isprintable():
-            raise ValueError("name must be printable text")
         return self
+
+    _printable_name = field_validator("name")(_printable)
 
 
 class SetupFailure(_Strict):

@@ -116,6 +116,24 @@ def test_types_are_not_coerced_on_update(api: Api, field: str, value: Any) -> No
     assert as_stored(api, env["id"]) == before
 
 
+@pytest.mark.parametrize("name", ["a\u0000b", "line\nbreak", "right\u202eto left", "zero\u200bwidth"])
+def test_a_name_that_is_not_printable_text_is_400_naming_the_field(api: Api, name: str) -> None:
+    """On create and on rename alike, so a form can put the message beside the name field."""
+    created = error_of(
+        api.call("POST", "/environments", json={**VALID, "name": name}), 400, "VALIDATION_ERROR"
+    )
+    assert created["details"] == [{"field": "name", "message": "name must be printable text"}]
+    nothing_created(api)
+    env = api.create()
+    api.settled(env["id"])
+    before = as_stored(api, env["id"])
+    renamed = error_of(
+        api.call("PATCH", f"/environments/{env['id']}", json={"name": name}), 400, "VALIDATION_ERROR"
+    )
+    assert renamed["details"] == [{"field": "name", "message": "name must be printable text"}]
+    assert as_stored(api, env["id"]) == before
+
+
 def test_duplicate_keys_are_400(api: Api) -> None:
     body = b'{"name": "dev", "template": "node", "template": "go"}'
     details = error_of(raw_post(api, "/environments", body, "application/json"), 400, "VALIDATION_ERROR")
