@@ -115,7 +115,7 @@ def api_usage(req: func.HttpRequest) -> func.HttpResponse:
     def usage() -> func.HttpResponse:
         owner = owner_of(req)
         month = req.params.get("month") or month_of(wiring.utcnow())
-        if not MONTH.match(month):
+        if not MONTH.fullmatch(month):
             raise ValidationFailed("month must be YYYY-MM", [{"field": "month", "message": "YYYY-MM"}])
         return respond(200, monthly_usage_view(month, wiring.environments().usage(owner, month)))
 

@@ -54,7 +54,8 @@ class Cors:
 
     def _preflight(self, origin: str, method: str, requested: str) -> web.StreamResponse:
         names = [name.strip() for name in requested.split(",") if name.strip()]
-        if not self.allows(origin) or not _TOKEN.match(method) or not all(_TOKEN.match(n) for n in names):
+        tokens = all(_TOKEN.fullmatch(token) for token in (method, *names))
+        if not self.allows(origin) or not tokens:
             refused = error_answer(403)
             refused.headers["Vary"] = "Origin"
             return refused

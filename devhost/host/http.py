@@ -88,7 +88,7 @@ class HttpDispatcher:
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         allowed: set[str] = set()
         for function in self._functions:
-            match = function.pattern.match(request.path)
+            match = function.pattern.fullmatch(request.path)
             if not match:
                 continue
             if request.method not in function.methods:

@@ -43,7 +43,7 @@ SettingDefault = Callable[[str], str | None]  # an app setting's name -> its def
 
 
 def resolve_schedule(schedule: str, setting_default: SettingDefault | None = None) -> str:
-    match = _SETTING.match(schedule.strip())
+    match = _SETTING.fullmatch(schedule.strip())
     if not match:
         return schedule
     name = match.group(1)

@@ -16,6 +16,7 @@ from aiohttp import web, web_protocol, web_server
 _ANSWERS = {
     400: ("the request could not be read", "BAD_REQUEST"),
     403: ("this origin may not call the API", "FORBIDDEN"),  # a CORS preflight refused
+    404: ("no such route", "NOT_FOUND"),  # a path aiohttp's router cannot take (a %0A in it)
     413: ("the request body is too large", "PAYLOAD_TOO_LARGE"),
     414: ("the request line is too long", "URI_TOO_LONG"),
     431: ("the request headers are too large", "HEADERS_TOO_LARGE"),

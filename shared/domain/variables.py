@@ -16,7 +16,7 @@ RESERVED_PREFIXES = ("DEV8_", "CODE_SERVER_", "VSCODE_", "AZURE_")
 
 def check_variable_name(name: str, kind: str) -> None:
     """ValueError when `name` is no variable name, or one the platform keeps for itself."""
-    if not VARIABLE_NAME.match(name):
+    if not VARIABLE_NAME.fullmatch(name):
         raise ValueError(f"{kind} name {name!r} must match [A-Za-z_][A-Za-z0-9_]*")
     if name.upper() in RESERVED_VARIABLES or name.upper().startswith(RESERVED_PREFIXES):
         raise ValueError(f"{kind} name {name!r} is reserved")
@@ -30,4 +30,6 @@ SESSION_VARIABLES = "DEV8_SESSION_VARIABLES"
 def session_variables(environment: Mapping[str, str]) -> dict[str, str]:
     """The variables `environment` names under SESSION_VARIABLES, with their values."""
     names = environment.get(SESSION_VARIABLES, "").split()
-    return {name: environment[name] for name in names if VARIABLE_NAME.match(name) and name in environment}
+    return {
+        name: environment[name] for name in names if name in environment and VARIABLE_NAME.fullmatch(name)
+    }

@@ -80,12 +80,12 @@ class EnvironmentService:
 
     def get(self, owner: str, environment_id: str) -> Environment:
         """The owner's live environment; anything else (unknown, deleted, another owner's) is 404."""
-        valid = ENVIRONMENT_ID.match(environment_id)  # a malformed id is never looked up
+        valid = ENVIRONMENT_ID.fullmatch(environment_id)  # a malformed id is never looked up
         return _found(self._records.get(owner, environment_id) if valid else None)
 
     async def get_async(self, owner: str, environment_id: str) -> Environment:
         """`get` on the running event loop (the API's GET of one environment)."""
-        valid = ENVIRONMENT_ID.match(environment_id)
+        valid = ENVIRONMENT_ID.fullmatch(environment_id)
         return _found(await self._records.get_async(owner, environment_id) if valid else None)
 
     def list(self, owner: str, status: Status | None = None) -> builtins.list[Environment]:

@@ -301,6 +301,15 @@ def test_malformed_ids_are_404(api: Api):
         error_of(api.call("GET", f"/environments/{env_id}"), 404, "NOT_FOUND")
 
 
+def test_an_id_with_a_line_break_after_it_is_404_and_changes_nothing(api: Api):
+    env = api.create()
+    api.settled(env["id"])
+    for suffix in ("%0A", "%0D%0A", "%0A/"):
+        error_of(api.call("GET", f"/environments/{env['id']}{suffix}"), 404, "NOT_FOUND")
+        error_of(api.call("POST", f"/environments/{env['id']}{suffix}/stop"), 404, "NOT_FOUND")
+    assert api.call("GET", f"/environments/{env['id']}").json()["environment"]["status"] == "RUNNING"
+
+
 def test_idempotency_key_under_20_concurrent_requests(api: Api):
     def post(_: int):
         return api.call(

@@ -34,6 +34,7 @@ def test_usage_lists_the_callers_environments_deleted_ones_included(api: Api) ->
 
     assert api.call("GET", "/usage?month=1999-01").json()["environments"] == []
     error_of(api.call("GET", "/usage?month=2026-13"), 400, "VALIDATION_ERROR")
+    error_of(api.call("GET", "/usage?month=2026-12%0A"), 400, "VALIDATION_ERROR")  # not an empty month
     error_of(api.call("GET", "/usage", None), 401, "UNAUTHORIZED")
 
 

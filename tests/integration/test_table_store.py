@@ -168,6 +168,19 @@ def test_owner_with_key_forbidden_characters(store: TableEnvironmentStore) -> No
     assert (entry.owner, entry.environment_id) == (odd, running.id)
 
 
+@pytest.mark.parametrize("suffix", ["\n", "\r\n", "/", "#x"])
+def test_an_id_that_would_break_a_key_is_refused_before_any_request(
+    store: TableEnvironmentStore, suffix: str
+) -> None:
+    env = store.create(make_env(), change(), ROOMY)
+    before = store._tables.stats.snapshot()
+    with pytest.raises(ValueError, match="invalid environment id"):
+        store.get(OWNER, env.id + suffix)  # `$` alone took a trailing newline: a key Azure refuses
+    with pytest.raises(ValueError, match="invalid environment id"):
+        store.events(OWNER, env.id + suffix)
+    assert store._tables.stats.snapshot() == before
+
+
 def test_very_long_owner_is_hashed_into_a_legal_key(store: TableEnvironmentStore) -> None:
     owner = "/" * 2000
     env = store.create(make_env(owner=owner), change(), ROOMY)

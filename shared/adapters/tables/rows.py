@@ -31,7 +31,8 @@ IDEMPOTENCY_PREFIX = "idem:"
 USAGE_ROW = "usage"
 # Newest-first ordering of audit events: RowKey holds INVERT - version, zero padded.
 INVERT = 10**12
-# Characters Azure Tables forbids in PartitionKey/RowKey.
+# Characters Azure Tables forbids in PartitionKey/RowKey ("Characters disallowed in key fields":
+# learn.microsoft.com/rest/api/storageservices/understanding-the-table-service-data-model).
 _FORBIDDEN_IN_KEY = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 # Key size limit is 1 KiB; longer owners are hashed under a prefix `quote` can never produce.
 _MAX_OWNER_KEY = 512
@@ -62,7 +63,7 @@ def owner_key(owner: str) -> str:
 
 def check_environment_id(environment_id: str) -> str:
     """Ids become RowKey parts; refuse anything that could break a key or a prefix range."""
-    if not _ENVIRONMENT_ID.match(environment_id):
+    if not _ENVIRONMENT_ID.fullmatch(environment_id):
         raise ValueError(f"invalid environment id {environment_id!r}")
     return environment_id
 
