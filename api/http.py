@@ -99,12 +99,17 @@ def bearer_token(req: func.HttpRequest) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+# ASCII digits, a few of them: str.isdigit() also takes "²" and "٣", and int() refuses the first
+# and more than 4,300 digits (docs.python.org/3/library/stdtypes.html#int-max-str-digits).
+_COUNT = re.compile(r"[0-9]{1,9}")
+
+
 def count_param(req: func.HttpRequest, name: str, maximum: int) -> int | None:
     """A query parameter that must be a whole number from 1 to `maximum` (None when absent)."""
     raw = req.params.get(name)
     if raw is None:
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not _COUNT.fullmatch(raw) or not 1 <= int(raw) <= maximum:
         raise ValidationFailed(
             f"{name} must be a whole number from 1 to {maximum}",
             [{"field": name, "message": f"1-{maximum}"}],

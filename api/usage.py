@@ -20,7 +20,7 @@ from shared.domain.metering import month_of
 from shared.errors import ValidationFailed
 
 bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
-MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")  # ASCII: re's \d takes any script's digits
 
 
 @with_config(CLOSED)
@@ -52,7 +52,7 @@ class UsageTotals(TypedDict):
 class MonthlyUsage(TypedDict):
     """The caller's use in one calendar month (UTC), per environment and in all."""
 
-    month: Annotated[str, Field(pattern=r"^\d{4}-\d{2}$", examples=["2026-12"])]
+    month: Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}$", examples=["2026-12"])]
     currency: Annotated[str, one_of(["USD"], "Of every cost.")]
     environments: list[UsageRow]
     totals: UsageTotals

@@ -134,6 +134,27 @@ def test_a_name_that_is_not_printable_text_is_400_naming_the_field(api: Api, nam
     assert as_stored(api, env["id"]) == before
 
 
+@pytest.mark.parametrize("count", ["\u00b2", "\u0663", "\u2460", "1_0", " 5", "5 ", "1" + "0" * 5000])
+def test_a_count_that_is_not_ascii_digits_is_400_naming_it(api: Api, count: str) -> None:
+    """str.isdigit() takes "²" (which int() refuses: it was a 500) and "٣"; int() refuses 4,301 digits."""
+    env = api.create()
+    api.settled(env["id"])
+    for path, name in [
+        ("/environments", "limit"),
+        (f"/environments/{env['id']}/events", "limit"),
+        (f"/environments/{env['id']}/logs", "tail"),
+        (f"/environments/{env['id']}/metrics", "hours"),
+    ]:
+        details = error_of(api.call("GET", path, params={name: count}), 400, "VALIDATION_ERROR")
+        assert details["details"][0]["field"] == name, path
+
+
+def test_a_month_in_another_script_s_digits_is_400(api: Api) -> None:
+    error_of(
+        api.call("GET", "/usage", params={"month": "\u0662\u0660\u0662\u0666-12"}), 400, "VALIDATION_ERROR"
+    )
+
+
 def test_duplicate_keys_are_400(api: Api) -> None:
     body = b'{"name": "dev", "template": "node", "template": "go"}'
     details = error_of(raw_post(api, "/environments", body, "application/json"), 400, "VALIDATION_ERROR")
