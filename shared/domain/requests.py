@@ -39,9 +39,9 @@ def _check_variable_value(name: str, text: str, kind: str) -> None:
         )
 
 
-def _printable(value: str) -> str:
+def _printable(value: str | None) -> str | None:
     """A name shows on one line wherever it is shown: no control or format characters."""
-    if not value.isprintable():
+    if value is not None and not value.isprintable():
         raise ValueError("name must be printable text")
     return value
 

@@ -70,6 +70,12 @@ def test_update_needs_a_change():
     with pytest.raises(ValidationError):
         UpdateEnvironmentRequest.model_validate({"status": "RUNNING"})
     assert UpdateEnvironmentRequest.model_validate({"idle_timeout_minutes": 60}).name is None
+    assert (
+        UpdateEnvironmentRequest.model_validate({"name": None, "keep": True}).name is None
+    )  # null: unchanged
+    with pytest.raises(ValidationError) as refused:
+        UpdateEnvironmentRequest.model_validate({"name": "tab\there"})
+    assert refused.value.errors()[0]["loc"] == ("name",)
 
 
 def test_catalog():
