@@ -128,3 +128,17 @@ class Api:
 
     def take_snapshot(self, environment_id: str) -> dict[str, Any]:
         return dict(self.call("POST", f"/environments/{environment_id}/snapshots")["snapshot_request"])
+
+    def restore_snapshot(
+        self, environment_id: str, snapshot_id: str, new_environment: bool
+    ) -> dict[str, Any]:
+        """With `new_environment`, the environment made from it; else what its next start restores."""
+        path = f"/environments/{environment_id}/snapshots/{snapshot_id}/restore"
+        answer = self.call("POST", path, json={"new_environment": new_environment})
+        return dict(answer["environment"] if new_environment else answer["restore"])
+
+    def retired(self) -> list[dict[str, Any]]:
+        return list(self.call("GET", "/retired-environments")["retired_environments"])
+
+    def restore_retired(self, environment_id: str) -> dict[str, Any]:
+        return dict(self.call("POST", f"/retired-environments/{environment_id}/restore")["environment"])

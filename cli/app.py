@@ -15,7 +15,7 @@ from rich.table import Table
 
 from cli import credentials
 from cli.api import Api, ApiError, Unreachable
-from cli.waiting import WaitFailed, WaitTimedOut
+from cli.waiting import WaitFailed, WaitTimedOut, wait_for
 
 
 class Exit(IntEnum):
@@ -100,3 +100,13 @@ def describe(env: dict[str, Any]) -> None:
                 [[s["phase"], s["started_at"], s["ended_at"]] for s in env["progress"]],
             )
         )
+
+
+def created(
+    api: Api, made: dict[str, Any], wait: bool, timeout: float, as_json: bool, source: str = ""
+) -> None:
+    """A new environment said, waited for with --wait (until RUNNING), then shown."""
+    err.print(f"Created {made['id']}{source} ({made['status']}).")
+    if wait:
+        made = wait_for(api, made["id"], "RUNNING", timeout, err) or made
+    emit(as_json, made, lambda: describe(made))

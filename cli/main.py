@@ -24,6 +24,7 @@ from cli.app import (
     Url,
     Wait,
     app,
+    created,
     describe,
     emit,
     err,
@@ -137,11 +138,7 @@ def create(
     if secret:
         body["secrets"] = {name: os.environ[name] for name in secret}
     with session(url) as api:
-        made = api.create(body)
-        err.print(f"Created {made['id']} ({made['status']}).")
-        if wait:
-            made = wait_for(api, made["id"], "RUNNING", timeout, err) or made
-    emit(as_json, made, lambda: describe(made))
+        created(api, api.create(body), wait, timeout, as_json)
 
 
 @app.command("list")
@@ -379,7 +376,7 @@ def metrics(
     emit(as_json, found, lambda: out.print(table(["at", "cpu %", "memory MB", "disk MB"], rows)))
 
 
-from cli import account  # noqa: E402, F401  # the account commands register on the same app, after these
+from cli import account, keeping  # noqa: E402, F401  # their commands register on the same app, after these
 
 
 def run() -> None:

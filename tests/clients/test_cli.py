@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,3 +180,56 @@ def test_deleting_my_data_asks_first_then_leaves_nothing(cli: Cli) -> None:
     assert cli("list", "--json", token=leaving).json() == []
     assert cli("export", token=leaving).json()["environments"] == []
     assert cli("list", "--json").code == 0  # the other user's session is untouched
+
+
+def test_settings_snapshot_restores_and_the_retired_list_from_the_command_line(cli: Cli) -> None:
+    made = cli("create", "keep-demo", "-t", "node", "-s", "small", "--wait", "--json")
+    assert made.code == 0, made
+    env_id = made.json()["id"]
+    changed = cli("set", env_id, "--name", "kept", "--idle-timeout", "45", "--keep", "--json")
+    assert changed.code == 0, changed
+    assert (changed.json()["name"], changed.json()["idle_timeout_minutes"], changed.json()["keep"]) == (
+        "kept",
+        45,
+        True,
+    )
+    assert cli("set", env_id).code == 2  # nothing to change
+    refused = cli("set", env_id, "--idle-timeout", "1")
+    assert (
+        refused.code == 1
+        and "idle_timeout_minutes: Input should be greater than or equal to 5" in refused.err
+    )
+
+    (cli.host.working_tree(env_id) / "kept.txt").write_text("kept\n")
+    asked = cli("snapshots", env_id, "--take", "--json")
+    assert asked.code == 0, asked
+    deadline = time.monotonic() + 120
+    while not (taken := [s for s in cli("snapshots", env_id, "--json").json() if s["files"] >= 1]):
+        assert time.monotonic() < deadline, "no snapshot with the file"
+        time.sleep(1)
+    snapshot = taken[0]["id"]
+
+    running = cli("restore", env_id, snapshot)  # a running environment restores only into a new one
+    assert running.code == 1 and "stop it to restore a snapshot (INVALID_STATE)" in running.err
+    copied = cli("restore", env_id, snapshot, "--new", "--wait", "--json")
+    assert copied.code == 0, copied
+    copy = copied.json()
+    assert copy["id"] != env_id and copy["status"] == "RUNNING"
+    assert (cli.host.working_tree(copy["id"]) / "kept.txt").read_text() == "kept\n"
+
+    assert cli("stop", env_id, "--wait").code == 0
+    planned = cli("restore", env_id, snapshot, "--json")
+    assert (
+        planned.code == 0
+        and planned.json()["on"] == "next start"
+        and planned.json()["snapshot"]["id"] == snapshot
+    )
+    said = cli("restore", env_id, snapshot)
+    assert said.code == 0 and f"restores {snapshot} at its next start" in said.err
+
+    listed = cli("retired", "--json")  # nothing retention retired here: the list, empty
+    assert listed.code == 0 and listed.json() == []
+    missing = cli("retired", "--restore", env_id)  # stopped, not retired
+    assert missing.code == 4 and "(NOT_FOUND)" in missing.err
+    for gone in (env_id, copy["id"]):
+        assert cli("delete", gone, "--wait").code == 0
