@@ -125,6 +125,10 @@ def parse_body(req: func.HttpRequest, model: type[Model]) -> Model:
     media_type = (req.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
     if raw and media_type != "application/json":  # no body at all is a 400 below, whatever it says
         raise UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)")
+    # The Functions host hands a compressed body over as it came (azure-functions-host#3722): it
+    # is refused as 415 names it (rfc-editor.org/rfc/rfc9110#status.415), not read as bad JSON.
+    if raw and (req.headers.get("Content-Encoding") or "identity").strip().lower() != "identity":
+        raise UnsupportedMediaType("the request body must not be compressed (no Content-Encoding)")
     if len(raw) > MAX_BODY_BYTES:
         raise ValidationFailed(f"request body is larger than {MAX_BODY_BYTES} bytes")
     if _depth(raw) > MAX_DEPTH:

@@ -25,7 +25,7 @@ TITLES = {
     403: "The owner is at a quota (QUOTA_EXCEEDED) or this month's budget would be passed (BUDGET_EXCEEDED).",
     404: "No such environment for this caller (another owner's is 404 too).",
     409: "The lifecycle does not allow this now, or the request contradicts an earlier one.",
-    415: "The body is not JSON (Content-Type: application/json).",
+    415: "The body is not JSON (Content-Type: application/json), or is compressed (Content-Encoding).",
     429: "Too many requests; Retry-After says when to try again.",
     500: "An internal error; `details.incident` names it in the logs.",
     503: "A service the request needs is unreachable; try again.",

@@ -121,7 +121,9 @@ class LocalHost:
         if resumed:
             log.info("resumed %d orchestration(s) left in flight", len(resumed))
         self.engine.start_driver()
-        self._runner = transport.AppRunner(self.web_app(), access_log=None)
+        # The body as it came, as the Functions host passes it on: not decompressed per its
+        # Content-Encoding (azure-functions-host#3722), so the app sees and refuses what Azure sends it.
+        self._runner = transport.AppRunner(self.web_app(), access_log=None, auto_decompress=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

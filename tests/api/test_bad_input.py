@@ -3,6 +3,7 @@ nothing. Regression tests for what an attacker and a careless client found."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from typing import Any
@@ -179,6 +180,29 @@ def test_duplicate_keys_are_400(api: Api) -> None:
 )
 def test_a_body_that_is_not_json_is_415(api: Api, content_type: str, body: bytes) -> None:
     error_of(raw_post(api, "/environments", body, content_type), 415, "UNSUPPORTED_MEDIA_TYPE")
+    nothing_created(api)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [
+        ("gzip", gzip.compress(json.dumps(VALID).encode())),  # it was read as JSON locally
+        ("gzip", json.dumps(VALID).encode()),  # not gzip at all: it was a 500 locally
+        ("deflate", b"not deflate"),
+        ("br", b"not brotli"),
+        ("x-unknown", json.dumps(VALID).encode()),
+    ],
+)
+def test_a_compressed_body_is_415_and_changes_nothing(api: Api, encoding: str, body: bytes) -> None:
+    """As in Azure, where the Functions host passes a compressed body on as it came."""
+    answer = api.call(
+        "POST",
+        "/environments",
+        headers={"Content-Type": "application/json", "Content-Encoding": encoding},
+        content=body,
+    )
+    details = error_of(answer, 415, "UNSUPPORTED_MEDIA_TYPE")
+    assert details["error"] == "the request body must not be compressed (no Content-Encoding)"
     nothing_created(api)
 
 

@@ -1406,7 +1406,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"];
             };
         };
-        /** @description The body is not JSON (Content-Type: application/json). */
+        /** @description The body is not JSON (Content-Type: application/json), or is compressed (Content-Encoding). */
         Error415: {
             headers: {
                 "X-Request-ID": components["headers"]["X-Request-ID"];
