@@ -183,8 +183,9 @@ async def api_list_environments(req: func.HttpRequest) -> func.HttpResponse:
                 status = None
             if status is None or status is Status.DELETED:
                 shown = views.SHOWN_STATUSES
+                named = repr(wanted) if len(wanted) <= 20 else "given"  # a long value is not sent back
                 raise ValidationFailed(
-                    f"unknown status {wanted!r}", [{"field": "status", "message": f"one of {shown}"}]
+                    f"unknown status {named}", [{"field": "status", "message": f"one of {shown}"}]
                 )
         limit = count_param(req, "limit", paging.MAX_LIMIT)
         token = req.params.get("next")

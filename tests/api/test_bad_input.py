@@ -150,6 +150,18 @@ def test_a_count_that_is_not_ascii_digits_is_400_naming_it(api: Api, count: str)
         assert details["details"][0]["field"] == name, path
 
 
+def test_a_long_unknown_status_filter_is_400_without_being_sent_back(api: Api) -> None:
+    answer = api.call("GET", "/environments", params={"status": "A" * 5000})
+    details = error_of(answer, 400, "VALIDATION_ERROR")
+    assert details["error"] == "unknown status given" and len(answer.content) < 400
+    assert (
+        error_of(api.call("GET", "/environments", params={"status": "deleted"}), 400, "VALIDATION_ERROR")[
+            "error"
+        ]
+        == "unknown status 'deleted'"
+    )  # a short one is named, as before
+
+
 def test_a_month_in_another_script_s_digits_is_400(api: Api) -> None:
     error_of(
         api.call("GET", "/usage", params={"month": "\u0662\u0660\u0662\u0666-12"}), 400, "VALIDATION_ERROR"
