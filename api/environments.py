@@ -183,7 +183,7 @@ async def api_list_environments(req: func.HttpRequest) -> func.HttpResponse:
                 status = None
             if status is None or status is Status.DELETED:
                 shown = views.SHOWN_STATUSES
-                named = repr(wanted) if len(wanted) <= 20 else "given"  # a long value is not sent back
+                named = repr(wanted) if len(wanted) <= 20 else "(too long to show)"  # not sent back whole
                 raise ValidationFailed(
                     f"unknown status {named}", [{"field": "status", "message": f"one of {shown}"}]
                 )
