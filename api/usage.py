@@ -52,7 +52,7 @@ class UsageTotals(TypedDict):
 class MonthlyUsage(TypedDict):
     """The caller's use in one calendar month (UTC), per environment and in all."""
 
-    month: Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}$", examples=["2026-12"])]
+    month: Annotated[str, Field(pattern=MONTH.pattern, examples=["2026-12"])]  # as the query takes it
     currency: Annotated[str, one_of(["USD"], "Of every cost.")]
     environments: list[UsageRow]
     totals: UsageTotals
