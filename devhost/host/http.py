@@ -112,7 +112,7 @@ class HttpDispatcher:
             method=request.method,
             url=str(request.url),
             headers=_headers(request),
-            params=dict(request.query),
+            params=_query(request),
             route_params=route_params,
             body=body,
         )
@@ -127,19 +127,33 @@ class HttpDispatcher:
         return _render(result)
 
 
-def _headers(request: web.Request) -> dict[str, str]:
-    """The headers as the Functions host hands them over: a header sent twice arrives once, its
-    values joined with ", "; and X-Forwarded-For ends with the caller's address, as the front end
-    in Azure appends it."""
+def _joined(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Pairs as ASP.NET Core's request collections hold them: names compared without case (the
+    first spelling kept), the values of a repeated name in one entry joined with "," (as
+    StringValues.ToString joins them); the Functions host hands the worker these strings."""
     joined: dict[str, str] = {}
-    for name, value in request.headers.items():
-        key = next((known for known in joined if known.lower() == name.lower()), name)
-        joined[key] = f"{joined[key]}, {value}" if key in joined else value
-    forwarded = next((known for known in joined if known.lower() == "x-forwarded-for"), "X-Forwarded-For")
+    spelling: dict[str, str] = {}
+    for name, value in pairs:
+        key = spelling.setdefault(name.lower(), name)
+        joined[key] = f"{joined[key]},{value}" if key in joined else value
+    return joined
+
+
+def _query(request: web.Request) -> dict[str, str]:
+    """The query as the worker receives it (azure-functions-host, GrpcMessageConversionExtensions
+    .ToRpcHttp): `?limit=5&limit=7` arrives as "5,7", and a parameter whose value is empty is not
+    passed on at all (the Python worker does not declare UseNullableValueDictionaryForHttp)."""
+    return {name: value for name, value in _joined(request.query.items()).items() if value}
+
+
+def _headers(request: web.Request) -> dict[str, str]:
+    """The headers as the worker receives them (ToRpcHttp, as for the query): names in lower case, a
+    header sent twice in one entry, its values joined with ","; and X-Forwarded-For ends with the
+    caller's address, as the front end in Azure appends it."""
+    joined = {name.lower(): value for name, value in _joined(request.headers.items()).items()}
     if request.remote:
-        joined[forwarded] = (
-            f"{joined[forwarded]}, {request.remote}" if forwarded in joined else request.remote
-        )
+        forwarded = joined.get("x-forwarded-for")
+        joined["x-forwarded-for"] = f"{forwarded},{request.remote}" if forwarded else request.remote
     return joined
 
 
