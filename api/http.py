@@ -20,7 +20,7 @@ from api import errors
 from shared import observability, wiring
 from shared.auth import Principal
 from shared.domain.rate_limits import Limit
-from shared.errors import DomainError, Unauthorized, UnsupportedMediaType, ValidationFailed
+from shared.errors import DomainError, LengthRequired, Unauthorized, UnsupportedMediaType, ValidationFailed
 
 log = logging.getLogger("dev8.api")
 access = logging.getLogger("dev8.api.access")
@@ -117,11 +117,20 @@ def count_param(req: func.HttpRequest, name: str, maximum: int) -> int | None:
     return int(raw)
 
 
-def parse_body(req: func.HttpRequest, model: type[Model]) -> Model:
-    """The request's JSON object as `model`: `application/json` only (else 415), at most
+def parse_body(req: func.HttpRequest, model: type[Model], *, optional: bool = False) -> Model:
+    """The request's JSON object as `model`: sent with a Content-Length (else 411),
+    `application/json` only (else 415), at most
     MAX_BODY_BYTES, nested at most MAX_DEPTH deep, no duplicate keys, no unknown fields, and the
-    model's own strict types (a "2" is not a number)."""
+    model's own strict types (a "2" is not a number). `optional`: no body at all is the model's
+    defaults."""
     raw = req.get_body() or b""
+    # The Functions host passes a body on only when its Content-Length is above 0
+    # (azure-functions-host, GrpcMessageConversionExtensions.ToRpcHttp): a chunked one arrives
+    # empty, and is refused as what it is (rfc-editor.org/rfc/rfc9110#status.411), not as "no body".
+    if not raw and req.headers.get("Transfer-Encoding"):
+        raise LengthRequired("the request body must be sent with a Content-Length, not chunked")
+    if optional and not raw:
+        return model()
     media_type = (req.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
     if raw and media_type != "application/json":  # no body at all is a 400 below, whatever it says
         raise UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)")

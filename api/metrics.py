@@ -143,4 +143,4 @@ def api_record_activity(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _activity_report(req: func.HttpRequest) -> ActivityReport:
-    return parse_body(req, ActivityReport) if req.get_body() else ActivityReport()
+    return parse_body(req, ActivityReport, optional=True)

@@ -127,7 +127,7 @@ async def api_restore_snapshot(
     async def restore() -> func.HttpResponse:
         owner = await blocking(lambda: owner_of(req, Limit.COMMAND))
         environment_id, snapshot_id = req.route_params["environment_id"], req.route_params["snapshot_id"]
-        body = parse_body(req, RestoreRequest) if req.get_body() else RestoreRequest()
+        body = parse_body(req, RestoreRequest, optional=True)
         service = wiring.snapshots()
         if body.new_environment:
             result = await blocking(lambda: service.restore_into_new(owner, environment_id, snapshot_id))

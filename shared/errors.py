@@ -17,6 +17,10 @@ class ValidationFailed(DomainError):
     """The request is malformed or asks for what cannot be had."""
 
 
+class LengthRequired(DomainError):
+    """A body sent without a declared length (chunked), which never reaches the function."""
+
+
 class UnsupportedMediaType(DomainError):
     """A body in a format the route does not take (it takes JSON)."""
 

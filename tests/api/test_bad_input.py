@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import jwt
@@ -216,6 +217,40 @@ def test_a_compressed_body_is_415_and_changes_nothing(api: Api, encoding: str, b
     details = error_of(answer, 415, "UNSUPPORTED_MEDIA_TYPE")
     assert details["error"] == "the request body must not be compressed (no Content-Encoding)"
     nothing_created(api)
+
+
+def chunks(body: bytes) -> Iterator[bytes]:
+    """A body httpx sends chunked (Transfer-Encoding), with no Content-Length."""
+    yield body[:10]
+    yield body[10:]
+
+
+def test_a_chunked_body_is_411_and_changes_nothing(api: Api) -> None:
+    """The Functions host passes a body on only with a Content-Length, so a chunked one reached
+    the app as no body ("must be a JSON object") in Azure, and was read whole locally."""
+    answer = api.call(
+        "POST",
+        "/environments",
+        headers={"Content-Type": "application/json"},
+        content=chunks(json.dumps(VALID).encode()),
+    )
+    assert answer.request.headers.get("Transfer-Encoding") == "chunked"
+    details = error_of(answer, 411, "LENGTH_REQUIRED")
+    assert details["error"] == "the request body must be sent with a Content-Length, not chunked"
+    nothing_created(api)
+
+
+def test_a_chunked_body_where_a_body_is_optional_is_411_not_the_defaults(api: Api) -> None:
+    """A restore's body may be left out (restore in place); sent chunked, it is refused rather
+    than read as no body, which would restore in place what was asked into a new environment."""
+    env = api.create()["id"]
+    answer = api.call(
+        "POST",
+        f"/environments/{env}/snapshots/0badf00d/restore",
+        headers={"Content-Type": "application/json"},
+        content=chunks(b'{"new_environment": true}'),
+    )
+    error_of(answer, 411, "LENGTH_REQUIRED")
 
 
 def test_json_with_a_charset_is_json(api: Api) -> None:

@@ -1,12 +1,14 @@
 """The request a function receives from the local host is the one the Functions host hands the
 Python worker (azure-functions-host, GrpcMessageConversionExtensions.ToRpcHttp): a repeated query
 parameter or header arrives once, its values joined with ","; a query parameter with an empty
-value does not arrive at all; header names compared without case."""
+value does not arrive at all; header names compared without case; a body only with a
+Content-Length."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import azure.functions as func
 import httpx
@@ -19,9 +21,13 @@ from tests.infra.tooling import ROOT
 def echo_app() -> func.FunctionApp:
     app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-    @app.route(route="echo", methods=["GET"])
+    @app.route(route="echo", methods=["GET", "POST"])
     def echo(req: func.HttpRequest) -> func.HttpResponse:
-        seen = {"params": dict(req.params), "headers": {k: v for k, v in req.headers.items()}}
+        seen = {
+            "params": dict(req.params),
+            "headers": {k: v for k, v in req.headers.items()},
+            "body": req.get_body().decode(),
+        }
         return func.HttpResponse(json.dumps(seen), mimetype="application/json")
 
     return app
@@ -40,9 +46,7 @@ def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
         yield client
 
 
-def seen(
-    http: httpx.Client, query: str, headers: list[tuple[str, str]] | None = None
-) -> dict[str, dict[str, str]]:
+def seen(http: httpx.Client, query: str, headers: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     answer = http.get(f"/api/echo?{query}", headers=headers)
     assert answer.status_code == 200, answer.text
     return answer.json()  # type: ignore[no-any-return]
@@ -71,3 +75,15 @@ def test_a_header_sent_twice_arrives_once_joined(http: httpx.Client) -> None:
     ]
     assert headers["x-thing"] == "one,two"
     assert headers["x-forwarded-for"] == "203.0.113.9,127.0.0.1"  # the caller's address appended
+
+
+def test_a_body_arrives_only_with_a_content_length(http: httpx.Client) -> None:
+    def chunked() -> Iterator[bytes]:
+        yield b'{"a": '
+        yield b"1}"
+
+    sent = http.post("/api/echo", content=b'{"a": 1}').json()
+    assert sent["body"] == '{"a": 1}'
+    answer = http.post("/api/echo", content=chunked())
+    assert answer.request.headers["Transfer-Encoding"] == "chunked"
+    assert answer.json()["body"] == "" and answer.json()["headers"]["transfer-encoding"] == "chunked"
