@@ -11,12 +11,12 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
 from api import errors
+from api.route_labels import route_label
 from shared import observability, wiring
 from shared.auth import Principal
 from shared.domain.rate_limits import Limit
@@ -236,17 +236,6 @@ async def handle_async(
             return done(_internal(exc))
 
 
-_ID_IN_PATH = re.compile(r"/(env-[0-9a-f]{16}|[0-9a-f]{8})(?=/|$)")
-
-
-def route_of(req: func.HttpRequest) -> str:
-    """The path with ids taken out, so a metric has one series per route."""
-    path = urlsplit(req.url).path
-    return _ID_IN_PATH.sub(
-        lambda found: "/{id}" if found.group(1).startswith("env-") else "/{snapshot_id}", path
-    )
-
-
 @contextmanager
 def _serving(req: func.HttpRequest) -> Iterator[Callable[[func.HttpResponse], func.HttpResponse]]:
     request_id = observability.new_request_id(req.headers.get("X-Request-ID"))
@@ -264,7 +253,7 @@ def _serving(req: func.HttpRequest) -> Iterator[Callable[[func.HttpResponse], fu
                 )
             response.headers["X-Request-ID"] = request_id
             seconds = time.perf_counter() - began
-            route = route_of(req)
+            route = route_label(req.method, req.url)
             access.info(
                 "%s %s %d",
                 req.method,

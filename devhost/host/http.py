@@ -51,7 +51,9 @@ def _compile(prefix: str, route: str) -> re.Pattern[str]:
         pattern += f"(?P<{name}>[^/]+)" + ("?" if match.group("optional") else "")
         position = match.end()
     pattern += re.escape(template[position:])
-    return re.compile(f"^/{pattern}/?$")
+    # Literal segments match whatever their case, as in ASP.NET Core's routing, which the
+    # Functions host uses (learn.microsoft.com/aspnet/core/fundamentals/routing#route-templates).
+    return re.compile(f"^/{pattern}/?$", re.IGNORECASE)
 
 
 def http_functions(functions: Iterable[Function], prefix: str) -> list[HttpFunction]:

@@ -87,3 +87,7 @@ def test_a_body_arrives_only_with_a_content_length(http: httpx.Client) -> None:
     answer = http.post("/api/echo", content=chunked())
     assert answer.request.headers["Transfer-Encoding"] == "chunked"
     assert answer.json()["body"] == "" and answer.json()["headers"]["transfer-encoding"] == "chunked"
+
+
+def test_a_route_matches_whatever_the_case_of_its_literal_segments(http: httpx.Client) -> None:
+    assert http.get("/API/Echo?x=1").json()["params"] == {"x": "1"}
