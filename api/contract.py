@@ -73,7 +73,7 @@ class Operation:
         if self.auth in (Auth.USER, Auth.USER_OR_AGENT):
             found.add(429)
         if self.body is not None:
-            found |= {400, 411, 415}
+            found |= {400, 411, 413, 415}
         if self.query or self.idempotency_key:
             found.add(400)
         if self.path_parameters:

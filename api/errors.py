@@ -11,6 +11,7 @@ from shared.errors import (
     InvalidState,
     LengthRequired,
     NotFound,
+    PayloadTooLarge,
     QuotaExceeded,
     RateLimited,
     Unauthorized,
@@ -28,6 +29,7 @@ STATUS: dict[type[DomainError], tuple[int, str]] = {
     InvalidState: (409, "INVALID_STATE"),
     Conflict: (409, "CONFLICT"),
     LengthRequired: (411, "LENGTH_REQUIRED"),
+    PayloadTooLarge: (413, "PAYLOAD_TOO_LARGE"),  # the local host's own code for a body past its limit
     UnsupportedMediaType: (415, "UNSUPPORTED_MEDIA_TYPE"),
     RateLimited: (429, "RATE_LIMITED"),
     Unavailable: (503, "UNAVAILABLE"),

@@ -20,7 +20,14 @@ from api.route_labels import route_label
 from shared import observability, wiring
 from shared.auth import Principal
 from shared.domain.rate_limits import Limit
-from shared.errors import DomainError, LengthRequired, Unauthorized, UnsupportedMediaType, ValidationFailed
+from shared.errors import (
+    DomainError,
+    LengthRequired,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 
 log = logging.getLogger("dev8.api")
 access = logging.getLogger("dev8.api.access")
@@ -118,11 +125,10 @@ def count_param(req: func.HttpRequest, name: str, maximum: int) -> int | None:
 
 
 def parse_body(req: func.HttpRequest, model: type[Model], *, optional: bool = False) -> Model:
-    """The request's JSON object as `model`: sent with a Content-Length (else 411),
-    `application/json` only (else 415), at most
-    MAX_BODY_BYTES, nested at most MAX_DEPTH deep, no duplicate keys, no unknown fields, and the
-    model's own strict types (a "2" is not a number). `optional`: no body at all is the model's
-    defaults."""
+    """The request's JSON object as `model`: sent with a Content-Length (else 411), as
+    `application/json` (else 415), at most MAX_BODY_BYTES (else 413), nested at most MAX_DEPTH
+    deep, no duplicate keys, no unknown fields, and the model's own strict types (a "2" is not a
+    number). `optional`: no body at all is the model's defaults."""
     raw = req.get_body() or b""
     # The Functions host passes a body on only when its Content-Length is above 0
     # (azure-functions-host, GrpcMessageConversionExtensions.ToRpcHttp): a chunked one arrives
@@ -139,7 +145,7 @@ def parse_body(req: func.HttpRequest, model: type[Model], *, optional: bool = Fa
     if raw and (req.headers.get("Content-Encoding") or "identity").strip().lower() != "identity":
         raise UnsupportedMediaType("the request body must not be compressed (no Content-Encoding)")
     if len(raw) > MAX_BODY_BYTES:
-        raise ValidationFailed(f"request body is larger than {MAX_BODY_BYTES} bytes")
+        raise PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes")
     if _depth(raw) > MAX_DEPTH:
         raise ValidationFailed(f"request body is nested deeper than {MAX_DEPTH} levels")
     try:

@@ -17,6 +17,10 @@ class ValidationFailed(DomainError):
     """The request is malformed or asks for what cannot be had."""
 
 
+class PayloadTooLarge(DomainError):
+    """A body larger than the API takes."""
+
+
 class LengthRequired(DomainError):
     """A body sent without a declared length (chunked), which never reaches the function."""
 

@@ -100,7 +100,7 @@ def test_every_operation_describes_its_parameters_headers_and_errors(app: Any) -
             if operation["security"]:
                 assert {"401", "503"} <= set(answers), (method, path)
             if "requestBody" in operation:
-                assert {"400", "411", "415"} <= set(answers), (method, path)
+                assert {"400", "411", "413", "415"} <= set(answers), (method, path)
             for status, answer in answers.items():
                 if "$ref" not in answer:
                     assert "X-Request-ID" in answer["headers"], (method, path, status)
