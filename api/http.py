@@ -34,6 +34,9 @@ access = logging.getLogger("dev8.api.access")
 Model = TypeVar("Model", bound=BaseModel)
 MAX_BODY_BYTES = 64 * 1024
 MAX_DEPTH = 16  # the deepest body the API takes is 3 levels (an object of maps of strings)
+# An error names at most this many problems: a 60 KB body of 15,000 bad list items answered with
+# a megabyte of details, one per item.
+MAX_DETAILS = 20
 # On every answer: nothing is cached (they are per user, and /connection holds a password), no
 # content sniffing, no referrer leaves with a link, and browsers keep to HTTPS (the app is
 # HTTPS-only: infra/modules/functionapp.bicep sets httpsOnly; a browser ignores HSTS over plain
@@ -159,22 +162,24 @@ def parse_body(req: func.HttpRequest, model: type[Model], *, optional: bool = Fa
         raise ValidationFailed("request body must be valid JSON") from None
     if not isinstance(data, dict):
         raise ValidationFailed("request body must be a JSON object")
-    unknown = sorted(set(data) - set(model.model_fields))
+    unknown = [_shown(name) for name in sorted(set(data) - set(model.model_fields))]
     if unknown:
         raise ValidationFailed(
-            f"unknown fields: {', '.join(unknown)}",
-            [{"field": name, "message": "unknown field"} for name in unknown],
+            f"unknown fields: {', '.join(unknown[:MAX_DETAILS])}{_more(len(unknown))}",
+            [{"field": name, "message": "unknown field"} for name in unknown[:MAX_DETAILS]],
         )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ValidationFailed("request body is invalid", validation_details(exc)) from None
+        raise ValidationFailed(
+            f"request body is invalid{_more(exc.error_count())}", validation_details(exc)
+        ) from None
 
 
 class _DuplicateKey(ValueError):
     def __init__(self, key: str) -> None:
         super().__init__(key)
-        self.key = key[:100]
+        self.key = _shown(key)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -202,12 +207,22 @@ def _depth(raw: bytes) -> int:
 
 
 def validation_details(exc: ValidationError) -> list[dict[str, str]]:
-    # Pydantic echoes the input; drop it, since a body may hold secrets.
+    """The first MAX_DETAILS problems, each naming its field. Pydantic echoes the input; it is
+    dropped, since a body may hold secrets."""
     details = []
-    for problem in exc.errors(include_input=False, include_url=False):
-        field = ".".join(str(part) for part in problem["loc"]) or "body"
+    for problem in exc.errors(include_input=False, include_url=False)[:MAX_DETAILS]:
+        field = _shown(".".join(str(part) for part in problem["loc"]) or "body")
         details.append({"field": field, "message": problem["msg"].removeprefix("Value error, ")})
     return details
+
+
+def _shown(name: str) -> str:
+    """A field name from the body as an error shows it: at most 100 characters."""
+    return name if len(name) <= 100 else name[:100] + "..."
+
+
+def _more(problems: int) -> str:
+    return f" ({MAX_DETAILS} of {problems} problems shown)" if problems > MAX_DETAILS else ""
 
 
 def _internal(exc: BaseException) -> func.HttpResponse:

@@ -409,6 +409,23 @@ def test_a_body_over_64_kib_is_413_and_changes_nothing(api: Api) -> None:
     nothing_created(api)
 
 
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({f"k{i}": 1 for i in range(5000)}, "unknown fields: k0, k1, k10, "),
+        ({**VALID, "ports": ["a"] * 12_000}, "request body is invalid (20 of 12000 problems shown)"),
+        ({**VALID, "k" * 5000: 1}, "unknown fields: " + "k" * 100 + "..."),
+    ],
+)
+def test_an_error_names_at_most_20_problems(api: Api, body: dict[str, Any], error: str) -> None:
+    """A 60 KB body of 15,000 bad items (60 KB) was answered with a megabyte of details, one per item."""
+    answer = raw_post(api, "/environments", json.dumps(body).encode(), "application/json")
+    details = error_of(answer, 400, "VALIDATION_ERROR")
+    assert details["error"].startswith(error) and len(details["details"]) <= 20
+    assert len(answer.content) < 4096
+    nothing_created(api)
+
+
 def test_a_body_over_the_hosts_limit_is_413_in_the_error_format(api: Api) -> None:
     answer = api.call(
         "POST",
