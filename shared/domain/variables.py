@@ -17,7 +17,8 @@ RESERVED_PREFIXES = ("DEV8_", "CODE_SERVER_", "VSCODE_", "AZURE_")
 def check_variable_name(name: str, kind: str) -> None:
     """ValueError when `name` is no variable name, or one the platform keeps for itself."""
     if not VARIABLE_NAME.fullmatch(name):
-        raise ValueError(f"{kind} name {name!r} must match [A-Za-z_][A-Za-z0-9_]*")
+        shown = name if len(name) <= 128 else f"{name[:128]}..."  # not sent back whole
+        raise ValueError(f"{kind} name {shown!r} must match [A-Za-z_][A-Za-z0-9_]* (at most 128)")
     if name.upper() in RESERVED_VARIABLES or name.upper().startswith(RESERVED_PREFIXES):
         raise ValueError(f"{kind} name {name!r} is reserved")
 

@@ -426,6 +426,16 @@ def test_an_error_names_at_most_20_problems(api: Api, body: dict[str, Any], erro
     nothing_created(api)
 
 
+@pytest.mark.parametrize("field", ["environment_variables", "secrets"])
+def test_a_long_bad_variable_name_is_not_sent_back_whole(api: Api, field: str) -> None:
+    answer = raw_post(
+        api, "/environments", json.dumps({**VALID, field: {"Z" * 50_000: "v"}}).encode(), "application/json"
+    )
+    message = error_of(answer, 400, "VALIDATION_ERROR")["details"][0]["message"]
+    assert "Z" * 128 + "..." in message and len(answer.content) < 1024
+    nothing_created(api)
+
+
 def test_a_body_over_the_hosts_limit_is_413_in_the_error_format(api: Api) -> None:
     answer = api.call(
         "POST",
