@@ -436,6 +436,15 @@ def test_a_long_bad_variable_name_is_not_sent_back_whole(api: Api, field: str) -
     nothing_created(api)
 
 
+@pytest.mark.parametrize("unit", [b'"\\', b'\\"'])
+def test_a_body_of_open_strings_is_400_and_holds_nothing_up(api: Api, unit: bytes) -> None:
+    """64 KB of `"\\` held the event loop, and every request behind it, for 12-17 s while the
+    nesting count's pattern backtracked (tests/unit/test_body_depth.py holds the count)."""
+    answer = raw_post(api, "/environments", unit * 32_000, "application/json")
+    assert error_of(answer, 400, "VALIDATION_ERROR")["error"] == "request body must be valid JSON"
+    nothing_created(api)
+
+
 def test_a_body_over_the_hosts_limit_is_413_in_the_error_format(api: Api) -> None:
     answer = api.call(
         "POST",
