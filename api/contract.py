@@ -70,8 +70,8 @@ class Operation:
         found = {500, *self.refusals}
         if self.auth is not Auth.NONE:
             found |= {401, 503}  # 503: the token signing keys could not be fetched
-        if self.auth in (Auth.USER, Auth.USER_OR_AGENT):
-            found.add(429)
+        if self.auth is not Auth.NONE:
+            found.add(429)  # an agent's reports count against its owner's budget too
         if self.body is not None:
             found |= {400, 411, 413, 415}
         if self.query or self.idempotency_key:

@@ -13,7 +13,7 @@ from typing_extensions import TypedDict
 
 from api.contract import Auth, Operation, Query, Reply, route
 from api.environments import AGENT_TOKEN_PREFIX, ENVIRONMENT, TAG
-from api.http import bearer_token, count_param, handle, owner_of, parse_body, respond
+from api.http import agent_environment, bearer_token, count_param, handle, owner_of, parse_body, respond
 from api.views import CLOSED, EnvironmentId, StatusBody, iso
 from shared import wiring
 from shared.domain import samples
@@ -123,7 +123,7 @@ def api_record_activity(req: func.HttpRequest) -> func.HttpResponse:
         token = bearer_token(req)
         # Authenticated before the body is looked at: a stranger learns nothing from a 400.
         if token is not None and token.startswith(AGENT_TOKEN_PREFIX):
-            env = wiring.environments().agent_environment(token, environment_id)
+            env = agent_environment(req, token, environment_id)
             wiring.metrics().report(env, _activity_report(req))
             return respond(200, {"status": "ok"})
         service = wiring.environments()

@@ -9,7 +9,16 @@ from pydantic import BaseModel, ConfigDict
 from api import openapi
 from api.contract import Auth, Operation, Reply, route
 from api.environments import CREATED, ENVIRONMENT, created, launch_or_unavailable
-from api.http import bearer_token, blocking, handle, handle_async, owner_of, parse_body, respond
+from api.http import (
+    agent_environment,
+    bearer_token,
+    blocking,
+    handle,
+    handle_async,
+    owner_of,
+    parse_body,
+    respond,
+)
 from api.views import (
     ReportAnswer,
     RestoreBody,
@@ -170,7 +179,7 @@ def api_snapshot_report(req: func.HttpRequest) -> func.HttpResponse:
         if token is None:
             raise Unauthorized("an agent token is required")
         # Authenticated before the body is looked at: a stranger learns nothing from a 400.
-        env = wiring.environments().agent_environment(token, req.route_params["environment_id"])
+        env = agent_environment(req, token, req.route_params["environment_id"])
         listed = wiring.snapshots().report(env, parse_body(req, SnapshotReport))
         return respond(200, {"listed": listed})
 

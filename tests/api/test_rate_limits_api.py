@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from shared import agent_tokens
 from tests.api.conftest import Api
 from tests.api.test_environments_api import error_of
+from tests.api.test_snapshots_api import agent_token
 
 
 @pytest.fixture
@@ -65,3 +67,39 @@ def test_two_authorization_headers_are_refused(api: Api) -> None:
     headers = [("Authorization", f"Bearer {token('alice')}"), ("Authorization", f"Bearer {token('bob')}")]
     answer = api.http.get("/api/v1/environments", headers=headers)
     error_of(answer, 401, "UNAUTHORIZED")
+
+
+def test_forged_agent_tokens_are_limited_per_address_and_the_real_agent_still_reports(limited: Api) -> None:
+    """The agent routes answered a forged token 401 for ever, where a user route answers 429 once
+    an address has failed too often."""
+    env_id = limited.create()["id"]
+    forged = {
+        "Authorization": f"Bearer {agent_tokens.mint('alice', env_id)}"
+    }  # the right shape, not the token
+    answers = [
+        limited.call("POST", f"/environments/{env_id}/activity", None, headers=forged).status_code
+        for _ in range(5)
+    ]
+    assert answers == [401] * 5
+    for path in ("activity", "snapshots/report"):
+        refused = limited.call(
+            "POST", f"/environments/{env_id}/{path}", None, headers=forged, json={"snapshots": []}
+        )
+        assert error_of(refused, 429, "RATE_LIMITED")["details"]["limit"] == "auth-failure"
+    # The limit is on failures: the environment's own agent, from the same address, still reports.
+    real = {"Authorization": f"Bearer {agent_token(env_id)}"}
+    assert limited.call("POST", f"/environments/{env_id}/activity", None, headers=real).status_code == 200
+
+
+def test_an_agent_s_reports_count_against_its_owner_s_reads(limited: Api) -> None:
+    env_id = limited.create()["id"]
+    real = {"Authorization": f"Bearer {agent_token(env_id)}"}
+    answers = [
+        limited.call(
+            "POST", f"/environments/{env_id}/activity", None, headers=real, json={"active": False}
+        ).status_code
+        for _ in range(11)
+    ]
+    assert answers[:10] == [200] * 10 and answers[10] == 429
+    assert error_of(limited.call("GET", "/environments"), 429, "RATE_LIMITED")["details"]["limit"] == "read"
+    assert limited.call("GET", "/environments", "bob").status_code == 200

@@ -2450,6 +2450,7 @@ export interface operations {
             411: components["responses"]["Error411"];
             413: components["responses"]["Error413"];
             415: components["responses"]["Error415"];
+            429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
             503: components["responses"]["Error503"];
         };
