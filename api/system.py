@@ -72,10 +72,9 @@ def api_ready(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _ready() -> func.HttpResponse:
-    try:
-        wiring.store().ping()
-    except Exception as exc:
-        log.warning("not ready: table storage unreachable (%s)", type(exc).__name__)
+    failure = wiring.readiness().failure()  # checked at most every few seconds: anyone may ask
+    if failure is not None:
+        log.warning("not ready: table storage unreachable (%s)", type(failure).__name__)
         return respond(
             503,
             {

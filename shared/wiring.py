@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from shared.services.my_data import MyData
     from shared.services.ports import ComputeBackend, WorkspaceAgent, WorkspaceStorage
     from shared.services.rate_limits import RateLimiter
+    from shared.services.readiness import Readiness
     from shared.services.reconcile import Reconciler
     from shared.services.resizing import Resizing
     from shared.services.snapshots import SnapshotService
@@ -85,6 +86,13 @@ def store() -> TableEnvironmentStore:
         table_store = TableEnvironmentStore.from_settings(get_settings())
         table_store.ensure_tables()
     return table_store
+
+
+@lru_cache(maxsize=1)
+def readiness() -> Readiness:
+    from shared.services.readiness import Readiness
+
+    return Readiness(lambda: store().ping())
 
 
 @lru_cache(maxsize=1)
@@ -209,6 +217,7 @@ def reset() -> None:
         store,
         verifier,
         rate_limiter,
+        readiness,
         environments,
         metrics,
         compute,

@@ -71,6 +71,15 @@ def test_anonymous_probes(api: Api):
     assert ready.status_code == 200 and ready.json() == {"status": "ready"}
 
 
+def test_ready_asks_table_storage_at_most_once_per_interval(api: Api):
+    """Anyone may ask, so a flood of /ready was a flood of table requests."""
+    before = wiring.store().stats.snapshot()["queries"]
+    answers = {api.call("GET", "/ready", None).status_code for _ in range(30)}
+    assert (
+        answers == {200} and wiring.store().stats.snapshot()["queries"] - before <= 2
+    )  # an interval may end
+
+
 def test_ready_is_503_when_table_storage_is_unreachable(api: Api, app_env):
     app_env.setenv(
         "DEV8_TABLES_CONNECTION",

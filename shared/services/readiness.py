@@ -1,0 +1,39 @@
+"""Readiness, checked at most once per interval: `GET /ready` is anonymous, and each check is a
+Table Storage request, so a flood of probes (or of anyone) would otherwise be a flood of table
+requests. A probe learns of a change within the interval; concurrent probes share one check."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+INTERVAL_SECONDS = 5.0
+
+
+class Readiness:
+    def __init__(
+        self,
+        check: Callable[[], None],
+        interval: float = INTERVAL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._check = check  # raises when a dependency is unreachable
+        self._interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._checked_at: float | None = None
+        self._failure: Exception | None = None
+
+    def failure(self) -> Exception | None:
+        """None when ready; else what the last check raised (no older than the interval)."""
+        with self._lock:  # one check at a time: the others wait for its answer
+            now = self._clock()
+            if self._checked_at is None or now - self._checked_at >= self._interval:
+                try:
+                    self._check()
+                    self._failure = None
+                except Exception as exc:
+                    self._failure = exc
+                self._checked_at = self._clock()
+            return self._failure

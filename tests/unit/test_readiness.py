@@ -1,0 +1,56 @@
+"""Readiness is checked at most once per interval, whoever asks and however often."""
+
+from __future__ import annotations
+
+import threading
+
+from shared.services.readiness import Readiness
+
+
+class Dependency:
+    def __init__(self) -> None:
+        self.checks = 0
+        self.down = False
+
+    def check(self) -> None:
+        self.checks += 1
+        if self.down:
+            raise ConnectionError("unreachable")
+
+
+def test_a_check_serves_every_probe_of_its_interval_then_one_more_is_made() -> None:
+    now = [100.0]
+    dependency = Dependency()
+    readiness = Readiness(dependency.check, interval=5.0, clock=lambda: now[0])
+    assert [readiness.failure() for _ in range(50)] == [None] * 50
+    assert dependency.checks == 1
+    dependency.down = True
+    now[0] += 4.9
+    assert readiness.failure() is None and dependency.checks == 1  # still the last answer
+    now[0] += 0.1
+    assert isinstance(readiness.failure(), ConnectionError) and dependency.checks == 2
+    assert (
+        isinstance(readiness.failure(), ConnectionError) and dependency.checks == 2
+    )  # a failure is kept too
+    dependency.down = False
+    now[0] += 5.0
+    assert readiness.failure() is None and dependency.checks == 3
+
+
+def test_concurrent_probes_share_one_check() -> None:
+    dependency = Dependency()
+    gate = threading.Event()
+
+    def slow() -> None:
+        gate.wait(5)
+        dependency.check()
+
+    readiness = Readiness(slow, interval=60.0)
+    answers: list[object] = []
+    threads = [threading.Thread(target=lambda: answers.append(readiness.failure())) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    gate.set()
+    for thread in threads:
+        thread.join(10)
+    assert answers == [None] * 8 and dependency.checks == 1
