@@ -97,7 +97,8 @@ def held_view(held: Held) -> HeldEnvironment:
 )
 def api_export(req: func.HttpRequest) -> func.HttpResponse:
     def export() -> func.HttpResponse:
-        owner = owner_of(req)
+        # A command's budget, not a read's: one export is a query per environment ever held.
+        owner = owner_of(req, Limit.COMMAND)
         held = wiring.my_data().export(owner)
         body: Export = {
             "owner": owner,

@@ -103,3 +103,10 @@ def test_an_agent_s_reports_count_against_its_owner_s_reads(limited: Api) -> Non
     assert answers[:10] == [200] * 10 and answers[10] == 429
     assert error_of(limited.call("GET", "/environments"), 429, "RATE_LIMITED")["details"]["limit"] == "read"
     assert limited.call("GET", "/environments", "bob").status_code == 200
+
+
+def test_an_export_spends_a_command_not_a_read(limited: Api) -> None:
+    """One export is a query per environment ever held: the read budget let one user make 600 a minute."""
+    assert [limited.call("GET", "/me/export").status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert error_of(limited.call("GET", "/me/export"), 429, "RATE_LIMITED")["details"]["limit"] == "command"
+    assert limited.call("GET", "/environments").status_code == 200  # reads untouched
