@@ -177,10 +177,7 @@ async def api_list_environments(req: func.HttpRequest) -> func.HttpResponse:
         wanted = req.params.get("status")
         status = None
         if wanted:
-            try:
-                status = Status(wanted.upper())
-            except ValueError:
-                status = None
+            status = next((s for s in Status if s.value == wanted.upper()), None)
             if status is None or status is Status.DELETED:
                 shown = views.SHOWN_STATUSES
                 named = repr(wanted) if len(wanted) <= 20 else "(too long to show)"  # not sent back whole
@@ -394,7 +391,9 @@ def api_logs(req: func.HttpRequest) -> func.HttpResponse:
     taken out; owner only."""
 
     def logs() -> func.HttpResponse:
-        env = wiring.environments().get(owner_of(req), req.route_params["environment_id"])
+        # A command: on ACI an ARM call, throttled per subscription with every create and start
+        # (learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling).
+        env = wiring.environments().get(owner_of(req, Limit.COMMAND), req.route_params["environment_id"])
         try:
             source = LogSource(req.params.get("container", LogSource.IDE.value))
         except ValueError:

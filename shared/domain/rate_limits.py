@@ -10,7 +10,7 @@ from enum import StrEnum
 
 
 class Limit(StrEnum):
-    COMMAND = "command"  # create, change, start, stop, delete, restore, snapshot, export: per owner
+    COMMAND = "command"  # create, change, start, stop, delete, restore, snapshot, export, logs: per owner
     READ = "read"  # everything else an owner asks: per owner
     AUTH_FAILURE = "auth-failure"  # requests that fail authentication: per client address
 

@@ -110,3 +110,11 @@ def test_an_export_spends_a_command_not_a_read(limited: Api) -> None:
     assert [limited.call("GET", "/me/export").status_code for _ in range(4)] == [200, 200, 200, 429]
     assert error_of(limited.call("GET", "/me/export"), 429, "RATE_LIMITED")["details"]["limit"] == "command"
     assert limited.call("GET", "/environments").status_code == 200  # reads untouched
+
+
+def test_a_log_tail_spends_a_command(limited: Api) -> None:
+    """On ACI a log tail is an ARM call, under throttling the subscription's creates share."""
+    env_id = limited.create()["id"]  # one command
+    answers = [limited.call("GET", f"/environments/{env_id}/logs").status_code for _ in range(3)]
+    assert answers[-1] == 429 and set(answers[:-1]) <= {200, 409}
+    assert limited.call("GET", f"/environments/{env_id}").status_code == 200  # reads untouched
