@@ -20,13 +20,14 @@ UNMATCHED = f"{PREFIX}/(unmatched)"  # not one of the app's routes: never reache
 _NAMES = {"environment_id": "id"}  # a parameter's name in the label, as the label always had it
 
 Template = tuple[tuple[str | None, ...], str]  # literal segments (None: a parameter), the label
-_index: dict[tuple[str, int], list[Template]] = {}
-_indexed = -1  # how many routes the index holds (routes register as their modules import)
+Index = dict[tuple[str, int], list[Template]]  # by method and number of segments
+# Built for as many routes as were registered (they register as their modules import), and
+# replaced whole, never changed in place: handlers on threads read it.
+_current: tuple[int, Index] = (-1, {})
 
 
-def _build() -> None:
-    global _indexed
-    _index.clear()
+def _built() -> Index:
+    index: Index = {}
     for (method, path), _ in sorted(ROUTES.items(), key=lambda item: item[0][1].count("{")):
         segments = path.strip("/").split("/")
         literal = tuple(None if part.startswith("{") else part.lower() for part in segments)
@@ -34,19 +35,21 @@ def _build() -> None:
             f"{{{_NAMES.get(part[1:-1], part[1:-1])}}}" if part.startswith("{") else part for part in segments
         )
         # Literal templates first, so `.../snapshots/report` is not read as a parameter.
-        _index.setdefault((method, len(segments)), []).append((literal, f"{PREFIX}/{shown}"))
-    _indexed = len(ROUTES)
+        index.setdefault((method, len(segments)), []).append((literal, f"{PREFIX}/{shown}"))
+    return index
 
 
 def route_label(method: str, url: str) -> str:
     """The label of the route `method` and `url` were served by (HEAD by its GET)."""
-    if _indexed != len(ROUTES):
-        _build()
+    global _current
+    count, index = _current
+    if count != len(ROUTES):
+        count, index = _current = (len(ROUTES), _built())
     path = unquote(urlsplit(url).path).lower()
     if not path.startswith(PREFIX + "/"):
         return UNMATCHED
     segments = path[len(PREFIX) + 1 :].strip("/").split("/")
-    for literal, label in _index.get(("GET" if method == "HEAD" else method, len(segments)), ()):
+    for literal, label in index.get(("GET" if method == "HEAD" else method, len(segments)), ()):
         # A literal segment as registered; a parameter's, anything but empty.
         if all(given == part if part else given for part, given in zip(literal, segments, strict=True)):
             return label
