@@ -26,10 +26,14 @@ class Readiness:
         self._failure: Exception | None = None
 
     def failure(self) -> Exception | None:
-        """None when ready; else what the last check raised (no older than the interval)."""
-        with self._lock:  # one check at a time: the others wait for its answer
-            now = self._clock()
-            if self._checked_at is None or now - self._checked_at >= self._interval:
+        """None when ready; else what the last check raised. A check is made when the last is an
+        interval old; while one is under way, others get the last answer rather than wait (a
+        check against an unreachable service can take its retries' time, and every waiter
+        would hold a worker thread), unless there is none yet."""
+        if not self._lock.acquire(blocking=self._checked_at is None):
+            return self._failure
+        try:
+            if self._checked_at is None or self._clock() - self._checked_at >= self._interval:
                 try:
                     self._check()
                     self._failure = None
@@ -37,3 +41,5 @@ class Readiness:
                     self._failure = exc
                 self._checked_at = self._clock()
             return self._failure
+        finally:
+            self._lock.release()

@@ -54,3 +54,27 @@ def test_concurrent_probes_share_one_check() -> None:
     for thread in threads:
         thread.join(10)
     assert answers == [None] * 8 and dependency.checks == 1
+
+
+def test_while_a_check_is_under_way_others_get_the_last_answer_without_waiting() -> None:
+    now = [0.0]
+    gate, entered = threading.Event(), threading.Event()
+    dependency = Dependency()
+
+    def check() -> None:
+        if dependency.checks:  # the second check hangs until let go
+            entered.set()
+            gate.wait(10)
+        dependency.check()
+
+    readiness = Readiness(check, interval=5.0, clock=lambda: now[0])
+    assert readiness.failure() is None  # the first answer
+    dependency.down = True
+    now[0] = 6.0
+    slow = threading.Thread(target=readiness.failure)
+    slow.start()
+    assert entered.wait(10)
+    assert readiness.failure() is None and dependency.checks == 1  # the last answer, not a wait
+    gate.set()
+    slow.join(10)
+    assert isinstance(readiness.failure(), ConnectionError) and dependency.checks == 2
