@@ -85,19 +85,19 @@ def principal_of(req: func.HttpRequest, limit: Limit = Limit.READ) -> Principal:
 
 
 def agent_environment(req: func.HttpRequest, token: str, environment_id: str) -> Environment:
-    """The environment whose own agent holds `token`, under the limits a user's requests have: a
-    token that fails counts against the caller's address (429 once it has failed too often), a
-    report against the owner's read budget (an agent reports about once a minute). A failure is
-    known only after the record is read (the token's digest is on it), and an address over its
-    failures is still read for: workspaces may share an outbound address, and another's forged
-    tokens must not silence an environment's own agent."""
+    """The environment whose own agent holds `token`, rate limited: a token that fails counts
+    against the caller's address (429 once it has failed too often, as on user routes), a report
+    against its environment's agent budget. A failure is known only after the record is read
+    (the token's digest is on it), and an address over its failures is still read for:
+    workspaces may share an outbound address, and another's forged tokens must not silence an
+    environment's own agent."""
     limiter = wiring.rate_limiter()
     try:
         env = wiring.environments().agent_environment(token, environment_id)
     except Unauthorized:
         limiter.charge(Limit.AUTH_FAILURE, client_address(req))
         raise
-    limiter.charge(Limit.READ, env.owner)
+    limiter.charge(Limit.AGENT, env.id)
     return env
 
 

@@ -97,7 +97,7 @@ def readiness() -> Readiness:
 
 @lru_cache(maxsize=1)
 def rate_limiter() -> RateLimiter:
-    from shared.domain.rate_limits import Budget, Limit
+    from shared.domain.rate_limits import AGENT_REPORTS_PER_MINUTE, Budget, Limit
     from shared.services.rate_limits import RateLimiter
 
     settings = get_settings()
@@ -106,6 +106,7 @@ def rate_limiter() -> RateLimiter:
             Limit.COMMAND: Budget(settings.rate_commands_per_minute),
             Limit.READ: Budget(settings.rate_reads_per_minute),
             Limit.AUTH_FAILURE: Budget(settings.rate_auth_failures_per_minute),
+            Limit.AGENT: Budget(AGENT_REPORTS_PER_MINUTE),
         }
     )
 

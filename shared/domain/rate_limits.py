@@ -13,6 +13,14 @@ class Limit(StrEnum):
     COMMAND = "command"  # create, change, start, stop, delete, restore, snapshot, export, logs: per owner
     READ = "read"  # everything else an owner asks: per owner
     AUTH_FAILURE = "auth-failure"  # requests that fail authentication: per client address
+    AGENT = "agent"  # an environment's own agent's reports: per environment
+
+
+# The agents are the product's own (docker/base: activity about once a minute, a snapshot list
+# every two), so their budget is the product's too, not a setting: ample for them, a bound on
+# the table writes a workspace can make with its token. Not the owner's reads: a frontend that
+# spends those must not silence the heartbeat that keeps its environment from an idle stop.
+AGENT_REPORTS_PER_MINUTE = 30
 
 
 @dataclass(frozen=True, slots=True)

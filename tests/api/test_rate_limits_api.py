@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shared import agent_tokens
+from shared.domain.rate_limits import AGENT_REPORTS_PER_MINUTE
 from tests.api.conftest import Api
 from tests.api.test_environments_api import error_of
 from tests.api.test_snapshots_api import agent_token
@@ -91,18 +92,25 @@ def test_forged_agent_tokens_are_limited_per_address_and_the_real_agent_still_re
     assert limited.call("POST", f"/environments/{env_id}/activity", None, headers=real).status_code == 200
 
 
-def test_an_agent_s_reports_count_against_its_owner_s_reads(limited: Api) -> None:
-    env_id = limited.create()["id"]
+def test_an_agent_s_reports_have_a_budget_of_their_environment(limited: Api) -> None:
+    """Each report is a table write (a sample, a snapshot list); the owner's reads are a separate
+    budget, so a frontend spending them does not silence the heartbeat that defers an idle stop."""
+    env_id, other = limited.create()["id"], limited.create()["id"]
     real = {"Authorization": f"Bearer {agent_token(env_id)}"}
+    sample = {"active": False, "sample": {"cpu_percent": 1.0, "memory_mb": 10.0, "disk_mb": 1.0}}
     answers = [
-        limited.call(
-            "POST", f"/environments/{env_id}/activity", None, headers=real, json={"active": False}
-        ).status_code
-        for _ in range(11)
+        limited.call("POST", f"/environments/{env_id}/activity", None, headers=real, json=sample).status_code
+        for _ in range(AGENT_REPORTS_PER_MINUTE + 1)
     ]
-    assert answers[:10] == [200] * 10 and answers[10] == 429
-    assert error_of(limited.call("GET", "/environments"), 429, "RATE_LIMITED")["details"]["limit"] == "read"
-    assert limited.call("GET", "/environments", "bob").status_code == 200
+    assert answers == [200] * AGENT_REPORTS_PER_MINUTE + [429]
+    refused = limited.call(
+        "POST", f"/environments/{env_id}/snapshots/report", None, headers=real, json={"snapshots": []}
+    )
+    assert error_of(refused, 429, "RATE_LIMITED")["details"]["limit"] == "agent"
+    # Another environment's agent, and the owner's own reads, are untouched.
+    theirs = {"Authorization": f"Bearer {agent_token(other)}"}
+    assert limited.call("POST", f"/environments/{other}/activity", None, headers=theirs).status_code == 200
+    assert limited.call("GET", "/environments").status_code == 200
 
 
 def test_an_export_spends_a_command_not_a_read(limited: Api) -> None:
