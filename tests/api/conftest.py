@@ -3,6 +3,9 @@ simulated compute backend; tests talk to it over HTTP."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +16,7 @@ import pytest
 
 from devhost.dev8 import local_host
 from devhost.host.server import LocalHost, serve_in_thread
-from shared import wiring
+from shared import observability, wiring
 from shared.auth import mint_token
 from tests.conftest import JWT_SECRET
 
@@ -63,3 +66,22 @@ def api(app_env: pytest.MonkeyPatch) -> Iterator[Api]:
     host = local_host(function_app.create_app(), port=0)
     with serve_in_thread(host), httpx.Client(base_url=host.url, timeout=60) as client:
         yield Api(client, host)
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """The app's log lines (JSON, one per line) while the test runs."""
+    logger = logging.getLogger(observability.LOGGER)
+    before = (logger.level, logger.propagate)
+    stream = io.StringIO()
+    handler = observability.configure_json_logs(stream)
+    try:
+        yield stream
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(before[0])
+        logger.propagate = before[1]
+
+
+def parsed(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]

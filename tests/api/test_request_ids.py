@@ -5,35 +5,13 @@ as JSON lines; no secret in any line."""
 from __future__ import annotations
 
 import io
-import json
-import logging
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from shared import agent_tokens, observability, wiring
+from shared import agent_tokens, wiring
 from shared.secrets import PASSWORD_KEY, SNAPSHOT_PASSWORD_KEY
-from tests.api.conftest import Api, token
-
-
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    logger = logging.getLogger(observability.LOGGER)
-    before = (logger.level, logger.propagate)
-    stream = io.StringIO()
-    handler = observability.configure_json_logs(stream)
-    try:
-        yield stream
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(before[0])
-        logger.propagate = before[1]
-
-
-def parsed(stream: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+from tests.api.conftest import Api, parsed, token
 
 
 def test_one_request_id_across_the_api_call_its_orchestration_and_every_activity(

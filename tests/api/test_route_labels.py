@@ -10,8 +10,7 @@ import pytest
 
 from api.contract import ROUTES
 from api.route_labels import PREFIX, UNMATCHED, route_label
-from tests.api.conftest import Api
-from tests.api.test_request_ids import log_lines, parsed  # noqa: F401 (a fixture)
+from tests.api.conftest import Api, parsed
 from tests.infra.tooling import ROOT
 
 ENV = "env-3f2a9c1b7d4e5a60"
@@ -71,7 +70,7 @@ def test_what_no_route_serves_is_one_label(method: str, path: str) -> None:
     assert route_label(method, BASE + path) == UNMATCHED
 
 
-def test_odd_spellings_through_the_host_log_only_registered_routes(api: Api, log_lines: io.StringIO) -> None:  # noqa: F811
+def test_odd_spellings_through_the_host_log_only_registered_routes(api: Api, log_lines: io.StringIO) -> None:
     env = api.create()["id"]
     spellings = [
         "/api/v1/environments/",
