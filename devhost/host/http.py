@@ -88,22 +88,14 @@ class HttpDispatcher:
         self._client_binding = client_binding
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
-        allowed: set[str] = set()
         for function in self._functions:
             match = function.pattern.fullmatch(request.path)
-            if not match:
-                continue
-            if request.method not in function.methods:
-                allowed |= function.methods
+            # A method the route does not take is no route at all: the Functions host answers it
+            # 404, not 405 (azure-functions-host#10098), and so does this one.
+            if not match or request.method not in function.methods:
                 continue
             route_params = {k: v for k, v in match.groupdict().items() if v is not None}
             return await self._invoke(function, request, route_params)
-        if allowed:
-            return web.json_response(
-                {"error": "method not allowed", "details": None, "code": "METHOD_NOT_ALLOWED"},
-                status=405,
-                headers={"Allow": ", ".join(sorted(allowed))},
-            )
         return web.json_response({"error": "no such route", "details": None, "code": "NOT_FOUND"}, status=404)
 
     async def _invoke(
