@@ -26,6 +26,8 @@ log = logging.getLogger("devhost")
 
 
 SYSTEM_KEY_FILE = "durabletask-system.key"
+# The largest request body the host takes, as infra sets FUNCTIONS_REQUEST_BODY_SIZE_LIMIT in Azure.
+BODY_LIMIT = 1024 * 1024
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -96,7 +98,7 @@ class LocalHost:
 
     def web_app(self) -> web.Application:
         app = web.Application(
-            client_max_size=1024 * 1024, middlewares=[self.cors.middleware, transport.json_errors]
+            client_max_size=BODY_LIMIT, middlewares=[self.cors.middleware, transport.json_errors]
         )
         durable_api.add_routes(
             app,

@@ -150,6 +150,10 @@ var runtimeSettings = {
   AzureWebJobsStorage__clientId: identityClientId
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // The host refuses a body over 1 MiB before the worker receives it (its default is 100 MB:
+  // learn.microsoft.com/azure/azure-functions/functions-app-settings#functions_request_body_size_limit);
+  // the API takes 64 KiB and answers 413 up to here itself. The local host's limit is the same.
+  FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '1048576'
 }
 
 // The app's own base URL is known only once the site exists, hence a separate config resource.

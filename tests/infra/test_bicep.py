@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from devhost.host.server import BODY_LIMIT as LOCAL_HOST_BODY_LIMIT
 from tests.infra.tooling import ROOT, checkov, probe
 
 INFRA = ROOT / "infra"
@@ -246,6 +247,8 @@ def test_function_app_is_flex_consumption_python_with_identity_based_storage(par
     assert runtime["AzureWebJobsStorage__credential"] == "managedidentity"
     assert runtime["AzureWebJobsStorage__clientId"] == "identityClientId"
     assert "Authorization=AAD" in runtime["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]
+    # A body too large for the API never reaches the worker: the local host's limit, not 100 MB.
+    assert runtime["FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"] == str(LOCAL_HOST_BODY_LIMIT)
     text = (INFRA / "modules" / "functionapp.bicep").read_text()
     # No connection string or key anywhere; Flex Consumption refuses the worker-runtime settings.
     for forbidden in ("AccountKey", "listKeys", "AzureWebJobsStorage:", "FUNCTIONS_WORKER_RUNTIME:"):
