@@ -28,6 +28,7 @@ from shared.errors import (
     Unauthorized,
     UnsupportedMediaType,
     ValidationFailed,
+    shown,
 )
 
 log = logging.getLogger("dev8.api")
@@ -240,7 +241,7 @@ def validation_details(exc: ValidationError) -> list[dict[str, str]]:
 
 def _shown(name: str) -> str:
     """A field name from the body as an error shows it: at most 100 characters."""
-    return name if len(name) <= 100 else name[:100] + "..."
+    return shown(name, 100)
 
 
 def _more(problems: int) -> str:

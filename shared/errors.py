@@ -6,6 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 
+def shown(text: str, limit: int) -> str:
+    """Caller input as an error message shows it: at most `limit` characters, then "...", so an
+    answer is never many times its request."""
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
 class DomainError(Exception):
     def __init__(self, message: str, details: Any = None):
         super().__init__(message)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from shared.errors import shown
+
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # Names the platform sets inside a workspace; a user may not shadow them.
 RESERVED_VARIABLES = frozenset(
@@ -17,8 +19,7 @@ RESERVED_PREFIXES = ("DEV8_", "CODE_SERVER_", "VSCODE_", "AZURE_")
 def check_variable_name(name: str, kind: str) -> None:
     """ValueError when `name` is no variable name, or one the platform keeps for itself."""
     if not VARIABLE_NAME.fullmatch(name):
-        shown = name if len(name) <= 128 else f"{name[:128]}..."  # not sent back whole
-        raise ValueError(f"{kind} name {shown!r} must match [A-Za-z_][A-Za-z0-9_]* (at most 128)")
+        raise ValueError(f"{kind} name {shown(name, 128)!r} must match [A-Za-z_][A-Za-z0-9_]* (at most 128)")
     if name.upper() in RESERVED_VARIABLES or name.upper().startswith(RESERVED_PREFIXES):
         raise ValueError(f"{kind} name {name!r} is reserved")
 
