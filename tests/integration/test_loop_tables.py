@@ -45,7 +45,7 @@ def test_each_loop_reads_through_a_client_of_its_own_closed_with_it(
             first = await tables.point(name, "p", "r")
             again = await tables.point(name, "p", "r")  # the same loop: the same client
             missing = await tables.point(name, "p", "nothing")
-            found[label] = (first and first["value"], again and again["value"], missing)
+            found[label] = (first and first[0]["value"], again and again[0]["value"], missing)
         finally:
             await close_running_loop()
 
@@ -85,3 +85,70 @@ def test_an_async_query_reads_every_page(table: tuple[TableServiceClient, str]) 
 
     assert asyncio.run(query()) == [0, 1, 2, 3, 4]
     assert tables.stats.queries == 3  # pages of 2, 2 and 1
+
+
+# Keys with what a key may hold and a URL must escape: quotes (doubled in OData), percent signs
+# (the owner keys are percent-encoded already), spaces, plus signs, ampersands, astral letters.
+AWKWARD_KEYS = [("o'neil%40example.com", "env:it's 100% + & 𝄞"), ("p", "r"), ("a b", "''")]
+
+
+def test_a_point_read_returns_the_row_the_sdk_returns(table: tuple[TableServiceClient, str]) -> None:
+    from datetime import UTC, datetime
+
+    from azure.data.tables import EdmType, EntityProperty
+
+    from shared.adapters.tables.rows import _plain
+
+    service, name = table
+    client = service.get_table_client(name)
+    properties = {
+        "text": "x" * 300,
+        "number": 7,
+        "big": EntityProperty(2**53 + 1, EdmType.INT64),
+        "ratio": 0.25,
+        "flag": True,
+        "at": datetime(2026, 12, 5, 3, 36, 22, 281185, tzinfo=UTC),
+        "blob": b"\x00\xff",
+    }
+    for partition, row_key in AWKWARD_KEYS:
+        client.upsert_entity({"PartitionKey": partition, "RowKey": row_key, **properties})
+    tables = LoopTables(opener_like(service, environment_configures_http=False))
+
+    async def read_all() -> list[object]:
+        try:
+            found = [await tables.point(name, p, r) for p, r in AWKWARD_KEYS]
+            missing = await tables.point(name, "p", "nothing")
+            return [*found, missing, await tables.point("tnosuchtable", "p", "r")]
+        finally:
+            await close_running_loop()
+
+    *found, missing, no_table = asyncio.run(read_all())
+    assert missing is None and no_table is None  # both answered 404
+    for (partition, row_key), read in zip(AWKWARD_KEYS, found, strict=True):
+        assert read is not None
+        row, etag = read
+        entity = client.get_entity(partition, row_key)
+        assert etag == entity.metadata["etag"]
+        assert row == {key: _plain(value) for key, value in entity.items()}
+        assert row["big"] == 2**53 + 1 and row["blob"] == b"\x00\xff"
+
+
+def test_a_refused_point_read_raises(table: tuple[TableServiceClient, str]) -> None:
+    from azure.core.credentials import AzureNamedKeyCredential
+    from azure.core.exceptions import HttpResponseError
+
+    service, name = table
+    wrong = TableServiceClient(
+        service.url, credential=AzureNamedKeyCredential(service.account_name, "d3Jvbmcga2V5")
+    )
+    tables = LoopTables(opener_like(wrong, environment_configures_http=False))
+
+    async def read() -> object:
+        try:
+            return await tables.point(name, "p", "r")
+        finally:
+            await close_running_loop()
+
+    with pytest.raises(HttpResponseError) as refused:
+        asyncio.run(read())
+    assert refused.value.status_code == 403  # not taken for a missing row

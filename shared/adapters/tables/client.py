@@ -19,6 +19,7 @@ from azure.data.tables import TableClient, TableEntity, TableServiceClient, Tabl
 
 from shared.adapters.tables import batch
 from shared.adapters.tables.loop import LoopTables, Opener, opener_like
+from shared.adapters.tables.wire import Row
 from shared.errors import ConcurrencyConflict, QuotaExceeded
 
 if TYPE_CHECKING:
@@ -104,8 +105,9 @@ class Tables:
         except ResourceNotFoundError:
             return None
 
-    async def point_async(self, table: str, partition: str, row_key: str) -> TableEntity | None:
-        """`point` on the running event loop, through the async client; `table` is its name."""
+    async def point_async(self, table: str, partition: str, row_key: str) -> tuple[Row, str] | None:
+        """`point` on the running event loop, through the async client's pipeline; `table` is its
+        name. The row comes plain, with its ETag beside it (wire.py)."""
         self.stats.add("point_reads")
         return await self.loop.point(table, partition, row_key)
 

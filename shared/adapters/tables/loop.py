@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
-from azure.core.exceptions import ResourceNotFoundError
+
+from shared.adapters.tables.wire import Row, read_point
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
-    from azure.data.tables import TableEntity, TableServiceClient
+    from azure.data.tables import TableServiceClient
     from azure.data.tables.aio import TableClient as AsyncTableClient
     from azure.data.tables.aio import TableServiceClient as AsyncTableServiceClient
 
@@ -71,11 +72,9 @@ class LoopTables:
                 client = opened.tables[name] = opened.service.get_table_client(name)
         return client
 
-    async def point(self, table: str, partition: str, row_key: str) -> TableEntity | None:
-        try:
-            return await self.table(table).get_entity(partition, row_key)
-        except ResourceNotFoundError:
-            return None
+    async def point(self, table: str, partition: str, row_key: str) -> tuple[Row, str] | None:
+        """One entity as a plain row with its ETag (wire.py), or None."""
+        return await read_point(self.table(table), partition, row_key)
 
     async def close(self) -> None:
         """Close what the running loop opened (its HTTP session and credential), if anything."""
