@@ -15,6 +15,7 @@ from azure.data.tables.aio import TableServiceClient as AsyncService
 
 from shared.adapters.tables.client import Tables
 from shared.adapters.tables.loop import LoopTables, Opened, close_running_loop, opener_like
+from shared.adapters.tables.wire import Entity
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def test_each_loop_reads_through_a_client_of_its_own_closed_with_it(
             first = await tables.point(name, "p", "r")
             again = await tables.point(name, "p", "r")  # the same loop: the same client
             missing = await tables.point(name, "p", "nothing")
-            found[label] = (first and first[0]["value"], again and again[0]["value"], missing)
+            found[label] = (first and first["value"], again and again["value"], missing)
         finally:
             await close_running_loop()
 
@@ -125,12 +126,16 @@ def test_a_point_read_returns_the_row_the_sdk_returns(table: tuple[TableServiceC
     *found, missing, no_table = asyncio.run(read_all())
     assert missing is None and no_table is None  # both answered 404
     for (partition, row_key), read in zip(AWKWARD_KEYS, found, strict=True):
-        assert read is not None
-        row, etag = read
+        assert isinstance(read, Entity)
         entity = client.get_entity(partition, row_key)
-        assert etag == entity.metadata["etag"]
-        assert row == {key: _plain(value) for key, value in entity.items()}
-        assert row["big"] == 2**53 + 1 and row["blob"] == b"\x00\xff"
+        assert read.etag == entity.metadata["etag"]
+        assert read.timestamp == entity.metadata["timestamp"]
+        assert read == {key: _plain(value) for key, value in entity.items()}
+        assert read["big"] == 2**53 + 1 and read["blob"] == b"\x00\xff"
+        # The sync client's read, and one of chosen properties, alike
+        assert Tables(service, "unused").point(client, partition, row_key) == read
+        chosen = Tables(service, "unused").point(client, partition, row_key, ["flag", "big"])
+        assert chosen == {"flag": True, "big": 2**53 + 1} and chosen.etag == read.etag
 
 
 def test_a_refused_point_read_raises(table: tuple[TableServiceClient, str]) -> None:
@@ -152,3 +157,6 @@ def test_a_refused_point_read_raises(table: tuple[TableServiceClient, str]) -> N
     with pytest.raises(HttpResponseError) as refused:
         asyncio.run(read())
     assert refused.value.status_code == 403  # not taken for a missing row
+    with pytest.raises(HttpResponseError) as refused_sync:
+        Tables(wrong, "unused").point(wrong.get_table_client(name), "p", "r")
+    assert refused_sync.value.status_code == 403

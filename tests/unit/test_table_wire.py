@@ -47,9 +47,10 @@ DOCUMENT = {
 
 
 def test_every_property_type_reads_as_the_sdk_reads_it() -> None:
-    row, etag = entity_of(json.dumps(DOCUMENT).encode())
+    row = entity_of(json.dumps(DOCUMENT).encode())
     entity = _convert_to_entity(dict(DOCUMENT))
-    assert etag == entity.metadata["etag"] == DOCUMENT["odata.etag"]
+    assert row.etag == entity.metadata["etag"] == DOCUMENT["odata.etag"]
+    assert row.timestamp == entity.metadata["timestamp"]
     assert set(row) == set(entity)  # no odata.* field, no Timestamp, no annotation
     sdk = {name: _plain(value) for name, value in entity.items()}
     for name, value in row.items():

@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from azure.core import MatchConditions
@@ -19,7 +20,7 @@ from azure.data.tables import TableClient, TableEntity, TableServiceClient, Tabl
 
 from shared.adapters.tables import batch
 from shared.adapters.tables.loop import LoopTables, Opener, opener_like
-from shared.adapters.tables.wire import Row
+from shared.adapters.tables.wire import Entity, read_point_sync
 from shared.errors import ConcurrencyConflict, QuotaExceeded
 
 if TYPE_CHECKING:
@@ -98,16 +99,13 @@ class Tables:
 
     def point(
         self, table: TableClient, partition: str, row_key: str, select: builtins.list[str] | None = None
-    ) -> TableEntity | None:
+    ) -> Entity | None:
+        """One entity, read through the client's pipeline and converted once (wire.py)."""
         self.stats.add("point_reads")
-        try:
-            return table.get_entity(partition, row_key, select=select)
-        except ResourceNotFoundError:
-            return None
+        return read_point_sync(table, partition, row_key, select)
 
-    async def point_async(self, table: str, partition: str, row_key: str) -> tuple[Row, str] | None:
-        """`point` on the running event loop, through the async client's pipeline; `table` is its
-        name. The row comes plain, with its ETag beside it (wire.py)."""
+    async def point_async(self, table: str, partition: str, row_key: str) -> Entity | None:
+        """`point` on the running event loop, through the async client; `table` is its name."""
         self.stats.add("point_reads")
         return await self.loop.point(table, partition, row_key)
 
@@ -220,10 +218,15 @@ def transport_options() -> dict[str, Any]:
     return {"transport": RequestsTransport(session=session, session_owner=False)}
 
 
-def etag(row: TableEntity) -> str:
-    value = row.metadata["etag"]
+def etag(row: TableEntity | Entity) -> str:
+    value = row.etag if isinstance(row, Entity) else row.metadata["etag"]
     assert value is not None  # the service always returns one
     return value
+
+
+def written_at(row: TableEntity | Entity) -> datetime | None:
+    """When the service last wrote the row (its Timestamp)."""
+    return row.timestamp if isinstance(row, Entity) else row.metadata.get("timestamp")
 
 
 def if_match(value: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
 
-from shared.adapters.tables.wire import Row, read_point
+from shared.adapters.tables.wire import Entity, read_point
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -72,8 +72,7 @@ class LoopTables:
                 client = opened.tables[name] = opened.service.get_table_client(name)
         return client
 
-    async def point(self, table: str, partition: str, row_key: str) -> tuple[Row, str] | None:
-        """One entity as a plain row with its ETag (wire.py), or None."""
+    async def point(self, table: str, partition: str, row_key: str) -> Entity | None:
         return await read_point(self.table(table), partition, row_key)
 
     async def close(self) -> None:

@@ -107,10 +107,10 @@ class TableEnvironmentStore:
         return rows.environment_from(row, etag(row)) if row is not None else None
 
     async def get_async(self, owner: str, environment_id: str) -> Environment | None:
-        read = await self._tables.point_async(
+        row = await self._tables.point_async(
             self.environments_table, rows.owner_key(owner), rows.env_row(environment_id)
         )
-        return rows.environment_from(*read) if read is not None else None
+        return rows.environment_from(row, etag(row)) if row is not None else None
 
     def list(self, owner: str, live: bool = False) -> builtins.list[Environment]:
         return _oldest_first(self._record_rows(rows.owner_key(owner), live))

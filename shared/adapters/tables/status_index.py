@@ -28,8 +28,17 @@ from azure.core.exceptions import (
 from azure.data.tables import TableEntity, UpdateMode
 
 from shared.adapters.tables import batch, rows
-from shared.adapters.tables.client import MAX_ATTEMPTS, Tables, etag, first, if_match, transactions
+from shared.adapters.tables.client import (
+    MAX_ATTEMPTS,
+    Tables,
+    etag,
+    first,
+    if_match,
+    transactions,
+    written_at,
+)
 from shared.adapters.tables.rows import utc
+from shared.adapters.tables.wire import Entity
 from shared.domain.environment import Environment, Status
 from shared.domain.lifecycle import ENTERED_ONCE, TRANSITIONAL
 from shared.errors import ConcurrencyConflict
@@ -339,6 +348,6 @@ class StatusIndex:
             log.warning("status index write failed (%s); a sweep will repair it", type(error).__name__)
         return True
 
-    def _stale(self, row: TableEntity) -> bool:
-        written = row.metadata.get("timestamp")
+    def _stale(self, row: TableEntity | Entity) -> bool:
+        written = written_at(row)
         return written is None or utc(written) <= datetime.now(UTC) - self._pending_grace

@@ -33,10 +33,9 @@ from azure.core.exceptions import (
 from azure.core.rest import HttpRequest
 
 if TYPE_CHECKING:
-    from azure.core.rest import AsyncHttpResponse
+    from azure.core.rest import AsyncHttpResponse, HttpResponse
+    from azure.data.tables import TableClient
     from azure.data.tables.aio import TableClient as AsyncTableClient
-
-Row = dict[str, Any]
 
 # The service version the SDK's own requests name (azure-data-tables 12.7 sends 2019-02-02).
 VERSION = "2019-02-02"
@@ -60,45 +59,71 @@ _TYPED: dict[str, Callable[[Any], Any]] = {
 }  # Edm.String, Edm.Int32 and Edm.Boolean are JSON's own types
 
 
-def point_request(table: str, partition: str, row_key: str) -> HttpRequest:
+class Entity(dict[str, Any]):
+    """A row as read: its keys and properties as plain values, the ETag it was read at and when
+    the service last wrote it."""
+
+    __slots__ = ("etag", "timestamp")
+
+    def __init__(self, properties: dict[str, Any], etag: str, timestamp: datetime | None) -> None:
+        super().__init__(properties)
+        self.etag = etag
+        self.timestamp = timestamp
+
+
+def point_request(table: str, partition: str, row_key: str, select: list[str] | None = None) -> HttpRequest:
     """The GET of one entity: a single quote in a key is doubled (OData), then the whole key is
-    percent-encoded, as the SDK's own request does."""
+    percent-encoded, as the SDK's own request does; `select` names the properties to return."""
     keys = f"PartitionKey='{_key(partition)}',RowKey='{_key(row_key)}'"
     headers = {"x-ms-version": VERSION, "DataServiceVersion": "3.0", "Accept": ACCEPT}
-    return HttpRequest("GET", f"/{quote(table, safe='')}({keys})", headers=headers)
+    params = {"$select": ",".join(select)} if select else None
+    return HttpRequest("GET", f"/{quote(table, safe='')}({keys})", headers=headers, params=params)
 
 
 def _key(value: str) -> str:
     return quote(value.replace("'", "''"), safe="")
 
 
-def entity_of(body: bytes) -> tuple[Row, str]:
-    """The plain row of one entity's JSON (keys and properties, typed per their annotations) and
-    its ETag. The service's own fields (odata.*, Timestamp) are left out, as get_entity leaves
-    them out of the entity's properties."""
+def entity_of(body: bytes) -> Entity:
+    """The entity of its JSON: keys and properties typed per their annotations; the service's own
+    fields (odata.*, Timestamp) beside them, as get_entity keeps them out of the properties."""
     document: dict[str, Any] = json.loads(body)
-    row: Row = {}
+    row: dict[str, Any] = {}
     for name, value in document.items():
         if name.startswith("odata.") or name == "Timestamp" or name.endswith(_ANNOTATION):
             continue
         kind = document.get(name + _ANNOTATION)
         row[name] = _TYPED[kind](value) if kind in _TYPED else value
-    return row, str(document["odata.etag"])
+    written = document.get("Timestamp")  # absent when a $select leaves it out
+    return Entity(row, str(document["odata.etag"]), _datetime(written) if written else None)
 
 
-async def read_point(client: AsyncTableClient, partition: str, row_key: str) -> tuple[Row, str] | None:
-    """One entity by its keys, or None when the service answers 404 (no such entity or table)."""
-    # `_client` is the generated client the TableClient sends everything through; its
-    # `send_request` runs a request through that client's pipeline
-    # (aka.ms/azsdk/dpcodegen/python/send_request).
-    response: AsyncHttpResponse = await client._client.send_request(
-        point_request(client.table_name, partition, row_key)
-    )
+def _answer(response: HttpResponse | AsyncHttpResponse, body: bytes) -> Entity | None:
     if response.status_code == 200:
-        return entity_of(await response.read())
-    await response.read()
+        return entity_of(body)
     try:
         map_error(status_code=response.status_code, response=response, error_map=_ERRORS)
     except ResourceNotFoundError:
-        return None
+        return None  # no such entity, or no such table
     raise HttpResponseError(response=response)
+
+
+# `_client` is the generated client a TableClient sends everything through; its `send_request`
+# runs a request through that client's pipeline (aka.ms/azsdk/dpcodegen/python/send_request).
+
+
+async def read_point(
+    client: AsyncTableClient, partition: str, row_key: str, select: list[str] | None = None
+) -> Entity | None:
+    """One entity by its keys, or None when the service answers 404."""
+    request = point_request(client.table_name, partition, row_key, select)
+    response = await client._client.send_request(request)
+    return _answer(response, await response.read())
+
+
+def read_point_sync(
+    client: TableClient, partition: str, row_key: str, select: list[str] | None = None
+) -> Entity | None:
+    """`read_point` through a sync client."""
+    response = client._client.send_request(point_request(client.table_name, partition, row_key, select))
+    return _answer(response, response.read())
