@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import sys
 import tempfile
@@ -152,7 +153,13 @@ async def measure(host: DevHost, targets: list[Target], args: argparse.Namespace
         samples: dict[str, list[float]] = {name: [] for name in calls}
         walls: dict[str, float] = dict.fromkeys(calls, 0.0)
         # CPU the host and Azurite spend per request tells which of them is the bottleneck.
-        servers = {"host": [host.process.pid], "azurite": pids_mentioning(str(host.data_dir / "azurite"))}
+        # This process is the clients (and, for the floors, the SDK read itself): all three share
+        # the machine's cores, so a client's own CPU per request is part of the picture.
+        servers = {
+            "host": [host.process.pid],
+            "azurite": pids_mentioning(str(host.data_dir / "azurite")),
+            "clients": [os.getpid()],
+        }
         cpu: dict[str, float] = {f"{name}:{server}": 0.0 for name in calls for server in servers}
         for _ in range(args.rounds):
             for name, call in calls.items():
@@ -181,7 +188,7 @@ def report(samples: dict[str, list[float]], args: argparse.Namespace, seeded: in
     )
     print(
         f"{'request':<34}{'n':>6}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'max ms':>9}{'req/s':>8}"
-        f"{'host CPU':>10}{'Azurite CPU':>13}"
+        f"{'host CPU':>10}{'Azurite CPU':>13}{'client CPU':>12}"
     )
     labels = {
         "raw": "raw Azurite point read (HTTP)",
@@ -200,6 +207,7 @@ def report(samples: dict[str, list[float]], args: argparse.Namespace, seeded: in
             f"{label:<34}{len(samples[name]):>6}{f['p50']:>9.1f}{f['p99']:>9.1f}"
             f"{f['mean']:>9.1f}{f['max']:>9.1f}{rate:>8.0f}"
             f"{samples[name + ':host'][0]:>8.2f}ms{samples[name + ':azurite'][0]:>11.2f}ms"
+            f"{samples[name + ':clients'][0]:>10.2f}ms"
         )
     for name in ("sdk", "default", "sync", "get", "list"):
         ratio = figures[name]["p99"] / figures["raw"]["p99"]

@@ -1,5 +1,6 @@
-"""The point read's own request and JSON conversion (shared/adapters/tables/wire.py), held to the
-SDK's: the same URL for any key, the same values for every property type."""
+"""The table reads' own requests and JSON conversion (shared/adapters/tables/wire.py), held to the
+SDK's: the same URL for any key, filter or page, the same literal for any filter parameter, the
+same values for every property type."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ from datetime import UTC, datetime
 
 from azure.data.tables._deserialize import _convert_to_entity
 from azure.data.tables._generated.operations._operations import (
+    build_table_query_entities_request as sdk_query,
+)
+from azure.data.tables._generated.operations._operations import (
     build_table_query_entity_with_partition_and_row_key_request as sdk_request,
 )
-from azure.data.tables._serialize import _prepare_key
+from azure.data.tables._serialize import _parameter_filter_substitution, _prepare_key
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.adapters.tables.rows import _plain
-from shared.adapters.tables.wire import entity_of, point_request
+from shared.adapters.tables.wire import entity_of, odata_filter, point_request, query_request
 
 # What Table Storage answers a point read with `odata=minimalmetadata`: a type annotation where
 # JSON cannot tell the type (the page "Payload format for Table service operations").
@@ -74,9 +78,61 @@ KEYS = st.text(st.characters(blacklist_categories=["Cs", "Cc"], blacklist_charac
 @settings(max_examples=200, derandomize=True)
 @given(table=st.from_regex(r"[A-Za-z][A-Za-z0-9]{2,20}", fullmatch=True), partition=KEYS, row_key=KEYS)
 def test_the_request_addresses_the_entity_as_the_sdks_own(table: str, partition: str, row_key: str) -> None:
-    ours = point_request(table, partition, row_key)
-    theirs = sdk_request(table=table, partition_key=_prepare_key(partition), row_key=_prepare_key(row_key))
+    ours = point_request(table, partition, row_key, ["a", "b"])
+    theirs = sdk_request(
+        table=table, partition_key=_prepare_key(partition), row_key=_prepare_key(row_key), select="a,b"
+    )
     assert ours.url == theirs.url
     assert ours.method == theirs.method == "GET"
     for header in ("x-ms-version", "DataServiceVersion", "Accept"):
         assert ours.headers[header] == theirs.headers[header]
+
+
+# Parameter values of the kinds the app's queries use, and the ones OData spells specially.
+VALUES = st.one_of(
+    KEYS,
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.datetimes(timezones=st.just(UTC)),
+    st.uuids(),
+    st.binary(max_size=16),
+)
+
+
+@settings(max_examples=300, derandomize=True)
+@given(values=st.lists(VALUES, min_size=1, max_size=4))
+def test_a_filters_parameters_are_the_literals_the_sdk_writes(values: list[object]) -> None:
+    query = " and ".join(f"p{n} eq @v{n}" for n in range(len(values)))
+    parameters = {f"v{n}": value for n, value in enumerate(values)}
+    assert odata_filter(query, parameters) == _parameter_filter_substitution(dict(parameters), query)
+
+
+@settings(max_examples=100, derandomize=True)
+@given(
+    odata=KEYS,
+    top=st.none() | st.integers(1, 1000),
+    select=st.none() | st.lists(st.from_regex(r"[a-z_]{1,10}", fullmatch=True), min_size=1, max_size=3),
+    after=st.none() | st.tuples(KEYS, KEYS),
+)
+def test_a_query_page_is_requested_as_the_sdk_requests_it(
+    odata: str, top: int | None, select: list[str] | None, after: tuple[str, str] | None
+) -> None:
+    continuation = {"NextPartitionKey": after[0], "NextRowKey": after[1]} if after else None
+    ours = query_request("envs", odata, top=top, select=select, after=continuation)
+    theirs = sdk_query(
+        table="envs",
+        filter=odata,
+        top=top,
+        select=",".join(select) if select else None,
+        next_partition_key=after[0] if after else None,
+        next_row_key=after[1] if after else None,
+    )
+    assert _split(ours.url) == _split(theirs.url)
+    for header in ("x-ms-version", "DataServiceVersion", "Accept"):
+        assert ours.headers[header] == theirs.headers[header]
+
+
+def _split(url: str) -> tuple[str, list[str]]:
+    path, _, query = url.partition("?")
+    return path, sorted(query.split("&"))

@@ -11,16 +11,15 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableEntity, TableServiceClient, TableTransactionError
+from azure.data.tables import TableClient, TableServiceClient, TableTransactionError
 
 from shared.adapters.tables import batch
 from shared.adapters.tables.loop import LoopTables, Opener, opener_like
-from shared.adapters.tables.wire import Entity, read_point_sync
+from shared.adapters.tables.wire import Entity, odata_filter, query_pages, query_pages_sync, read_point_sync
 from shared.errors import ConcurrencyConflict, QuotaExceeded
 
 if TYPE_CHECKING:
@@ -111,14 +110,12 @@ class Tables:
 
     async def query_async(
         self, table: str, query: str, parameters: dict[str, Any], page_size: int | None = None
-    ) -> builtins.list[TableEntity]:
+    ) -> builtins.list[Entity]:
         """`query` on the running event loop, every page of it; `table` is its name."""
-        found: builtins.list[TableEntity] = []
-        client = self.loop.table(table)
-        pages = client.query_entities(query, parameters=parameters, results_per_page=page_size).by_page()
-        async for page in pages:
+        found: builtins.list[Entity] = []
+        async for page in query_pages(self.loop.table(table), odata_filter(query, parameters), top=page_size):
             self.stats.add("queries")
-            found += [row async for row in page]
+            found += page
         return found
 
     def query(
@@ -129,13 +126,14 @@ class Tables:
         *,
         page_size: int | None = None,
         select: builtins.list[str] | None = None,
-    ) -> Iterator[TableEntity]:
-        pages = table.query_entities(query, parameters=parameters, results_per_page=page_size, select=select)
-        for page in pages.by_page():
+    ) -> Iterator[Entity]:
+        """The rows `query` finds (`@name` words are its parameters), read a page at a time
+        through the client's pipeline and converted once (wire.py)."""
+        for page in query_pages_sync(table, odata_filter(query, parameters), top=page_size, select=select):
             self.stats.add("queries")
             yield from page
 
-    def delete_rows(self, table: TableClient, found: Iterable[TableEntity]) -> int:
+    def delete_rows(self, table: TableClient, found: Iterable[Entity]) -> int:
         """Delete the rows (their keys are enough), a transaction per partition and hundred.
         A row gone meanwhile is done: that batch is deleted one by one. Returns the rows."""
         deleted = 0
@@ -216,17 +214,6 @@ def transport_options() -> dict[str, Any]:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return {"transport": RequestsTransport(session=session, session_owner=False)}
-
-
-def etag(row: TableEntity | Entity) -> str:
-    value = row.etag if isinstance(row, Entity) else row.metadata["etag"]
-    assert value is not None  # the service always returns one
-    return value
-
-
-def written_at(row: TableEntity | Entity) -> datetime | None:
-    """When the service last wrote the row (its Timestamp)."""
-    return row.timestamp if isinstance(row, Entity) else row.metadata.get("timestamp")
 
 
 def if_match(value: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableEntity, TableServiceClient, TableTransactionError, UpdateMode
+from azure.data.tables import TableServiceClient, TableTransactionError, UpdateMode
 
 from shared.adapters.tables import batch, rows
 from shared.adapters.tables.client import (
@@ -32,7 +32,6 @@ from shared.adapters.tables.client import (
     backoff,
     environment_configures_http,
     error_code,
-    etag,
     failed_operation,
     if_match,
     nothing_committed,
@@ -46,6 +45,7 @@ from shared.adapters.tables.samples import TableResourceSamples
 from shared.adapters.tables.snapshot_logs import TableSnapshotLogs
 from shared.adapters.tables.status_index import StatusIndex
 from shared.adapters.tables.turns import OwnerTurns, Turn, UsageState
+from shared.adapters.tables.wire import Entity
 from shared.domain.environment import AuditEvent, Environment, Status
 from shared.domain.lifecycle import ACTIVE, can_move
 from shared.domain.quota import Limits, Usage, admit
@@ -104,13 +104,13 @@ class TableEnvironmentStore:
 
     def get(self, owner: str, environment_id: str) -> Environment | None:
         row = self._point(self._envs, rows.owner_key(owner), rows.env_row(environment_id))
-        return rows.environment_from(row, etag(row)) if row is not None else None
+        return rows.environment_from(row, row.etag) if row is not None else None
 
     async def get_async(self, owner: str, environment_id: str) -> Environment | None:
         row = await self._tables.point_async(
             self.environments_table, rows.owner_key(owner), rows.env_row(environment_id)
         )
-        return rows.environment_from(row, etag(row)) if row is not None else None
+        return rows.environment_from(row, row.etag) if row is not None else None
 
     def list(self, owner: str, live: bool = False) -> builtins.list[Environment]:
         return _oldest_first(self._record_rows(rows.owner_key(owner), live))
@@ -129,7 +129,7 @@ class TableEnvironmentStore:
 
     def _record_rows(
         self, partition: str, live: bool, select: builtins.list[str] | None = None
-    ) -> Iterator[TableEntity]:
+    ) -> Iterator[Entity]:
         return self._query(self._envs, *_records_query(partition, live), select=select)
 
     def usage(self, owner: str) -> Usage:
@@ -280,7 +280,7 @@ class TableEnvironmentStore:
             patch = {"PartitionKey": partition, "RowKey": row_key, "last_accessed_at": at}
             try:
                 self.stats.add("writes")
-                self._envs.update_entity(patch, mode=UpdateMode.MERGE, **if_match(etag(row)))
+                self._envs.update_entity(patch, mode=UpdateMode.MERGE, **if_match(row.etag))
                 return
             except ResourceModifiedError:
                 continue  # someone wrote meanwhile: re-read and compare again
@@ -374,7 +374,7 @@ class TableEnvironmentStore:
     def _current_usage(self, partition: str) -> UsageState:
         row = self._point(self._envs, partition, rows.USAGE_ROW)
         if row is not None:
-            return etag(row), rows.usage_from(row)
+            return row.etag, rows.usage_from(row)
         # No counters yet (a new owner, or a lost row): count the records so quota stays exact.
         live = [Status(row["status"]) for row in self._record_rows(partition, live=True, select=["status"])]
         return None, Usage(environments=len(live), active=sum(status in ACTIVE for status in live))
@@ -399,6 +399,6 @@ def _records_query(partition: str, live: bool) -> tuple[str, dict[str, Any]]:
     return query, parameters
 
 
-def _oldest_first(found: Iterable[TableEntity]) -> builtins.list[Environment]:
-    records = [rows.environment_from(row, etag(row)) for row in found]
+def _oldest_first(found: Iterable[Entity]) -> builtins.list[Environment]:
+    records = [rows.environment_from(row, row.etag) for row in found]
     return sorted(records, key=lambda env: (env.created_at, env.id))  # RowKeys sort by id

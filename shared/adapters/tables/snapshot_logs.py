@@ -10,7 +10,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import UpdateMode
 
 from shared.adapters.tables import rows
-from shared.adapters.tables.client import Tables, etag, if_match
+from shared.adapters.tables.client import Tables, if_match
 from shared.adapters.tables.rows import Row, utc
 from shared.domain.snapshots import Snapshot, SnapshotLog
 from shared.errors import ConcurrencyConflict
@@ -36,7 +36,7 @@ class TableSnapshotLogs:
         return SnapshotLog(
             snapshots=[Snapshot.model_validate(item) for item in listed],
             pruned_at=utc(pruned) if pruned is not None else None,
-            etag=etag(row),
+            etag=row.etag,
         )
 
     def save_snapshot_log(self, owner: str, environment_id: str, log: SnapshotLog) -> SnapshotLog:

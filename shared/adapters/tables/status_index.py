@@ -25,17 +25,15 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableEntity, UpdateMode
+from azure.data.tables import UpdateMode
 
 from shared.adapters.tables import batch, rows
 from shared.adapters.tables.client import (
     MAX_ATTEMPTS,
     Tables,
-    etag,
     first,
     if_match,
     transactions,
-    written_at,
 )
 from shared.adapters.tables.rows import utc
 from shared.adapters.tables.wire import Entity
@@ -122,11 +120,11 @@ class StatusIndex:
             parameters["stopped_after"] = utc(stopped_after)
         return (self._remember(row) for row in self._tables.query(self._index, query, parameters))
 
-    def _remember(self, row: TableEntity) -> IndexEntry:
+    def _remember(self, row: Entity) -> IndexEntry:
         while len(self._seen) >= REMEMBERED_ROWS:
             with contextlib.suppress(StopIteration, KeyError, RuntimeError):  # another thread's pop
                 del self._seen[next(iter(self._seen))]
-        self._seen[(str(row["PartitionKey"]), str(row["RowKey"]))] = (etag(row), rows.index_version(row))
+        self._seen[(str(row["PartitionKey"]), str(row["RowKey"]))] = (row.etag, rows.index_version(row))
         return rows.index_from(row)
 
     def owner_of(self, environment_id: str) -> str | None:
@@ -146,7 +144,7 @@ class StatusIndex:
         if in_flight:
             return
         if record is None or record.status is not entry.status or not rows.indexed(record):
-            self._delete_row(entry.status, entry.environment_id, etag(row))
+            self._delete_row(entry.status, entry.environment_id, row.etag)
             return
         truth, indexed = record.idle_stop_at, row.get("idle_stop_at")
         if truth is not None and (indexed is None or truth > utc(indexed)):
@@ -156,7 +154,7 @@ class StatusIndex:
                 "idle_stop_at": truth,
             }
             self._guarded(
-                lambda: self._index.update_entity(patch, mode=UpdateMode.MERGE, **if_match(etag(row)))
+                lambda: self._index.update_entity(patch, mode=UpdateMode.MERGE, **if_match(row.etag))
             )
 
     # --- writes around a record's commit -------------------------------------------------------------
@@ -202,7 +200,7 @@ class StatusIndex:
             try:
                 self._tables.stats.add("writes")
                 written = self._index.update_entity(
-                    merged, mode=UpdateMode.REPLACE, **if_match(etag(existing))
+                    merged, mode=UpdateMode.REPLACE, **if_match(existing.etag)
                 )
                 return Announcement(record.status, record.id, str(written["etag"]), created=False)
             except (ResourceModifiedError, ResourceNotFoundError):
@@ -244,7 +242,7 @@ class StatusIndex:
             return
         # A row announcing a newer version belongs to a later write that is moving back there.
         if row is not None and rows.index_version(row) <= record.version:
-            self._delete_row(old_status, record.id, etag(row))
+            self._delete_row(old_status, record.id, row.etag)
 
     # --- a sweep's moves, their index writes together -----------------------------------------------
 
@@ -348,6 +346,6 @@ class StatusIndex:
             log.warning("status index write failed (%s); a sweep will repair it", type(error).__name__)
         return True
 
-    def _stale(self, row: TableEntity | Entity) -> bool:
-        written = written_at(row)
+    def _stale(self, row: Entity) -> bool:
+        written = row.timestamp
         return written is None or utc(written) <= datetime.now(UTC) - self._pending_grace

@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -71,23 +71,91 @@ class Entity(dict[str, Any]):
         self.timestamp = timestamp
 
 
+Continuation = dict[str, str]  # where a query's next page starts
+_CONTINUATION = {
+    "NextPartitionKey": "x-ms-continuation-NextPartitionKey",
+    "NextRowKey": "x-ms-continuation-NextRowKey",
+}
+
+
 def point_request(table: str, partition: str, row_key: str, select: list[str] | None = None) -> HttpRequest:
     """The GET of one entity: a single quote in a key is doubled (OData), then the whole key is
     percent-encoded, as the SDK's own request does; `select` names the properties to return."""
     keys = f"PartitionKey='{_key(partition)}',RowKey='{_key(row_key)}'"
-    headers = {"x-ms-version": VERSION, "DataServiceVersion": "3.0", "Accept": ACCEPT}
-    params = {"$select": ",".join(select)} if select else None
-    return HttpRequest("GET", f"/{quote(table, safe='')}({keys})", headers=headers, params=params)
+    query = {"$select": ",".join(select)} if select else {}
+    return HttpRequest("GET", f"/{quote(table, safe='')}({keys}){_query(query)}", headers=_headers())
+
+
+def query_request(
+    table: str,
+    odata: str,
+    *,
+    top: int | None = None,
+    select: list[str] | None = None,
+    after: Continuation | None = None,
+) -> HttpRequest:
+    """One page of a query: `odata` the filter (see `odata_filter`), at most `top` entities, from
+    where the last page's continuation (`after`) says."""
+    query = {"$filter": odata}
+    if top is not None:
+        query["$top"] = str(top)
+    if select:
+        query["$select"] = ",".join(select)
+    query.update(after or {})
+    return HttpRequest("GET", f"/{quote(table, safe='')}(){_query(query)}", headers=_headers())
+
+
+def _query(parameters: dict[str, str]) -> str:
+    # Every value percent-encoded, as the SDK's serializer does (azure-core adds `params` as given).
+    return (
+        "?" + "&".join(f"{name}={quote(value, safe='')}" for name, value in parameters.items())
+        if parameters
+        else ""
+    )
+
+
+def _headers() -> dict[str, str]:
+    return {"x-ms-version": VERSION, "DataServiceVersion": "3.0", "Accept": ACCEPT}
 
 
 def _key(value: str) -> str:
     return quote(value.replace("'", "''"), safe="")
 
 
+def odata_filter(query: str, parameters: dict[str, Any]) -> str:
+    """`query` with each `@name` word replaced by its parameter as an OData literal ("Querying
+    tables and entities": learn.microsoft.com/rest/api/storageservices/querying-tables-and-entities),
+    as the SDK's `query_entities(parameters=...)` substitutes them."""
+    return " ".join(
+        _literal(parameters[word[1:]]) if word.startswith("@") else word for word in query.split(" ")
+    )
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value) if value.bit_length() <= 32 else f"{value}L"  # an Int64 literal
+    if isinstance(value, float):
+        return str(value)
+    if isinstance(value, datetime):
+        moment = value.astimezone(UTC) if value.tzinfo else value
+        return f"datetime'{moment.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}'"
+    if isinstance(value, uuid.UUID):
+        return f"guid'{value}'"
+    if isinstance(value, bytes):
+        return f"X'{value.hex()}'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def entity_of(body: bytes) -> Entity:
-    """The entity of its JSON: keys and properties typed per their annotations; the service's own
-    fields (odata.*, Timestamp) beside them, as get_entity keeps them out of the properties."""
-    document: dict[str, Any] = json.loads(body)
+    """The entity of a point read's JSON."""
+    return _entity(json.loads(body))
+
+
+def _entity(document: dict[str, Any]) -> Entity:
+    """Keys and properties typed per their annotations; the service's own fields (odata.*,
+    Timestamp) beside them, as the SDK keeps them out of an entity's properties."""
     row: dict[str, Any] = {}
     for name, value in document.items():
         if name.startswith("odata.") or name == "Timestamp" or name.endswith(_ANNOTATION):
@@ -98,14 +166,37 @@ def entity_of(body: bytes) -> Entity:
     return Entity(row, str(document["odata.etag"]), _datetime(written) if written else None)
 
 
-def _answer(response: HttpResponse | AsyncHttpResponse, body: bytes) -> Entity | None:
-    if response.status_code == 200:
-        return entity_of(body)
+def _refused(response: HttpResponse | AsyncHttpResponse) -> HttpResponseError:
     try:
         map_error(status_code=response.status_code, response=response, error_map=_ERRORS)
-    except ResourceNotFoundError:
+    except HttpResponseError as error:
+        return error
+    return HttpResponseError(response=response)
+
+
+def _point(response: HttpResponse | AsyncHttpResponse, body: bytes) -> Entity | None:
+    if response.status_code == 200:
+        return entity_of(body)
+    if response.status_code == 404:
         return None  # no such entity, or no such table
-    raise HttpResponseError(response=response)
+    raise _refused(response)
+
+
+def _page(
+    response: HttpResponse | AsyncHttpResponse, body: bytes
+) -> tuple[list[Entity], Continuation | None]:
+    """A page's entities, and where the next page starts (None after the last): the service may
+    end a page early, even empty, and say so only by these headers ("Query timeout and
+    pagination": learn.microsoft.com/rest/api/storageservices/query-timeout-and-pagination)."""
+    if response.status_code != 200:
+        raise _refused(response)  # 404: no such table, as the SDK raises it
+    found = [_entity(document) for document in json.loads(body)["value"]]
+    after = {
+        name: value
+        for name, header in _CONTINUATION.items()
+        if (value := response.headers.get(header)) is not None
+    }
+    return found, after or None
 
 
 # `_client` is the generated client a TableClient sends everything through; its `send_request`
@@ -118,7 +209,7 @@ async def read_point(
     """One entity by its keys, or None when the service answers 404."""
     request = point_request(client.table_name, partition, row_key, select)
     response = await client._client.send_request(request)
-    return _answer(response, await response.read())
+    return _point(response, await response.read())
 
 
 def read_point_sync(
@@ -126,4 +217,29 @@ def read_point_sync(
 ) -> Entity | None:
     """`read_point` through a sync client."""
     response = client._client.send_request(point_request(client.table_name, partition, row_key, select))
-    return _answer(response, response.read())
+    return _point(response, response.read())
+
+
+async def query_pages(
+    client: AsyncTableClient, odata: str, *, top: int | None = None, select: list[str] | None = None
+) -> AsyncIterator[list[Entity]]:
+    """Every page of a query, in order."""
+    after: Continuation | None = {}
+    while after is not None:
+        request = query_request(client.table_name, odata, top=top, select=select, after=after)
+        response = await client._client.send_request(request)
+        found, after = _page(response, await response.read())
+        yield found
+
+
+def query_pages_sync(
+    client: TableClient, odata: str, *, top: int | None = None, select: list[str] | None = None
+) -> Iterator[list[Entity]]:
+    """`query_pages` through a sync client, a page read when the last one is used up."""
+    after: Continuation | None = {}
+    while after is not None:
+        response = client._client.send_request(
+            query_request(client.table_name, odata, top=top, select=select, after=after)
+        )
+        found, after = _page(response, response.read())
+        yield found
