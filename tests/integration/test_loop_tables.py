@@ -13,7 +13,7 @@ from azure.core.pipeline.transport import AioHttpTransport
 from azure.data.tables import TableServiceClient
 from azure.data.tables.aio import TableServiceClient as AsyncService
 
-from shared.adapters.tables.client import Tables
+from shared.adapters.tables.client import Tables, error_code
 from shared.adapters.tables.loop import LoopTables, Opened, close_running_loop, opener_like
 from shared.adapters.tables.wire import Entity
 
@@ -138,7 +138,7 @@ def test_a_point_read_returns_the_row_the_sdk_returns(table: tuple[TableServiceC
         assert chosen == {"flag": True, "big": 2**53 + 1} and chosen.etag == read.etag
 
 
-def test_a_refused_point_read_raises(table: tuple[TableServiceClient, str]) -> None:
+def test_a_refused_read_raises_what_the_sdk_raises(table: tuple[TableServiceClient, str]) -> None:
     from azure.core.credentials import AzureNamedKeyCredential
     from azure.core.exceptions import HttpResponseError
 
@@ -154,12 +154,29 @@ def test_a_refused_point_read_raises(table: tuple[TableServiceClient, str]) -> N
         finally:
             await close_running_loop()
 
+    client = wrong.get_table_client(name)
+    with pytest.raises(HttpResponseError) as sdk:
+        client.get_entity("p", "r")
     with pytest.raises(HttpResponseError) as refused:
         asyncio.run(read())
-    assert refused.value.status_code == 403  # not taken for a missing row
     with pytest.raises(HttpResponseError) as refused_sync:
-        Tables(wrong, "unused").point(wrong.get_table_client(name), "p", "r")
-    assert refused_sync.value.status_code == 403
+        Tables(wrong, "unused").point(client, "p", "r")
+    with pytest.raises(HttpResponseError) as refused_query:
+        next(Tables(wrong, "unused").query(client, "PartitionKey eq @pk", {"pk": "p"}))
+    for error in (refused.value, refused_sync.value, refused_query.value):
+        assert error.status_code == 403  # not taken for a missing row
+        assert type(error) is type(sdk.value) and error_code(error) == error_code(sdk.value) != ""
+    # A query of a table that does not exist is refused as the SDK refuses it (a point read is None)
+    with pytest.raises(HttpResponseError) as sdk_missing:
+        next(iter(service.get_table_client("tnosuchtable").query_entities("PartitionKey eq 'p'")))
+    with pytest.raises(HttpResponseError) as missing:
+        next(
+            Tables(service, "unused").query(
+                service.get_table_client("tnosuchtable"), "PartitionKey eq @pk", {"pk": "p"}
+            )
+        )
+    assert type(missing.value) is type(sdk_missing.value) and missing.value.status_code == 404
+    assert error_code(missing.value) == error_code(sdk_missing.value) != ""
 
 
 def test_a_query_finds_what_the_sdks_query_finds_page_by_page(table: tuple[TableServiceClient, str]) -> None:

@@ -24,13 +24,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceNotFoundError,
-    map_error,
-)
+from azure.core.exceptions import HttpResponseError
 from azure.core.rest import HttpRequest
+from azure.data.tables._error import _decode_error
 
 if TYPE_CHECKING:
     from azure.core.rest import AsyncHttpResponse, HttpResponse
@@ -42,7 +38,6 @@ VERSION = "2019-02-02"
 # minimalmetadata: a property's type is annotated only where JSON cannot tell it (payload-format…).
 ACCEPT = "application/json;odata=minimalmetadata"
 _ANNOTATION = "@odata.type"
-_ERRORS = {401: ClientAuthenticationError, 404: ResourceNotFoundError}
 
 
 def _datetime(text: str) -> datetime:
@@ -167,11 +162,10 @@ def _entity(document: dict[str, Any]) -> Entity:
 
 
 def _refused(response: HttpResponse | AsyncHttpResponse) -> HttpResponseError:
-    try:
-        map_error(status_code=response.status_code, response=response, error_map=_ERRORS)
-    except HttpResponseError as error:
-        return error
-    return HttpResponseError(response=response)
+    # The SDK's own typed error with the service's code (a 412 ResourceModifiedError, a 403
+    # ClientAuthenticationError, `error_code` set), as its own calls raise them; batch.py alike.
+    error: HttpResponseError = _decode_error(response)  # type: ignore[no-untyped-call]
+    return error
 
 
 def _point(response: HttpResponse | AsyncHttpResponse, body: bytes) -> Entity | None:
