@@ -9,6 +9,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from azure.data.tables._deserialize import _convert_to_entity
 from azure.data.tables._generated.operations._operations import (
     build_table_query_entities_request as sdk_query,
@@ -136,3 +137,16 @@ def test_a_query_page_is_requested_as_the_sdk_requests_it(
 def _split(url: str) -> tuple[str, list[str]]:
     path, _, query = url.partition("?")
     return path, sorted(query.split("&"))
+
+
+def test_a_time_without_a_zone_is_utc_whatever_the_machines_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    time.tzset()
+    try:
+        document = {"odata.etag": 'W/"1"', "at@odata.type": "Edm.DateTime", "at": "2008-07-10T00:00:00"}
+        assert entity_of(json.dumps(document).encode())["at"] == datetime(2008, 7, 10, tzinfo=UTC)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

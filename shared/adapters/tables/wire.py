@@ -41,8 +41,10 @@ _ANNOTATION = "@odata.type"
 
 
 def _datetime(text: str) -> datetime:
-    # Edm.DateTime is ISO 8601 in UTC with up to 7 fractional digits; fromisoformat keeps 6.
-    return datetime.fromisoformat(text).astimezone(UTC)
+    # Edm.DateTime is ISO 8601 in UTC with up to 7 fractional digits; fromisoformat keeps 6. The
+    # service writes a "Z"; a value without one is still UTC, never the machine's local time.
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 _TYPED: dict[str, Callable[[Any], Any]] = {
