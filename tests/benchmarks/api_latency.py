@@ -17,8 +17,8 @@ load hits all of them alike:
   list  GET /api/v1/environments (each user owns --per-user environments)
 Each client sends its next request as soon as the last one answered (a closed loop). The goal
 (issue 16) is a p99 of GET no more than 1.5x the SDK read's; the raw read is printed for scale.
-Beside the latencies: the CPU the host process and Azurite spent per request (from /proc), which
-shows where the time goes.
+Beside the latencies: the CPU the host process, Azurite and this process (the clients, and for the
+floors the SDK read itself) spent per request (from /proc), which shows where the time goes.
 
 Run: `make bench-api`, or `.venv/bin/python tests/benchmarks/api_latency.py [--clients 50] ...`.
 Only 127.0.0.1 is loaded; every phase is bounded in requests and seconds.
