@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import azure.functions as func
 
 from api import openapi
@@ -15,7 +13,6 @@ from shared.domain.placement import offered_sizes
 from shared.settings import get_settings
 
 bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
-log = logging.getLogger("dev8.api")
 
 
 TAG = "service"
@@ -74,7 +71,6 @@ def api_ready(req: func.HttpRequest) -> func.HttpResponse:
 def _ready() -> func.HttpResponse:
     failure = wiring.readiness().failure()  # checked at most every few seconds: anyone may ask
     if failure is not None:
-        log.warning("not ready: table storage unreachable (%s)", type(failure).__name__)
         return respond(
             503,
             {

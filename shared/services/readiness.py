@@ -4,11 +4,13 @@ requests. A probe learns of a change within the interval; concurrent probes shar
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 
 INTERVAL_SECONDS = 5.0
+log = logging.getLogger("dev8.readiness")
 
 
 class Readiness:
@@ -38,6 +40,9 @@ class Readiness:
                     self._check()
                     self._failure = None
                 except Exception as exc:
+                    # Said once per check, not per probe: during an outage anyone's probes would
+                    # otherwise each add a warning to the logs (and to what they cost).
+                    log.warning("not ready: table storage unreachable (%s)", type(exc).__name__)
                     self._failure = exc
                 self._checked_at = self._clock()
             return self._failure

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from shared.services.readiness import Readiness
@@ -78,3 +79,22 @@ def test_while_a_check_is_under_way_others_get_the_last_answer_without_waiting()
     gate.set()
     slow.join(10)
     assert isinstance(readiness.failure(), ConnectionError) and dependency.checks == 2
+
+
+def test_an_outage_is_logged_once_per_check_not_once_per_probe() -> None:
+    now = [100.0]
+    dependency = Dependency()
+    dependency.down = True
+    readiness = Readiness(dependency.check, interval=5.0, clock=lambda: now[0])
+    seen: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("dev8.readiness")
+    logger.addHandler(handler)  # its own handler: the app's logging set-up may stop propagation
+    try:
+        assert all(isinstance(readiness.failure(), ConnectionError) for _ in range(200))
+        now[0] += 5.0
+        assert all(isinstance(readiness.failure(), ConnectionError) for _ in range(200))
+    finally:
+        logger.removeHandler(handler)
+    assert seen == ["not ready: table storage unreachable (ConnectionError)"] * 2  # two checks made
