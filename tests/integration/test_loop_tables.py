@@ -16,6 +16,7 @@ from azure.data.tables.aio import TableServiceClient as AsyncService
 from shared.adapters.tables.client import Tables, error_code
 from shared.adapters.tables.loop import LoopTables, Opened, close_running_loop, opener_like
 from shared.adapters.tables.wire import Entity
+from tests.sdk_rows import plain_row
 
 
 @pytest.fixture
@@ -98,8 +99,6 @@ def test_a_point_read_returns_the_row_the_sdk_returns(table: tuple[TableServiceC
 
     from azure.data.tables import EdmType, EntityProperty
 
-    from shared.adapters.tables.rows import _plain
-
     service, name = table
     client = service.get_table_client(name)
     properties = {
@@ -130,7 +129,7 @@ def test_a_point_read_returns_the_row_the_sdk_returns(table: tuple[TableServiceC
         entity = client.get_entity(partition, row_key)
         assert read.etag == entity.metadata["etag"]
         assert read.timestamp == entity.metadata["timestamp"]
-        assert read == {key: _plain(value) for key, value in entity.items()}
+        assert read == plain_row(entity)
         assert read["big"] == 2**53 + 1 and read["blob"] == b"\x00\xff"
         # The sync client's read, and one of chosen properties, alike
         assert Tables(service, "unused").point(client, partition, row_key) == read
@@ -182,8 +181,6 @@ def test_a_refused_read_raises_what_the_sdk_raises(table: tuple[TableServiceClie
 def test_a_query_finds_what_the_sdks_query_finds_page_by_page(table: tuple[TableServiceClient, str]) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from shared.adapters.tables.rows import _plain
-
     service, name = table
     client = service.get_table_client(name)
     start = datetime(2026, 12, 5, tzinfo=UTC)
@@ -200,10 +197,10 @@ def test_a_query_finds_what_the_sdks_query_finds_page_by_page(table: tuple[Table
         sdk = list(client.query_entities(query, parameters=parameters))
         before = tables.stats.queries
         found = list(tables.query(client, query, parameters, page_size=2))
-        assert found == [{key: _plain(value) for key, value in row.items()} for row in sdk]
+        assert found == [plain_row(row) for row in sdk]
         assert [row.etag for row in found] == [row.metadata["etag"] for row in sdk]
         assert tables.stats.queries - before >= len(found) / 2  # pages of two, continued
         chosen = list(tables.query(client, query, parameters, select=["n"]))
         sdk_chosen = list(client.query_entities(query, parameters=parameters, select=["n"]))
-        assert chosen == [{key: _plain(value) for key, value in row.items()} for row in sdk_chosen]
+        assert chosen == [plain_row(row) for row in sdk_chosen]
         assert [row.get("n") for row in chosen] == [row.get("n") for row in sdk]

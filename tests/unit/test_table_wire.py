@@ -21,8 +21,8 @@ from azure.data.tables._serialize import _parameter_filter_substitution, _prepar
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.adapters.tables.rows import _plain
 from shared.adapters.tables.wire import entity_of, odata_filter, point_request, query_request
+from tests.sdk_rows import plain_row
 
 # What Table Storage answers a point read with `odata=minimalmetadata`: a type annotation where
 # JSON cannot tell the type (the page "Payload format for Table service operations").
@@ -57,7 +57,7 @@ def test_every_property_type_reads_as_the_sdk_reads_it() -> None:
     assert row.etag == entity.metadata["etag"] == DOCUMENT["odata.etag"]
     assert row.timestamp == entity.metadata["timestamp"]
     assert set(row) == set(entity)  # no odata.* field, no Timestamp, no annotation
-    sdk = {name: _plain(value) for name, value in entity.items()}
+    sdk = plain_row(entity)
     for name, value in row.items():
         expected = sdk[name]
         if isinstance(expected, float) and expected != expected:

@@ -16,7 +16,6 @@ from enum import Enum
 from typing import Any, get_args, get_origin
 from urllib.parse import quote
 
-from azure.data.tables import EntityProperty
 from pydantic import BaseModel
 
 from shared.domain.environment import Actor, AuditEvent, Environment, Status
@@ -101,12 +100,8 @@ def utc(moment: datetime) -> datetime:
 
 
 def _plain(value: Any) -> Any:
-    """A property as read from a table, as a plain Python value (Int64 comes wrapped)."""
-    if isinstance(value, EntityProperty):
-        value = value.value
-    if isinstance(value, datetime):
-        return utc(value)
-    return value
+    """A property as read (wire.Entity: plain values), times as plain UTC datetimes."""
+    return utc(value) if isinstance(value, datetime) else value
 
 
 def put_text(row: Row, column: str, text: str) -> None:

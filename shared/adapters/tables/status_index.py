@@ -28,13 +28,7 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 
 from shared.adapters.tables import batch, rows
-from shared.adapters.tables.client import (
-    MAX_ATTEMPTS,
-    Tables,
-    first,
-    if_match,
-    transactions,
-)
+from shared.adapters.tables.client import MAX_ATTEMPTS, Tables, first, if_match, transactions
 from shared.adapters.tables.rows import utc
 from shared.adapters.tables.wire import Entity
 from shared.domain.environment import Environment, Status
