@@ -99,11 +99,6 @@ def utc(moment: datetime) -> datetime:
     return datetime.combine(moment.date(), moment.time(), tzinfo=UTC)
 
 
-def _plain(value: Any) -> Any:
-    """A property as read (wire.Entity: plain values), times as plain UTC datetimes."""
-    return utc(value) if isinstance(value, datetime) else value
-
-
 def put_text(row: Row, column: str, text: str) -> None:
     row[column] = text[:_CHUNK]
     for number, start in enumerate(range(_CHUNK, len(text), _CHUNK), start=1):
@@ -149,7 +144,7 @@ def environment_from(row: Mapping[str, Any], etag: str | None) -> Environment:
         column = _COLUMN.get(name, name)
         if name == "etag" or column not in row:
             continue
-        value = _plain(row[column])
+        value = row[column]  # plain, its times UTC already (wire.Entity)
         if isinstance(value, str):
             value = get_text(row, column)
             if name in _JSON_FIELDS:
@@ -213,7 +208,7 @@ def usage_row_for(partition: str, owner: str, usage: Usage) -> Row:
 
 
 def usage_from(row: Mapping[str, Any]) -> Usage:
-    return Usage(environments=int(_plain(row["environments"])), active=int(_plain(row["active"])))
+    return Usage(environments=int(row["environments"]), active=int(row["active"]))
 
 
 def index_row_for(environment: Environment, version: int, idle_stop_at: datetime | None) -> Row:
@@ -263,4 +258,4 @@ def _optional_time(value: Any) -> datetime | None:
 
 
 def index_version(row: Mapping[str, Any]) -> int:
-    return int(_plain(row.get("version", 0)))
+    return int(row.get("version", 0))
