@@ -17,7 +17,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError
 
-from shared.adapters.tables import batch
+from shared.adapters.tables import batch, writes
 from shared.adapters.tables.loop import LoopTables, Opener, opener_like
 from shared.adapters.tables.wire import Entity, odata_filter, query_pages, query_pages_sync, read_point_sync
 from shared.errors import ConcurrencyConflict, QuotaExceeded
@@ -145,7 +145,7 @@ class Tables:
             except (TableTransactionError, ResourceNotFoundError):
                 for partition, key in chunk:
                     self.stats.add("writes")
-                    table.delete_entity(partition, key)  # absent: no error (the SDK's rule)
+                    writes.delete(table, partition, key)  # absent: no error (the SDK's rule)
         return deleted
 
     def delete_partition(self, table: TableClient, partition: str) -> int:

@@ -9,7 +9,7 @@ from collections.abc import Collection
 
 from azure.data.tables import UpdateMode
 
-from shared.adapters.tables import rows
+from shared.adapters.tables import rows, writes
 from shared.adapters.tables.client import Tables
 from shared.adapters.tables.status_index import DIRECTORY
 from shared.domain.environment import Status
@@ -25,7 +25,7 @@ class TableErasure:
     def keep_anonymous_usage(self, erasure_id: str, month: str, usage: MonthUsage) -> None:
         row = {"PartitionKey": ANONYMOUS_USAGE, "RowKey": f"{month}:{erasure_id}", **usage.model_dump()}
         self._tables.stats.add("writes")
-        self._tables.environments.upsert_entity(row, mode=UpdateMode.REPLACE)
+        writes.upsert(self._tables.environments, row, mode=UpdateMode.REPLACE)
 
     def anonymous_usage(self, month: str) -> MonthUsage:
         total = MonthUsage()
@@ -43,7 +43,7 @@ class TableErasure:
             # Blind deletes of every row the index may hold for the id (absent is no error).
             for partition in (*(status.value for status in Status), DIRECTORY):
                 tables.stats.add("writes")
-                tables.index.delete_entity(partition, rows.check_environment_id(environment_id))
+                writes.delete(tables.index, partition, rows.check_environment_id(environment_id))
             tables.delete_partition(tables.samples, rows.check_environment_id(environment_id))
         # The owner's partition last: while it stands, a re-run still finds the ids above.
         tables.delete_partition(tables.environments, rows.owner_key(owner))

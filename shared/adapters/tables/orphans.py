@@ -12,6 +12,7 @@ from datetime import datetime
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
+from shared.adapters.tables import writes
 from shared.adapters.tables.client import Tables
 from shared.adapters.tables.rows import utc
 
@@ -37,7 +38,7 @@ class TableOrphanLedger:
         for name in wanted - set(seen):
             self._tables.stats.add("writes")
             try:
-                self._index.create_entity({"PartitionKey": ORPHANS, "RowKey": name, "first_seen": now})
+                writes.create(self._index, {"PartitionKey": ORPHANS, "RowKey": name, "first_seen": now})
                 seen[name] = now
             except ResourceExistsError:  # another pass recorded it first: its time stands
                 recorded = self._tables.point(self._index, ORPHANS, name)
@@ -47,4 +48,4 @@ class TableOrphanLedger:
     def forget_orphan(self, name: str) -> None:
         self._tables.stats.add("writes")
         with contextlib.suppress(ResourceNotFoundError):
-            self._index.delete_entity(ORPHANS, name)
+            writes.delete(self._index, ORPHANS, name)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableServiceClient, TableTransactionError, UpdateMode
 
-from shared.adapters.tables import batch, rows
+from shared.adapters.tables import batch, rows, writes
 from shared.adapters.tables.client import (
     MAX_ATTEMPTS,
     RACE_CODES,
@@ -280,7 +280,7 @@ class TableEnvironmentStore:
             patch = {"PartitionKey": partition, "RowKey": row_key, "last_accessed_at": at}
             try:
                 self.stats.add("writes")
-                self._envs.update_entity(patch, mode=UpdateMode.MERGE, **if_match(row.etag))
+                writes.update(self._envs, patch, mode=UpdateMode.MERGE, **if_match(row.etag))
                 return
             except ResourceModifiedError:
                 continue  # someone wrote meanwhile: re-read and compare again
@@ -341,7 +341,7 @@ class TableEnvironmentStore:
         _, row, options = operation
         self.stats.add("writes")
         try:
-            return self._envs.update_entity(row, **options)
+            return writes.update(self._envs, row, **options)
         except (ResourceModifiedError, ResourceNotFoundError) as error:
             raise ConcurrencyConflict("the environment changed since it was read") from error
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from azure.data.tables import UpdateMode
 
-from shared.adapters.tables import rows
+from shared.adapters.tables import rows, writes
 from shared.adapters.tables.client import Tables
 from shared.domain.samples import Point, Sample, minute_of
 
@@ -39,7 +39,7 @@ class TableResourceSamples:
             f"m{at.minute:02d}": _encode(point.sample),
         }
         self._tables.stats.add("writes")
-        self._table.upsert_entity(row, mode=UpdateMode.MERGE)
+        writes.upsert(self._table, row, mode=UpdateMode.MERGE)
 
     def series(self, environment_id: str, since: datetime) -> builtins.list[Point]:
         since = minute_of(since)

@@ -9,7 +9,7 @@ import json
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from shared.adapters.tables import rows
+from shared.adapters.tables import rows, writes
 from shared.adapters.tables.client import Tables, if_match
 from shared.adapters.tables.rows import Row, utc
 from shared.domain.snapshots import Snapshot, SnapshotLog
@@ -48,9 +48,9 @@ class TableSnapshotLogs:
         self._tables.stats.add("writes")
         try:
             if log.etag is None:
-                result = self._envs.create_entity(row)
+                result = writes.create(self._envs, row)
             else:
-                result = self._envs.update_entity(row, mode=UpdateMode.REPLACE, **if_match(log.etag))
+                result = writes.update(self._envs, row, mode=UpdateMode.REPLACE, **if_match(log.etag))
         except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
             raise ConcurrencyConflict("the snapshot log changed since it was read") from None
         return log.model_copy(update={"etag": result["etag"]})

@@ -27,7 +27,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import UpdateMode
 
-from shared.adapters.tables import batch, rows
+from shared.adapters.tables import batch, rows, writes
 from shared.adapters.tables.client import MAX_ATTEMPTS, Tables, first, if_match, transactions
 from shared.adapters.tables.rows import utc
 from shared.adapters.tables.wire import Entity
@@ -148,7 +148,7 @@ class StatusIndex:
                 "idle_stop_at": truth,
             }
             self._guarded(
-                lambda: self._index.update_entity(patch, mode=UpdateMode.MERGE, **if_match(row.etag))
+                lambda: writes.update(self._index, patch, mode=UpdateMode.MERGE, **if_match(row.etag))
             )
 
     # --- writes around a record's commit -------------------------------------------------------------
@@ -156,8 +156,10 @@ class StatusIndex:
     def register(self, record: Environment) -> None:
         """Write ahead the id → owner directory row; kept for good (DELETED records included)."""
         self._tables.stats.add("writes")
-        self._index.upsert_entity(
-            {"PartitionKey": DIRECTORY, "RowKey": record.id, "owner": record.owner}, mode=UpdateMode.REPLACE
+        writes.upsert(
+            self._index,
+            {"PartitionKey": DIRECTORY, "RowKey": record.id, "owner": record.owner},
+            mode=UpdateMode.REPLACE,
         )
 
     def announce(self, record: Environment, previous: Environment | None) -> Announcement | None:
@@ -179,7 +181,7 @@ class StatusIndex:
         for _ in range(MAX_ATTEMPTS):
             try:
                 self._tables.stats.add("writes")
-                created = self._index.create_entity(new_row)
+                created = writes.create(self._index, new_row)
                 return Announcement(record.status, record.id, str(created["etag"]), created=True)
             except ResourceExistsError:
                 pass
@@ -193,8 +195,8 @@ class StatusIndex:
                 merged["idle_stop_at"] = min(utc(existing["idle_stop_at"]), idle)
             try:
                 self._tables.stats.add("writes")
-                written = self._index.update_entity(
-                    merged, mode=UpdateMode.REPLACE, **if_match(existing.etag)
+                written = writes.update(
+                    self._index, merged, mode=UpdateMode.REPLACE, **if_match(existing.etag)
                 )
                 return Announcement(record.status, record.id, str(written["etag"]), created=False)
             except (ResourceModifiedError, ResourceNotFoundError):
@@ -227,7 +229,7 @@ class StatusIndex:
         ):
             return
         if old_status in ENTERED_ONCE:  # no later write can move back there: nothing newer to keep
-            self._guarded(lambda: self._index.delete_entity(old_status.value, record.id))
+            self._guarded(lambda: writes.delete(self._index, old_status.value, record.id))
             return
         try:
             row = self._tables.point(self._index, old_status.value, record.id)
@@ -323,7 +325,7 @@ class StatusIndex:
     def _delete_row(self, status: Status, environment_id: str, row_etag: str) -> bool:
         """Delete the row if unchanged since it was read; False when it changed (theirs stands)."""
         return self._guarded(
-            lambda: self._index.delete_entity(status.value, environment_id, **if_match(row_etag))
+            lambda: writes.delete(self._index, status.value, environment_id, **if_match(row_etag))
         )
 
     def _guarded(self, write: Callable[[], object]) -> bool:

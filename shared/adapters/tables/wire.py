@@ -165,7 +165,7 @@ def _entity(document: dict[str, Any]) -> Entity:
     return Entity(row, str(document["odata.etag"]), _datetime(written) if written else None)
 
 
-def _refused(response: HttpResponse | AsyncHttpResponse) -> HttpResponseError:
+def refused(response: HttpResponse | AsyncHttpResponse) -> HttpResponseError:
     # The SDK's own typed error with the service's code (a 412 ResourceModifiedError, a 403
     # ClientAuthenticationError, `error_code` set), as its own calls raise them; batch.py alike.
     error: HttpResponseError = _decode_error(response)  # type: ignore[no-untyped-call]
@@ -177,7 +177,7 @@ def _point(response: HttpResponse | AsyncHttpResponse, body: bytes) -> Entity | 
         return entity_of(body)
     if response.status_code == 404:
         return None  # no such entity, or no such table
-    raise _refused(response)
+    raise refused(response)
 
 
 def _page(
@@ -187,7 +187,7 @@ def _page(
     end a page early, even empty, and say so only by these headers ("Query timeout and
     pagination": learn.microsoft.com/rest/api/storageservices/query-timeout-and-pagination)."""
     if response.status_code != 200:
-        raise _refused(response)  # 404: no such table, as the SDK raises it
+        raise refused(response)  # 404: no such table, as the SDK raises it
     found = [_entity(document) for document in json.loads(body)["value"]]
     after = {
         name: value
