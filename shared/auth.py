@@ -6,6 +6,9 @@ endpoint that cannot be reached is `Unavailable` (503), since the caller's token
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +31,12 @@ MAX_TOKEN_LENGTH = 8192  # far above any real token; bounds the work an anonymou
 BUDGET_CLAIM = "dev8_monthly_budget"  # a per-user monthly budget in USD, set by the identity provider
 JWKS_CACHE_SECONDS = 300
 JWKS_TIMEOUT_SECONDS = 5.0
+# A token verified once is taken on trust for at most a minute (never past its own expiry): a
+# dashboard sends the same token with every request, and verifying it again found the same
+# caller. A signing key removed from the JWKS stops working no later than it does anyway (the
+# key set itself is cached for JWKS_CACHE_SECONDS). Only tokens that verified are kept.
+VERIFIED_SECONDS = 60
+VERIFIED_TOKENS = 1024  # least recently used first out: at most MAX_TOKEN_LENGTH bytes each
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +94,7 @@ class TokenVerifier:
             "verify_iss": issuer is not None,
             "enforce_minimum_key_length": True,
         }
+        self._verified = _Verified()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenVerifier:
@@ -101,6 +111,10 @@ class TokenVerifier:
 
     def verify(self, authorization_header: str | None) -> Principal:
         token = _bearer_token(authorization_header)
+        now = time.time()  # PyJWT's clock: exp and nbf are judged against it
+        known = self._verified.get(token, now)
+        if known is not None:
+            return known
         key = self._key_for(token)
         try:
             claims: dict[str, Any] = jwt.decode(
@@ -124,13 +138,18 @@ class TokenVerifier:
             raise Unauthorized(f"the bearer token lacks the {exc.claim!r} claim") from None
         except (PyJWTError, ValueError, TypeError):
             raise Unauthorized("the bearer token is invalid") from None
-        return _principal(claims)
+        principal = _principal(claims)
+        # Until it would expire for PyJWT too: exp is accepted up to the leeway past it.
+        self._verified.put(token, principal, min(now + VERIFIED_SECONDS, int(claims["exp"]) + self._leeway))
+        return principal
 
     def may_fetch(self, authorization_header: str | None) -> bool:
         """Whether verifying this header may call the JWKS endpoint (no key set cached, or none
         with the token's kid): an event loop verifies such a header on a thread, any other inline."""
         if self._jwks is None:
             return False  # a shared secret: nothing to fetch
+        if authorization_header is not None and self._verified.knows(authorization_header, time.time()):
+            return False
         cache = self._jwks.jwk_set_cache
         cached = cache.get() if cache is not None else None
         if cached is None:
@@ -160,6 +179,36 @@ class TokenVerifier:
             raise Unavailable("the token signing keys cannot be fetched; try again shortly") from None
         except (PyJWKClientError, PyJWKSetError, ValueError):
             raise Unauthorized("the bearer token is signed with an unknown key") from None
+
+
+class _Verified:
+    """Tokens that verified, each with its caller, until a time (least recently used evicted)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # verified on the event loop and on worker threads alike
+        self._tokens: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+
+    def get(self, token: str, now: float) -> Principal | None:
+        with self._lock:
+            found = self._tokens.get(token)
+            if found is None:
+                return None
+            if now >= found[1]:
+                del self._tokens[token]  # verified again, as any other token
+                return None
+            self._tokens.move_to_end(token)
+            return found[0]
+
+    def knows(self, header: str, now: float) -> bool:
+        parts = header.split()
+        return len(parts) == 2 and parts[0].lower() == "bearer" and self.get(parts[1], now) is not None
+
+    def put(self, token: str, principal: Principal, until: float) -> None:
+        with self._lock:
+            self._tokens[token] = (principal, until)
+            self._tokens.move_to_end(token)
+            while len(self._tokens) > VERIFIED_TOKENS:
+                self._tokens.popitem(last=False)
 
 
 def _bearer_token(header: str | None) -> str:

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from api.errors import HEADERS, status_of
+from shared import auth as auth_module
 from shared.auth import Principal, TokenVerifier, mint_token
 from shared.errors import Unauthorized, Unavailable
 from shared.settings import SettingsError, load_settings
@@ -551,3 +552,72 @@ def test_an_event_loop_goes_on_while_a_tokens_keys_are_fetched(
     assert first.subject == second.subject == "loop-user"
     assert ticks >= 1  # verified inline, the fetch would have held the loop: no tick at all
     assert len(jwks.hits) == 1
+
+
+# --- Tokens already verified ----------------------------------------------------------------------
+
+
+class Clock:
+    """shared.auth's clock, moved by hand (PyJWT keeps its own: the real one)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    moved = Clock()
+    monkeypatch.setattr(auth_module, "time", moved)
+    return moved
+
+
+def test_a_retired_signing_key_stops_a_token_seen_before_within_a_minute(
+    jwks: JwksServer, jwks_verifier: TokenVerifier, rsa_key: rsa.RSAPrivateKey, clock: Clock
+) -> None:
+    header = f"Bearer {rs256(claims(sub='seen'), rsa_key)}"
+    assert jwks_verifier.verify(header).subject == "seen"
+    jwks.body = {"keys": [key for key in jwks.body["keys"] if key["kid"] != "rsa-1"]}  # retired
+    assert jwks_verifier._jwks is not None
+    jwks_verifier._jwks.jwk_set_cache = None  # the key set's own cache has run out too
+    clock.now += auth_module.VERIFIED_SECONDS - 1
+    assert jwks_verifier.verify(header).subject == "seen"  # remembered: no key needed
+    assert not jwks_verifier.may_fetch(header)
+    clock.now += 2
+    error = assert_unauthorized(jwks_verifier, header)  # verified again, against today's keys
+    assert "unknown key" in error.message
+
+
+def test_a_remembered_token_still_expires_on_time() -> None:
+    verifier = TokenVerifier(secret=SECRET, leeway_seconds=0)
+    expires = int(time.time()) + 1
+    header = f"Bearer {hs256(claims(iss=None, aud=None, exp=expires))}"
+    assert verifier.verify(header).subject == "user-1"
+    while time.time() < expires + 0.05:
+        time.sleep(0.05)
+    error = assert_unauthorized(verifier, header)
+    assert "expired" in error.message
+
+
+def test_only_tokens_that_verified_are_remembered(verifier: TokenVerifier) -> None:
+    token = hs256(claims())
+    assert verifier.verify(f"Bearer {token}").subject == "user-1"
+    head, payload, signature = token.split(".")
+    forged_payload = b64url(json.dumps(claims(sub="someone-else")).encode())
+    for forged in (f"{head}.{forged_payload}.{signature}", f"{head}.{payload}.{signature[:-2]}AA"):
+        for _ in range(2):  # refused again: a refusal is never remembered as a caller
+            assert_unauthorized(verifier, f"Bearer {forged}")
+    assert verifier.verify(f"bearer   {token}").subject == "user-1"
+
+
+def test_the_remembered_tokens_are_bounded(verifier: TokenVerifier) -> None:
+    first = f"Bearer {hs256(claims(sub='first'))}"
+    verifier.verify(first)
+    for index in range(auth_module.VERIFIED_TOKENS):
+        verifier.verify(f"Bearer {hs256(claims(sub=f'user-{index}'))}")
+    remembered = verifier._verified._tokens
+    assert len(remembered) == auth_module.VERIFIED_TOKENS
+    assert first.split()[1] not in remembered  # the least recently used went first
+    assert verifier.verify(first).subject == "first"  # and verifies as any token does
