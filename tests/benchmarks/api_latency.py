@@ -18,7 +18,7 @@ load hits all of them alike:
 Each client sends its next request as soon as the last one answered (a closed loop). The goal
 (issue 16) is a p99 of GET no more than 1.5x the SDK read's; the raw read is printed for scale.
 Six rounds by default: a kind's slowest 1% come in bursts (one pause of a process on the shared
-cores holds tens of consecutive requests), and over two rounds (about 1.4 s of each kind's
+cores holds tens of consecutive requests), and over two rounds (1.4-2 s of each kind's
 requests) whether one such pause fell in a kind's phases decided its p99; six rounds spread each
 kind over six windows of the run.
 Beside the latencies: the CPU the host process, Azurite and this process (the clients, and for the
