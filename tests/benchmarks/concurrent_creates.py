@@ -42,6 +42,7 @@ async def burst(host: DevHost, args: argparse.Namespace) -> dict[str, Any]:
     requests = [(user, f"key-{user}-{i}", {"name": f"burst-{i}", "template": "node", "size": "small"})
                 for user in users for i in range(args.per_user)]  # fmt: skip
     repeats = requests[:: args.repeat_every]
+    refusals: list[tuple[str, int, str | None, str | None]] = []
     timeout = aiohttp.ClientTimeout(total=args.time_limit)
     # No connection limit: every request is in flight at once.
     async with aiohttp.ClientSession(
@@ -54,6 +55,8 @@ async def burst(host: DevHost, args: argparse.Namespace) -> dict[str, Any]:
             async with http.post("/api/v1/environments", json=body, headers=headers) as answer:
                 payload = await answer.json(content_type=None)
                 env_id = payload.get("environment", {}).get("id") if answer.status in (200, 201) else None
+                if env_id is None:  # what went wrong, for the report
+                    refusals.append((key, answer.status, payload.get("code"), payload.get("error")))
                 return answer.status, env_id, time.perf_counter() - started
 
         azurite = pids_mentioning(str(host.data_dir / "azurite"))  # the host's own Azurite
@@ -99,6 +102,7 @@ async def burst(host: DevHost, args: argparse.Namespace) -> dict[str, Any]:
         "host_cpu": host_cpu,
         "azurite_cpu": azurite_cpu,
         "instances": instances,
+        "refusals": refusals,
     }
 
 
@@ -136,6 +140,8 @@ def report(result: dict[str, Any], host: DevHost, args: argparse.Namespace) -> i
     print(f"host CPU from the first create until all RUNNING: {cpu:.1f} s ({cpu / count:.3f} s each)")
     print(f"Azurite's CPU meanwhile: {result['azurite_cpu']:.1f} s (the tables; Azure's in production)")
     print(f"duplicates: {duplicates} -> total {sum(duplicates.values())}")
+    for key, status, code, message in result["refusals"]:
+        print(f"  {key} answered {status} {code}: {message}")
     complete = result["statuses"]["RUNNING"] == len(requests) and len(provisions) == len(requests)
     if not complete:
         print(f"NOT all environments came up: {len(provisions)} provisioned, {len(running)} RUNNING")

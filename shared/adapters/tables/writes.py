@@ -31,7 +31,6 @@ from shared.adapters.tables.batch import sub_requests
 from shared.adapters.tables.wire import refused
 
 if TYPE_CHECKING:
-    from azure.core.rest import HttpRequest
     from azure.data.tables import TableClient
 
 _INSERTED = "application/json;odata=nometadata"
@@ -78,15 +77,10 @@ def delete(
 
 def _send(client: TableClient, operation: tuple[Any, ...], *, absent_ok: bool = False) -> Written:
     [request] = sub_requests(client, [operation])
-    return _answer(client, request, absent_ok)
-
-
-def _answer(client: TableClient, request: HttpRequest, absent_ok: bool) -> Written:
     response = client._client.send_request(request)
     response.read()  # the connection goes back to the pool
     if 200 <= response.status_code < 300:
-        etag = response.headers.get("ETag")
-        return {"etag": etag} if etag is not None else {}
+        return {"etag": response.headers.get("ETag")}  # as the SDK answers: None if the service sent none
     if absent_ok and response.status_code == 404:
         return {}
     raise refused(response)
