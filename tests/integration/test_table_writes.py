@@ -3,6 +3,7 @@ request on the wire, the same row written and ETag answered, the same refusals (
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,10 +20,12 @@ from azure.core.exceptions import (
 )
 from azure.core.pipeline import PipelineRequest
 from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, UpdateMode
+from azure.data.tables.aio import TableClient as AsyncTableClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.adapters.tables import writes
+from shared import observability
+from shared.adapters.tables import batch, wire, writes
 from shared.adapters.tables.client import error_code
 
 # Set by the pipeline per request: when, who signed it, the request's own id.
@@ -263,3 +266,39 @@ def test_a_write_to_a_missing_table_is_the_sdks_not_found(azurite: str) -> None:
     with pytest.raises(ResourceNotFoundError) as ours:
         writes.update(client, {"PartitionKey": "p", "RowKey": "r"})
     assert error_code(ours.value) == error_code(sdk.value)
+
+
+def test_the_calls_made_for_a_request_carry_its_id_to_storage(azurite: str) -> None:
+    """x-ms-client-request-id is the id of the request being served (Storage's logs record it),
+    on reads, queries, writes and transactions, sync and async; unbound, the SDK's own per call."""
+    sent: list[str | None] = []
+
+    def hook(request: PipelineRequest[Any]) -> None:
+        sent.append(request.http_request.headers.get("x-ms-client-request-id"))
+
+    name = f"w{uuid.uuid4().hex[:12]}"
+    service = TableServiceClient.from_connection_string(azurite)
+    service.create_table(name)
+    client = TableClient.from_connection_string(azurite, name, raw_request_hook=hook)
+    row = {"PartitionKey": "p", "RowKey": "r", "v": 1}
+
+    async def read_async() -> None:
+        async with AsyncTableClient.from_connection_string(azurite, name, raw_request_hook=hook) as aio:
+            assert (await wire.read_point(aio, "p", "r")) == row
+            assert [page async for page in wire.query_pages(aio, "PartitionKey eq 'p'")] == [[row]]
+
+    try:
+        with observability.bound(request_id="req-7.a:b"):
+            writes.upsert(client, row)
+            assert wire.read_point_sync(client, "p", "r") == row
+            assert list(wire.query_pages_sync(client, "PartitionKey eq 'p'")) == [[row]]
+            batch.submit(client, [("upsert", row)])
+            asyncio.run(read_async())
+        assert sent == ["req-7.a:b"] * 6
+        sent.clear()
+        writes.upsert(client, row)
+        assert wire.read_point_sync(client, "p", "r") == row
+        assert len(sent) == 2 and len(set(sent)) == 2 and None not in sent  # one of its own each
+    finally:
+        service.delete_table(name)
+        service.close()

@@ -29,6 +29,8 @@ from azure.data.tables import TableClient, TableTransactionError
 from azure.data.tables._error import _decode_error  # the SDK's typed errors for a refused batch
 from azure.data.tables._table_batch import TableBatchOperations  # the SDK's own sub-requests
 
+from shared.adapters.tables.wire import sending
+
 CRLF = "\r\n"
 
 
@@ -93,7 +95,7 @@ def submit(client: TableClient, operations: Iterable[Any]) -> list[Mapping[str, 
         },
         content=body(requests, batch, changeset),
     )
-    response = client._client.send_request(request, stream=True)  # the client's pipeline; not JSON
+    response = client._client.send_request(request, **sending())  # the client's pipeline; not JSON
     response.read()
     if response.status_code != 202:  # the whole batch refused (a bad request, a missing table...)
         raise _decode_error(response)  # type: ignore[no-untyped-call]

@@ -29,6 +29,8 @@ from azure.core.exceptions import HttpResponseError
 from azure.core.rest import HttpRequest
 from azure.data.tables._error import _decode_error
 
+from shared import observability
+
 if TYPE_CHECKING:
     from azure.core.rest import AsyncHttpResponse, HttpResponse
     from azure.data.tables import TableClient
@@ -201,12 +203,24 @@ def _page(
 # runs a request through that client's pipeline (aka.ms/azsdk/dpcodegen/python/send_request).
 
 
+def sending() -> dict[str, Any]:
+    """The options every request here is sent with. `stream`: the body is read here, once;
+    without it the pipeline's ContentDecodePolicy parses every JSON answer for a result nobody
+    reads (2.5% of the local host's CPU per GET). `request_id`: the id of the API request (or
+    activity) being served goes out as `x-ms-client-request-id`, which Storage's logs keep as
+    ClientRequestId (learn.microsoft.com/azure/azure-monitor/reference/tables/storagetablelogs),
+    so they show which request made each call; unbound, the pipeline's RequestIdPolicy makes one
+    per call, as before."""
+    bound = observability.current("request_id")
+    return {"stream": True, "request_id": bound} if bound else {"stream": True}
+
+
 async def read_point(
     client: AsyncTableClient, partition: str, row_key: str, select: list[str] | None = None
 ) -> Entity | None:
     """One entity by its keys, or None when the service answers 404."""
     request = point_request(client.table_name, partition, row_key, select)
-    response = await client._client.send_request(request)
+    response = await client._client.send_request(request, **sending())
     return _point(response, await response.read())
 
 
@@ -214,7 +228,8 @@ def read_point_sync(
     client: TableClient, partition: str, row_key: str, select: list[str] | None = None
 ) -> Entity | None:
     """`read_point` through a sync client."""
-    response = client._client.send_request(point_request(client.table_name, partition, row_key, select))
+    request = point_request(client.table_name, partition, row_key, select)
+    response = client._client.send_request(request, **sending())
     return _point(response, response.read())
 
 
@@ -225,7 +240,7 @@ async def query_pages(
     after: Continuation | None = {}
     while after is not None:
         request = query_request(client.table_name, odata, top=top, select=select, after=after)
-        response = await client._client.send_request(request)
+        response = await client._client.send_request(request, **sending())
         found, after = _page(response, await response.read())
         yield found
 
@@ -236,8 +251,7 @@ def query_pages_sync(
     """`query_pages` through a sync client, a page read when the last one is used up."""
     after: Continuation | None = {}
     while after is not None:
-        response = client._client.send_request(
-            query_request(client.table_name, odata, top=top, select=select, after=after)
-        )
+        request = query_request(client.table_name, odata, top=top, select=select, after=after)
+        response = client._client.send_request(request, **sending())
         found, after = _page(response, response.read())
         yield found

@@ -28,7 +28,7 @@ from azure.core import MatchConditions
 from azure.data.tables import UpdateMode
 
 from shared.adapters.tables.batch import sub_requests
-from shared.adapters.tables.wire import refused
+from shared.adapters.tables.wire import refused, sending
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
@@ -77,7 +77,7 @@ def delete(
 
 def _send(client: TableClient, operation: tuple[Any, ...], *, absent_ok: bool = False) -> Written:
     [request] = sub_requests(client, [operation])
-    response = client._client.send_request(request)
+    response = client._client.send_request(request, **sending())
     response.read()  # the connection goes back to the pool
     if 200 <= response.status_code < 300:
         return {"etag": response.headers.get("ETag")}  # as the SDK answers: None if the service sent none
