@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 import logging
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +58,13 @@ def bind(**fields: str | None) -> None:
     for name, value in fields.items():
         if value:
             _CONTEXT[name].set(value)
+
+
+def carried() -> Callable[[], None]:
+    """An `initializer` for a ThreadPoolExecutor made for this context's work: it binds the
+    context's fields on each worker thread, which a pool, unlike `asyncio.to_thread`, does not
+    carry over (a sweep pass's id on its workers' log lines and table calls)."""
+    return functools.partial(bind, **{name: variable.get() for name, variable in _CONTEXT.items()})
 
 
 class ContextFilter(logging.Filter):

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from itertools import chain
 
-from shared import agent_tokens
+from shared import agent_tokens, observability
 from shared.domain.environment import Actor, Environment, Status, new_id
 from shared.domain.operation import Kind, operation_id
 from shared.domain.snapshots import (
@@ -207,7 +207,7 @@ class SnapshotService:
             return True
 
         live = chain(index.candidates(Status.RUNNING), index.candidates(Status.STOPPED, stopped_after=since))
-        with ThreadPoolExecutor(max_workers=PRUNE_WORKERS, thread_name_prefix="prune") as pool:
+        with ThreadPoolExecutor(PRUNE_WORKERS, "prune", initializer=observability.carried()) as pool:
             return sum(pool.map(ask_if_due, live))
 
     # --- retention ----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from shared import observability
 from shared.domain import budget as budget_rules
 from shared.domain import lifecycle
 from shared.domain.decisions import purge_due, retire_reason, stop_reason
@@ -182,8 +183,8 @@ class Sweeps:
         outcomes: list[CommandResult | str] = []
         settling: list[Future[None]] = []
         with (
-            ThreadPoolExecutor(max_workers=SWEEP_WORKERS, thread_name_prefix="sweep") as pool,
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-settle") as settler,
+            ThreadPoolExecutor(SWEEP_WORKERS, "sweep", initializer=observability.carried()) as pool,
+            ThreadPoolExecutor(1, "sweep-settle", initializer=observability.carried()) as settler,
         ):
             try:
                 for start in range(0, len(entries), SWEEP_WINDOW):

@@ -4,6 +4,7 @@ compute backend, local workspaces and Azurite."""
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ import orchestrators
 from devhost.host.durable.clock import ManualClock
 from devhost.host.durable.engine import DurableEngine
 from orchestrators import jobs
-from shared import wiring
+from shared import observability, wiring
 from shared.domain import operation
 from shared.domain.environment import Actor, Status
 from shared.domain.lifecycle import Command
@@ -470,3 +471,25 @@ def test_the_retention_timer_asks_due_workspaces_to_prune_once_a_day(world: Worl
     assert snapshots.prune_pass(world.store.index) == 2
     assert set(agent.asked) == {(busy.id, "prune"), (lately.id, "prune")}
     assert world.store.stats.snapshot()["point_reads"] == 3  # busy's, fresh's and lately's logs
+
+
+def test_a_passes_workers_send_its_id_with_every_table_call(world: World, monkeypatch):
+    """A pass binds an id of its own (timers/sweeps.py); its pool's worker threads bind it too,
+    so their log lines and table calls (x-ms-client-request-id) carry it."""
+    idle = world.running("idle")
+    world.clock.advance(minutes=31)
+    asked: list[tuple[str, str | None]] = []
+    read_field = observability.current
+
+    def watched(name: str) -> str | None:
+        value = read_field(name)
+        if name == "request_id":
+            asked.append((threading.current_thread().name, value))
+        return value
+
+    monkeypatch.setattr(observability, "current", watched)
+    with observability.bound(request_id="idle-sweep-test"):
+        report = world.sweeps.idle()
+    assert [r.environment.id for r in report.accepted] == [idle.id]
+    on_workers = {value for thread, value in asked if thread.startswith("sweep")}
+    assert on_workers == {"idle-sweep-test"}
