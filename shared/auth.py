@@ -148,7 +148,7 @@ class TokenVerifier:
         with the token's kid): an event loop verifies such a header on a thread, any other inline."""
         if self._jwks is None:
             return False  # a shared secret: nothing to fetch
-        if authorization_header is not None and self._verified.knows(authorization_header, time.time()):
+        if self._remembered(authorization_header):
             return False
         cache = self._jwks.jwk_set_cache
         cached = cache.get() if cache is not None else None
@@ -159,6 +159,12 @@ class TokenVerifier:
         except (Unauthorized, PyJWTError, ValueError, TypeError):
             return False  # refused before any key is looked up
         return isinstance(kid, str) and PyJWKClient.match_kid(cached.keys, kid) is None  # else refused
+
+    def _remembered(self, authorization_header: str | None) -> bool:
+        try:
+            return self._verified.get(_bearer_token(authorization_header), time.time()) is not None
+        except Unauthorized:
+            return False
 
     def _key_for(self, token: str) -> str | PyJWK:
         if self._jwks is None:
@@ -198,10 +204,6 @@ class _Verified:
                 return None
             self._tokens.move_to_end(token)
             return found[0]
-
-    def knows(self, header: str, now: float) -> bool:
-        parts = header.split()
-        return len(parts) == 2 and parts[0].lower() == "bearer" and self.get(parts[1], now) is not None
 
     def put(self, token: str, principal: Principal, until: float) -> None:
         with self._lock:

@@ -26,10 +26,9 @@ from typing import Any
 from azure.core.exceptions import HttpResponseError
 from azure.core.rest import HttpRequest
 from azure.data.tables import TableClient, TableTransactionError
-from azure.data.tables._error import _decode_error  # the SDK's typed errors for a refused batch
 from azure.data.tables._table_batch import TableBatchOperations  # the SDK's own sub-requests
 
-from shared.adapters.tables.wire import sending
+from shared.adapters.tables.wire import refused, sending
 
 CRLF = "\r\n"
 
@@ -98,7 +97,7 @@ def submit(client: TableClient, operations: Iterable[Any]) -> list[Mapping[str, 
     response = client._client.send_request(request, **sending())  # the client's pipeline; not JSON
     response.read()
     if response.status_code != 202:  # the whole batch refused (a bad request, a missing table...)
-        raise _decode_error(response)  # type: ignore[no-untyped-call]
+        raise refused(response)
     answers = parse(response.headers.get("Content-Type", ""), response.text())
     failed = next((answer for answer in answers if not 200 <= answer.status < 300), None)
     if failed is not None:
