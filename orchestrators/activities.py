@@ -294,7 +294,11 @@ def settle_environment(job: dict[str, Any]) -> Result:
     reason = job["reason"]
     if job.get("reached") and job.get("reached_at"):  # the last phase, seen with running
         fields["reached"] = (Phase(job["reached"]), datetime.fromisoformat(job["reached_at"]))
-    current = wiring.store().get(job["owner"], job["environment_id"])
+    owner, environment_id, operation = job["owner"], job["environment_id"], job["operation"]
+    service = wiring.environments()
+    # As the step before wrote it, when it ran here: settle recalls it too (services/written.py).
+    recalled = service.written(owner, environment_id, operation)
+    current = recalled or wiring.store().get(owner, environment_id)
     if succeeded and current is not None and current.status in lifecycle.COMING_UP:
         began = current.created_at if current.status is Status.CREATING else current.updated_at
         observability.record_ready(current.status.value.lower(), (wiring.utcnow() - began).total_seconds())
@@ -302,9 +306,14 @@ def settle_environment(job: dict[str, Any]) -> Result:
         if restored:
             reason = f"{reason}; {restored}"
             fields.update(restore_snapshot=None, unclean_stop=None)
-    owner, environment_id, operation = job["owner"], job["environment_id"], job["operation"]
-    env = wiring.environments().settle(
-        owner, environment_id, operation, bool(succeeded), reason, current=current, **fields
+    env = service.settle(
+        owner,
+        environment_id,
+        operation,
+        bool(succeeded),
+        reason,
+        current=None if recalled else current,
+        **fields,
     )
     return {"ok": True, "status": env.status.value if env else None}
 

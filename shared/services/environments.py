@@ -16,19 +16,21 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared import agent_tokens, templates
+from shared import agent_tokens
 from shared.domain import budget as budget_rules
 from shared.domain import lifecycle, metering, progress
-from shared.domain.environment import ENVIRONMENT_ID, Actor, AuditEvent, Environment, Status, new_id
+from shared.domain.environment import ENVIRONMENT_ID, Actor, AuditEvent, Environment, Status
 from shared.domain.lifecycle import Command, Verdict
 from shared.domain.meter import MonthUsage
 from shared.domain.operation import Kind, operation_id
-from shared.domain.placement import Placement, ResourceBounds, SizeRequest, resolve_size
+from shared.domain.placement import Placement, ResourceBounds
 from shared.domain.quota import Limits
 from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
 from shared.errors import ConcurrencyConflict, Conflict, InvalidState, NotFound, Unauthorized
-from shared.secrets import PASSWORD_KEY, SNAPSHOT_PASSWORD_KEY, generate_password, seal, unseal
+from shared.secrets import PASSWORD_KEY, unseal
+from shared.services.planning import planned
 from shared.services.ports import Change, Clock, EnvironmentRecords, IdempotencyRecord
+from shared.services.written import WrittenRecords
 from shared.settings import Settings
 
 MAX_WRITE_ATTEMPTS = 8
@@ -63,6 +65,7 @@ class EnvironmentService:
         self._placement = placement
         self._limits = Limits(settings.max_environments_per_user, settings.max_running_per_user)
         self._bounds = ResourceBounds(settings.max_cpu_cores, settings.max_memory_gb, settings.max_storage_gb)
+        self._written = WrittenRecords()  # for an operation's next step (services/written.py)
 
     @property
     def limits(self) -> Limits:
@@ -135,13 +138,14 @@ class EnvironmentService:
             replay = self._replay(owner, idempotency_key, request_hash)
             if replay is not None:
                 return CommandResult(replay, accepted=False)
-        env = self._plan(owner, request).model_copy(update={"monthly_budget": budget})
+        env = planned(owner, request, self._settings, self._placement, self._bounds, self._clock())
+        env = env.model_copy(update={"monthly_budget": budget})
         self.check_budget(owner, env, budget)
         now = self._clock()
         record = IdempotencyRecord(idempotency_key, request_hash, env.id, now) if idempotency_key else None
         change = Change(Actor.USER, "created", now)
         try:
-            return CommandResult(self._records.create(env, change, self._limits, record), accepted=True)
+            created = self._records.create(env, change, self._limits, record)
         except ConcurrencyConflict:
             if idempotency_key is None:
                 raise
@@ -150,6 +154,8 @@ class EnvironmentService:
             if replay is None:
                 raise
             return CommandResult(replay, accepted=False)
+        self._written.remember(created)
+        return CommandResult(created, accepted=True)
 
     def check_budget(self, owner: str, env: Environment, budget: float | None) -> None:
         """BudgetExceeded when this month's spend plus an hour of `env` would pass the budget."""
@@ -172,57 +178,6 @@ class EnvironmentService:
         # Keyed, so the hash of a low-entropy secret in the body cannot be brute-forced offline.
         canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hmac.new(self._settings.secrets_key_bytes, canonical.encode(), hashlib.sha256).hexdigest()
-
-    def _plan(self, owner: str, request: CreateEnvironmentRequest) -> Environment:
-        template = templates.catalog().choose(request.template or request.base_image)
-        size = resolve_size(
-            SizeRequest(request.size, request.cpu_cores, request.memory_gb, request.storage_gb),
-            template,
-            self._placement,
-            self._bounds,
-        )
-        now = self._clock()
-        env_id = new_id()
-        agent_token = agent_tokens.mint(owner, env_id)
-        sealed = seal(
-            self._settings.secrets_key_bytes,
-            env_id,
-            {
-                **request.secrets,
-                PASSWORD_KEY: generate_password(),
-                SNAPSHOT_PASSWORD_KEY: generate_password(),
-                agent_tokens.AGENT_TOKEN_VARIABLE: agent_token,
-            },
-        )
-        return Environment(
-            id=env_id,
-            owner=owner,
-            name=request.name,
-            status=Status.CREATING,
-            status_reason="provisioning",
-            template=template.name,
-            size=size.name,
-            cpu_cores=size.cpu_cores,
-            memory_gb=size.memory_gb,
-            storage_gb=size.storage_gb,
-            cloud_provider=self._placement.provider,
-            cloud_region=self._placement.region,
-            ports=list(request.ports if request.ports is not None else template.ports),
-            # The template's defaults under the user's own (a secret of the same name wins too).
-            environment_variables={
-                **{k: v for k, v in template.environment_variables.items() if k not in request.secrets},
-                **request.environment_variables,
-            },
-            repository_url=request.repository_url,
-            dotfiles_url=request.dotfiles_url,
-            idle_timeout_minutes=request.idle_timeout_minutes or self._settings.idle_timeout_minutes,
-            last_accessed_at=now,
-            created_at=now,
-            updated_at=now,
-            operation=operation_id(Kind.CREATE, env_id, 1),
-            agent_token_hash=agent_tokens.digest(agent_token),
-            sealed_secrets=sealed,
-        )
 
     # --- changes ------------------------------------------------------------------------------------
 
@@ -358,8 +313,17 @@ class EnvironmentService:
             spent = progress.timings(after.progress) if coming_up else ""
             return Change(actor, f"{reason} ({spent})" if spent else reason, now)
 
+        recalled = self.written(owner, environment_id, operation) if current is None else None
         try:
-            return self.mutate(owner, environment_id, finish, change, include_deleted=True, current=current)
+            return self.mutate(
+                owner,
+                environment_id,
+                finish,
+                change,
+                include_deleted=True,
+                current=current,
+                recalled=recalled,
+            )
         except NotFound:
             return None
 
@@ -382,9 +346,10 @@ class EnvironmentService:
             steps = progress.reached(env.progress, phase, now)
             return None if steps is None else env.model_copy(update={"progress": steps})
 
+        recalled = self.written(owner, environment_id, operation) if current is None else None
         try:
             change = Change(Actor.SYSTEM, phase.value, now)
-            return self.mutate(owner, environment_id, advance, change, current=current)
+            return self.mutate(owner, environment_id, advance, change, current=current, recalled=recalled)
         except NotFound:  # deleted meanwhile: nothing to tell
             return None
 
@@ -413,6 +378,11 @@ class EnvironmentService:
 
         return self.mutate(owner, environment_id, note, replace(change, audited=True))
 
+    def written(self, owner: str, environment_id: str, operation: str) -> Environment | None:
+        """The record as this process last wrote it for `operation`, to decide a next step on
+        without a read; possibly stale, so only for a write its ETag guards (services/written.py)."""
+        return self._written.recall(owner, environment_id, operation)
+
     def launch_failed(self, env: Environment) -> Environment | None:
         """The orchestration of the record's operation could not be started: settle it as failed,
         so it does not wait in a transitional status for nothing (the user may try again)."""
@@ -428,23 +398,30 @@ class EnvironmentService:
         *,
         include_deleted: bool = False,
         current: Environment | None = None,  # as just read: the first attempt decides on it
+        recalled: Environment | None = None,  # as this process last wrote it (`written`)
     ) -> Environment:
-        given = current  # a stale one fails its ETag check below, and the next attempt reads afresh
+        # A stale one fails its ETag check below, and the next attempt reads afresh; a recalled
+        # one that calls for no write is decided on again from a fresh read.
+        given, unsure = (current, False) if current is not None else (recalled, recalled is not None)
         for _ in range(MAX_WRITE_ATTEMPTS):
             if given is not None:
                 current, given = given, None
             elif include_deleted:
-                current = _found(self._records.get(owner, environment_id), include_deleted)
+                current, unsure = _found(self._records.get(owner, environment_id), include_deleted), False
             else:
-                current = self.get(owner, environment_id)
+                current, unsure = self.get(owner, environment_id), False
             updated = mutation(current)
+            if updated is None and unsure:
+                continue
             if updated is None:
                 return current
             made = change(current, updated) if callable(change) else change
             if metering.rates_change(current, updated):  # the time at the old rates, metered
                 updated = metering.metered(current, updated, made.at)
             try:
-                return self._records.save(current, updated, made, limits)
+                saved = self._records.save(current, updated, made, limits)
             except ConcurrencyConflict:
                 continue  # someone else wrote first: decide again on the fresh record
+            self._written.remember(saved)
+            return saved
         raise Conflict("the environment is changing too often; try again")

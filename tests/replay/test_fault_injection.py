@@ -48,7 +48,7 @@ from shared.domain.quota import Usage
 from shared.domain.requests import CreateEnvironmentRequest
 from shared.domain.resources import ComputeState, compute_name
 from shared.errors import DomainError, InvalidState
-from shared.services import environments as service_module
+from shared.services import planning as service_module
 from shared.services.ports import ComputeSpec, ComputeStatus, Workspace
 from shared.services.reconcile import Reconciler, ReconcileReport
 from shared.settings import get_settings

@@ -103,10 +103,10 @@ def test_provision_waits_with_durable_timers_then_runs(engine, clock):
     assert Path(get_settings().local_data_dir, "workspaces", workspace_name(env.id)).is_dir()
 
 
-def test_each_activity_reads_the_record_once_and_hands_it_on(engine, clock):
-    """A create's activities read its record once each, before their first write, and pass what
-    they read or wrote to their next step; the CREATING index row, a status no record returns
-    to, is deleted without reading it first."""
+def test_each_activity_decides_on_the_record_the_step_before_wrote(engine, clock):
+    """A create's steps run in the process that wrote its record, each deciding on the record as
+    the step before wrote it (services/written.py): no step reads it; the CREATING index row, a
+    status no record returns to, is deleted without reading it first."""
     env = create()
     stats = wiring.store().stats
     stats.reset()
@@ -114,12 +114,13 @@ def test_each_activity_reads_the_record_once_and_hands_it_on(engine, clock):
     reads = stats.snapshot()["point_reads"]
     record = wiring.environments().get(OWNER, env.id)
     assert record.status is Status.RUNNING
-    # ensure_workspace, create_compute (two phases: requested, then the image pulling), the poll
-    # that saw the container start, settle_environment: one read each. The poll that found it
-    # running leaves its phase (the IDE answers) to the settle's write. 10 before: 2 reads each
-    # for the first two and settle_environment, the index row read before its delete, and the
-    # last poll's read.
-    assert reads == 4
+    # ensure_workspace on the record as the create wrote it; create_compute (two phases:
+    # requested, then the image pulling), the poll that saw the container start and
+    # settle_environment each on the record as the step before wrote it. The poll that found it
+    # running leaves its phase (the IDE answers) to the settle's write. 10 reads two changes ago:
+    # 2 each for the first two steps and settle_environment, the index row read before its
+    # delete, and the last poll's; 4 before this one, one per step.
+    assert reads == 0
     assert [step.phase.value for step in record.progress] == [
         "workspace",
         "compute_requested",
@@ -133,11 +134,12 @@ def test_each_activity_reads_the_record_once_and_hands_it_on(engine, clock):
     stats.reset()
     command(engine, clock, env.id, Command.START)
     # The command's three (the record, the owner's usage, the STOPPED index row before its delete),
-    # start_compute's one (its phases written on the record it read), the first poll's,
-    # settle_environment's, and the STARTING row's before its delete (a status records return
-    # to: a newer start's row must stay). 10 before: start_compute read twice more, and the
-    # poll that saw it running once.
-    assert stats.snapshot()["point_reads"] == 3 + 1 + 1 + 2
+    # start_compute's one (its phases written on the record it read: it builds the compute's
+    # spec, so it reads the record as it stands), and the STARTING row's before its delete (a
+    # status records return to: a newer start's row must stay). The first poll and
+    # settle_environment decide on the record as the step before wrote it. 10 two changes ago:
+    # start_compute read twice more, and the poll that saw it running once; 7 before this one.
+    assert stats.snapshot()["point_reads"] == 3 + 1 + 1
 
 
 def test_stop_start_delete(engine, clock):

@@ -171,6 +171,43 @@ def test_reach_and_settle_decide_on_the_callers_record_and_on_a_fresh_one_when_i
     assert service.reach("hana", env.id, env.operation, Phase.IDE_ANSWERING) is None  # gone: nothing to tell
 
 
+def test_reach_and_settle_recall_the_record_their_process_wrote_and_read_afresh_when_it_is_stale(
+    store, monkeypatch
+):
+    """Without a record from the caller, reach and settle decide on the record as their process
+    last wrote it for the same operation (services/written.py), without a read. Another worker's
+    write since is caught by the version check and the step lands on the fresh record; a recalled
+    record that calls for no write is decided on again from a fresh read."""
+    reads = []
+    monkeypatch.setattr(
+        store, "get", lambda owner, env_id, read=store.get: reads.append(env_id) or read(owner, env_id)
+    )
+    here, there = make_service(store), make_service(store)  # two workers, one store
+    env = here.create("ines", request()).environment
+    op = env.operation
+    workspace = here.reach("ines", env.id, op, Phase.WORKSPACE)
+    assert workspace is not None and reads == []  # decided on the record the create wrote
+    there.reach("ines", env.id, op, Phase.COMPUTE_REQUESTED)  # a worker that never wrote it reads it
+    assert len(reads) == 1
+    pulling = here.reach("ines", env.id, op, Phase.IMAGE_PULLING)  # recalls the stale record
+    assert len(reads) == 2  # refused by its version, read again
+    assert pulling is not None
+    assert [step.phase for step in pulling.progress] == [
+        Phase.WORKSPACE,
+        Phase.COMPUTE_REQUESTED,
+        Phase.IMAGE_PULLING,
+    ]
+    there.settle("ines", env.id, op, True, "running")
+    stopping = there.command("ines", env.id, Command.STOP).environment  # a newer operation, there
+    # Recalled, the phase is reached already (no write): decided again on the fresh record.
+    again = here.reach("ines", env.id, op, Phase.IMAGE_PULLING)
+    assert again is not None and again.status is Status.STOPPING and again.operation == stopping.operation
+    settled = here.settle("ines", env.id, op, True, "running")  # recalled, refused, read: not its own
+    assert settled is not None and settled.status is Status.STOPPING
+    assert store.get("ines", env.id).version == stopping.version  # nothing written by the stale steps
+    assert here.written("ines", env.id, stopping.operation) is None  # written by another worker
+
+
 def test_settle_notes_the_last_phase_reached_in_its_own_write(store):
     """The poll that finds the compute running leaves its phase to the settle: one write, with
     the phase begun when it was seen; a phase the record already has keeps its own time."""
