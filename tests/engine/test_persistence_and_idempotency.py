@@ -8,6 +8,8 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from devhost.host.durable.clock import ManualClock
 from devhost.host.durable.engine import DurableEngine
 from devhost.host.durable.instance import Instance, RuntimeStatus
@@ -71,6 +73,52 @@ def test_an_activity_lost_in_a_crash_runs_again_after_resume(
     assert status.runtime_status == RuntimeStatus.COMPLETED
     assert status.output == ["worked crash", "Hello after gate"]
     assert PROBE.calls["gated:crash"] == 2  # at-least-once: once per process
+
+
+def test_an_activity_result_reaches_disk_with_the_episode_it_wakes(
+    make_engine: EngineFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An activity's result is saved with the history of the episode it wakes, not on its own:
+    a host that dies in between runs the activity again after resume, as Durable would."""
+    live_dir, crash_dir = tmp_path / "live", tmp_path / "crash"
+    first = make_engine(store_dir=live_dir)
+    instance_id = first.start("greet_sequence", ["once", "twice"])
+    saves: list[list[str]] = []
+    save = InstanceStore.save
+    monkeypatch.setattr(
+        InstanceStore,
+        "save",
+        lambda store, instance: (
+            saves.append([name for name, _ in action_events(tuple(instance.history))])
+            or save(store, instance)
+        ),
+    )
+    episodes = 0
+    run_episode = first._run_next_episode
+
+    def dies_before_the_second_episode() -> None:
+        nonlocal episodes
+        episodes += 1
+        if episodes == 2:  # the first greeting answered, its episode not yet run
+            shutil.copytree(live_dir, crash_dir)
+        run_episode()
+
+    monkeypatch.setattr(first, "_run_next_episode", dies_before_the_second_episode)
+    first.run_until_idle()
+    assert status_of(first, instance_id).output == ["Hello once", "Hello twice"]
+    # One save per episode (three), none per result: each ends an episode's history.
+    assert saves == [
+        ["TaskScheduled"],
+        ["TaskScheduled", "TaskCompleted", "TaskScheduled"],
+        ["TaskScheduled", "TaskCompleted", "TaskScheduled", "TaskCompleted"],
+    ]
+
+    second = make_engine(store_dir=crash_dir)
+    assert action_events(status_of(second, instance_id).history) == [("TaskScheduled", 0)]
+    second.resume_all()
+    second.run_until_idle()
+    assert status_of(second, instance_id).output == ["Hello once", "Hello twice"]
+    assert PROBE.calls["greet:once"] == 2  # at-least-once: answered, lost, run again
 
 
 def test_pending_start_is_resumed_from_its_file(make_engine: EngineFactory, tmp_path: Path) -> None:

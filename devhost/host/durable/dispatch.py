@@ -65,7 +65,7 @@ class ActivityDispatch(EngineState):
             event = hist.task_completed(now, work.task_id, outcome.result_json or "null")
         else:
             event = hist.task_failed(now, work.task_id, outcome.reason or "activity failed", outcome.details)
-        self._deliver_event(instance, event)
+        self._deliver_event(instance, event, persist=False)
 
     def _submit(self, work: ActivityWork) -> None:
         assert self._executor is not None

@@ -49,6 +49,7 @@ class Episodes(EngineState):
         instance = self._instances.get(instance_id)
         if instance is None:
             return
+        was_over = instance.runtime_status.is_terminal
         try:
             self._episode(instance)
         except Exception as exc:  # fault isolation: one broken instance never stops the engine
@@ -56,7 +57,8 @@ class Episodes(EngineState):
             self._after_save.clear()
             if not instance.runtime_status.is_terminal:
                 self._fail(instance, self._clock.now(), f"internal engine error: {type(exc).__name__}: {exc}")
-        self._changed(instance)
+        # One that ended in this episode was saved by _finish, before its parent heard of it.
+        self._changed(instance, persist=was_over or not instance.runtime_status.is_terminal)
         # Like the real host, work leaves the orchestration only once its history is committed:
         # a crash before this point replays the episode instead of losing or doubling work.
         deferred, self._after_save = self._after_save, []

@@ -1,6 +1,6 @@
 """The engine's state: every instance, the ready queue, the activity queue and the armed timers,
-behind one lock, persisted to an InstanceStore after each change. The engine's parts (episodes,
-activity dispatch, timers) work on it with the lock held."""
+behind one lock, persisted to an InstanceStore after each change that history alone could not
+bring back. The engine's parts (episodes, activity dispatch, timers) work on it with the lock held."""
 
 from __future__ import annotations
 
@@ -174,19 +174,22 @@ class EngineState:
             self._ready_set.add(instance.instance_id)
             self._ready.append(instance.instance_id)
 
-    def _changed(self, instance: Instance) -> None:
+    def _changed(self, instance: Instance, persist: bool = True) -> None:
         instance.last_updated_time = self._clock.now()
-        if self._store is not None:
+        if persist and self._store is not None:
             try:
                 self._store.save(instance)
             except OSError:
                 log.exception("could not persist instance %s", instance.instance_id)
         self._cond.notify_all()
 
-    def _deliver_event(self, instance: Instance, event: hist.Event) -> None:
+    def _deliver_event(self, instance: Instance, event: hist.Event, persist: bool = True) -> None:
+        """`persist=False` for an activity's result or a timer's firing: the episode this wakes
+        saves it with its history. Lost in a crash before then, the activity runs again and the
+        timer fires again, both re-derived from history on resume, at least once as in Durable."""
         instance.inbox.append(event)
         self._mark_ready(instance)
-        self._changed(instance)
+        self._changed(instance, persist)
 
     def _drop_timers(self, instance_id: str) -> None:
         for key in [k for k in self._timers if k[0] == instance_id]:

@@ -35,7 +35,7 @@ class DurableTimers(EngineState):
                 or instance.runtime_status.is_terminal
             ):
                 continue
-            self._deliver_event(instance, hist.timer_fired(now, key[1], fire_at))
+            self._deliver_event(instance, hist.timer_fired(now, key[1], fire_at), persist=False)
 
     def _driver_wait(self) -> float | None:
         if self._ready:
