@@ -163,7 +163,8 @@ def _reach(
     """Put the phase a create or start reached on the record, for progress bars; the job's
     `phase` is the last one the orchestration saw, so an unchanged poll costs no table read.
     Returns the record as it stands when it was read or written (else `current`, which the
-    write decides on first: a stale one is refused by its ETag and read again)."""
+    write decides on first: a stale one is refused by its ETag and read again; without it,
+    `reach` decides first on the record as this process last wrote it for the operation)."""
     if phase is not None and job.get("operation") and phase.value != job.get("phase"):
         owner, environment_id, operation = job["owner"], job["environment_id"], job["operation"]
         return wiring.environments().reach(owner, environment_id, operation, phase, current)

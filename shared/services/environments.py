@@ -26,7 +26,15 @@ from shared.domain.operation import Kind, operation_id
 from shared.domain.placement import Placement, ResourceBounds
 from shared.domain.quota import Limits
 from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRequest
-from shared.errors import ConcurrencyConflict, Conflict, InvalidState, NotFound, Unauthorized
+from shared.errors import (
+    BudgetExceeded,
+    ConcurrencyConflict,
+    Conflict,
+    InvalidState,
+    NotFound,
+    QuotaExceeded,
+    Unauthorized,
+)
 from shared.secrets import PASSWORD_KEY, unseal
 from shared.services.planning import planned
 from shared.services.ports import Change, Clock, EnvironmentRecords, IdempotencyRecord
@@ -140,16 +148,17 @@ class EnvironmentService:
                 return CommandResult(replay, accepted=False)
         env = planned(owner, request, self._settings, self._placement, self._bounds, self._clock())
         env = env.model_copy(update={"monthly_budget": budget})
-        self.check_budget(owner, env, budget)
         now = self._clock()
         record = IdempotencyRecord(idempotency_key, request_hash, env.id, now) if idempotency_key else None
         change = Change(Actor.USER, "created", now)
         try:
+            self.check_budget(owner, env, budget)
             created = self._records.create(env, change, self._limits, record)
-        except ConcurrencyConflict:
+        except (ConcurrencyConflict, QuotaExceeded, BudgetExceeded):
             if idempotency_key is None:
                 raise
-            # Another request with the same key won the race: answer with its environment.
+            # Another request with the same key won the race, or committed since the read above
+            # and now counts against the quota or the budget: answer with its environment.
             replay = self._replay(owner, idempotency_key, request_hash)
             if replay is None:
                 raise

@@ -16,7 +16,7 @@ from shared.errors import BudgetExceeded
 from shared.services.ports import IndexEntry
 from shared.services.sweeps import Sweeps
 from tests.fakes import FixedClock, InMemoryRecords
-from tests.services.test_environments import make_service, request, run
+from tests.services.test_environments import first_lookup_misses, make_service, request, run
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 HOURLY = 0.0614  # a small environment: 1 vCPU, 2 GB and 20 GB, an hour at the eastus prices
@@ -63,6 +63,22 @@ def test_create_and_start_are_refused_past_the_budget_and_a_token_budget_wins(wo
     with pytest.raises(BudgetExceeded):
         service.command("alice", first, Command.START)
     assert service.command("alice", first, Command.START, budget=5.0).accepted
+
+
+def test_a_repeat_that_read_before_its_first_committed_gets_the_first_not_a_budget_refusal(
+    world, monkeypatch
+) -> None:
+    store, clock = world
+    service = make_service(store, clock, monthly_budget_per_user=0.10)
+    first = service.create("alice", request(size="small"), "key-1").environment
+    run(service, "alice", first.id, Status.RUNNING)
+    clock.advance(hours=1)  # another hour of another one would pass the budget
+    lookups = first_lookup_misses(store, monkeypatch)
+    repeat = service.create("alice", request(size="small"), "key-1")
+    assert (repeat.environment.id, repeat.accepted) == (first.id, False)
+    assert lookups == ["key-1", "key-1"]
+    with pytest.raises(BudgetExceeded):
+        service.create("alice", request(size="small"), "key-2")
 
 
 def test_no_budget_set_refuses_nothing(world) -> None:

@@ -19,7 +19,7 @@ from shared.domain.requests import CreateEnvironmentRequest, UpdateEnvironmentRe
 from shared.errors import Conflict, InvalidState, NotFound, QuotaExceeded, ValidationFailed
 from shared.secrets import PASSWORD_KEY, SNAPSHOT_PASSWORD_KEY
 from shared.services.environments import EnvironmentService
-from shared.services.ports import Change
+from shared.services.ports import Change, IdempotencyRecord
 from shared.services.snapshots import SnapshotService
 from shared.settings import Settings
 from tests.fakes import FixedClock, InMemoryRecords, InMemorySnapshotLogs, ScriptedAgent
@@ -329,6 +329,36 @@ def test_an_idempotency_key_of_a_deleted_environment_is_a_conflict_never_the_del
     run(service, "ivy", env.id, Status.DELETED)
     with pytest.raises(Conflict, match="no longer exists"):
         service.create("ivy", request(), "key-3")
+
+
+def first_lookup_misses(store: InMemoryRecords, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A repeat whose first look at its key came before the first request committed: it finds
+    nothing that once; the keys looked up are returned as they are asked."""
+    lookups: list[str] = []
+    looked_up = store.idempotency
+
+    def idempotency(owner: str, key: str) -> IdempotencyRecord | None:
+        lookups.append(key)
+        return None if len(lookups) == 1 else looked_up(owner, key)
+
+    monkeypatch.setattr(store, "idempotency", idempotency)
+    return lookups
+
+
+def test_a_repeat_that_read_before_its_first_committed_gets_the_first_not_a_quota_refusal(store, monkeypatch):
+    """Found by concurrent_creates.py: a retried create looked its key up before the first
+    request committed, and by its quota check the first one counted: it was answered 403
+    QUOTA_EXCEEDED instead of the environment the first request made."""
+    service = make_service(store, max_environments_per_user=2)
+    service.create("kira", request(name="other"))
+    first = service.create("kira", request(), "key-9").environment  # the quota is now full
+    lookups = first_lookup_misses(store, monkeypatch)
+    repeat = service.create("kira", request(), "key-9")
+    assert (repeat.environment.id, repeat.accepted) == (first.id, False)
+    assert lookups == ["key-9", "key-9"]  # looked up again after the refusal
+    with pytest.raises(QuotaExceeded):  # a new request is still refused
+        service.create("kira", request(), "key-10")
+    assert len(service.list("kira")) == 2
 
 
 def test_same_idempotency_key_different_body_is_a_conflict(store):
