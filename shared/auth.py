@@ -6,9 +6,7 @@ endpoint that cannot be reached is `Unavailable` (503), since the caller's token
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +17,7 @@ from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError, PyJWKSe
 from jwt.types import Options
 
 from shared.errors import Unauthorized, Unavailable
+from shared.recent import Recent
 from shared.settings import Settings, SettingsError
 
 HMAC_ALGORITHMS = ("HS256",)
@@ -191,26 +190,14 @@ class _Verified:
     """Tokens that verified, each with its caller, until a time (least recently used evicted)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()  # verified on the event loop and on worker threads alike
-        self._tokens: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._tokens: Recent[str, tuple[Principal, float]] = Recent(VERIFIED_TOKENS)
 
     def get(self, token: str, now: float) -> Principal | None:
-        with self._lock:
-            found = self._tokens.get(token)
-            if found is None:
-                return None
-            if now >= found[1]:
-                del self._tokens[token]  # verified again, as any other token
-                return None
-            self._tokens.move_to_end(token)
-            return found[0]
+        found = self._tokens.get(token)
+        return found[0] if found is not None and now < found[1] else None  # past it: verified again
 
     def put(self, token: str, principal: Principal, until: float) -> None:
-        with self._lock:
-            self._tokens[token] = (principal, until)
-            self._tokens.move_to_end(token)
-            while len(self._tokens) > VERIFIED_TOKENS:
-                self._tokens.popitem(last=False)
+        self._tokens.put(token, (principal, until))
 
 
 def _bearer_token(header: str | None) -> str:

@@ -11,33 +11,22 @@ the steps may run on other instances; one that never wrote the record reads it, 
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-
 from shared.domain.environment import Environment
+from shared.recent import Recent
 
-RECALLED_RECORDS = 1024  # a few KB each; the oldest are forgotten first
+RECALLED_RECORDS = 1024  # a few KB each; the least recently used are forgotten first
 
 
 class WrittenRecords:
     def __init__(self, limit: int = RECALLED_RECORDS) -> None:
-        self._limit = limit
-        self._records: OrderedDict[tuple[str, str], Environment] = OrderedDict()
-        self._lock = threading.Lock()  # activities run on the worker's threads
+        self._records: Recent[tuple[str, str], Environment] = Recent(limit)
 
     def remember(self, env: Environment) -> None:
         """`env` as just written, with the ETag the service answered."""
-        if env.etag is None or env.operation is None:
-            return
-        key = (env.owner, env.id)
-        with self._lock:
-            self._records[key] = env
-            self._records.move_to_end(key)
-            while len(self._records) > self._limit:
-                self._records.popitem(last=False)
+        if env.etag is not None and env.operation is not None:
+            self._records.put((env.owner, env.id), env)
 
     def recall(self, owner: str, environment_id: str, operation: str) -> Environment | None:
         """The record as this process last wrote it, if that write was `operation`'s own."""
-        with self._lock:
-            env = self._records.get((owner, environment_id))
+        env = self._records.get((owner, environment_id))
         return env if env is not None and env.operation == operation else None

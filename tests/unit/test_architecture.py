@@ -16,6 +16,7 @@ MAX_LINES = 450
 # Where a module lives -> the first-party packages it may import (a prefix allows everything under it).
 TOP = ("shared.errors", "shared.settings", "shared.secrets", "shared.agent_tokens", "shared.observability")
 TOP += ("shared.templates",)  # the deployed template catalog, read once like the settings
+TOP += ("shared.recent",)  # a bounded in-memory map, no I/O
 ENTRY = ("shared.wiring", "shared.domain", "shared.services", *TOP)  # what the Functions modules use
 ALLOWED: dict[str, tuple[str, ...]] = {
     "shared.domain": ("shared.domain", "shared.errors"),
