@@ -532,15 +532,37 @@ def create_file(page: Page, name: str, content: str) -> None:
                 raise
             page.keyboard.press("Escape")
     page.locator(".tabs-container .tab", has_text=name).first.wait_for(state="visible")
-    page.locator(".editor-group-container.active .monaco-editor .view-lines").first.click()
-    page.keyboard.type(content)
-    if not wait_until(lambda: editor_text(page) == content, 30):
-        raise AssertionError(f"the editor shows {editor_text(page)!r} after typing {content!r}")
+    type_into_editor(page, content)
     save(page)
 
 
+EDITOR = ".editor-group-container.active .monaco-editor"
+TYPING_TRIES = 3
+
+
+def focus_editor(page: Page) -> None:
+    """Click into the active editor and wait until it holds the focus (Monaco marks its node
+    `focused`): the Explorer that has just created a file can take the focus back after the
+    editor opened, and keys pressed then go to the Explorer."""
+    page.locator(f"{EDITOR} .view-lines").first.click()
+    page.locator(f"{EDITOR}.focused").first.wait_for(state="visible", timeout=10_000)
+
+
+def type_into_editor(page: Page, content: str) -> None:
+    """Type `content` as the active editor's whole text; typed again over whatever arrived when
+    the focus moved away mid-way (seen in CI: the editor left empty, the keys gone elsewhere)."""
+    for attempt in range(1, TYPING_TRIES + 1):
+        focus_editor(page)
+        if attempt > 1:
+            page.keyboard.press("Control+a")  # what arrived is replaced by what is typed
+        page.keyboard.type(content)
+        if wait_until(lambda: editor_text(page) == content, 10 if attempt < TYPING_TRIES else 30):
+            return
+    raise AssertionError(f"the editor shows {editor_text(page)!r} after typing {content!r}")
+
+
 def save(page: Page) -> None:
-    page.locator(".editor-group-container.active .monaco-editor .view-lines").first.click()
+    focus_editor(page)
     page.keyboard.press("Control+s")
 
 
