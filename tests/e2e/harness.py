@@ -470,9 +470,12 @@ def wait_for_workbench(page: Page, folder: str | None = None) -> None:
         header.first.wait_for(state="visible")
 
 
+EDITOR = ".editor-group-container.active .monaco-editor"  # the editor with the active tab
+
+
 def editor_text(page: Page) -> str:
     """The text of the active editor as shown (Monaco renders spaces as no-break spaces)."""
-    lines = page.locator(".editor-group-container.active .monaco-editor .view-lines").first
+    lines = page.locator(f"{EDITOR} .view-lines").first
     return lines.inner_text().replace("\u00a0", " ").strip()
 
 
@@ -536,7 +539,6 @@ def create_file(page: Page, name: str, content: str) -> None:
     save(page)
 
 
-EDITOR = ".editor-group-container.active .monaco-editor"
 TYPING_TRIES = 3
 
 
