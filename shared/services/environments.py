@@ -146,9 +146,9 @@ class EnvironmentService:
             replay = self._replay(owner, idempotency_key, request_hash)
             if replay is not None:
                 return CommandResult(replay, accepted=False)
-        env = planned(owner, request, self._settings, self._placement, self._bounds, self._clock())
-        env = env.model_copy(update={"monthly_budget": budget})
         now = self._clock()
+        env = planned(owner, request, self._settings, self._placement, self._bounds, now)
+        env = env.model_copy(update={"monthly_budget": budget})
         record = IdempotencyRecord(idempotency_key, request_hash, env.id, now) if idempotency_key else None
         change = Change(Actor.USER, "created", now)
         try:
